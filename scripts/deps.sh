@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs what deepfaked needs to build, test and run the demo on Debian 12.
+# Idempotent: each step checks first and does nothing when already satisfied.
+set -eu
+
+ORT_VERSION=1.30.0
+ORT_DIR=${ORT_DIR:-third_party/onnxruntime}
+
+pkgs="libopencv-dev opencv-data opencv-doc mosquitto mosquitto-clients python3-torch python3-torchvision python3-onnx npm pkg-config gcc g++ ca-certificates"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "deps: installing Debian packages:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+case "$(uname -m)" in
+	x86_64 | amd64) arch=x64 ;;
+	aarch64 | arm64) arch=arm64 ;;
+	*) echo "deps: no ONNX Runtime build in onnxruntime-node for $(uname -m)" >&2; exit 1 ;;
+esac
+
+lib="$ORT_DIR/libonnxruntime.so.1"
+stamp="$ORT_DIR/VERSION"
+if [ ! -f "$lib" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$ORT_VERSION-$arch" ]; then
+	echo "deps: extracting ONNX Runtime $ORT_VERSION ($arch) from npm onnxruntime-node"
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	(cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
+	tar -xzf "$tmp/onnxruntime-node-$ORT_VERSION.tgz" -C "$tmp" "package/bin/napi-v6/linux/$arch/libonnxruntime.so.1"
+	mkdir -p "$ORT_DIR"
+	install -m 0644 "$tmp/package/bin/napi-v6/linux/$arch/libonnxruntime.so.1" "$lib.tmp"
+	mv "$lib.tmp" "$lib"
+	echo "$ORT_VERSION-$arch" >"$stamp"
+fi
+echo "deps: ok (ONNX Runtime at $lib)"
