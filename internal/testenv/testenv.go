@@ -1,0 +1,153 @@
+// Package testenv finds the real parts tests run against: the repository root,
+// the shared test data, the ONNX Runtime library, free loopback ports and a
+// mosquitto broker started for the test.
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RepoRoot is the folder holding go.mod, found by walking up from the working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("getwd: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("no go.mod above the test's working directory")
+		}
+		dir = parent
+	}
+}
+
+// Shared returns the shared test-data folder ($DEEPFAKED_TESTDATA, else ../shared
+// beside the repository) and skips the test with a clear message when it is absent.
+func Shared(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("DEEPFAKED_TESTDATA")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "..", "shared")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		t.Skipf("shared test data not found at %s (set DEEPFAKED_TESTDATA): skipping a test that needs real faces, videos or trained weights", dir)
+	}
+	return dir
+}
+
+// SharedFile is Shared joined with rel; it skips when that file is missing.
+func SharedFile(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(Shared(t), rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("shared test file %s missing: %v", p, err)
+	}
+	return p
+}
+
+// ORTLibrary is the ONNX Runtime library that `make deps` extracted. Tests fail
+// (not skip) without it: it is part of the project's own set-up.
+func ORTLibrary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("DEEPFAKED_ORT_LIB"); p != "" {
+		return p
+	}
+	p := filepath.Join(RepoRoot(t), "third_party", "onnxruntime", "libonnxruntime.so.1")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("ONNX Runtime library missing at %s: run `make deps`", p)
+	}
+	return p
+}
+
+// Models returns the models/ folder written by `make models`; tests fail without it.
+func Models(t testing.TB) (backbone, head string) {
+	t.Helper()
+	dir := filepath.Join(RepoRoot(t), "models")
+	backbone, head = filepath.Join(dir, "backbone.onnx"), filepath.Join(dir, "head.onnx")
+	for _, p := range []string{backbone, head} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("model %s missing: run `make models`", p)
+		}
+	}
+	return backbone, head
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Mosquitto starts Debian's mosquitto on a free loopback port for the test and
+// returns its tcp:// URL. It is stopped when the test ends.
+func Mosquitto(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto"
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("mosquitto not installed: run `make deps`")
+		}
+	}
+	port := FreePort(t)
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	var (
+		mu  sync.Mutex
+		log strings.Builder
+	)
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			mu.Lock()
+			log.WriteString(s.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "tcp://" + addr
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("mosquitto did not listen on %s: %v\n%s", addr, err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
