@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Export torchvision's MnasNet 0.75 as the two ONNX files deepfaked loads.
+
+backbone.onnx: model.layers, input `input` [N,3,S,S] (ImageNet-normalised RGB),
+output `features` [N,1280,S/32,S/32].
+head.onnx: Flatten, BatchNorm1d, Dropout(0.5), Linear(..., 2) in eval mode,
+input `features`, output `logits` [N,2]; softmax column 1 is p_fake.
+
+Both carry deepfaked.* metadata_props that the Go side checks at load time.
+Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision, python3-onnx).
+"""
+
+import argparse
+import hashlib
+import io
+import os
+import sys
+import tempfile
+import time
+
+FORMAT_VERSION = "1"
+FEATURE_CHANNELS = 1280
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+CLASS_NAMES = ("real", "fake")
+OPSET = 13
+
+RANDOM_WARNING = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! WARNING: exporting a RANDOMLY INITIALISED backbone (--weights random).  !!
+!! These models load and run, but their verdicts MEAN NOTHING.             !!
+!! Use --weights imagenet (online) or --weights PATH.pth, then train the   !!
+!! head, before trusting any real/fake verdict.                            !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+"""
+
+
+def fail(msg):
+    print("export_model: error: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def import_torch():
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+        import onnx  # noqa: F401
+    except ImportError as e:
+        fail("%s: install python3-torch, python3-torchvision and python3-onnx (run `make deps`) "
+             "and run this script with /usr/bin/python3" % e)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_dict(path):
+    """Reads a mnasnet0_75 state_dict, or a checkpoint dict holding one."""
+    import torch
+    try:
+        obj = torch.load(path, map_location="cpu")
+    except Exception as e:  # torch raises many kinds for a bad file
+        fail("cannot read weights file %s: %s" % (path, e))
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, dict):
+        fail("weights file %s holds a %s, not a state_dict" % (path, type(obj).__name__))
+    for key in ("state_dict", "model"):
+        if key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+            break
+    # Checkpoints saved from DataParallel prefix every key with "module.".
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def build_models(weights, seed, size):
+    """Returns (backbone, head, weights_label), both in eval mode."""
+    import torch
+    import torchvision
+
+    if size <= 0 or size % 32 != 0:
+        fail("--size %d: must be a positive multiple of 32 (e.g. 128, 224, 400)" % size)
+    torch.manual_seed(seed)
+    if weights == "random":
+        model = torchvision.models.mnasnet0_75(weights=None)
+        label = "random:seed=%d" % seed
+    elif weights == "imagenet":
+        progress("downloading ImageNet weights for mnasnet0_75 (torchvision)…")
+        try:
+            model = torchvision.models.mnasnet0_75(
+                weights=torchvision.models.MNASNet0_75_Weights.IMAGENET1K_V1)
+        except Exception as e:
+            fail("could not download torchvision's ImageNet weights for mnasnet0_75 (%s). "
+                 "Offline? Copy the .pth from a machine that is online and pass "
+                 "--weights PATH.pth" % e)
+        label = "imagenet"
+    else:
+        if not os.path.isfile(weights):
+            fail("--weights %s: not 'random', 'imagenet' or an existing .pth file" % weights)
+        sd = load_state_dict(weights)
+        model = torchvision.models.mnasnet0_75(weights=None)
+        try:
+            model.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            fail("weights file %s is not a torchvision mnasnet0_75 state_dict:\n%s" % (weights, e))
+        label = "file:%s:%s" % (os.path.basename(weights), sha256_file(weights)[:12])
+
+    cells = size // 32
+    # The head is seeded on its own so that it does not depend on the backbone's source.
+    torch.manual_seed(seed)
+    head = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.BatchNorm1d(FEATURE_CHANNELS * cells * cells),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(FEATURE_CHANNELS * cells * cells, len(CLASS_NAMES)),
+    )
+    backbone = model.layers
+    backbone.eval()
+    head.eval()
+    return backbone, head, label
+
+
+def metadata(size, role, weights_label):
+    cells = size // 32
+    return {
+        "deepfaked.format_version": FORMAT_VERSION,
+        "deepfaked.role": role,
+        "deepfaked.input_size": str(size),
+        "deepfaked.mean": ",".join(str(v) for v in MEAN),
+        "deepfaked.std": ",".join(str(v) for v in STD),
+        "deepfaked.color_order": "RGB",
+        "deepfaked.class_names": ",".join(CLASS_NAMES),
+        "deepfaked.feature_shape": "%d,%d,%d" % (FEATURE_CHANNELS, cells, cells),
+        "deepfaked.weights": weights_label,
+    }
+
+
+def to_onnx(module, example, input_name, output_name, props):
+    """Exports module and returns the checked onnx.ModelProto with props attached."""
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            module, example, buf,
+            input_names=[input_name], output_names=[output_name],
+            dynamic_axes={input_name: {0: "N"}, output_name: {0: "N"}},
+            opset_version=OPSET, do_constant_folding=True)
+    proto = onnx.load_from_string(buf.getvalue())
+    del proto.metadata_props[:]
+    for k, v in sorted(props.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "deepfaked tools/export_model.py"
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def write_atomic(proto, path):
+    """Writes proto to path via a temp file in the same folder, so readers never see half a file."""
+    data = proto.SerializeToString()
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes 0600 files; models are meant to be world-readable like any other output.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", default="random",
+                   help="'random' (seeded; verdicts mean nothing), 'imagenet' (downloads), "
+                        "or a torchvision mnasnet0_75 state_dict .pth")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights and the head")
+    p.add_argument("--size", type=int, default=128, help="input side S in pixels, a multiple of 32")
+    p.add_argument("--out", default="models", help="output folder")
+    args = p.parse_args(argv)
+
+    import_torch()
+    import torch
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+    if args.weights == "random":
+        sys.stderr.write(RANDOM_WARNING)
+    t0 = time.time()
+    progress("building mnasnet0_75 (weights: %s, size %d)…" % (args.weights, args.size))
+    backbone, head, label = build_models(args.weights, args.seed, args.size)
+    os.makedirs(args.out, exist_ok=True)
+
+    cells = args.size // 32
+    progress("exporting backbone…")
+    bb = to_onnx(backbone, torch.zeros(1, 3, args.size, args.size), "input", "features",
+                 metadata(args.size, "backbone", label))
+    progress("exporting head…")
+    hd = to_onnx(head, torch.zeros(1, FEATURE_CHANNELS, cells, cells), "features", "logits",
+                 metadata(args.size, "head", label))
+
+    for name, proto in (("backbone.onnx", bb), ("head.onnx", hd)):
+        path = os.path.join(args.out, name)
+        n, digest = write_atomic(proto, path)
+        print("wrote %s (%.1f MB, sha256 %s)" % (path, n / 1e6, digest[:12]))
+    progress("done in %.1fs (weights %s)" % (time.time() - t0, label))
+    if args.weights == "random":
+        sys.stderr.write(RANDOM_WARNING)
+
+
+if __name__ == "__main__":
+    main()
