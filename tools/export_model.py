@@ -109,10 +109,19 @@ def build_models(weights, seed, size):
             fail("--weights %s: not 'random', 'imagenet' or an existing .pth file" % weights)
         sd = load_state_dict(weights)
         model = torchvision.models.mnasnet0_75(weights=None)
+        # Only model.layers is exported, so a classifier trained for another class count
+        # (e.g. 2 instead of ImageNet's 1000) is fine; everything else must match exactly.
+        layers = {k[len("layers."):]: v for k, v in sd.items() if k.startswith("layers.")}
+        stray = sorted(k for k in sd if not k.startswith(("layers.", "classifier.")))
+        if not layers or stray:
+            fail("weights file %s is not a torchvision mnasnet0_75 state_dict: %s" % (
+                weights, "no 'layers.*' keys" if not layers else
+                "unexpected keys %s" % ", ".join(stray[:5])))
         try:
-            model.load_state_dict(sd, strict=True)
+            model.layers.load_state_dict(layers, strict=True)
         except RuntimeError as e:
-            fail("weights file %s is not a torchvision mnasnet0_75 state_dict:\n%s" % (weights, e))
+            fail("weights file %s is not a torchvision mnasnet0_75 state_dict "
+                 "(wrong width multiplier?):\n%s" % (weights, e))
         label = "file:%s:%s" % (os.path.basename(weights), sha256_file(weights)[:12])
 
     cells = size // 32
