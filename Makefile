@@ -1,0 +1,67 @@
+# deepfaked: build, test and demo. On a fresh Debian 12 machine `make demo` and
+# `make test` work as the first commands run: each target installs what it needs.
+
+GO      ?= go
+PYTHON  ?= /usr/bin/python3
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+ORT_LIB := third_party/onnxruntime/libonnxruntime.so.1
+MODELS  := models/backbone.onnx models/head.onnx
+GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null) go.mod go.sum
+
+# Packages whose goroutines meet (race detector) and that touch gocv Mats (leak profile).
+RACE_PKGS := ./capture/... ./daemon/... ./infer/...
+MAT_PKGS  := ./capture/... ./daemon/... ./train/...
+
+.PHONY: all deps models build test vet demo bench fmt clean install
+
+all: build
+
+# Idempotent: installs only what is missing.
+deps:
+	@sh scripts/deps.sh
+
+$(ORT_LIB):
+	@sh scripts/deps.sh
+
+# Random weights unless told otherwise: WEIGHTS=imagenet (online) or WEIGHTS=path/to/mnasnet.pth.
+WEIGHTS ?= random
+models: deps $(MODELS)
+
+$(MODELS): tools/export_model.py
+	$(PYTHON) tools/export_model.py --weights $(WEIGHTS) --out models
+
+build: deps bin/deepfaked
+
+bin/deepfaked: $(GOFILES)
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/deepfaked
+
+vet: deps
+	$(GO) vet ./...
+
+test: deps models build vet
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
+
+demo: deps models build
+	@sh scripts/demo.sh
+
+# Pipeline throughput and latency, and per-face model time (see README).
+bench: deps models build
+	@sh scripts/bench.sh
+
+PREFIX ?= /usr/local
+# A service install: binary, ONNX Runtime, unit, an example config if none is there.
+install: build
+	install -D -m 0755 bin/deepfaked $(DESTDIR)$(PREFIX)/bin/deepfaked
+	install -D -m 0644 $(ORT_LIB) $(DESTDIR)/usr/lib/deepfaked/libonnxruntime.so.1
+	install -D -m 0644 systemd/deepfaked.service $(DESTDIR)/etc/systemd/system/deepfaked.service
+	install -d $(DESTDIR)/etc/deepfaked
+	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 configs/dev-video.yaml $(DESTDIR)/etc/deepfaked/deepfaked.yaml
+	getent passwd deepfaked >/dev/null || useradd --system --home /var/lib/deepfaked --shell /usr/sbin/nologin --groups video deepfaked
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

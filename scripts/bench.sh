@@ -1,0 +1,15 @@
+#!/bin/sh
+# Pipeline and model benchmarks, side by side in one run (see README: Benchmarks).
+# Uses ../shared's 720p video and YuNet model when present, else the demo video.
+set -eu
+cd "$(dirname "$0")/.."
+shared=${DEEPFAKED_TESTDATA:-../shared}
+video=$shared/data/videos/real/ffpp_004.mp4
+set -- --detector haar
+if [ -f "$video" ]; then
+	[ -f "$shared/models/face/yunet.onnx" ] && set -- "$@" --detector "yunet:$shared/models/face/yunet.onnx"
+else
+	echo "bench: $video not found; using the demo video and haar only" >&2
+	video=/usr/share/doc/opencv-doc/examples/data/Megamind.avi
+fi
+exec bin/deepfaked bench --config configs/demo.yaml --source "$video" "$@" --batch 1,8
