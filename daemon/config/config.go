@@ -1,0 +1,331 @@
+// Package config loads deepfaked's YAML configuration: strict keys, defaults,
+// validation and paths resolved against the config file's folder. Every problem
+// is reported with its full key path and line, all at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/deepfaked/deepfaked/infer/engine"
+)
+
+// Config is the daemon's whole configuration. After Load or Parse every default
+// is filled in and every relative path is resolved.
+type Config struct {
+	// DeviceID names this device in MQTT topics: [A-Za-z0-9_-]+.
+	DeviceID string `yaml:"device_id"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// StateDir holds the daemon's persistent state.
+	StateDir string   `yaml:"state_dir"`
+	MQTT     MQTT     `yaml:"mqtt"`
+	Model    Model    `yaml:"model"`
+	Faces    Faces    `yaml:"faces"`
+	Cameras  []Camera `yaml:"cameras"`
+
+	// Path is the file the config was loaded from (absolute); empty after Parse.
+	Path string `yaml:"-"`
+}
+
+// MQTT says where verdicts are published.
+type MQTT struct {
+	// Broker is tcp://, ssl://, tls://, ws:// or wss:// host[:port], or "embedded"
+	// to run a broker inside the daemon.
+	Broker string `yaml:"broker"`
+	// Listen is the embedded broker's host:port; only used with Broker "embedded".
+	Listen       string `yaml:"listen"`
+	ClientID     string `yaml:"client_id"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	QoS         int    `yaml:"qos"`
+	// TopicPrefix starts every topic the daemon publishes; no wildcards, no trailing /.
+	TopicPrefix string   `yaml:"topic_prefix"`
+	TLS         TLS      `yaml:"tls"`
+	KeepAlive   Duration `yaml:"keepalive"`
+}
+
+// TLS configures the connection to an ssl://, tls:// or wss:// broker.
+type TLS struct {
+	CA                 string `yaml:"ca"`
+	Cert               string `yaml:"cert"`
+	Key                string `yaml:"key"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Model is the classifier: a backbone and a head, both ONNX files.
+type Model struct {
+	Backbone string `yaml:"backbone"`
+	Head     string `yaml:"head"`
+	// Runtime is libonnxruntime.so: a path, a bare file name for the dynamic
+	// linker to find, or empty to search the usual places.
+	Runtime   string   `yaml:"runtime"`
+	Providers []string `yaml:"providers"`
+	// Threads is the intra-op thread count; 0 lets ONNX Runtime choose.
+	Threads int `yaml:"threads"`
+	// Threshold is the fake-probability cut-off; nil means the head's metadata
+	// decides, else 0.5.
+	Threshold *float64 `yaml:"threshold"`
+	BatchSize int      `yaml:"batch_size"`
+}
+
+// Faces configures the face detector.
+type Faces struct {
+	Detector string `yaml:"detector"`
+	// Model is the detector's ONNX file (yunet, ultraface) or cascade XML (haar, optional).
+	Model    string  `yaml:"model"`
+	Margin   float64 `yaml:"margin"`
+	MinSize  int     `yaml:"min_size"`
+	Score    float64 `yaml:"score"`
+	MaxFaces int     `yaml:"max_faces"`
+}
+
+// Camera is one video source.
+type Camera struct {
+	Name   string `yaml:"name"`
+	Source string `yaml:"source"`
+	// FPS is how many frames a second are analysed; 0 means every frame.
+	FPS    float64 `yaml:"fps"`
+	Loop   bool    `yaml:"loop"`
+	Width  int     `yaml:"width"`
+	Height int     `yaml:"height"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string ("30s", "1m30s").
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a duration like 30s, got %s", describe(n))
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use e.g. 500ms, 30s, 2m)", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler so that a Config round-trips.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Defaults that the documentation (docs/configuration.md) repeats.
+const (
+	DefaultLogLevel  = "info"
+	DefaultStateDir  = "/var/lib/deepfaked"
+	DefaultListen    = "127.0.0.1:1883"
+	DefaultQoS       = 1
+	DefaultKeepAlive = Duration(30 * time.Second)
+	DefaultBatchSize = 8
+	DefaultDetector  = "haar"
+	DefaultMargin    = 0.2
+	DefaultMinSize   = 40
+	DefaultScore     = 0.6
+	DefaultMaxFaces  = 8
+	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
+	EmbeddedBroker = "embedded"
+)
+
+// defaults is the config before the file is decoded over it; defaults that
+// depend on other keys are filled in by derive.
+func defaults() Config {
+	return Config{
+		LogLevel: DefaultLogLevel,
+		StateDir: DefaultStateDir,
+		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive},
+		Model:    Model{BatchSize: DefaultBatchSize},
+		Faces: Faces{
+			Detector: DefaultDetector,
+			Margin:   DefaultMargin,
+			MinSize:  DefaultMinSize,
+			Score:    DefaultScore,
+			MaxFaces: DefaultMaxFaces,
+		},
+	}
+}
+
+// derive fills in the defaults that depend on other keys.
+func (c *Config) derive() {
+	if c.LogLevel == "" {
+		c.LogLevel = DefaultLogLevel
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.MQTT.Broker == EmbeddedBroker && c.MQTT.Listen == "" {
+		c.MQTT.Listen = DefaultListen
+	}
+	if c.MQTT.ClientID == "" && c.DeviceID != "" {
+		c.MQTT.ClientID = "deepfaked-" + c.DeviceID
+	}
+	if c.MQTT.TopicPrefix == "" && c.DeviceID != "" {
+		c.MQTT.TopicPrefix = "deepfaked/" + c.DeviceID
+	}
+	if len(c.Model.Providers) == 0 {
+		c.Model.Providers = []string{engine.CPU}
+	}
+	if c.Faces.Detector == "" {
+		c.Faces.Detector = DefaultDetector
+	}
+}
+
+// Load reads, parses and validates the config file at path. Relative paths in it
+// are resolved against the file's folder.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c, err := parse(data, filepath.Dir(abs), path)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = abs
+	return c, nil
+}
+
+// Parse parses and validates a config held in memory; relative paths in it are
+// resolved against dir.
+func Parse(data []byte, dir string) (*Config, error) {
+	return parse(data, dir, "")
+}
+
+func parse(data []byte, dir, file string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		if file != "" {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return nil, err
+	}
+	c := defaults()
+	d := decoder{problems: problems{file: file}, lines: map[string]int{}}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		if doc.Kind != yaml.MappingNode && doc.ShortTag() != "!!null" {
+			// Nothing else can be said about a file that is not key: value lines.
+			d.add(doc.Line, "", "the config must be a mapping of keys (key: value lines), got "+describe(doc))
+			return nil, d.err()
+		}
+		d.value(doc, valueOf(&c), "")
+	}
+	c.derive()
+	c.resolve(dir)
+	c.check(&d.problems, d.lines)
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// resolve makes the config's relative file paths relative to dir.
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for _, p := range []*string{
+		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
+		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model,
+	} {
+		abs(p)
+	}
+	if strings.ContainsRune(c.Model.Runtime, '/') {
+		abs(&c.Model.Runtime)
+	}
+	for i := range c.Cameras {
+		if SourceIsFile(c.Cameras[i].Source) {
+			abs(&c.Cameras[i].Source)
+		}
+	}
+}
+
+// SourceIsFile reports whether a camera source is a plain file path, as opposed to
+// a device (/dev/...), a device index, a URL (scheme://...) or a gst: pipeline.
+func SourceIsFile(src string) bool {
+	switch {
+	case src == "",
+		strings.HasPrefix(src, "/dev/"),
+		strings.HasPrefix(src, "gst:"),
+		strings.Contains(src, "://"),
+		isIndex(src):
+		return false
+	}
+	return true
+}
+
+func isIndex(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// CheckFiles checks that every file the config names exists and is readable:
+// models, runtime, detector model, TLS files, password file and camera sources
+// that are plain files. Devices are not checked: they may appear later.
+func (c *Config) CheckFiles() error {
+	type file struct{ key, path string }
+	files := []file{
+		{"model.backbone", c.Model.Backbone},
+		{"model.head", c.Model.Head},
+		{"faces.model", c.Faces.Model},
+		{"mqtt.password_file", c.MQTT.PasswordFile},
+		{"mqtt.tls.ca", c.MQTT.TLS.CA},
+		{"mqtt.tls.cert", c.MQTT.TLS.Cert},
+		{"mqtt.tls.key", c.MQTT.TLS.Key},
+	}
+	// A bare library name is the dynamic linker's to find.
+	if strings.ContainsRune(c.Model.Runtime, '/') {
+		files = append(files, file{"model.runtime", c.Model.Runtime})
+	}
+	for i, cam := range c.Cameras {
+		if SourceIsFile(cam.Source) {
+			files = append(files, file{fmt.Sprintf("cameras[%d].source (%s)", i, cam.Name), cam.Source})
+		}
+	}
+	var errs []error
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := readable(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory, not a file", path)
+	}
+	return nil
+}

@@ -1,0 +1,534 @@
+package config_test
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/deepfaked/deepfaked/daemon/config"
+)
+
+// minimal is the smallest config the daemon accepts; defaults fill the rest.
+const minimal = `device_id: edge-01
+mqtt:
+  broker: tcp://127.0.0.1:1883
+model:
+  backbone: models/backbone.onnx
+  head: models/head.onnx
+faces:
+  detector: haar
+cameras:
+  - name: cam1
+    source: /path/to/video.mp4
+    fps: 0
+`
+
+func TestMinimalDefaults(t *testing.T) {
+	c, err := config.Parse([]byte(minimal), "/etc/deepfaked")
+	if err != nil {
+		t.Fatalf("minimal config rejected: %v", err)
+	}
+	for _, tc := range []struct {
+		key       string
+		got, want any
+	}{
+		{"device_id", c.DeviceID, "edge-01"},
+		{"log_level", c.LogLevel, "info"},
+		{"state_dir", c.StateDir, "/var/lib/deepfaked"},
+		{"mqtt.broker", c.MQTT.Broker, "tcp://127.0.0.1:1883"},
+		{"mqtt.listen", c.MQTT.Listen, ""},
+		{"mqtt.client_id", c.MQTT.ClientID, "deepfaked-edge-01"},
+		{"mqtt.qos", c.MQTT.QoS, 1},
+		{"mqtt.topic_prefix", c.MQTT.TopicPrefix, "deepfaked/edge-01"},
+		{"mqtt.tls", c.MQTT.TLS, config.TLS{}},
+		{"mqtt.keepalive", time.Duration(c.MQTT.KeepAlive), 30 * time.Second},
+		{"model.backbone", c.Model.Backbone, "/etc/deepfaked/models/backbone.onnx"},
+		{"model.head", c.Model.Head, "/etc/deepfaked/models/head.onnx"},
+		{"model.runtime", c.Model.Runtime, ""},
+		{"model.providers", c.Model.Providers, []string{"cpu"}},
+		{"model.threads", c.Model.Threads, 0},
+		{"model.threshold", c.Model.Threshold, (*float64)(nil)},
+		{"model.batch_size", c.Model.BatchSize, 8},
+		{"faces.detector", c.Faces.Detector, "haar"},
+		{"faces.model", c.Faces.Model, ""},
+		{"faces.margin", c.Faces.Margin, 0.2},
+		{"faces.min_size", c.Faces.MinSize, 40},
+		{"faces.score", c.Faces.Score, 0.6},
+		{"faces.max_faces", c.Faces.MaxFaces, 8},
+		{"cameras", c.Cameras, []config.Camera{{Name: "cam1", Source: "/path/to/video.mp4"}}},
+		{"Path", c.Path, ""},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %#v, want %#v", tc.key, tc.got, tc.want)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate of a parsed config: %v", err)
+	}
+}
+
+// TestExplicitValues checks that values equal to Go's zero value are kept when
+// written, and that defaults depending on other keys follow them.
+func TestExplicitValues(t *testing.T) {
+	for _, tc := range []struct {
+		path  string
+		value any
+		check func(c *config.Config) any
+		want  any
+	}{
+		{"mqtt.qos", 0, func(c *config.Config) any { return c.MQTT.QoS }, 0},
+		{"faces.margin", 0, func(c *config.Config) any { return c.Faces.Margin }, 0.0},
+		{"faces.score", 0, func(c *config.Config) any { return c.Faces.Score }, 0.0},
+		{"faces.min_size", 0, func(c *config.Config) any { return c.Faces.MinSize }, 0},
+		{"mqtt.keepalive", "0s", func(c *config.Config) any { return c.MQTT.KeepAlive }, config.Duration(0)},
+		{"mqtt.keepalive", "1m30s", func(c *config.Config) any { return c.MQTT.KeepAlive }, config.Duration(90 * time.Second)},
+		{"model.threshold", 0, func(c *config.Config) any { return *c.Model.Threshold }, 0.0},
+		{"model.threshold", 0.73, func(c *config.Config) any { return *c.Model.Threshold }, 0.73},
+		{"model.providers", []string{"tensorrt", "cuda", "cpu"}, func(c *config.Config) any { return c.Model.Providers }, []string{"tensorrt", "cuda", "cpu"}},
+		{"model.providers", []string{}, func(c *config.Config) any { return c.Model.Providers }, []string{"cpu"}},
+		{"mqtt.broker", "embedded", func(c *config.Config) any { return c.MQTT.Listen }, "127.0.0.1:1883"},
+		{"mqtt.topic_prefix", "site/a", func(c *config.Config) any { return c.MQTT.TopicPrefix }, "site/a"},
+		{"mqtt.client_id", "me", func(c *config.Config) any { return c.MQTT.ClientID }, "me"},
+		{"device_id", "pi_7", func(c *config.Config) any { return c.MQTT.TopicPrefix }, "deepfaked/pi_7"},
+		{"log_level", "", func(c *config.Config) any { return c.LogLevel }, "info"},
+		{"log_level", "debug", func(c *config.Config) any { return c.LogLevel }, "debug"},
+		{"faces", nil, func(c *config.Config) any { return c.Faces.Detector }, "haar"},
+		{"cameras[0].source", 0, func(c *config.Config) any { return c.Cameras[0].Source }, "0"},
+		{"cameras[0].loop", true, func(c *config.Config) any { return c.Cameras[0].Loop }, true},
+		{"cameras[0].fps", 2.5, func(c *config.Config) any { return c.Cameras[0].FPS }, 2.5},
+	} {
+		t.Run(tc.path+"="+yamlText(t, tc.value), func(t *testing.T) {
+			c, err := config.Parse(mutate(t, tc.path, tc.value), "/etc/deepfaked")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.check(c); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// del removes a key in mutate.
+type del struct{}
+
+func TestInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		path  string
+		value any
+		want  string
+	}{
+		{"device_id", del{}, `missing required key "device_id"`},
+		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
+		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras)`},
+		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
+		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive)`},
+		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},
+		{"mqtt.broker", del{}, `missing required key "mqtt.broker"`},
+		{"mqtt.broker", "mqtt://h:1883", `mqtt.broker: "mqtt://h:1883" is not "embedded" or a URL with scheme tcp, ssl, tls, ws, wss`},
+		{"mqtt.broker", "127.0.0.1:1883", `mqtt.broker: "127.0.0.1:1883" is not "embedded"`},
+		{"mqtt.broker", "tcp://", `mqtt.broker: "tcp://" has no host`},
+		{"mqtt.broker", "tcp://h:70000", `mqtt.broker: "tcp://h:70000": port must be 1..65535`},
+		{"mqtt.listen", "127.0.0.1:1884", `mqtt.listen: only used when mqtt.broker is "embedded"`},
+		{"mqtt.qos", 3, `mqtt.qos: must be 0, 1 or 2, got 3`},
+		{"mqtt.qos", -1, `mqtt.qos: must be 0, 1 or 2, got -1`},
+		{"mqtt.qos", "high", `mqtt.qos: expected a whole number, got "high"`},
+		{"mqtt.qos", 1.5, `mqtt.qos: expected a whole number, got "1.5"`},
+		{"mqtt.topic_prefix", "a/+/b", `mqtt.topic_prefix: "a/+/b" must not contain the wildcards + or #`},
+		{"mqtt.topic_prefix", "a/#", `mqtt.topic_prefix: "a/#" must not contain`},
+		{"mqtt.topic_prefix", "a/b/", `mqtt.topic_prefix: "a/b/" must not end with /`},
+		{"mqtt.topic_prefix", "$SYS/x", `mqtt.topic_prefix: "$SYS/x" must not start with $`},
+		{"mqtt.password_file", "pw", `mqtt.username: required when mqtt.password_file or mqtt.password_env is set`},
+		{"mqtt.password_env", "1PW", `mqtt.password_env: "1PW" is not an environment variable name`},
+		{"mqtt.tls.cert", "c.pem", `mqtt.tls.key: required when mqtt.tls.cert is set`},
+		{"mqtt.tls.key", "k.pem", `mqtt.tls.cert: required when mqtt.tls.key is set`},
+		{"mqtt.tls.ca", "ca.pem", `mqtt.tls: only used with ssl://, tls:// or wss:// brokers, not tcp://127.0.0.1:1883`},
+		{"mqtt.tls.insecure", true, `unknown key "mqtt.tls.insecure" (allowed: ca, cert, key, insecure_skip_verify)`},
+		{"mqtt.tls.insecure_skip_verify", "sure", `mqtt.tls.insecure_skip_verify: expected true or false, got "sure"`},
+		{"mqtt.keepalive", 30, `mqtt.keepalive: "30" is not a duration (use e.g. 500ms, 30s, 2m)`},
+		{"mqtt.keepalive", "-1s", `mqtt.keepalive: must be >= 0, got -1s`},
+		{"mqtt.keepalive", []int{1}, `mqtt.keepalive: expected a duration like 30s, got a list`},
+		{"model.backbone", del{}, `missing required key "model.backbone"`},
+		{"model.head", "head.pth", `model.head: "/etc/deepfaked/head.pth" is not a .onnx file`},
+		{"model.head", map[string]int{"a": 1}, `model.head: expected a string, got a mapping`},
+		{"model.providers", []string{"cpu", "npu"}, `model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`},
+		{"model.providers", []string{"cuda", "cpu", "cuda"}, `model.providers[2]: "cuda" is already listed as model.providers[0]`},
+		{"model.providers", "cpu", `model.providers: expected a list, got "cpu"`},
+		{"model.threads", -1, `model.threads: must be >= 0, got -1`},
+		{"model.threshold", 1.5, `model.threshold: must be between 0 and 1, got 1.5`},
+		{"model.threshold", math.NaN(), `model.threshold: must be between 0 and 1, got NaN`},
+		{"model.threshold", "half", `model.threshold: expected a number, got "half"`},
+		{"model.batch_size", 0, `model.batch_size: must be between 1 and 64, got 0`},
+		{"model.batch_size", 65, `model.batch_size: must be between 1 and 64, got 65`},
+		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, runtime, providers, threads, threshold, batch_size)`},
+		{"faces.detector", "hog", `faces.detector: "hog" is not one of haar, yunet, ultraface, none`},
+		{"faces.detector", "yunet", `faces.model: required for detector yunet`},
+		{"faces.detector", "ultraface", `faces.model: required for detector ultraface`},
+		{"faces.model", "cascade.onnx", `faces.model: "/etc/deepfaked/cascade.onnx" is not a .xml file`},
+		{"faces.margin", 1.5, `faces.margin: must be between 0 and 1, got 1.5`},
+		{"faces.margin", -0.1, `faces.margin: must be between 0 and 1, got -0.1`},
+		{"faces.min_size", -1, `faces.min_size: must be >= 0, got -1`},
+		{"faces.score", 2, `faces.score: must be between 0 and 1, got 2`},
+		{"faces.max_faces", 0, `faces.max_faces: must be >= 1, got 0`},
+		{"faces.minsize", 3, `unknown key "faces.minsize" (allowed: detector, model, margin, min_size, score, max_faces)`},
+		{"cameras", del{}, `cameras: at least one camera is required`},
+		{"cameras", []any{}, `cameras: at least one camera is required`},
+		{"cameras", map[string]any{"name": "x"}, `cameras: expected a list, got a mapping`},
+		{"cameras[0].name", del{}, `missing required key "cameras[0].name"`},
+		{"cameras[0].name", "cam 1", `cameras[0].name: "cam 1" may only hold letters, digits, _ and -`},
+		{"cameras[0].source", del{}, `missing required key "cameras[0].source"`},
+		{"cameras[0].fps", -1, `cameras[0].fps: must be >= 0, got -1`},
+		{"cameras[0].fps", math.Inf(1), `cameras[0].fps: must be >= 0, got +Inf`},
+		{"cameras[0].fps", "fast", `cameras[0].fps: expected a number, got "fast"`},
+		{"cameras[0].loop", "maybe", `cameras[0].loop: expected true or false, got "maybe"`},
+		{"cameras[0].width", 640, `cameras[0]: set both width and height, or neither`},
+		{"cameras[0].height", -480, `cameras[0].height: must be > 0, got -480`},
+		{"cameras[0].url", "x", `unknown key "cameras[0].url" (allowed: name, source, fps, loop, width, height)`},
+	} {
+		t.Run(tc.path+"="+yamlText(t, tc.value), func(t *testing.T) {
+			data := mutate(t, tc.path, tc.value)
+			c, err := config.Parse(data, "/etc/deepfaked")
+			if err == nil {
+				t.Fatalf("accepted:\n%s\nas %+v", data, c)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error\n%v\ndoes not contain\n%s", err, tc.want)
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *config.Error", err)
+			}
+		})
+	}
+}
+
+func TestMutuallyExclusive(t *testing.T) {
+	data := `device_id: d
+mqtt:
+  broker: ssl://broker.example:8883
+  username: u
+  password_file: pw
+  password_env: PW
+  listen: ":1883"
+model: {backbone: b.onnx, head: h.onnx}
+faces: {detector: none, model: x.xml}
+cameras: [{name: a, source: a.mp4}, {name: a, source: b.mp4}]
+`
+	_, err := config.Parse([]byte(data), "/x")
+	for _, want := range []string{
+		`line 6: mqtt.password_env: set only one of mqtt.password_file and mqtt.password_env`,
+		`line 7: mqtt.listen: only used when mqtt.broker is "embedded"`,
+		`line 9: faces.model: not used by detector none`,
+		`line 10: cameras[1].name: "a" is already used by cameras[0]`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\ndoes not contain %s", err, want)
+		}
+	}
+}
+
+// TestLoadReportsAllWithLines checks the file name, line numbers and that every
+// problem is reported at once, in line order.
+func TestLoadReportsAllWithLines(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.yaml")
+	body := `device_id: edge-01
+mqtt:
+  broker: tcp://127.0.0.1:1883
+  brokr: tcp://oops
+  qos: 1
+  qos: 2
+model:
+  backbone: b.onnx
+  head: h.onnx
+  providers: [cpu, npu]
+cameras:
+  - name: cam1
+    source: v.mp4
+    fps: -1
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	want := []string{
+		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive)`,
+		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
+		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
+		path + `: line 14: cameras[0].fps: must be >= 0, got -1`,
+	}
+	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Key != "mqtt.brokr" || ce.Line != 4 || ce.File != path {
+		t.Errorf("first error = %+v, want key mqtt.brokr at %s line 4", ce, path)
+	}
+}
+
+func TestDocumentErrors(t *testing.T) {
+	for _, tc := range []struct{ name, data, want string }{
+		{"syntax", "device_id: [", "line 1"},
+		{"list", "- a\n- b\n", `line 1: the config must be a mapping of keys (key: value lines), got a list`},
+		{"scalar", "hello", `the config must be a mapping of keys (key: value lines), got "hello"`},
+		{"empty", "", `missing required key "device_id"`},
+		{"complex key", "? [a]\n: 1\n", `keys must be plain names, got a list`},
+		{"merge key", "base: &b {detector: haar}\nfaces:\n  <<: *b\n", `unknown key "base"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.data), "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAliasesAreFollowed(t *testing.T) {
+	data := minimal + `  - &cam {name: cam2, source: "0", fps: 2}
+`
+	c, err := config.Parse([]byte(data), "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = strings.Replace(minimal, "device_id: edge-01", "device_id: &id edge-01", 1) +
+		"  - {name: *id, source: /dev/video0}\n"
+	if c, err = config.Parse([]byte(data), "/x"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Cameras[1].Name != "edge-01" {
+		t.Errorf("alias not followed: camera name %q", c.Cameras[1].Name)
+	}
+}
+
+func TestRelativePaths(t *testing.T) {
+	data := `device_id: d
+state_dir: state
+mqtt:
+  broker: tls://broker:8883
+  username: u
+  password_file: secrets/pw
+  tls: {ca: ../tls/ca.pem, cert: /etc/ssl/c.pem, key: k.pem}
+model:
+  backbone: models/b.onnx
+  head: /opt/h.onnx
+  runtime: lib/libonnxruntime.so.1
+faces: {detector: yunet, model: ./face/yunet.onnx}
+cameras:
+  - {name: file, source: videos/a.mp4}
+  - {name: parent, source: ../b.mp4}
+  - {name: abs, source: /srv/c.mp4}
+  - {name: dev, source: /dev/video0}
+  - {name: index, source: 1}
+  - {name: rtsp, source: "rtsp://cam.local/stream"}
+  - {name: http, source: "http://cam.local/mjpg"}
+  - {name: gst, source: "gst:videotestsrc ! videoconvert ! appsink"}
+`
+	c, err := config.Parse([]byte(data), "/etc/deepfaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ key, got, want string }{
+		{"state_dir", c.StateDir, "/etc/deepfaked/state"},
+		{"mqtt.password_file", c.MQTT.PasswordFile, "/etc/deepfaked/secrets/pw"},
+		{"mqtt.tls.ca", c.MQTT.TLS.CA, "/etc/tls/ca.pem"},
+		{"mqtt.tls.cert", c.MQTT.TLS.Cert, "/etc/ssl/c.pem"},
+		{"mqtt.tls.key", c.MQTT.TLS.Key, "/etc/deepfaked/k.pem"},
+		{"model.backbone", c.Model.Backbone, "/etc/deepfaked/models/b.onnx"},
+		{"model.head", c.Model.Head, "/opt/h.onnx"},
+		{"model.runtime", c.Model.Runtime, "/etc/deepfaked/lib/libonnxruntime.so.1"},
+		{"faces.model", c.Faces.Model, "/etc/deepfaked/face/yunet.onnx"},
+		{"cameras[0].source", c.Cameras[0].Source, "/etc/deepfaked/videos/a.mp4"},
+		{"cameras[1].source", c.Cameras[1].Source, "/etc/b.mp4"},
+		{"cameras[2].source", c.Cameras[2].Source, "/srv/c.mp4"},
+		{"cameras[3].source", c.Cameras[3].Source, "/dev/video0"},
+		{"cameras[4].source", c.Cameras[4].Source, "1"},
+		{"cameras[5].source", c.Cameras[5].Source, "rtsp://cam.local/stream"},
+		{"cameras[6].source", c.Cameras[6].Source, "http://cam.local/mjpg"},
+		{"cameras[7].source", c.Cameras[7].Source, "gst:videotestsrc ! videoconvert ! appsink"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.key, tc.got, tc.want)
+		}
+	}
+
+	// A bare library name is left for the dynamic linker.
+	c, err = config.Parse(mutate(t, "model.runtime", "libonnxruntime.so.1"), "/etc/deepfaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Model.Runtime != "libonnxruntime.so.1" {
+		t.Errorf("model.runtime = %q, want the bare name kept", c.Model.Runtime)
+	}
+}
+
+// TestLoadRelativeConfigPath loads a config named by a relative path: its paths
+// resolve against its own folder, not the working directory's.
+func TestLoadRelativeConfigPath(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc", "d.yaml"), []byte(minimal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	c, err := config.Load("etc/d.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "etc", "models", "backbone.onnx"); c.Model.Backbone != want {
+		t.Errorf("model.backbone = %q, want %q", c.Model.Backbone, want)
+	}
+	if want := filepath.Join(dir, "etc", "d.yaml"); c.Path != want {
+		t.Errorf("Path = %q, want %q", c.Path, want)
+	}
+	if _, err := config.Load("etc/missing.yaml"); err == nil || !strings.Contains(err.Error(), "etc/missing.yaml") {
+		t.Errorf("missing file: error %v does not name it", err)
+	}
+}
+
+func TestValidateAfterChange(t *testing.T) {
+	c, err := config.Parse([]byte(minimal), "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Model.BatchSize = 0
+	c.Cameras = append(c.Cameras, c.Cameras[0])
+	err = c.Validate()
+	for _, want := range []string{
+		"model.batch_size: must be between 1 and 64, got 0",
+		`cameras[1].name: "cam1" is already used by cameras[0]`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error %v does not contain %q", err, want)
+		}
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"b.onnx", "h.onnx", "v.mp4", "pw"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "ca.pem"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := `device_id: d
+mqtt: {broker: "ssl://b:8883", username: u, password_file: pw}
+model: {backbone: b.onnx, head: h.onnx, runtime: libonnxruntime.so.1}
+cameras:
+  - {name: a, source: v.mp4}
+  - {name: b, source: /dev/video9}
+`
+	for _, tc := range []struct {
+		name  string
+		extra string
+		want  []string
+	}{
+		{"all present", "", nil},
+		{"missing", "faces: {detector: yunet, model: yunet.onnx}\n", []string{
+			"faces.model: open " + filepath.Join(dir, "yunet.onnx") + ": no such file or directory"}},
+		{"directory", "", []string{"mqtt.tls.ca: " + filepath.Join(dir, "ca.pem") + " is a directory"}},
+		{"camera file", "", []string{"cameras[2].source (c): open " + filepath.Join(dir, "c.mp4")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := base + tc.extra
+			switch tc.name {
+			case "directory":
+				data = strings.Replace(data, "password_file: pw", "password_file: pw, tls: {ca: ca.pem}", 1)
+			case "camera file":
+				data += "  - {name: c, source: c.mp4}\n"
+			}
+			c, err := config.Parse([]byte(data), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.CheckFiles()
+			if tc.want == nil {
+				if err != nil {
+					t.Errorf("CheckFiles: %v", err)
+				}
+				return
+			}
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("CheckFiles error %v does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// mutate returns the minimal config with the value at path (dots and [i]) set,
+// or removed when value is del{}.
+func mutate(t testing.TB, path string, value any) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(minimal), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var parent any = doc
+	parts := strings.Split(path, ".")
+	for i, part := range parts {
+		name, idx := part, -1
+		if j := strings.IndexByte(part, '['); j >= 0 {
+			n, err := strconv.Atoi(strings.TrimSuffix(part[j+1:], "]"))
+			if err != nil {
+				t.Fatalf("bad path %q", path)
+			}
+			name, idx = part[:j], n
+		}
+		m := parent.(map[string]any)
+		last := i == len(parts)-1
+		if last && idx < 0 {
+			if _, ok := value.(del); ok {
+				delete(m, name)
+			} else {
+				m[name] = value
+			}
+			break
+		}
+		if m[name] == nil {
+			m[name] = map[string]any{}
+		}
+		parent = m[name]
+		if idx >= 0 {
+			list := parent.([]any)
+			if last {
+				list[idx] = value
+				break
+			}
+			parent = list[idx]
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func yamlText(t testing.TB, v any) string {
+	if _, ok := v.(del); ok {
+		return "<deleted>"
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,293 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/deepfaked/deepfaked/infer/engine"
+)
+
+var (
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	detectors     = []string{"haar", "yunet", "ultraface", "none"}
+	brokerSchemes = []string{"tcp", "ssl", "tls", "ws", "wss"}
+	tlsSchemes    = []string{"ssl", "tls", "wss"}
+)
+
+// MaxBatchSize bounds model.batch_size.
+const MaxBatchSize = 64
+
+// Validate checks a Config whose defaults are filled in (as Load and Parse
+// return it, or after changing one in code). It reports every problem at once.
+func (c *Config) Validate() error {
+	var p problems
+	c.check(&p, nil)
+	return p.err()
+}
+
+// checker reports problems with the line of the key, or of its nearest parent
+// that the file mentions.
+type checker struct {
+	p     *problems
+	lines map[string]int
+}
+
+func (k checker) line(key string) int {
+	for key != "" {
+		if l, ok := k.lines[key]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
+func (k checker) fail(key, format string, args ...any) {
+	k.p.add(k.line(key), key, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (k checker) missing(key string) {
+	k.p.add(k.line(key), key, fmt.Sprintf("missing required key %q", key))
+}
+
+// required reports a missing key and says whether the value is there.
+func (k checker) required(key, v string) bool {
+	if v == "" {
+		k.missing(key)
+		return false
+	}
+	return true
+}
+
+func (k checker) oneOf(key, v string, allowed []string) bool {
+	if !slices.Contains(allowed, v) {
+		k.fail(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		return false
+	}
+	return true
+}
+
+func (k checker) between(key string, v, lo, hi float64) {
+	if !(v >= lo && v <= hi) { // also rejects NaN
+		k.fail(key, "must be between %g and %g, got %g", lo, hi, v)
+	}
+}
+
+func (k checker) atLeast(key string, v, lo int) {
+	if v < lo {
+		k.fail(key, "must be >= %d, got %d", lo, v)
+	}
+}
+
+func (k checker) suffix(key, path, ext string) {
+	if path != "" && !strings.EqualFold(filepath.Ext(path), ext) {
+		k.fail(key, "%q is not a %s file", path, ext)
+	}
+}
+
+// isName reports whether s is a safe MQTT topic level: [A-Za-z0-9_-]+.
+func isName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isEnvName(s string) bool {
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (c *Config) check(p *problems, lines map[string]int) {
+	k := checker{p: p, lines: lines}
+	if k.required("device_id", c.DeviceID) && !isName(c.DeviceID) {
+		k.fail("device_id", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.DeviceID)
+	}
+	k.oneOf("log_level", c.LogLevel, logLevels)
+	k.required("state_dir", c.StateDir)
+	c.MQTT.check(k)
+	c.Model.check(k)
+	c.Faces.check(k)
+	if len(c.Cameras) == 0 {
+		k.fail("cameras", "at least one camera is required")
+	}
+	names := map[string]int{}
+	for i, cam := range c.Cameras {
+		cam.check(k, fmt.Sprintf("cameras[%d]", i), names, i)
+	}
+}
+
+func (m *MQTT) check(k checker) {
+	scheme := ""
+	if k.required("mqtt.broker", m.Broker) {
+		scheme = checkBroker(k, m.Broker)
+	}
+	if m.Broker == EmbeddedBroker {
+		if err := checkListen(m.Listen); err != nil {
+			k.fail("mqtt.listen", "%q: %v", m.Listen, err)
+		}
+	} else if m.Listen != "" {
+		k.fail("mqtt.listen", "only used when mqtt.broker is %q", EmbeddedBroker)
+	}
+	if m.PasswordFile != "" && m.PasswordEnv != "" {
+		k.fail("mqtt.password_env", "set only one of mqtt.password_file and mqtt.password_env")
+	}
+	if m.PasswordEnv != "" && !isEnvName(m.PasswordEnv) {
+		k.fail("mqtt.password_env", "%q is not an environment variable name", m.PasswordEnv)
+	}
+	if (m.PasswordFile != "" || m.PasswordEnv != "") && m.Username == "" {
+		k.fail("mqtt.username", "required when mqtt.password_file or mqtt.password_env is set")
+	}
+	if m.QoS < 0 || m.QoS > 2 {
+		k.fail("mqtt.qos", "must be 0, 1 or 2, got %d", m.QoS)
+	}
+	if m.TopicPrefix != "" {
+		switch t := m.TopicPrefix; {
+		case strings.ContainsAny(t, "+#\x00"):
+			k.fail("mqtt.topic_prefix", "%q must not contain the wildcards + or #", t)
+		case strings.HasSuffix(t, "/"):
+			k.fail("mqtt.topic_prefix", "%q must not end with /", t)
+		case strings.HasPrefix(t, "$"):
+			k.fail("mqtt.topic_prefix", "%q must not start with $ (reserved for the broker)", t)
+		}
+	}
+	if (m.TLS.Cert == "") != (m.TLS.Key == "") {
+		if m.TLS.Cert == "" {
+			k.fail("mqtt.tls.cert", "required when mqtt.tls.key is set")
+		} else {
+			k.fail("mqtt.tls.key", "required when mqtt.tls.cert is set")
+		}
+	}
+	if m.TLS != (TLS{}) && scheme != "" && !slices.Contains(tlsSchemes, scheme) {
+		k.fail("mqtt.tls", "only used with ssl://, tls:// or wss:// brokers, not %s", m.Broker)
+	}
+	if m.KeepAlive < 0 {
+		k.fail("mqtt.keepalive", "must be >= 0, got %s", m.KeepAlive)
+	}
+}
+
+// checkBroker returns the broker URL's scheme ("embedded" for the embedded broker),
+// or "" after reporting a problem.
+func checkBroker(k checker, b string) string {
+	if b == EmbeddedBroker {
+		return EmbeddedBroker
+	}
+	u, err := url.Parse(b)
+	if err != nil || !slices.Contains(brokerSchemes, u.Scheme) {
+		k.fail("mqtt.broker", "%q is not %q or a URL with scheme %s (e.g. tcp://broker.local:1883)",
+			b, EmbeddedBroker, strings.Join(brokerSchemes, ", "))
+		return ""
+	}
+	if u.Hostname() == "" {
+		k.fail("mqtt.broker", "%q has no host", b)
+		return ""
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			k.fail("mqtt.broker", "%q: port must be 1..65535", b)
+			return ""
+		}
+	}
+	return u.Scheme
+}
+
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port (e.g. %s)", DefaultListen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be 0..65535")
+	}
+	return nil
+}
+
+func (m *Model) check(k checker) {
+	if k.required("model.backbone", m.Backbone) {
+		k.suffix("model.backbone", m.Backbone, ".onnx")
+	}
+	if k.required("model.head", m.Head) {
+		k.suffix("model.head", m.Head, ".onnx")
+	}
+	seen := map[string]int{}
+	for i, p := range m.Providers {
+		key := fmt.Sprintf("model.providers[%d]", i)
+		if !k.oneOf(key, p, engine.KnownProviders) {
+			continue
+		}
+		if j, dup := seen[p]; dup {
+			k.fail(key, "%q is already listed as model.providers[%d]", p, j)
+		}
+		seen[p] = i
+	}
+	k.atLeast("model.threads", m.Threads, 0)
+	if m.Threshold != nil {
+		k.between("model.threshold", *m.Threshold, 0, 1)
+	}
+	if m.BatchSize < 1 || m.BatchSize > MaxBatchSize {
+		k.fail("model.batch_size", "must be between 1 and %d, got %d", MaxBatchSize, m.BatchSize)
+	}
+}
+
+func (f *Faces) check(k checker) {
+	if k.oneOf("faces.detector", f.Detector, detectors) {
+		switch f.Detector {
+		case "yunet", "ultraface":
+			if f.Model == "" {
+				k.fail("faces.model", "required for detector %s (its .onnx file)", f.Detector)
+			}
+			k.suffix("faces.model", f.Model, ".onnx")
+		case "haar":
+			k.suffix("faces.model", f.Model, ".xml")
+		case "none":
+			if f.Model != "" {
+				k.fail("faces.model", "not used by detector none")
+			}
+		}
+	}
+	k.between("faces.margin", f.Margin, 0, 1)
+	k.atLeast("faces.min_size", f.MinSize, 0)
+	k.between("faces.score", f.Score, 0, 1)
+	k.atLeast("faces.max_faces", f.MaxFaces, 1)
+}
+
+func (c *Camera) check(k checker, key string, names map[string]int, i int) {
+	if k.required(key+".name", c.Name) {
+		if !isName(c.Name) {
+			k.fail(key+".name", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.Name)
+		} else if j, dup := names[c.Name]; dup {
+			k.fail(key+".name", "%q is already used by cameras[%d]", c.Name, j)
+		} else {
+			names[c.Name] = i
+		}
+	}
+	k.required(key+".source", c.Source)
+	if !(c.FPS >= 0) || math.IsInf(c.FPS, 0) {
+		k.fail(key+".fps", "must be >= 0, got %g", c.FPS)
+	}
+	if (c.Width == 0) != (c.Height == 0) {
+		k.fail(key, "set both width and height, or neither")
+	}
+	if c.Width < 0 {
+		k.fail(key+".width", "must be > 0, got %d", c.Width)
+	}
+	if c.Height < 0 {
+		k.fail(key+".height", "must be > 0, got %d", c.Height)
+	}
+}
