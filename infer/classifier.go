@@ -1,0 +1,139 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/deepfaked/deepfaked/infer/engine"
+)
+
+// Classifier runs backbone then head on batches of faces and gives p(fake).
+// Classify calls are serialised; SwapHead and the accessors may be called from
+// any goroutine.
+type Classifier struct {
+	b    *Backbone
+	head atomic.Pointer[Head] // read without mu by HeadID; written only under mu
+
+	// mu is held for a whole batch, so SwapHead waits for the batch in flight
+	// and a verdict is never computed with a head that is half swapped or closed.
+	mu     sync.Mutex
+	closed bool
+	feat   []float32
+	logits []float32
+}
+
+// NewClassifier pairs a backbone with a head that takes its features. The
+// classifier owns both from now on: Close closes them.
+func NewClassifier(b *Backbone, h *Head) (*Classifier, error) {
+	if b == nil || h == nil {
+		return nil, errors.New("classifier needs both a backbone and a head")
+	}
+	if h.FeatureSize() != b.FeatureSize() {
+		return nil, fmt.Errorf("head %s takes %d features per face but backbone %s gives %d",
+			h.r.sess.Path, h.FeatureSize(), b.r.sess.Path, b.FeatureSize())
+	}
+	c := &Classifier{b: b}
+	c.head.Store(h)
+	return c, nil
+}
+
+// LoadClassifier loads a backbone and a head that fits it.
+func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classifier, error) {
+	b, err := LoadBackbone(eng, backbonePath)
+	if err != nil {
+		return nil, err
+	}
+	h, err := LoadHead(eng, headPath, b.FeatureSize())
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return NewClassifier(b, h)
+}
+
+// Classify runs n faces (NCHW, n*3*S*S floats, preprocessed as Meta says)
+// through the backbone and head, one run each, and writes p(fake) for each
+// face into pFake[:n]. It returns the ID of the head that made these verdicts.
+func (c *Classifier) Classify(input []float32, n int, pFake []float32) (headID string, err error) {
+	if len(pFake) < n {
+		return "", fmt.Errorf("classify: pFake holds %d values, a batch of %d needs %d", len(pFake), n, n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", errors.New("classify: classifier is closed")
+	}
+	h := c.head.Load()
+	if h.FeatureSize() != c.b.FeatureSize() {
+		return "", fmt.Errorf("classify: head %s takes %d features per face but the backbone gives %d", h.id, h.FeatureSize(), c.b.FeatureSize())
+	}
+	if n < 1 {
+		return "", fmt.Errorf("classify: batch size %d: want at least 1", n)
+	}
+	if need := n * c.b.FeatureSize(); len(c.feat) < need {
+		c.feat = make([]float32, need)
+		c.logits = make([]float32, 2*n)
+	}
+	if err := c.b.Features(input, n, c.feat); err != nil {
+		return "", err
+	}
+	if err := h.Logits(c.feat, n, c.logits); err != nil {
+		return "", err
+	}
+	for i := range n {
+		// softmax(l)[1] = 1/(1+e^(l0-l1)): overflow only saturates to 0 or 1.
+		d := float64(c.logits[2*i]) - float64(c.logits[2*i+1])
+		p := 1 / (1 + math.Exp(d))
+		if math.IsNaN(p) {
+			return "", fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d", h.id, c.logits[2*i:2*i+2], i, n)
+		}
+		pFake[i] = float32(p)
+	}
+	return h.id, nil
+}
+
+// SwapHead makes h the head for every later batch and returns the previous
+// one, which the caller should Close. It waits for the batch in flight, which
+// finishes with the head it started with. h must take FeatureSize() features
+// (load it with LoadHead(eng, path, c.FeatureSize())); a head that does not
+// fit makes Classify fail. It panics on a nil head.
+func (c *Classifier) SwapHead(h *Head) (old *Head) {
+	if h == nil {
+		panic("infer: SwapHead(nil)")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.head.Swap(h)
+}
+
+// Close waits for the batch in flight, then closes the backbone and the current head.
+func (c *Classifier) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return errors.Join(c.b.Close(), c.head.Load().Close())
+}
+
+// InputSize is the face crop side S the backbone takes.
+func (c *Classifier) InputSize() int { return c.b.meta.InputSize }
+
+// Meta is the backbone's metadata: how faces must be preprocessed.
+func (c *Classifier) Meta() Metadata { return c.b.meta }
+
+// FeatureSize is the number of features per face a head must take.
+func (c *Classifier) FeatureSize() int { return c.b.FeatureSize() }
+
+// BackboneID is the backbone file's sha256 prefix.
+func (c *Classifier) BackboneID() string { return c.b.id }
+
+// HeadID is the current head file's sha256 prefix.
+func (c *Classifier) HeadID() string { return c.head.Load().id }
+
+// Threshold is the current head's stored decision threshold (0 when none).
+func (c *Classifier) Threshold() float64 { return c.head.Load().Threshold() }
