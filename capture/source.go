@@ -50,8 +50,13 @@ type Source struct {
 // Live reports whether frames arrive in real time (everything but a file).
 func (s Source) Live() bool { return s.Kind != File }
 
+// String is the source for logs and errors: a URL's password is masked.
 func (s Source) String() string {
 	switch {
+	case s.Kind == Stream:
+		if u, err := url.Parse(s.Target); err == nil {
+			return u.Redacted()
+		}
 	case s.Kind == Device && s.Target == "":
 		return strconv.Itoa(s.Index)
 	case s.Kind == GStreamer:
