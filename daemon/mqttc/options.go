@@ -1,0 +1,165 @@
+// Package mqttc is everything MQTT in deepfaked: a publisher that rides out
+// broker restarts, the embedded broker, a subscriber for `deepfaked watch`, and
+// the TLS and password loading their options need.
+package mqttc
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Options configure a connection to a broker, for publishing or subscribing.
+type Options struct {
+	Broker         string      // tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss:// URL
+	ClientID       string      // must be unique on the broker: a second client with the same ID kicks the first off
+	Username       string      //
+	Password       string      //
+	TLS            *tls.Config // for ssl://, tls://, mqtts:// and wss://; nil uses the system roots
+	QoS            byte        // 0, 1 or 2; 1 or 2 to keep messages across a broker restart
+	StatusTopic    string      // retained "online"/"offline" (and the last will); empty for none
+	KeepAlive      time.Duration
+	ConnectTimeout time.Duration // how long Connect waits for the first connection; also each attempt's limit
+	MaxPending     int           // messages kept while the broker is unreachable; beyond it Publish fails
+}
+
+// Payloads on StatusTopic.
+const (
+	StatusOnline  = "online"
+	StatusOffline = "offline"
+)
+
+const (
+	defaultKeepAlive      = 30 * time.Second
+	defaultConnectTimeout = 10 * time.Second
+	defaultMaxPending     = 1000
+	// MQTT packet ids are 16-bit, so paho cannot hold more QoS>0 messages in flight.
+	maxPendingLimit = 65000
+	// Retry quickly at start (the embedded broker or a local mosquitto may come up a moment
+	// later) and keep reconnect back-off short: an edge device wants its verdicts flowing again soon.
+	connectRetryInterval = time.Second
+	maxReconnectInterval = 30 * time.Second
+	// A publish to a stalled connection fails (and the connection is dropped and
+	// retried) rather than holding up the caller.
+	writeTimeout = 5 * time.Second
+	// How long Disconnect lets paho finish work in hand.
+	disconnectQuiesceMS = 250
+)
+
+// withDefaults validates o and fills in zero values.
+func (o Options) withDefaults() (Options, error) {
+	if err := checkBroker(o.Broker); err != nil {
+		return o, err
+	}
+	if o.QoS > 2 {
+		return o, fmt.Errorf("mqtt: broker %s: qos %d is not 0, 1 or 2", o.Broker, o.QoS)
+	}
+	if o.KeepAlive < 0 || o.ConnectTimeout < 0 || o.MaxPending < 0 {
+		return o, fmt.Errorf("mqtt: broker %s: negative keep-alive, connect timeout or max pending", o.Broker)
+	}
+	if o.MaxPending > maxPendingLimit {
+		return o, fmt.Errorf("mqtt: broker %s: max pending %d exceeds %d (MQTT packet ids are 16-bit)", o.Broker, o.MaxPending, maxPendingLimit)
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = defaultKeepAlive
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = defaultConnectTimeout
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = defaultMaxPending
+	}
+	return o, nil
+}
+
+// checkBroker rejects what paho would silently ignore or fail on later: an
+// unparsable URL, an unknown scheme, a missing host or port.
+func checkBroker(broker string) error {
+	if broker == "" {
+		return fmt.Errorf("mqtt: no broker URL given")
+	}
+	u, err := url.Parse(broker)
+	if err != nil {
+		return fmt.Errorf("mqtt: broker %q: %w", broker, err)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+		if u.Port() == "" {
+			return fmt.Errorf("mqtt: broker %q: missing port (e.g. %s://%s:1883)", broker, u.Scheme, u.Hostname())
+		}
+	case "ws", "wss":
+	default:
+		return fmt.Errorf("mqtt: broker %q: scheme %q is not tcp, ssl, tls, mqtt, mqtts, ws or wss", broker, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("mqtt: broker %q: missing host", broker)
+	}
+	return nil
+}
+
+// lastError keeps the most recent connection failure so a timeout can say why.
+type lastError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (l *lastError) set(err error) {
+	l.mu.Lock()
+	l.err = err
+	l.mu.Unlock()
+}
+
+func (l *lastError) get() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// clientOptions is what publisher and subscriber share: retrying connects,
+// auto-reconnect, and connection events logged and remembered.
+func clientOptions(o Options, log *slog.Logger, last *lastError) *mqtt.ClientOptions {
+	co := mqtt.NewClientOptions().
+		AddBroker(o.Broker).
+		SetClientID(o.ClientID).
+		SetUsername(o.Username).
+		SetPassword(o.Password).
+		SetKeepAlive(o.KeepAlive).
+		SetConnectTimeout(o.ConnectTimeout).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(connectRetryInterval).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(maxReconnectInterval).
+		SetWriteTimeout(writeTimeout).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			log.Warn("mqtt connection lost", "broker", o.Broker, "err", err)
+		}).
+		SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
+			switch n := n.(type) {
+			case mqtt.ConnectionNotificationBrokerFailed:
+				last.set(n.Reason)
+				log.Debug("mqtt connect attempt failed", "broker", o.Broker, "err", n.Reason)
+			case mqtt.ConnectionNotificationFailed:
+				last.set(n.Reason)
+			}
+		})
+	if o.TLS != nil {
+		co.SetTLSConfig(o.TLS)
+	}
+	return co
+}
+
+// waitToken waits for t until ctx is done.
+func waitToken(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,300 @@
+package mqttc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+func TestOptionsRejectBadBroker(t *testing.T) {
+	for _, tc := range []struct {
+		broker, want string
+	}{
+		{"", "no broker URL"},
+		{"localhost:1883", "scheme"},
+		{"http://127.0.0.1:1883", `scheme "http"`},
+		{"tcp://127.0.0.1", "missing port"},
+		{"tcp://:1883", "missing host"},
+		{"ssl://[::1", "ssl://[::1"},
+		{"tcp://127.0.0.1:1883\x7f", "invalid control character"},
+	} {
+		t.Run(tc.broker, func(t *testing.T) {
+			_, err := Connect(context.Background(), Options{Broker: tc.broker}, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Connect(%q) = %v, want error containing %q", tc.broker, err, tc.want)
+			}
+			err = Subscribe(context.Background(), Options{Broker: tc.broker}, []string{"x"}, func(string, []byte) {})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Subscribe(%q) = %v, want error containing %q", tc.broker, err, tc.want)
+			}
+		})
+	}
+	for _, ok := range []string{"tcp://127.0.0.1:1883", "mqtt://broker:1883", "ssl://h:8883", "tls://h:8883", "mqtts://h:8883", "ws://h/mqtt", "wss://h:443/mqtt"} {
+		if err := checkBroker(ok); err != nil {
+			t.Errorf("checkBroker(%q) = %v, want nil", ok, err)
+		}
+	}
+	if _, err := Connect(context.Background(), Options{Broker: "tcp://h:1", QoS: 3}, nil); err == nil || !strings.Contains(err.Error(), "qos 3") {
+		t.Errorf("QoS 3: got %v", err)
+	}
+	if _, err := Connect(context.Background(), Options{Broker: "tcp://h:1", MaxPending: 70000}, nil); err == nil || !strings.Contains(err.Error(), "max pending") {
+		t.Errorf("MaxPending 70000: got %v", err)
+	}
+}
+
+func FuzzCheckBroker(f *testing.F) {
+	for _, s := range []string{"tcp://127.0.0.1:1883", "ws://h/mqtt", "ssl://[::1]:8883", "x", "tcp://:1", "%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := checkBroker(s)
+		if err == nil {
+			// Whatever passes must be something paho can dial.
+			if _, err := (Options{Broker: s}).withDefaults(); err != nil {
+				t.Fatalf("checkBroker passed %q but withDefaults failed: %v", s, err)
+			}
+			if !strings.Contains(s, "://") {
+				t.Fatalf("checkBroker passed %q without a scheme", s)
+			}
+			return
+		}
+		if s != "" && !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
+			t.Fatalf("error %q does not name the broker %q", err, s)
+		}
+	})
+}
+
+func TestConnectUnreachable(t *testing.T) {
+	port := testenv.FreePort(t) // nothing listens there
+	broker := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration // Options.ConnectTimeout
+		ctx     time.Duration // caller's deadline; 0 for none
+		want    []string
+	}{
+		{"connect timeout", 1500 * time.Millisecond, 0, []string{broker, "deadline exceeded", "connection refused"}},
+		{"caller deadline", time.Minute, 1500 * time.Millisecond, []string{broker, "deadline exceeded"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tc.ctx > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.ctx)
+				defer cancel()
+			}
+			start := time.Now()
+			p, err := Connect(ctx, Options{Broker: broker, ConnectTimeout: tc.timeout}, nil)
+			took := time.Since(start)
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatal("connected to a port nothing listens on")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %v is not a deadline", err)
+			}
+			if took < time.Second || took > 4*time.Second {
+				t.Errorf("gave up after %v, want about 1.5s", took)
+			}
+		})
+	}
+}
+
+func TestPublishSubscribeRoundTrip(t *testing.T) {
+	for _, b := range brokers {
+		for _, qos := range []byte{0, 1, 2} {
+			t.Run(fmt.Sprintf("%s/qos%d", b.name, qos), func(t *testing.T) {
+				url := b.start(t)
+				got := subscribe(t, url, "verdicts/#")
+				p, err := Connect(context.Background(), Options{Broker: url, ClientID: clientID("pub"), QoS: qos}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []message
+				for i := range 20 {
+					m := message{fmt.Sprintf("verdicts/cam%d", i%3), fmt.Sprintf(`{"seq":%d}`, i)}
+					want = append(want, m)
+					if err := p.Publish(m.topic, []byte(m.payload)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := p.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				for i, w := range want {
+					select {
+					case m := <-got:
+						if m != w {
+							t.Fatalf("message %d: got %v, want %v", i, m, w)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatalf("message %d (%v) never arrived", i, w)
+					}
+				}
+				if err := p.Publish("verdicts/late", nil); !errors.Is(err, ErrClosed) {
+					t.Errorf("Publish after Close = %v, want ErrClosed", err)
+				}
+			})
+		}
+	}
+}
+
+// TestStatusLifecycle: retained online after connect, offline as last will
+// when the network dies, online again after reconnecting, offline after Close.
+func TestStatusLifecycle(t *testing.T) {
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) {
+			url := b.start(t)
+			net := newProxy(t, strings.TrimPrefix(url, "tcp://"))
+			const status = "deepfaked/test/status"
+			log, logs := newLog()
+			p, err := Connect(context.Background(), Options{Broker: net.url(), ClientID: clientID("pub"), QoS: 1, StatusTopic: status, KeepAlive: 2 * time.Second}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Subscribing after Connect returned: "online" must be there, retained.
+			got := subscribe(t, url, status)
+			expect(t, got, status, StatusOnline, 5*time.Second)
+
+			net.cut(true)
+			expect(t, got, status, StatusOffline, 5*time.Second)
+			net.unblock()
+			expect(t, got, status, StatusOnline, 15*time.Second)
+			for _, want := range []string{"mqtt connection lost", "mqtt reconnected"} {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, logs)
+				}
+			}
+
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, got, status, StatusOffline, 5*time.Second)
+			// A later subscriber sees the retained offline.
+			expect(t, subscribe(t, url, status), status, StatusOffline, 5*time.Second)
+		})
+	}
+}
+
+// TestBrokerRestartLosesNothing kills mosquitto, publishes while it is down,
+// restarts it on the same port and checks that every message arrives.
+func TestBrokerRestartLosesNothing(t *testing.T) {
+	m := testenv.StartMosquitto(t, "")
+	// The publisher goes through a proxy held shut until the subscriber is back
+	// (this mosquitto keeps no sessions across restarts, so a message arriving
+	// before the subscriber would be dropped by the broker, not by us).
+	net := newProxy(t, m.Addr())
+	const n = 200
+	log, logs := newLog()
+	p, err := Connect(context.Background(), Options{Broker: net.url(), ClientID: clientID("pub"), QoS: 1, StatusTopic: "restart/status"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := subscribe(t, m.URL(), "restart/data")
+	if err := p.Publish("restart/data", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, got, "restart/data", "before", 5*time.Second)
+
+	m.Stop()
+	net.cut(true)
+	start := time.Now()
+	for i := range n {
+		if err := p.Publish("restart/data", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("publish %d while the broker is down: %v", i, err)
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("%d publishes with the broker down took %v; Publish must not wait for it", n, took)
+	}
+	m.Start()
+	got = subscribe(t, m.URL(), "restart/data")
+	net.unblock()
+	restarted := time.Now()
+
+	// QoS 1 is at least once: "before" may come again, and so may any other.
+	seen := make([]int, n)
+	arrived, dups := 0, 0
+	deadline := time.After(40 * time.Second)
+	for arrived < n {
+		select {
+		case msg := <-got:
+			i, err := strconv.Atoi(msg.payload)
+			switch {
+			case msg.payload == "before":
+				dups++
+			case err != nil || i < 0 || i >= n:
+				t.Fatalf("unexpected message %q", msg.payload)
+			case seen[i] > 0:
+				dups++
+			default:
+				arrived++
+			}
+			if err == nil {
+				seen[i]++
+			}
+		case <-deadline:
+			t.Fatalf("after the restart %d of %d messages arrived\n%s", arrived, n, logs)
+		}
+	}
+	t.Logf("all %d messages delivered %v after the broker came back (%d duplicates)", n, time.Since(restarted).Round(time.Millisecond), dups)
+	for _, want := range []string{"mqtt connection lost", "mqtt reconnected"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPublishBacklogBounded: with the broker unreachable, Publish keeps
+// returning at once, fails beyond MaxPending, and Close gives up at its deadline.
+func TestPublishBacklogBounded(t *testing.T) {
+	url := testenv.Mosquitto(t)
+	net := newProxy(t, strings.TrimPrefix(url, "tcp://"))
+	const max = 5
+	p, err := Connect(context.Background(), Options{Broker: net.url(), ClientID: clientID("pub"), QoS: 1, MaxPending: max}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.cut(true)
+	var accepted, refused int
+	for i := range 3 * max {
+		err := p.Publish("backlog", []byte(fmt.Sprint(i)))
+		switch {
+		case err == nil:
+			accepted++
+		case strings.Contains(err.Error(), "await delivery") && strings.Contains(err.Error(), net.url()):
+			refused++
+		default:
+			t.Fatalf("publish %d: unexpected error %v", i, err)
+		}
+	}
+	if accepted != max || refused != 2*max {
+		t.Errorf("accepted %d, refused %d; want %d accepted", accepted, refused, max)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = p.Close(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not acknowledged") {
+		t.Errorf("Close with undelivered messages = %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v past its 500ms deadline", took)
+	}
+}

@@ -1,0 +1,66 @@
+package mqttc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Subscribe connects to opts.Broker (retrying until ctx is done, since the
+// broker may come up later), subscribes to topics with opts.QoS after every
+// (re)connect, and calls handle for each message, one at a time, in arrival
+// order, until ctx is done; then it returns nil. It returns an error for bad
+// options or when the broker refuses a subscription. opts.StatusTopic is not
+// used: a watcher must not announce itself as the daemon. Give it a ClientID of
+// its own (or none) so it does not take over the daemon's session.
+func Subscribe(ctx context.Context, opts Options, topics []string, handle func(topic string, payload []byte)) error {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	if len(topics) == 0 {
+		return fmt.Errorf("mqtt: broker %s: no topics to subscribe to", opts.Broker)
+	}
+	filters := make(map[string]byte, len(topics))
+	for _, t := range topics {
+		if t == "" {
+			return fmt.Errorf("mqtt: broker %s: empty topic filter", opts.Broker)
+		}
+		filters[t] = opts.QoS
+	}
+	onMessage := func(_ mqtt.Client, m mqtt.Message) { handle(m.Topic(), m.Payload()) }
+	refused := make(chan error, 1)
+	var last lastError
+	log := slog.New(slog.DiscardHandler)
+	co := clientOptions(opts, log, &last).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			t := c.SubscribeMultiple(filters, onMessage)
+			t.Wait()
+			err := t.Error()
+			if err == nil {
+				// A broker refuses one filter with return code 0x80, not an error.
+				for topic, code := range t.(*mqtt.SubscribeToken).Result() {
+					if code == 0x80 {
+						err = fmt.Errorf("subscription to %q refused", topic)
+					}
+				}
+			}
+			if err != nil {
+				select {
+				case refused <- fmt.Errorf("mqtt: broker %s: subscribe %v: %w", opts.Broker, topics, err):
+				default:
+				}
+			}
+		})
+	client := mqtt.NewClient(co)
+	client.Connect() // retries on its own until connected or disconnected below
+	defer client.Disconnect(disconnectQuiesceMS)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-refused:
+		return err
+	}
+}

@@ -1,0 +1,116 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// MosquittoBroker is a mosquitto a test can stop and start again on the same
+// port, to check that clients ride out a broker restart.
+type MosquittoBroker struct {
+	t    testing.TB
+	bin  string
+	conf string
+	addr string
+
+	mu  sync.Mutex // guards cmd and log
+	cmd *exec.Cmd
+	log strings.Builder
+}
+
+// StartMosquitto starts mosquitto on a free loopback port, with extraConf
+// appended to its listener section (e.g. "cafile ...\ncertfile ...\nkeyfile ...\n"
+// for TLS). It is stopped when the test ends.
+func StartMosquitto(t testing.TB, extraConf string) *MosquittoBroker {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		bin = "/usr/sbin/mosquitto"
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("mosquitto not installed: run `make deps`")
+		}
+	}
+	m := &MosquittoBroker{t: t, bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
+	m.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
+	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n%s",
+		m.addr[strings.LastIndexByte(m.addr, ':')+1:], extraConf)
+	if err := os.WriteFile(m.conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	m.Start()
+	return m
+}
+
+// Addr is host:port of the listener.
+func (m *MosquittoBroker) Addr() string { return m.addr }
+
+// URL is the tcp:// URL of the listener.
+func (m *MosquittoBroker) URL() string { return "tcp://" + m.addr }
+
+// Start (re)starts mosquitto on its port and waits until it listens.
+func (m *MosquittoBroker) Start() {
+	m.t.Helper()
+	m.mu.Lock()
+	if m.cmd != nil {
+		m.mu.Unlock()
+		m.t.Fatalf("mosquitto on %s already running", m.addr)
+	}
+	cmd := exec.Command(m.bin, "-c", m.conf)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		m.mu.Unlock()
+		m.t.Fatalf("start mosquitto: %v", err)
+	}
+	m.cmd = cmd
+	m.mu.Unlock()
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			m.mu.Lock()
+			m.log.WriteString(s.Text() + "\n")
+			m.mu.Unlock()
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", m.addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("mosquitto did not listen on %s: %v\n%s", m.addr, err, m.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills mosquitto (SIGKILL, as in a crash: no clean goodbye to clients)
+// and waits for it to exit. Stopping a stopped broker does nothing.
+func (m *MosquittoBroker) Stop() {
+	m.mu.Lock()
+	cmd := m.cmd
+	m.cmd = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// Log is what mosquitto wrote to stderr so far, for failure messages.
+func (m *MosquittoBroker) Log() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.log.String()
+}
