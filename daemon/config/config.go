@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/infer/engine"
 )
 
@@ -249,34 +250,14 @@ func (c *Config) resolve(dir string) {
 	if strings.ContainsRune(c.Model.Runtime, '/') {
 		abs(&c.Model.Runtime)
 	}
+	// Devices, indexes, URLs and gst: pipelines are not files; unparsable
+	// sources are left as written for check to report.
 	for i := range c.Cameras {
-		if SourceIsFile(c.Cameras[i].Source) {
+		if src, err := capture.ParseSource(c.Cameras[i].Source); err == nil && src.Kind == capture.File {
+			c.Cameras[i].Source = src.Target
 			abs(&c.Cameras[i].Source)
 		}
 	}
-}
-
-// SourceIsFile reports whether a camera source is a plain file path, as opposed to
-// a device (/dev/...), a device index, a URL (scheme://...) or a gst: pipeline.
-func SourceIsFile(src string) bool {
-	switch {
-	case src == "",
-		strings.HasPrefix(src, "/dev/"),
-		strings.HasPrefix(src, "gst:"),
-		strings.Contains(src, "://"),
-		isIndex(src):
-		return false
-	}
-	return true
-}
-
-func isIndex(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // CheckFiles checks that every file the config names exists and is readable:
@@ -298,7 +279,7 @@ func (c *Config) CheckFiles() error {
 		files = append(files, file{"model.runtime", c.Model.Runtime})
 	}
 	for i, cam := range c.Cameras {
-		if SourceIsFile(cam.Source) {
+		if src, err := capture.ParseSource(cam.Source); err == nil && src.Kind == capture.File {
 			files = append(files, file{fmt.Sprintf("cameras[%d].source (%s)", i, cam.Name), cam.Source})
 		}
 	}

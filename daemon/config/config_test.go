@@ -185,6 +185,9 @@ func TestInvalid(t *testing.T) {
 		{"cameras[0].name", del{}, `missing required key "cameras[0].name"`},
 		{"cameras[0].name", "cam 1", `cameras[0].name: "cam 1" may only hold letters, digits, _ and -`},
 		{"cameras[0].source", del{}, `missing required key "cameras[0].source"`},
+		{"cameras[0].source", "gst:videotestsrc ! autovideosink", `cameras[0].source: camera source "gst:videotestsrc ! autovideosink": GStreamer pipeline must end in appsink`},
+		{"cameras[0].source", "ftp://h/v.mp4", `cameras[0].source: camera source "ftp://h/v.mp4": unsupported URL scheme "ftp"`},
+		{"cameras[0].source", "videos/", `cameras[0].source: camera source "videos/": is a folder`},
 		{"cameras[0].fps", -1, `cameras[0].fps: must be >= 0, got -1`},
 		{"cameras[0].fps", math.Inf(1), `cameras[0].fps: must be >= 0, got +Inf`},
 		{"cameras[0].fps", "fast", `cameras[0].fps: expected a number, got "fast"`},
@@ -334,6 +337,8 @@ cameras:
   - {name: rtsp, source: "rtsp://cam.local/stream"}
   - {name: http, source: "http://cam.local/mjpg"}
   - {name: gst, source: "gst:videotestsrc ! videoconvert ! appsink"}
+  - {name: gstupper, source: "GST:videotestsrc ! appsink"}
+  - {name: spaced, source: " videos/a.mp4 "}
 `
 	c, err := config.Parse([]byte(data), "/etc/deepfaked")
 	if err != nil {
@@ -357,6 +362,8 @@ cameras:
 		{"cameras[5].source", c.Cameras[5].Source, "rtsp://cam.local/stream"},
 		{"cameras[6].source", c.Cameras[6].Source, "http://cam.local/mjpg"},
 		{"cameras[7].source", c.Cameras[7].Source, "gst:videotestsrc ! videoconvert ! appsink"},
+		{"cameras[8].source", c.Cameras[8].Source, "GST:videotestsrc ! appsink"},
+		{"cameras[9].source", c.Cameras[9].Source, "/etc/deepfaked/videos/a.mp4"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.key, tc.got, tc.want)

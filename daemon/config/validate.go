@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/infer/engine"
 )
 
@@ -277,7 +278,11 @@ func (c *Camera) check(k checker, key string, names map[string]int, i int) {
 			names[c.Name] = i
 		}
 	}
-	k.required(key+".source", c.Source)
+	if k.required(key+".source", c.Source) {
+		if _, err := capture.ParseSource(c.Source); err != nil {
+			k.fail(key+".source", "%v", err)
+		}
+	}
 	if !(c.FPS >= 0) || math.IsInf(c.FPS, 0) {
 		k.fail(key+".fps", "must be >= 0, got %g", c.FPS)
 	}
