@@ -52,12 +52,14 @@ bench: deps models build
 
 PREFIX ?= /usr/local
 # A service install: binary, ONNX Runtime, unit, an example config if none is there.
-install: build
+install: build models
 	install -D -m 0755 bin/deepfaked $(DESTDIR)$(PREFIX)/bin/deepfaked
 	install -D -m 0644 $(ORT_LIB) $(DESTDIR)/usr/lib/deepfaked/libonnxruntime.so.1
 	install -D -m 0644 systemd/deepfaked.service $(DESTDIR)/etc/systemd/system/deepfaked.service
 	install -d $(DESTDIR)/etc/deepfaked
-	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 configs/dev-video.yaml $(DESTDIR)/etc/deepfaked/deepfaked.yaml
+	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 configs/raspberry-pi.yaml $(DESTDIR)/etc/deepfaked/deepfaked.yaml
+	install -d $(DESTDIR)/var/lib/deepfaked/models
+	for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m; done
 	getent passwd deepfaked >/dev/null || useradd --system --home /var/lib/deepfaked --shell /usr/sbin/nologin --groups video deepfaked
 
 fmt:
