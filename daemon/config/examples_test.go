@@ -58,8 +58,8 @@ func TestDemoConfig(t *testing.T) {
 	if !reflect.DeepEqual(c.Cameras, want) {
 		t.Errorf("cameras = %+v, want %+v", c.Cameras, want)
 	}
-	if c.MQTT.Broker != config.EmbeddedBroker || c.MQTT.Listen != "127.0.0.1:1883" || c.Faces.Detector != "haar" {
-		t.Errorf("mqtt %q on %q, detector %q: want the embedded broker on 127.0.0.1:1883 and haar",
+	if c.MQTT.Broker != config.EmbeddedBroker || c.MQTT.Listen != "127.0.0.1:18830" || c.Faces.Detector != "haar" {
+		t.Errorf("mqtt %q on %q, detector %q: want the embedded broker on 127.0.0.1:18830 (clear of a system mosquitto) and haar",
 			c.MQTT.Broker, c.MQTT.Listen, c.Faces.Detector)
 	}
 	if _, err := os.Stat(video); err != nil {
