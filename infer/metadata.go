@@ -71,7 +71,7 @@ func (m Metadata) FeatureSize() int { return m.FeatureShape[0] * m.FeatureShape[
 
 // ParseMetadata reads a model's metadata_props. Keys that are present must be
 // well formed; absent keys keep their defaults (FeatureShape follows InputSize
-// at MnasNet's stride of 32). With no deepfaked.* key at all the result is
+// at MnasNet's stride of 32, rounding up). With no deepfaked.* key at all the result is
 // DefaultMetadata with Defaulted set, and the caller should warn.
 func ParseMetadata(props map[string]string) (Metadata, error) {
 	m := DefaultMetadata()
@@ -106,7 +106,7 @@ func ParseMetadata(props map[string]string) (Metadata, error) {
 			return m, fmt.Errorf("metadata %s=%q: want a whole number of pixels from 32 to 4096", KeyInputSize, v)
 		}
 		m.InputSize = n
-		m.FeatureShape = [3]int{1280, n / 32, n / 32}
+		m.FeatureShape = [3]int{1280, (n + 31) / 32, (n + 31) / 32}
 	}
 	for _, f := range []struct {
 		key string

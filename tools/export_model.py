@@ -2,7 +2,7 @@
 """Export torchvision's MnasNet 0.75 as the two ONNX files deepfaked loads.
 
 backbone.onnx: model.layers, input `input` [N,3,S,S] (ImageNet-normalised RGB),
-output `features` [N,1280,S/32,S/32].
+output `features` [N,1280,ceil(S/32),ceil(S/32)].
 head.onnx: Flatten, BatchNorm1d, Dropout(0.5), Linear(..., 2) in eval mode,
 input `features`, output `logits` [N,2]; softmax column 1 is p_fake.
 
@@ -84,12 +84,14 @@ def load_state_dict(path):
 
 
 def build_models(weights, seed, size):
-    """Returns (backbone, head, weights_label), both in eval mode."""
+    """Returns (backbone, head, weights_label, feature_cells), modules in eval mode."""
     import torch
     import torchvision
 
-    if size <= 0 or size % 32 != 0:
-        fail("--size %d: must be a positive multiple of 32 (e.g. 128, 224, 400)" % size)
+    if size < 32:
+        fail("--size %d: must be at least 32 pixels (e.g. 128, 224, 400)" % size)
+    if size % 32:
+        progress("note: --size %d is not a multiple of 32; the last feature cells see padding" % size)
     torch.manual_seed(seed)
     if weights == "random":
         model = torchvision.models.mnasnet0_75(weights=None)
@@ -124,7 +126,8 @@ def build_models(weights, seed, size):
                  "(wrong width multiplier?):\n%s" % (weights, e))
         label = "file:%s:%s" % (os.path.basename(weights), sha256_file(weights)[:12])
 
-    cells = size // 32
+    backbone = model.layers
+    cells = feature_cells(backbone, size)
     # The head is seeded on its own so that it does not depend on the backbone's source.
     torch.manual_seed(seed)
     head = torch.nn.Sequential(
@@ -133,14 +136,22 @@ def build_models(weights, seed, size):
         torch.nn.Dropout(0.5),
         torch.nn.Linear(FEATURE_CHANNELS * cells * cells, len(CLASS_NAMES)),
     )
-    backbone = model.layers
-    backbone.eval()
     head.eval()
-    return backbone, head, label
+    return backbone, head, label, cells
 
 
-def metadata(size, role, weights_label):
-    cells = size // 32
+def feature_cells(backbone, size):
+    """Runs the backbone once: its feature map is ceil(size/32) square for MnasNet."""
+    import torch
+    backbone.eval()
+    with torch.no_grad():
+        shape = backbone(torch.zeros(1, 3, size, size)).shape
+    if shape[1] != FEATURE_CHANNELS or shape[2] != shape[3]:
+        fail("backbone gives features %s, want [1,%d,H,H]" % (list(shape), FEATURE_CHANNELS))
+    return shape[2]
+
+
+def metadata(size, cells, role, weights_label):
     return {
         "deepfaked.format_version": FORMAT_VERSION,
         "deepfaked.role": role,
@@ -206,7 +217,8 @@ def main(argv=None):
                    help="'random' (seeded; verdicts mean nothing), 'imagenet' (downloads), "
                         "or a torchvision mnasnet0_75 state_dict .pth")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and the head")
-    p.add_argument("--size", type=int, default=128, help="input side S in pixels, a multiple of 32")
+    p.add_argument("--size", type=int, default=128,
+                   help="input side S in pixels, best a multiple of 32 (features are ceil(S/32) square)")
     p.add_argument("--out", default="models", help="output folder")
     args = p.parse_args(argv)
 
@@ -218,16 +230,15 @@ def main(argv=None):
         sys.stderr.write(RANDOM_WARNING)
     t0 = time.time()
     progress("building mnasnet0_75 (weights: %s, size %d)…" % (args.weights, args.size))
-    backbone, head, label = build_models(args.weights, args.seed, args.size)
+    backbone, head, label, cells = build_models(args.weights, args.seed, args.size)
     os.makedirs(args.out, exist_ok=True)
 
-    cells = args.size // 32
     progress("exporting backbone…")
     bb = to_onnx(backbone, torch.zeros(1, 3, args.size, args.size), "input", "features",
-                 metadata(args.size, "backbone", label))
+                 metadata(args.size, cells, "backbone", label))
     progress("exporting head…")
     hd = to_onnx(head, torch.zeros(1, FEATURE_CHANNELS, cells, cells), "features", "logits",
-                 metadata(args.size, "head", label))
+                 metadata(args.size, cells, "head", label))
 
     for name, proto in (("backbone.onnx", bb), ("head.onnx", hd)):
         path = os.path.join(args.out, name)

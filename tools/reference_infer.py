@@ -48,7 +48,7 @@ def run(args):
     torch.set_num_threads(1)
     batches = [int(b) for b in args.batches.split(",")]
     n = max(batches)
-    backbone, head, _ = export_model.build_models(args.weights, args.seed, args.size)
+    backbone, head, _, _ = export_model.build_models(args.weights, args.seed, args.size)
     x = np.fromfile(args.input, dtype="<f4")
     want = n * 3 * args.size * args.size
     if x.size != want:
