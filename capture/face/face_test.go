@@ -1,0 +1,314 @@
+package face
+
+import (
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+func newEngine(t testing.TB) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t), Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// frameAt reads frame k of a video; the caller closes it.
+func frameAt(t testing.TB, path string, k int) gocv.Mat {
+	t.Helper()
+	vc, err := gocv.VideoCaptureFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	m := gocv.NewMat()
+	for i := 0; i <= k; i++ {
+		if !vc.Read(&m) || m.Empty() {
+			m.Close()
+			t.Fatalf("%s has no frame %d", path, k)
+		}
+	}
+	return m
+}
+
+// detectors makes every kind; yunet and ultraface only with the shared models.
+func detectors(t testing.TB) map[string]Detector {
+	t.Helper()
+	out := map[string]Detector{}
+	add := func(o Options) {
+		d, err := New(o)
+		if err != nil {
+			t.Fatalf("New(%+v): %v", o, err)
+		}
+		t.Cleanup(func() { d.Close() })
+		out[o.Kind] = d
+	}
+	add(Options{Kind: Haar})
+	add(Options{Kind: None})
+	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "..", "shared", "README.md")); err == nil || os.Getenv("DEEPFAKED_TESTDATA") != "" {
+		e := newEngine(t)
+		add(Options{Kind: YuNet, Model: testenv.SharedFile(t, "models/face/yunet.onnx"), Engine: e})
+		add(Options{Kind: UltraFace, Model: testenv.SharedFile(t, "models/face/ultraface-rfb-320.onnx"), Engine: e})
+	}
+	return out
+}
+
+type scene struct {
+	name  string
+	path  string
+	frame int
+	faces int // at least this many faces
+}
+
+func scenes(t testing.TB) []scene {
+	s := []scene{}
+	if _, err := os.Stat(capturetest.Megamind); err == nil {
+		s = append(s, scene{"megamind", capturetest.Megamind, 30, 1})
+	}
+	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "..", "shared", "README.md")); err == nil || os.Getenv("DEEPFAKED_TESTDATA") != "" {
+		dir := testenv.Shared(t)
+		s = append(s,
+			scene{"ffpp_004", filepath.Join(dir, "data/videos/real/ffpp_004.mp4"), 0, 1},
+			scene{"ffpp_519", filepath.Join(dir, "data/videos/real/ffpp_519.mp4"), 0, 1},
+			scene{"dfdc portrait", filepath.Join(dir, "data/videos/real/dfdc_lynaeydofd.mp4"), 0, 1},
+		)
+	}
+	if len(s) == 0 {
+		t.Skip("no video with a face here: install opencv-doc or provide ../shared")
+	}
+	return s
+}
+
+func TestDetectorsFindFaces(t *testing.T) {
+	capturetest.CheckMats(t)
+	dets := detectors(t)
+	for _, sc := range scenes(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			img := frameAt(t, sc.path, sc.frame)
+			defer img.Close()
+			frame := image.Rect(0, 0, img.Cols(), img.Rows())
+			found := map[string][]Box{}
+			for _, kind := range Kinds {
+				d, ok := dets[kind]
+				if !ok {
+					continue
+				}
+				boxes, err := d.Detect(img, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", kind, err)
+				}
+				t.Logf("%s: %v", kind, boxes)
+				if len(boxes) < sc.faces {
+					t.Errorf("%s found %d faces, want >= %d", kind, len(boxes), sc.faces)
+					continue
+				}
+				if !slices.IsSortedFunc(boxes, func(a, b Box) int { return int(b.Score*1e6) - int(a.Score*1e6) }) {
+					t.Errorf("%s: boxes not sorted by score: %v", kind, boxes)
+				}
+				for _, b := range boxes {
+					if !b.Rect.In(frame) || b.Rect.Empty() {
+						t.Errorf("%s: box %v outside frame %v", kind, b.Rect, frame)
+					}
+				}
+				b := boxes[0].Rect
+				if kind == None {
+					if b != frame {
+						t.Errorf("none: box %v, want the frame %v", b, frame)
+					}
+					continue
+				}
+				short := min(frame.Dx(), frame.Dy())
+				if b.Dx() < short/20 || b.Dx() > short*9/10 || b.Dy() > short*9/10 ||
+					float64(b.Dy())/float64(b.Dx()) < 0.7 || float64(b.Dy())/float64(b.Dx()) > 2 {
+					t.Errorf("%s: implausible face box %v in a %v frame", kind, b, frame.Size())
+				}
+				found[kind] = boxes
+			}
+			// Independent detectors must agree: another one finds each one's best face.
+			for kind, boxes := range found {
+				c := boxes[0].Rect.Min.Add(boxes[0].Rect.Max).Div(2)
+				confirmed := len(found) == 1
+				for other, obs := range found {
+					for _, o := range obs {
+						confirmed = confirmed || (other != kind && c.In(o.Rect))
+					}
+				}
+				if !confirmed {
+					t.Errorf("no other detector confirms %s's best face %v: %v", kind, boxes[0].Rect, found)
+				}
+			}
+		})
+	}
+}
+
+func TestSeveralFaces(t *testing.T) {
+	capturetest.CheckMats(t)
+	p := testenv.SharedFile(t, "data/videos/real/hamilton_clip.mp4")
+	d := detectors(t)[YuNet]
+	img := frameAt(t, p, 225) // a group shot: six people facing the camera
+	defer img.Close()
+	boxes, err := d.Detect(img, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(boxes) < 4 {
+		t.Fatalf("yunet found %d faces in hamilton_clip, want several: %v", len(boxes), boxes)
+	}
+	for i, a := range boxes {
+		for _, b := range boxes[i+1:] {
+			if overlap(a.Rect, b.Rect) > defaultNMS {
+				t.Errorf("boxes %v and %v overlap after NMS", a.Rect, b.Rect)
+			}
+		}
+	}
+}
+
+func TestNoFaceInBlankFrame(t *testing.T) {
+	capturetest.CheckMats(t)
+	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 480, 640, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	buf := make([]Box, 0, 8)
+	for kind, d := range detectors(t) {
+		boxes, err := d.Detect(img, buf)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if kind != None && len(boxes) != 0 {
+			t.Errorf("%s found faces in a grey frame: %v", kind, boxes)
+		}
+		if &boxes[:1][0] != &buf[:1][0] {
+			t.Errorf("%s did not reuse dst", kind)
+		}
+	}
+	empty := gocv.NewMat()
+	defer empty.Close()
+	for kind, d := range detectors(t) {
+		if boxes, err := d.Detect(empty, nil); err != nil || len(boxes) != 0 {
+			t.Errorf("%s on an empty Mat: %v, %v", kind, boxes, err)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.onnx")
+	if err := os.WriteFile(corrupt, []byte("not an onnx model"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badXML := filepath.Join(dir, "bad.xml")
+	if err := os.WriteFile(badXML, []byte("<opencv_storage></opencv_storage>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.onnx")
+	e := newEngine(t)
+	tests := []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"unknown kind", Options{Kind: "mtcnn"}, []string{`"mtcnn"`, "haar, yunet, ultraface, none"}},
+		{"corrupt yunet", Options{Kind: YuNet, Model: corrupt, Engine: e}, []string{"corrupt.onnx"}},
+		{"corrupt ultraface", Options{Kind: UltraFace, Model: corrupt, Engine: e}, []string{"corrupt.onnx"}},
+		{"missing model", Options{Kind: YuNet, Model: missing, Engine: e}, []string{"missing.onnx"}},
+		{"no model", Options{Kind: UltraFace, Engine: e}, []string{"ultraface", "model"}},
+		{"no engine", Options{Kind: YuNet, Model: corrupt}, []string{"engine"}},
+		{"bad cascade", Options{Kind: Haar, Model: badXML}, []string{"bad.xml"}},
+		{"missing cascade", Options{Kind: Haar, Model: missing}, []string{"missing.onnx"}},
+		{"bad score", Options{Kind: Haar, Score: 2}, []string{"score"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(tc.opts)
+			if err == nil {
+				d.Close()
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFinish(t *testing.T) {
+	r := func(x, y, s int) image.Rectangle { return image.Rect(x, y, x+s, y+s) }
+	tests := []struct {
+		in   []Box
+		want []Box
+	}{
+		{nil, nil},
+		{[]Box{{r(0, 0, 50), 0.5}, {r(5, 5, 50), 0.9}}, []Box{{r(5, 5, 50), 0.9}}},
+		{[]Box{{r(0, 0, 50), 0.5}, {r(100, 0, 50), 0.9}}, []Box{{r(100, 0, 50), 0.9}, {r(0, 0, 50), 0.5}}},
+		{[]Box{{r(0, 0, 50), 0.9}, {r(100, 0, 10), 0.95}}, []Box{{r(0, 0, 50), 0.9}}}, // below min size
+	}
+	for i, tc := range tests {
+		if got := finish(tc.in, 0.3, 32); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%d: finish = %v, want %v", i, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkDetect720p(b *testing.B) {
+	var img gocv.Mat
+	if p := filepath.Join(testenv.RepoRoot(b), "..", "shared", "data/videos/real/ffpp_004.mp4"); fileExists(p) {
+		img = frameAt(b, p, 0)
+	} else {
+		src := frameAt(b, capturetest.Megamind, 30)
+		img = gocv.NewMat()
+		gocv.Resize(src, &img, image.Pt(1280, 720), 0, 0, gocv.InterpolationLinear)
+		src.Close()
+	}
+	defer img.Close()
+	for _, kind := range Kinds {
+		d, ok := detectors(b)[kind]
+		if !ok {
+			continue
+		}
+		b.Run(kind, func(b *testing.B) {
+			buf := make([]Box, 0, 16)
+			for b.Loop() {
+				var err error
+				if buf, err = d.Detect(img, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func TestInstalledCascadesLoad(t *testing.T) {
+	capturetest.CheckMats(t)
+	files, _ := filepath.Glob("/usr/share/opencv4/haarcascades/*.xml")
+	if len(files) == 0 {
+		t.Skip("opencv-data not installed")
+	}
+	for _, f := range files {
+		d, err := New(Options{Kind: Haar, Model: f})
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		d.Close()
+	}
+}
