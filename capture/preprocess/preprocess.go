@@ -1,0 +1,130 @@
+// Package preprocess turns a face box into model input: a square crop with
+// margin, resized to S×S, RGB, normalised, NCHW float32 in a caller's buffer.
+package preprocess
+
+import (
+	"fmt"
+	"image"
+	"math"
+
+	"gocv.io/x/gocv"
+)
+
+// Params describe the model input. Zero values get defaults: Size 224,
+// ImageNet Mean and Std, Margin 0.2.
+type Params struct {
+	Size      int
+	Mean, Std [3]float32 // RGB order, for x/255
+	// Margin is the fraction of the box's longer side added on each side.
+	Margin float64
+}
+
+// Defaults used for zero Params fields.
+var (
+	ImageNetMean = [3]float32{0.485, 0.456, 0.406}
+	ImageNetStd  = [3]float32{0.229, 0.224, 0.225}
+)
+
+const (
+	defaultSize   = 224
+	defaultMargin = 0.2
+)
+
+// Preprocessor fills model inputs. It is not safe for concurrent use.
+type Preprocessor struct {
+	p       Params
+	mul     [3]float32 // per RGB channel: 1/(255*std)
+	add     [3]float32 // per RGB channel: -mean/std
+	resized gocv.Mat
+}
+
+// New checks p, fills defaults and makes a Preprocessor.
+func New(p Params) (*Preprocessor, error) {
+	if p.Size == 0 {
+		p.Size = defaultSize
+	}
+	if p.Mean == ([3]float32{}) && p.Std == ([3]float32{}) {
+		p.Mean, p.Std = ImageNetMean, ImageNetStd
+	}
+	if p.Margin == 0 {
+		p.Margin = defaultMargin
+	}
+	if p.Size < 1 || p.Size > 4096 {
+		return nil, fmt.Errorf("preprocess: input size %d out of range 1..4096", p.Size)
+	}
+	if p.Margin < 0 || p.Margin > 10 || math.IsNaN(p.Margin) {
+		return nil, fmt.Errorf("preprocess: margin %v out of range 0..10", p.Margin)
+	}
+	pp := &Preprocessor{p: p}
+	for c := range 3 {
+		s := p.Std[c]
+		if !(s > 0) || math.IsInf(float64(s), 0) || math.IsNaN(float64(p.Mean[c])) || math.IsInf(float64(p.Mean[c]), 0) {
+			return nil, fmt.Errorf("preprocess: channel %d mean %v / std %v: std must be > 0 and both finite", c, p.Mean[c], s)
+		}
+		pp.mul[c] = 1 / (255 * s)
+		pp.add[c] = -p.Mean[c] / s
+	}
+	pp.resized = gocv.NewMat()
+	return pp, nil
+}
+
+// Params are the parameters in use, defaults filled.
+func (pp *Preprocessor) Params() Params { return pp.p }
+
+// Len is the number of float32 one sample takes: 3*Size*Size.
+func (pp *Preprocessor) Len() int { return 3 * pp.p.Size * pp.p.Size }
+
+// Crop is the square around box, enlarged by the margin on each side and
+// shifted to stay inside a frame of the given size. A square larger than the
+// frame shrinks to the frame's shorter side, so faces are never distorted.
+// An empty box or frame gives an empty rectangle.
+func (pp *Preprocessor) Crop(box image.Rectangle, frame image.Point) image.Rectangle {
+	box = box.Canon()
+	if box.Empty() || frame.X <= 0 || frame.Y <= 0 {
+		return image.Rectangle{}
+	}
+	side := int(math.Round(float64(max(box.Dx(), box.Dy())) * (1 + 2*pp.p.Margin)))
+	side = max(1, min(side, frame.X, frame.Y))
+	// Centre in doubled coordinates keeps odd sizes exact.
+	x0 := (box.Min.X + box.Max.X - side) / 2
+	y0 := (box.Min.Y + box.Max.Y - side) / 2
+	x0 = min(max(x0, 0), frame.X-side)
+	y0 = min(max(y0, 0), frame.Y-side)
+	return image.Rect(x0, y0, x0+side, y0+side)
+}
+
+// Fill writes the crop of a BGR 8-bit image into dst[:Len()] as one NCHW RGB
+// sample normalised as (x/255-mean)/std.
+func (pp *Preprocessor) Fill(img gocv.Mat, crop image.Rectangle, dst []float32) error {
+	n := pp.Len()
+	if len(dst) < n {
+		return fmt.Errorf("preprocess: buffer holds %d floats, one %dx%d sample needs %d", len(dst), pp.p.Size, pp.p.Size, n)
+	}
+	if img.Type() != gocv.MatTypeCV8UC3 {
+		return fmt.Errorf("preprocess: image type %v, want 8-bit 3-channel BGR", img.Type())
+	}
+	if crop.Empty() || !crop.In(image.Rect(0, 0, img.Cols(), img.Rows())) {
+		return fmt.Errorf("preprocess: crop %v is empty or outside the %dx%d image", crop, img.Cols(), img.Rows())
+	}
+	roi := img.Region(crop)
+	// Area averaging is what antialiased resizers (PIL, torchvision) do when shrinking.
+	gocv.Resize(roi, &pp.resized, image.Pt(pp.p.Size, pp.p.Size), 0, 0, gocv.InterpolationArea)
+	roi.Close()
+	pix, err := pp.resized.DataPtrUint8()
+	if err != nil {
+		return fmt.Errorf("preprocess: %w", err)
+	}
+	plane := pp.p.Size * pp.p.Size
+	r, g, b := dst[:plane], dst[plane:2*plane], dst[2*plane:n]
+	pix = pix[:3*plane]
+	for i := range plane {
+		px := pix[3*i : 3*i+3 : 3*i+3]
+		b[i] = float32(px[0])*pp.mul[2] + pp.add[2]
+		g[i] = float32(px[1])*pp.mul[1] + pp.add[1]
+		r[i] = float32(px[2])*pp.mul[0] + pp.add[0]
+	}
+	return nil
+}
+
+// Close frees the reused Mat.
+func (pp *Preprocessor) Close() error { return pp.resized.Close() }
