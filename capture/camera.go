@@ -293,7 +293,8 @@ func (c *Camera) nextLive(ctx context.Context) (*Frame, error) {
 	}
 }
 
-// Release gives a frame's Mat back for reuse. Safe after Close.
+// Release gives a frame back for reuse; call it once per frame, and not
+// while still using its Mat. Safe after Close.
 func (c *Camera) Release(f *Frame) {
 	if f == nil {
 		return

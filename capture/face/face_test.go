@@ -58,7 +58,7 @@ func detectors(t testing.TB) map[string]Detector {
 	}
 	add(Options{Kind: Haar})
 	add(Options{Kind: None})
-	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "..", "shared", "README.md")); err == nil || os.Getenv("DEEPFAKED_TESTDATA") != "" {
+	if haveShared(t) {
 		e := newEngine(t)
 		add(Options{Kind: YuNet, Model: testenv.SharedFile(t, "models/face/yunet.onnx"), Engine: e})
 		add(Options{Kind: UltraFace, Model: testenv.SharedFile(t, "models/face/ultraface-rfb-320.onnx"), Engine: e})
@@ -78,7 +78,7 @@ func scenes(t testing.TB) []scene {
 	if _, err := os.Stat(capturetest.Megamind); err == nil {
 		s = append(s, scene{"megamind", capturetest.Megamind, 30, 1})
 	}
-	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "..", "shared", "README.md")); err == nil || os.Getenv("DEEPFAKED_TESTDATA") != "" {
+	if haveShared(t) {
 		dir := testenv.Shared(t)
 		s = append(s,
 			scene{"ffpp_004", filepath.Join(dir, "data/videos/real/ffpp_004.mp4"), 0, 1},
@@ -266,8 +266,8 @@ func TestFinish(t *testing.T) {
 
 func BenchmarkDetect720p(b *testing.B) {
 	var img gocv.Mat
-	if p := filepath.Join(testenv.RepoRoot(b), "..", "shared", "data/videos/real/ffpp_004.mp4"); fileExists(p) {
-		img = frameAt(b, p, 0)
+	if haveShared(b) {
+		img = frameAt(b, testenv.SharedFile(b, "data/videos/real/ffpp_004.mp4"), 0)
 	} else {
 		src := frameAt(b, capturetest.Megamind, 30)
 		img = gocv.NewMat()
@@ -290,6 +290,15 @@ func BenchmarkDetect720p(b *testing.B) {
 			}
 		})
 	}
+}
+
+// haveShared reports whether the shared test data is there (testenv.Shared would skip).
+func haveShared(t testing.TB) bool {
+	dir := os.Getenv("DEEPFAKED_TESTDATA")
+	if dir == "" {
+		dir = filepath.Join(testenv.RepoRoot(t), "..", "shared")
+	}
+	return fileExists(filepath.Join(dir, "README.md"))
 }
 
 func fileExists(p string) bool {
