@@ -143,6 +143,35 @@ func expect(t *testing.T, ch <-chan message, topic, want string, timeout time.Du
 	}
 }
 
+// statusWatch follows a status topic, where QoS 1 may repeat a state: paho
+// resends what it published just as a reconnect's resume read its store.
+type statusWatch struct {
+	ch    <-chan message
+	topic string
+	last  string
+}
+
+// next waits for want, skipping repeats of the last state seen.
+func (w *statusWatch) next(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m := <-w.ch:
+			if m.topic != w.topic || (m.payload == w.last && m.payload != want) {
+				continue
+			}
+			if m.payload != want {
+				t.Fatalf("on %s got %q after %q, want %q", w.topic, m.payload, w.last, want)
+			}
+			w.last = m.payload
+			return
+		case <-deadline:
+			t.Fatalf("no %q on %s within %v (last %q)", want, w.topic, timeout, w.last)
+		}
+	}
+}
+
 // proxy forwards TCP to a broker and can cut every connection at once, as a
 // dead network would, and refuse new ones while blocked.
 type proxy struct {
@@ -177,19 +206,18 @@ func (p *proxy) serve() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		blocked := p.blocked
-		p.mu.Unlock()
-		if blocked {
-			down.Close()
-			continue
-		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
 			down.Close()
 			continue
 		}
 		p.mu.Lock()
+		if p.blocked { // checked with conns locked, so cut never misses a connection
+			p.mu.Unlock()
+			down.Close()
+			up.Close()
+			continue
+		}
 		p.conns = append(p.conns, down, up)
 		p.mu.Unlock()
 		pipe := func(dst, src net.Conn) {

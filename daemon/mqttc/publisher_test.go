@@ -164,13 +164,13 @@ func TestStatusLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Subscribing after Connect returned: "online" must be there, retained.
-			got := subscribe(t, url, status)
-			expect(t, got, status, StatusOnline, 5*time.Second)
+			w := &statusWatch{ch: subscribe(t, url, status), topic: status}
+			w.next(t, StatusOnline, 5*time.Second)
 
 			net.cut(true)
-			expect(t, got, status, StatusOffline, 5*time.Second)
+			w.next(t, StatusOffline, 5*time.Second)
 			net.unblock()
-			expect(t, got, status, StatusOnline, 15*time.Second)
+			w.next(t, StatusOnline, 15*time.Second)
 			for _, want := range []string{"mqtt connection lost", "mqtt reconnected"} {
 				if !strings.Contains(logs.String(), want) {
 					t.Errorf("log lacks %q:\n%s", want, logs)
@@ -180,7 +180,7 @@ func TestStatusLifecycle(t *testing.T) {
 			if err := p.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			expect(t, got, status, StatusOffline, 5*time.Second)
+			w.next(t, StatusOffline, 5*time.Second)
 			// A later subscriber sees the retained offline.
 			expect(t, subscribe(t, url, status), status, StatusOffline, 5*time.Second)
 		})
