@@ -1,0 +1,69 @@
+package features
+
+import (
+	"fmt"
+
+	"github.com/deepfaked/deepfaked/train"
+)
+
+// Dataset is a train.Dataset over cached features: it reads each vector from
+// the cache's pack on demand, so training holds one batch in memory.
+type Dataset struct {
+	cache   *Cache
+	Samples []Sample // the samples whose features were found, in folder order
+	offsets []int64
+}
+
+var _ train.Dataset = (*Dataset)(nil)
+
+func (d *Dataset) Len() int           { return len(d.Samples) }
+func (d *Dataset) Dim() int           { return d.cache.dim }
+func (d *Dataset) Label(i int) int    { return d.Samples[i].Label }
+func (d *Dataset) Group(i int) string { return d.Samples[i].Group }
+
+// Features copies sample i's features into dst.
+func (d *Dataset) Features(i int, dst []float32) error {
+	if i < 0 || i >= len(d.Samples) {
+		return fmt.Errorf("sample %d out of range [0,%d)", i, len(d.Samples))
+	}
+	return d.cache.Read(d.offsets[i], dst)
+}
+
+// Labels are the samples' labels, in order.
+func (d *Dataset) Labels() []int {
+	l := make([]int, len(d.Samples))
+	for i, s := range d.Samples {
+		l[i] = s.Label
+	}
+	return l
+}
+
+// WriteFiles writes the samples in train.FileDataset's format (flat float32
+// features and a label,group CSV), for tools outside this program.
+func (d *Dataset) WriteFiles(featuresPath, labelsPath string) error {
+	w, err := train.CreateFeatureFiles(featuresPath, labelsPath, d.Dim())
+	if err != nil {
+		return err
+	}
+	x := make([]float32, d.Dim())
+	for i, s := range d.Samples {
+		if err := d.Features(i, x); err != nil {
+			w.Close()
+			return err
+		}
+		if err := w.Append(x, s.Label, s.Group); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// Subset is a dataset of samples idx of d, in that order, over the same cache.
+func (d *Dataset) Subset(idx []int) *Dataset {
+	s := &Dataset{cache: d.cache, Samples: make([]Sample, len(idx)), offsets: make([]int64, len(idx))}
+	for k, i := range idx {
+		s.Samples[k], s.offsets[k] = d.Samples[i], d.offsets[i]
+	}
+	return s
+}

@@ -1,0 +1,223 @@
+package features
+
+import (
+	"context"
+	"image"
+	"image/color"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// writeImage draws a w×h image whose content depends on shade.
+func writeImage(t *testing.T, path string, w, h int, shade uint8) {
+	t.Helper()
+	m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(float64(shade), float64(255-shade), 90, 0), h, w, gocv.MatTypeCV8UC3)
+	defer m.Close()
+	gocv.Circle(&m, image.Pt(w/2, h/2), min(w, h)/4, color.RGBA{R: shade / 2, G: 200, B: shade, A: 255}, -1)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !gocv.IMWrite(path, m) {
+		t.Fatalf("write %s", path)
+	}
+}
+
+type testModels struct {
+	bb  *infer.Backbone
+	pre *preprocess.Preprocessor
+	eng *engine.Engine
+}
+
+func loadModels(t *testing.T) testModels {
+	t.Helper()
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	path, _ := testenv.Models(t)
+	bb, err := infer.LoadBackbone(eng, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bb.Close() })
+	m := bb.Meta()
+	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, Margin: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pre.Close() })
+	return testModels{bb: bb, pre: pre, eng: eng}
+}
+
+func TestExtract(t *testing.T) {
+	capturetest.CheckMats(t)
+	m := loadModels(t)
+	dir := t.TempDir()
+	for i := range 7 {
+		writeImage(t, filepath.Join(dir, "real", "r"+string(rune('a'+i))+".png"), 90+i*7, 100, uint8(20*i))
+		writeImage(t, filepath.Join(dir, "fake", "f"+string(rune('a'+i))+".jpg"), 120, 80+i*5, uint8(250-20*i))
+	}
+	// The same bytes twice (one backbone run), a text file and an empty file.
+	b, _ := os.ReadFile(filepath.Join(dir, "real", "ra.png"))
+	os.WriteFile(filepath.Join(dir, "fake", "copy.png"), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "real", "notes.txt"), []byte("not an image"), 0o644)
+	os.WriteFile(filepath.Join(dir, "fake", "empty.jpg"), nil, 0o644)
+	folder, err := LoadFolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := Key{Backbone: m.bb.ID(), InputSize: m.bb.Meta().InputSize, Crop: "none"}
+	cacheDir := t.TempDir()
+	// run leaves its cache open (the dataset reads from it); the caller closes it.
+	run := func(batch int) (*Result, [][]float32, []Progress, *Cache) {
+		t.Helper()
+		c, err := OpenCache(cacheDir, key, m.bb.FeatureSize())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := &Extractor{Backbone: m.bb, InputSize: m.bb.Meta().InputSize, Pre: m.pre, Batch: batch}
+		var ps []Progress
+		res, err := ex.Extract(context.Background(), folder, c, func(p Progress) { ps = append(ps, p) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var feats [][]float32
+		for i := range res.Dataset.Len() {
+			x := make([]float32, res.Dataset.Dim())
+			if err := res.Dataset.Features(i, x); err != nil {
+				t.Fatal(err)
+			}
+			feats = append(feats, x)
+		}
+		return res, feats, ps, c
+	}
+	first, feats, ps, c1 := run(4)
+	// The copy comes after its original's batch ran, so it is found in the cache.
+	if first.Cached != 1 || first.Extracted != 14 || len(first.Skipped) != 2 {
+		t.Fatalf("first run: %d cached, %d extracted, skipped %v; want 1, 14, 2", first.Cached, first.Extracted, first.Skipped)
+	}
+	var skipped []string
+	for _, s := range first.Skipped {
+		skipped = append(skipped, s.Path)
+	}
+	slices.Sort(skipped)
+	if !slices.Equal(skipped, []string{"fake/empty.jpg", "real/notes.txt"}) {
+		t.Errorf("skipped %v", first.Skipped)
+	}
+	if last := ps[len(ps)-1]; last.Done != last.Total || last.Total != 17 {
+		t.Errorf("last progress %+v, want 17 of 17", last)
+	}
+	if first.Dataset.Len() != 15 || first.Dataset.Dim() != m.bb.FeatureSize() {
+		t.Fatalf("dataset %d×%d", first.Dataset.Len(), first.Dataset.Dim())
+	}
+	// The copy's features are the original's; different images differ.
+	idx := map[string]int{}
+	for i, s := range first.Dataset.Samples {
+		idx[s.Path] = i
+	}
+	if !slices.Equal(feats[idx["fake/copy.png"]], feats[idx["real/ra.png"]]) {
+		t.Error("identical bytes got different features")
+	}
+	if slices.Equal(feats[idx["real/ra.png"]], feats[idx["real/rb.png"]]) {
+		t.Error("different images got identical features")
+	}
+	// The features are the backbone's on the daemon's preprocessing.
+	img := gocv.IMRead(filepath.Join(dir, "fake", "fc.jpg"), gocv.IMReadColor)
+	in := make([]float32, m.pre.Len())
+	err = m.pre.Fill(img, image.Rect(0, 0, img.Cols(), img.Rows()), in)
+	img.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, m.bb.FeatureSize())
+	if err := m.bb.Features(in, 1, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := feats[idx["fake/fc.jpg"]]; !close32(got, want) {
+		t.Error("batched features differ from a single backbone run")
+	}
+
+	c1.Close() // a second open waits for the lock
+	again, feats2, _, c2 := run(16)
+	defer c2.Close()
+	if again.Cached != 15 || again.Extracted != 0 {
+		t.Errorf("second run: %d cached, %d extracted; want 15, 0", again.Cached, again.Extracted)
+	}
+	for i := range feats {
+		if !slices.Equal(feats[i], feats2[i]) {
+			t.Fatalf("sample %d: cached features differ", i)
+		}
+	}
+	// Subset and WriteFiles keep samples and features together.
+	sub := again.Dataset.Subset([]int{idx["fake/fc.jpg"], idx["real/ra.png"]})
+	fp, lp := filepath.Join(t.TempDir(), "f.f32"), filepath.Join(t.TempDir(), "l.csv")
+	if err := sub.WriteFiles(fp, lp); err != nil {
+		t.Fatal(err)
+	}
+	lab, _ := os.ReadFile(lp)
+	if string(lab) != "label,group\n1,fake/fc.jpg\n0,real/ra.png\n" {
+		t.Errorf("labels file %q", lab)
+	}
+	if st, _ := os.Stat(fp); st.Size() != int64(8*m.bb.FeatureSize()) {
+		t.Errorf("features file %d bytes", st.Size())
+	}
+}
+
+func close32(a, b []float32) bool {
+	for i := range a {
+		if d := a[i] - b[i]; d > 1e-4 || d < -1e-4 {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+// TestExtractFaceCrop runs the haar detector on a real face photo and on an
+// image without a face, which is used whole and reported.
+func TestExtractFaceCrop(t *testing.T) {
+	capturetest.CheckMats(t)
+	shared := testenv.Shared(t)
+	m := loadModels(t)
+	dir := t.TempDir()
+	photo, err := os.ReadFile(filepath.Join(shared, "data", "hardfake", "train", "real", "real_1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "real"), 0o755)
+	os.WriteFile(filepath.Join(dir, "real", "face.jpg"), photo, 0o644)
+	writeImage(t, filepath.Join(dir, "fake", "blank.png"), 200, 200, 10)
+	folder, err := LoadFolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, err := face.New(face.Options{Kind: face.Haar})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	c, err := OpenCache(t.TempDir(), Key{Backbone: m.bb.ID(), InputSize: 128, Crop: "face:haar"}, m.bb.FeatureSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ex := &Extractor{Backbone: m.bb, InputSize: m.bb.Meta().InputSize, Pre: m.pre, Detector: det}
+	res, err := ex.Extract(context.Background(), folder, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dataset.Len() != 2 || !slices.Equal(res.NoFace, []string{"fake/blank.png"}) {
+		t.Errorf("%d samples, no face in %v; want 2 and only the blank image", res.Dataset.Len(), res.NoFace)
+	}
+}

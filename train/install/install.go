@@ -1,0 +1,152 @@
+// Package install decides whether a newly trained head may replace the
+// installed one (the validation gate), replaces it atomically keeping the
+// previous head, and rolls back.
+package install
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/deepfaked/deepfaked/train"
+)
+
+// Holdout splits samples into the ones to train on and a held-out set of
+// about frac of them, stratified by label and never splitting a group: fold
+// one of a stratified grouped k-fold with k = round(1/frac).
+func Holdout(labels []int, groups []string, frac float64, seed int64) (trainIdx, heldIdx []int, err error) {
+	if !(frac > 0 && frac <= 0.5) {
+		return nil, nil, fmt.Errorf("holdout fraction must be above 0 and at most 0.5, got %g", frac)
+	}
+	splits, err := train.StratifiedGroupKFold(labels, groups, max(2, int(math.Round(1/frac))), seed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("holdout: %w", err)
+	}
+	return splits[0][0], splits[0][1], nil
+}
+
+// Decision is the gate's verdict on a candidate head.
+type Decision struct {
+	Install      bool    `json:"install"`
+	CandidateAUC float64 `json:"candidate_auc"`
+	InstalledAUC float64 `json:"installed_auc"` // NaN when the installed head could not be scored
+	Margin       float64 `json:"margin"`
+	Reason       string  `json:"reason"`
+}
+
+// Decide installs the candidate when its AUC on the held-out samples is not
+// lower than the installed head's by more than margin, or when the installed
+// head could not be scored (installedErr: missing, or made for another backbone).
+func Decide(candidateAUC, installedAUC float64, installedErr error, margin float64) Decision {
+	d := Decision{CandidateAUC: candidateAUC, InstalledAUC: installedAUC, Margin: margin}
+	switch {
+	case math.IsNaN(candidateAUC):
+		d.Reason = "the candidate's AUC on the held-out samples is undefined (one class only)"
+	case installedErr != nil:
+		d.Install, d.InstalledAUC = true, math.NaN()
+		d.Reason = fmt.Sprintf("the installed head cannot be scored (%v), so the candidate replaces it", installedErr)
+	case math.IsNaN(installedAUC):
+		d.Install = true
+		d.Reason = "the installed head's AUC is undefined, so the candidate replaces it"
+	case candidateAUC >= installedAUC-margin:
+		d.Install = true
+		d.Reason = fmt.Sprintf("candidate AUC %.4f >= installed AUC %.4f - margin %g", candidateAUC, installedAUC, margin)
+	default:
+		d.Reason = fmt.Sprintf("candidate AUC %.4f < installed AUC %.4f - margin %g", candidateAUC, installedAUC, margin)
+	}
+	return d
+}
+
+// PrevPath is where Install keeps the head it replaced.
+func PrevPath(head string) string { return head + ".prev" }
+
+// Install replaces head with the file candidate so that a reader (the daemon
+// reloading its model) sees the old head or the new one, whole: a temp file in
+// head's folder, fsync, rename, fsync of the folder. The replaced head is kept
+// at PrevPath(head) for Rollback.
+func Install(candidate, head string) error {
+	data, err := os.ReadFile(candidate)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	old, err := os.ReadFile(head)
+	switch {
+	case err == nil:
+		if err := replace(PrevPath(head), old); err != nil {
+			return fmt.Errorf("install: keep the previous head: %w", err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("install: %w", err)
+	}
+	if err := replace(head, data); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	return nil
+}
+
+// Rollback swaps head and PrevPath(head), each atomically: the previous head
+// is installed and the one it replaces becomes the previous one, so a second
+// Rollback undoes the first.
+func Rollback(head string) error {
+	prev := PrevPath(head)
+	older, err := os.ReadFile(prev)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rollback: no previous head at %s (nothing was installed over %s)", prev, head)
+	}
+	if err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	cur, err := os.ReadFile(head)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	if err := replace(head, older); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	if cur == nil {
+		return os.Remove(prev)
+	}
+	if err := replace(prev, cur); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}
+
+// replace writes data over path atomically and durably.
+func replace(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

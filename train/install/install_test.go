@@ -1,0 +1,142 @@
+package install
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDecide(t *testing.T) {
+	nan := math.NaN()
+	for _, tc := range []struct {
+		name               string
+		cand, inst, margin float64
+		instErr            error
+		want               bool
+		reason             string
+	}{
+		{"better", 0.80, 0.75, 0, nil, true, ">="},
+		{"equal", 0.75, 0.75, 0, nil, true, ">="},
+		{"worse", 0.74, 0.75, 0, nil, false, "<"},
+		{"worse within margin", 0.74, 0.75, 0.02, nil, true, ">="},
+		{"worse beyond margin", 0.72, 0.75, 0.02, nil, false, "<"},
+		{"installed missing", 0.55, nan, 0, errors.New("no such file"), true, "cannot be scored"},
+		{"installed undefined", 0.55, nan, 0, nil, true, "undefined"},
+		{"candidate undefined", nan, 0.6, 0, nil, false, "undefined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(tc.cand, tc.inst, tc.instErr, tc.margin)
+			if d.Install != tc.want || !strings.Contains(d.Reason, tc.reason) {
+				t.Errorf("Decide(%g, %g, %v, %g) = %v %q, want %v and a reason with %q", tc.cand, tc.inst, tc.instErr, tc.margin, d.Install, d.Reason, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+func TestHoldout(t *testing.T) {
+	var labels []int
+	var groups []string
+	for g := range 100 { // 100 identities, 3 images each, 40% fake
+		for range 3 {
+			labels = append(labels, min(g%5/3, 1))
+			groups = append(groups, fmt.Sprint("id", g))
+		}
+	}
+	for _, frac := range []float64{0.2, 0.25, 0.5} {
+		tr, held, err := Holdout(labels, groups, frac, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr)+len(held) != len(labels) {
+			t.Fatalf("frac %g: %d + %d samples, want %d", frac, len(tr), len(held), len(labels))
+		}
+		if got := float64(len(held)) / float64(len(labels)); math.Abs(got-frac) > 0.05 {
+			t.Errorf("frac %g: held out %.3f of the samples", frac, got)
+		}
+		inTrain := map[string]bool{}
+		for _, i := range tr {
+			inTrain[groups[i]] = true
+		}
+		fakes := 0
+		for _, i := range held {
+			if inTrain[groups[i]] {
+				t.Fatalf("frac %g: group %s is on both sides", frac, groups[i])
+			}
+			fakes += labels[i]
+		}
+		if got := float64(fakes) / float64(len(held)); math.Abs(got-0.4) > 0.1 {
+			t.Errorf("frac %g: %.2f of the held-out samples are fake, want about 0.4", frac, got)
+		}
+	}
+	if _, _, err := Holdout(labels, groups, 0.9, 1); err == nil {
+		t.Error("holdout 0.9 accepted")
+	}
+}
+
+func TestInstallRollback(t *testing.T) {
+	dir := t.TempDir()
+	head := filepath.Join(dir, "head.onnx")
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	want := func(path, data string) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if data == "" {
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s exists (%q, %v), want none", filepath.Base(path), b, err)
+			}
+			return
+		}
+		if err != nil || string(b) != data {
+			t.Errorf("%s = %q (%v), want %q", filepath.Base(path), b, err, data)
+		}
+	}
+	prev := PrevPath(head)
+
+	if err := Rollback(head); err == nil || !strings.Contains(err.Error(), "no previous head") {
+		t.Errorf("rollback with nothing installed: %v", err)
+	}
+	// First install over nothing: no .prev.
+	if err := Install(write("a.onnx", "A"), head); err != nil {
+		t.Fatal(err)
+	}
+	want(head, "A")
+	want(prev, "")
+	if st, err := os.Stat(head); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("installed head mode %v (%v), want 0644", st.Mode(), err)
+	}
+	if err := Install(write("b.onnx", "B"), head); err != nil {
+		t.Fatal(err)
+	}
+	want(head, "B")
+	want(prev, "A")
+	if err := Rollback(head); err != nil {
+		t.Fatal(err)
+	}
+	want(head, "A")
+	want(prev, "B")
+	if err := Rollback(head); err != nil { // swaps back
+		t.Fatal(err)
+	}
+	want(head, "B")
+	want(prev, "A")
+	if err := Install(filepath.Join(dir, "missing.onnx"), head); err == nil {
+		t.Error("installing a missing candidate succeeded")
+	}
+	want(head, "B")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temp file %s left behind", e.Name())
+		}
+	}
+}
