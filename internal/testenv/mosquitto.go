@@ -21,9 +21,10 @@ type MosquittoBroker struct {
 	conf string
 	addr string
 
-	mu  sync.Mutex // guards cmd and log
-	cmd *exec.Cmd
-	log strings.Builder
+	mu     sync.Mutex // guards cmd, exited and log
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has been waited for
+	log    strings.Builder
 }
 
 // StartMosquitto starts mosquitto on a free loopback port, with extraConf
@@ -70,7 +71,8 @@ func (m *MosquittoBroker) Start() {
 		m.mu.Unlock()
 		m.t.Fatalf("start mosquitto: %v", err)
 	}
-	m.cmd = cmd
+	exited := make(chan struct{})
+	m.cmd, m.exited = cmd, exited
 	m.mu.Unlock()
 	go func() {
 		s := bufio.NewScanner(stderr)
@@ -79,6 +81,8 @@ func (m *MosquittoBroker) Start() {
 			m.log.WriteString(s.Text() + "\n")
 			m.mu.Unlock()
 		}
+		_ = cmd.Wait() // after the last read, as exec requires
+		close(exited)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -86,6 +90,11 @@ func (m *MosquittoBroker) Start() {
 		if err == nil {
 			c.Close()
 			return
+		}
+		select {
+		case <-exited:
+			m.t.Fatalf("mosquitto exited before listening on %s:\n%s", m.addr, m.Log())
+		default:
 		}
 		if time.Now().After(deadline) {
 			m.t.Fatalf("mosquitto did not listen on %s: %v\n%s", m.addr, err, m.Log())
@@ -98,14 +107,14 @@ func (m *MosquittoBroker) Start() {
 // and waits for it to exit. Stopping a stopped broker does nothing.
 func (m *MosquittoBroker) Stop() {
 	m.mu.Lock()
-	cmd := m.cmd
+	cmd, exited := m.cmd, m.exited
 	m.cmd = nil
 	m.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	<-exited
 }
 
 // Log is what mosquitto wrote to stderr so far, for failure messages.

@@ -1,0 +1,211 @@
+package mqttc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// pki is a CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files.
+type pki struct {
+	ca, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newPKI(t *testing.T, dir string) pki {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	writeKey := func(name string, k *ecdsa.PrivateKey) string {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name, "PRIVATE KEY", der)
+	}
+	now := time.Now()
+	caKey := key()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "deepfaked test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
+		k := key()
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, k
+	}
+	srvDER, srvKey := leaf(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	cliDER, cliKey := leaf(3, "deepfaked-test-client", x509.ExtKeyUsageClientAuth, nil)
+	return pki{
+		ca:         write("ca.pem", "CERTIFICATE", caDER),
+		serverCert: write("server.pem", "CERTIFICATE", srvDER),
+		serverKey:  writeKey("server.key", srvKey),
+		clientCert: write("client.pem", "CERTIFICATE", cliDER),
+		clientKey:  writeKey("client.key", cliKey),
+	}
+}
+
+// TestTLSRoundTrip runs publisher and subscriber over mosquitto's TLS
+// listener, which also demands a client certificate.
+func TestTLSRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir)
+	// Started as root, mosquitto drops to its own user before reading the
+	// certificates, which then cannot read the test's private temp folder;
+	// "user root" keeps it root (and means nothing when not started as root).
+	m := testenv.StartMosquitto(t, "cafile "+p.ca+"\ncertfile "+p.serverCert+"\nkeyfile "+p.serverKey+"\nrequire_certificate true\nuser root\n")
+	broker := "ssl://" + m.Addr()
+
+	cfg, err := LoadTLS(p.ca, p.clientCert, p.clientKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No subscribe() helper here: its prober would need TLS too.
+	got := make(chan message, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Subscribe(ctx, Options{Broker: broker, ClientID: clientID("tls-sub"), QoS: 1, TLS: cfg}, []string{"tls/#"},
+			func(topic string, payload []byte) { got <- message{topic, string(payload)} })
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Subscribe: %v", err)
+		}
+	}()
+	// The retained status reaches the subscriber whenever its subscription is
+	// made, so no probing is needed to know it is live.
+	pub, err := Connect(context.Background(), Options{Broker: broker, ClientID: clientID("tls-pub"), QoS: 1, TLS: cfg, StatusTopic: "tls/status"}, nil)
+	if err != nil {
+		t.Fatalf("%v\nmosquitto: %s", err, m.Log())
+	}
+	expect(t, got, "tls/status", StatusOnline, 10*time.Second)
+	if err := pub.Publish("tls/data", []byte("secret verdict")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, got, "tls/data", "secret verdict", 5*time.Second)
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refusals: each must fail to connect, and say which broker.
+	noClientCert, err := LoadTLS(p.ca, "", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	systemRoots, err := LoadTLS("", p.clientCert, p.clientKey, false) // our CA is not trusted
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tls  *Options
+		want string
+	}{
+		// TLS 1.3 checks the client certificate after the handshake: the refusal
+		// shows as an alert or as a reset, depending on timing.
+		{"no client certificate", &Options{TLS: noClientCert}, ""},
+		{"unknown CA", &Options{TLS: systemRoots}, "certificate"},
+		{"plain TCP to the TLS port", &Options{Broker: "tcp://" + m.Addr()}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := *tc.tls
+			if o.Broker == "" {
+				o.Broker = broker
+			}
+			o.ConnectTimeout = 1500 * time.Millisecond
+			c, err := Connect(context.Background(), o, nil)
+			if err == nil {
+				c.Close(context.Background())
+				t.Fatal("connected")
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), o.Broker) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q should name %s and mention %q", err, o.Broker, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadTLSErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, dir)
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct {
+		name, ca, cert, key string
+		want                string // in the error; "" for success
+	}{
+		{"ca only", p.ca, "", "", ""},
+		{"mutual", p.ca, p.clientCert, p.clientKey, ""},
+		{"system roots", "", "", "", ""},
+		{"missing ca", missing, "", "", missing},
+		{"ca not PEM", notPEM, "", "", notPEM + " holds no PEM"},
+		{"cert without key", p.ca, p.clientCert, "", p.clientCert + " given without a key"},
+		{"key without cert", p.ca, "", p.clientKey, p.clientKey + " given without a certificate"},
+		{"mismatched pair", p.ca, p.clientCert, p.serverKey, p.serverKey},
+		{"missing key", p.ca, p.clientCert, missing, missing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadTLS(tc.ca, tc.cert, tc.key, false)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want error containing %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (tc.ca != "") != (cfg.RootCAs != nil) || (tc.cert != "") != (len(cfg.Certificates) == 1) {
+				t.Errorf("config does not reflect the files: roots %v, %d certificates", cfg.RootCAs != nil, len(cfg.Certificates))
+			}
+		})
+	}
+}
