@@ -30,6 +30,7 @@ type Config struct {
 	Model    Model    `yaml:"model"`
 	Faces    Faces    `yaml:"faces"`
 	Cameras  []Camera `yaml:"cameras"`
+	Train    Train    `yaml:"train"`
 
 	// Path is the file the config was loaded from (absolute); empty after Parse.
 	Path string `yaml:"-"`
@@ -146,6 +147,7 @@ func defaults() Config {
 		StateDir: DefaultStateDir,
 		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive},
 		Model:    Model{BatchSize: DefaultBatchSize},
+		Train:    defaultTrain(),
 		Faces: Faces{
 			Detector: DefaultDetector,
 			Margin:   DefaultMargin,

@@ -124,6 +124,7 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	k.required("state_dir", c.StateDir)
 	c.MQTT.check(k)
 	c.Model.check(k)
+	c.Train.check(k)
 	c.Faces.check(k)
 	if len(c.Cameras) == 0 {
 		k.fail("cameras", "at least one camera is required")

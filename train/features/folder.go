@@ -166,7 +166,12 @@ func (f *Folder) scan() error {
 				}
 				return nil
 			}
-			if d.Type().IsRegular() {
+			regular := d.Type().IsRegular()
+			if d.Type()&fs.ModeSymlink != 0 { // a linked image counts; a broken link is left out
+				st, err := os.Stat(p)
+				regular = err == nil && st.Mode().IsRegular()
+			}
+			if regular {
 				rel, err := filepath.Rel(f.Dir, p)
 				if err != nil {
 					return err

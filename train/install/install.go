@@ -31,8 +31,8 @@ func Holdout(labels []int, groups []string, frac float64, seed int64) (trainIdx,
 // Decision is the gate's verdict on a candidate head.
 type Decision struct {
 	Install      bool    `json:"install"`
-	CandidateAUC float64 `json:"candidate_auc"`
-	InstalledAUC float64 `json:"installed_auc"` // NaN when the installed head could not be scored
+	CandidateAUC float64 `json:"-"` // JSON cannot hold NaN; callers report metrics with the AUCs
+	InstalledAUC float64 `json:"-"` // NaN when the installed head could not be scored
 	Margin       float64 `json:"margin"`
 	Reason       string  `json:"reason"`
 }

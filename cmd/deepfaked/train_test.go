@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/train/install"
+)
+
+// runCmd runs one of train/eval/rollback in-process and returns its stdout and stderr.
+func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(t.Context())
+	return out.String(), errb.String(), err
+}
+
+// trainData links n real and n fake hardfake training images into a folder.
+func trainData(t *testing.T, n int) string {
+	t.Helper()
+	src := filepath.Join(testenv.Shared(t), "data", "hardfake", "train")
+	dir := t.TempDir()
+	for _, class := range []string{"real", "fake"} {
+		if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ents, err := os.ReadDir(filepath.Join(src, class))
+		if err != nil || len(ents) < n {
+			t.Fatalf("%s/%s: %d files (%v), want %d", src, class, len(ents), err, n)
+		}
+		for _, e := range ents[:n] {
+			name := e.Name()
+			if err := os.Symlink(filepath.Join(src, class, name), filepath.Join(dir, class, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+func writeTrainConfig(t *testing.T, dir, head string, gateMargin float64) string {
+	t.Helper()
+	backbone, _ := testenv.Models(t)
+	cfg := fmt.Sprintf(`device_id: t
+state_dir: %s
+mqtt:
+  broker: tcp://127.0.0.1:1883
+model:
+  backbone: %s
+  head: %s
+  runtime: %s
+faces:
+  detector: haar
+cameras:
+  - name: unused
+    source: /dev/null
+train:
+  gate_margin: %g
+`, filepath.Join(dir, "state"), backbone, head, testenv.ORTLibrary(t), gateMargin)
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTrainEvalInstallRollback(t *testing.T) {
+	data := trainData(t, 20)
+	dir := t.TempDir()
+	_, origHead := testenv.Models(t)
+	orig, err := os.ReadFile(origHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := filepath.Join(dir, "installed", "head.onnx")
+	os.MkdirAll(filepath.Dir(head), 0o755)
+	if err := os.WriteFile(head, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeTrainConfig(t, dir, head, 1) // margin 1: the gate always lets the new head in
+
+	out := filepath.Join(dir, "out")
+	stdout, stderr, err := runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", out, "--folds", "3", "--epochs", "2", "--batch", "16")
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "0 cached, 40 extracted") || !strings.Contains(stdout, "out-of-fold") {
+		t.Errorf("train output lacks the extraction count or the table:\n%s\n%s", stderr, stdout)
+	}
+	for _, f := range []string{"head.onnx", "metrics.json", "confusion.png", "roc.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var metrics struct {
+		CV struct {
+			Folds     []struct{ Fold int } `json:"folds"`
+			OutOfFold struct{ N int }      `json:"out_of_fold"`
+		} `json:"cross_validation"`
+		Config struct{ Epochs, Folds, BatchSize int }
+		Final  struct{ Samples int }
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err := json.Unmarshal(b, &metrics); err != nil {
+		t.Fatal(err)
+	}
+	if len(metrics.CV.Folds) != 3 || metrics.CV.OutOfFold.N != 40 || metrics.Final.Samples != 40 || metrics.Config.Epochs != 2 || metrics.Config.BatchSize != 16 {
+		t.Errorf("metrics.json: %+v", metrics)
+	}
+
+	// The exported head fits the backbone as the daemon loads it.
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	backbone, _ := testenv.Models(t)
+	bb, err := infer.LoadBackbone(eng, backbone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := infer.LoadHead(eng, filepath.Join(out, "head.onnx"), bb.FeatureSize())
+	if err != nil {
+		t.Fatalf("trained head does not load: %v", err)
+	}
+	if th := h.Threshold(); !(th > 0 && th < 1) {
+		t.Errorf("trained head threshold %g", th)
+	}
+	h.Close()
+	bb.Close()
+
+	// eval on the installed (original) head: exactly the documented keys.
+	preds := filepath.Join(dir, "preds.csv")
+	stdout, stderr, err = runCmd(t, newEvalCmd(), "--config", cfg, "--data", data, "--json", "--predictions", preds)
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "40 cached, 0 extracted") {
+		t.Errorf("eval did not use the cache:\n%s", stderr)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(stdout), &obj); err != nil || strings.Count(strings.TrimSpace(stdout), "\n") != 0 {
+		t.Fatalf("eval --json printed %q (%v), want one JSON object", stdout, err)
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"accuracy", "auc", "confusion", "f1", "log_loss", "n", "precision", "recall", "threshold"}; !slices.Equal(keys, want) {
+		t.Errorf("eval --json keys %v, want %v", keys, want)
+	}
+	var conf [2][2]int
+	if err := json.Unmarshal(obj["confusion"], &conf); err != nil || conf[0][0]+conf[0][1] != 20 || conf[1][0]+conf[1][1] != 20 {
+		t.Errorf("confusion %s (%v), want 20 real and 20 fake", obj["confusion"], err)
+	}
+	p, _ := os.ReadFile(preds)
+	if lines := strings.Split(strings.TrimSpace(string(p)), "\n"); len(lines) != 41 || lines[0] != "path,label,p_fake" || !strings.HasPrefix(lines[1], "real/") || !strings.Contains(lines[1], ",real,") {
+		t.Errorf("predictions: %d lines, starting %q", len(lines), lines[:2])
+	}
+
+	// --install: the gate (margin 1) lets it in; the old head becomes .prev.
+	stdout, stderr, err = runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", filepath.Join(dir, "out2"), "--folds", "2", "--epochs", "1", "--install")
+	if err != nil {
+		t.Fatalf("train --install: %v\n%s\n%s", err, stdout, stderr)
+	}
+	cand, _ := os.ReadFile(filepath.Join(dir, "out2", "head.onnx"))
+	if got, _ := os.ReadFile(head); !bytes.Equal(got, cand) || !strings.Contains(stdout, "installed ") {
+		t.Fatalf("installed head is not the new one:\n%s", stdout)
+	}
+	if prev, _ := os.ReadFile(install.PrevPath(head)); !bytes.Equal(prev, orig) {
+		t.Error(".prev is not the replaced head")
+	}
+	if _, _, err := runCmd(t, newRollbackCmd(), "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(head); !bytes.Equal(got, orig) {
+		t.Error("rollback did not restore the previous bytes")
+	}
+	if _, _, err := runCmd(t, newRollbackCmd(), "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(head); !bytes.Equal(got, cand) {
+		t.Error("a second rollback did not swap back")
+	}
+
+	// A missing installed head: the candidate is installed, and the output says why.
+	cfg2 := writeTrainConfig(t, t.TempDir(), filepath.Join(dir, "fresh", "head.onnx"), 0)
+	os.MkdirAll(filepath.Join(dir, "fresh"), 0o755)
+	stdout, _, err = runCmd(t, newTrainCmd(), "--config", cfg2, "--data", data, "--out", filepath.Join(dir, "out3"), "--folds", "2", "--epochs", "1", "--install")
+	if err != nil || !strings.Contains(stdout, "cannot be scored") {
+		t.Errorf("install over a missing head: %v\n%s", err, stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fresh", "head.onnx")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTrainBadInput(t *testing.T) {
+	dir := t.TempDir()
+	_, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, head, 0)
+	oneClass := filepath.Join(dir, "data")
+	os.MkdirAll(filepath.Join(oneClass, "real"), 0o755)
+	os.WriteFile(filepath.Join(oneClass, "real", "a.jpg"), []byte("x"), 0o644)
+	broken := filepath.Join(dir, "broken")
+	for _, c := range []string{"real", "fake"} {
+		os.MkdirAll(filepath.Join(broken, c), 0o755)
+		os.WriteFile(filepath.Join(broken, c, "a.jpg"), []byte("not a jpeg"), 0o644)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"one class", []string{"--data", oneClass}, "no fake ones"},
+		{"nothing decodes", []string{"--data", broken}, "both classes are needed"},
+		{"bad crop", []string{"--data", oneClass, "--crop", "square"}, `--crop "square"`},
+		{"bad flag value", []string{"--data", oneClass, "--folds", "1"}, "folds"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runCmd(t, newTrainCmd(), append([]string{"--config", cfg, "--out", filepath.Join(dir, "o")}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("err = %v, want one containing %q", err, tc.wantErr)
+			}
+			var ee *exitError
+			if errors.As(err, &ee) {
+				t.Errorf("bad input exits %d, want the generic failure", ee.code)
+			}
+		})
+	}
+}
