@@ -17,10 +17,10 @@ import (
 
 // Options configure a connection to a broker, for publishing or subscribing.
 type Options struct {
-	Broker         string      // tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss:// URL
-	ClientID       string      // must be unique on the broker: a second client with the same ID kicks the first off
-	Username       string      //
-	Password       string      //
+	Broker         string // tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss:// URL
+	ClientID       string // must be unique on the broker: a second client with the same ID kicks the first off
+	Username       string
+	Password       string
 	TLS            *tls.Config // for ssl://, tls://, mqtts:// and wss://; nil uses the system roots
 	QoS            byte        // 0, 1 or 2; 1 or 2 to keep messages across a broker restart
 	StatusTopic    string      // retained "online"/"offline" (and the last will); empty for none

@@ -101,10 +101,10 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 	defer cancel()
 	fail := func(err error) (*Publisher, error) {
 		p.client.Disconnect(0) // stops paho's connect retries
-		if why := last.get(); why != nil && errors.Is(err, context.DeadlineExceeded) {
+		if why := last.get(); why != nil && ctx.Err() != nil {
 			err = fmt.Errorf("%w (last attempt: %w)", err, why)
 		}
-		return nil, fmt.Errorf("mqtt: connect to broker %s as %q: %w", opts.Broker, opts.ClientID, err)
+		return nil, fmt.Errorf("mqtt: connect to broker %s: %w", opts.Broker, err)
 	}
 	if err := waitToken(ctx, p.client.Connect()); err != nil {
 		return fail(err)

@@ -33,17 +33,17 @@ func Subscribe(ctx context.Context, opts Options, topics []string, handle func(t
 	onMessage := func(_ mqtt.Client, m mqtt.Message) { handle(m.Topic(), m.Payload()) }
 	refused := make(chan error, 1)
 	var last lastError
-	log := slog.New(slog.DiscardHandler)
-	co := clientOptions(opts, log, &last).
+	co := clientOptions(opts, slog.New(slog.DiscardHandler), &last).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			t := c.SubscribeMultiple(filters, onMessage)
 			t.Wait()
 			err := t.Error()
 			if err == nil {
-				// A broker refuses one filter with return code 0x80, not an error.
+				// A broker refuses a filter in its return code (0x80 in MQTT 3.1.1;
+				// some answer with MQTT 5 codes), not with an error.
 				for topic, code := range t.(*mqtt.SubscribeToken).Result() {
-					if code == 0x80 {
-						err = fmt.Errorf("subscription to %q refused", topic)
+					if code > 2 {
+						err = fmt.Errorf("subscription to %q refused (code %#x)", topic, code)
 					}
 				}
 			}

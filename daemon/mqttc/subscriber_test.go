@@ -1,0 +1,109 @@
+package mqttc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+)
+
+// TestSubscribeWaitsForBroker: started before any broker listens, Subscribe
+// keeps trying and receives once the broker is up.
+func TestSubscribeWaitsForBroker(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	got := make(chan message, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Subscribe(ctx, Options{Broker: "tcp://" + addr, ClientID: clientID("early-sub"), QoS: 1}, []string{"late/#"},
+			func(topic string, payload []byte) { got <- message{topic, string(payload)} })
+	}()
+	time.Sleep(1500 * time.Millisecond) // a few failed attempts
+	select {
+	case err := <-done:
+		t.Fatalf("Subscribe gave up while the broker was down: %v", err)
+	default:
+	}
+	b, err := StartBroker(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Retained, so it arrives whenever the subscription is made.
+	p, err := Connect(context.Background(), Options{Broker: b.URL(), ClientID: clientID("late-pub"), QoS: 1, StatusTopic: "late/status"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	expect(t, got, "late/status", StatusOnline, 10*time.Second)
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Subscribe after cancel = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Subscribe did not return after its context was cancelled")
+	}
+}
+
+// TestSubscribeRefused uses a mochi broker with an ACL: mosquitto 2.0 grants
+// a denied MQTT 3.1.1 subscription and then delivers nothing.
+func TestSubscribeRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	ledger := &auth.Ledger{
+		Auth: auth.AuthRules{{Allow: true}},
+		ACL:  auth.ACLRules{{Filters: auth.Filters{"secret/#": auth.Deny}}},
+	}
+	if err := s.AddHook(new(auth.Hook), &auth.Options{Ledger: ledger}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddListener(&tcpListener{listener: l}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	broker := "tcp://" + l.Addr().String()
+
+	for _, tc := range []struct {
+		name   string
+		topics []string
+		want   string
+	}{
+		{"denied by ACL", []string{"open/a", "secret/#"}, `"secret/#" refused`},
+		{"no topics", nil, "no topics"},
+		{"empty topic", []string{""}, "empty topic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := Subscribe(ctx, Options{Broker: broker, ClientID: clientID("sub"), QoS: 1}, tc.topics, func(string, []byte) {})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), broker) {
+				t.Fatalf("got %v, want an error naming %s and containing %q", err, broker, tc.want)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("Subscribe returned only at its deadline")
+			}
+		})
+	}
+	// The allowed filter alone works.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := Subscribe(ctx, Options{Broker: broker, ClientID: clientID("sub"), QoS: 1}, []string{"open/a"}, func(string, []byte) {}); err != nil {
+		t.Fatalf("allowed subscription: %v", err)
+	}
+}
