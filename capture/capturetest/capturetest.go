@@ -22,10 +22,7 @@ const Megamind = "/usr/share/doc/opencv-doc/examples/data/Megamind.avi"
 // t.TempDir() from Megamind.avi (or synthetic frames without opencv-doc).
 func Clip(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("DEEPFAKED_TESTDATA")
-	if dir == "" {
-		dir = filepath.Join(testenv.RepoRoot(t), "..", "shared")
-	}
+	dir, _ := testenv.SharedDir(t)
 	if p := filepath.Join(dir, "data", "videos", "real", "ffpp_519.mp4"); exists(p) {
 		return p
 	}

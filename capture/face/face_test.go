@@ -294,11 +294,8 @@ func BenchmarkDetect720p(b *testing.B) {
 
 // haveShared reports whether the shared test data is there (testenv.Shared would skip).
 func haveShared(t testing.TB) bool {
-	dir := os.Getenv("DEEPFAKED_TESTDATA")
-	if dir == "" {
-		dir = filepath.Join(testenv.RepoRoot(t), "..", "shared")
-	}
-	return fileExists(filepath.Join(dir, "README.md"))
+	_, ok := testenv.SharedDir(t)
+	return ok
 }
 
 func fileExists(p string) bool {

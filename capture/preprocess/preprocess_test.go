@@ -61,7 +61,8 @@ func TestCrop(t *testing.T) {
 func realImage(t testing.TB) gocv.Mat {
 	t.Helper()
 	var p string
-	if m, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "..", "shared", "data", "hardfake", "test", "real", "*.jpg")); len(m) > 0 {
+	shared, _ := testenv.SharedDir(t)
+	if m, _ := filepath.Glob(filepath.Join(shared, "data", "hardfake", "test", "real", "*.jpg")); len(m) > 0 {
 		p = m[0]
 	} else {
 		p = filepath.Join(t.TempDir(), "frame.png")

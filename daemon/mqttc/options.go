@@ -27,6 +27,9 @@ type Options struct {
 	KeepAlive      time.Duration
 	ConnectTimeout time.Duration // how long Connect waits for the first connection; also each attempt's limit
 	MaxPending     int           // messages kept while the broker is unreachable; beyond it Publish fails
+	// OnSubscribed, for Subscribe, is called each time the broker has granted
+	// the subscriptions (after the first connect and every reconnect).
+	OnSubscribed func()
 }
 
 // Payloads on StatusTopic.

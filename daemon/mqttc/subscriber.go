@@ -52,6 +52,10 @@ func Subscribe(ctx context.Context, opts Options, topics []string, handle func(t
 				case refused <- fmt.Errorf("mqtt: broker %s: subscribe %v: %w", opts.Broker, topics, err):
 				default:
 				}
+				return
+			}
+			if opts.OnSubscribed != nil {
+				opts.OnSubscribed()
 			}
 		})
 	client := mqtt.NewClient(co)

@@ -19,10 +19,12 @@ import (
 func TestSubscribeWaitsForBroker(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	got := make(chan message, 10)
+	subscribed := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Subscribe(ctx, Options{Broker: "tcp://" + addr, ClientID: clientID("early-sub"), QoS: 1}, []string{"late/#"},
+		done <- Subscribe(ctx, Options{Broker: "tcp://" + addr, ClientID: clientID("early-sub"), QoS: 1,
+			OnSubscribed: func() { subscribed <- struct{}{} }}, []string{"late/#"},
 			func(topic string, payload []byte) { got <- message{topic, string(payload)} })
 	}()
 	time.Sleep(1500 * time.Millisecond) // a few failed attempts
@@ -43,6 +45,16 @@ func TestSubscribeWaitsForBroker(t *testing.T) {
 	}
 	defer p.Close(context.Background())
 	expect(t, got, "late/status", StatusOnline, 10*time.Second)
+	// Once OnSubscribed has run, a message that is not retained is not missed.
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnSubscribed was not called")
+	}
+	if err := p.Publish("late/verdict", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, got, "late/verdict", "v1", 10*time.Second)
 
 	cancel()
 	select {

@@ -4,16 +4,10 @@
 package testenv
 
 import (
-	"bufio"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 // RepoRoot is the folder holding go.mod, found by walking up from the working directory.
@@ -35,15 +29,24 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// Shared returns the shared test-data folder ($DEEPFAKED_TESTDATA, else ../shared
-// beside the repository) and skips the test with a clear message when it is absent.
-func Shared(t testing.TB) string {
+// SharedDir is the shared test-data folder ($DEEPFAKED_TESTDATA, else ../shared
+// beside the repository) and whether it is there, for tests that fall back to
+// data of their own.
+func SharedDir(t testing.TB) (string, bool) {
 	t.Helper()
 	dir := os.Getenv("DEEPFAKED_TESTDATA")
 	if dir == "" {
 		dir = filepath.Join(RepoRoot(t), "..", "shared")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+	_, err := os.Stat(filepath.Join(dir, "README.md"))
+	return dir, err == nil
+}
+
+// Shared is SharedDir for tests that need it: they skip with a clear message when it is absent.
+func Shared(t testing.TB) string {
+	t.Helper()
+	dir, ok := SharedDir(t)
+	if !ok {
 		t.Skipf("shared test data not found at %s (set DEEPFAKED_TESTDATA): skipping a test that needs real faces, videos or trained weights", dir)
 	}
 	return dir
@@ -101,53 +104,5 @@ func FreePort(t testing.TB) int {
 // returns its tcp:// URL. It is stopped when the test ends.
 func Mosquitto(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin = "/usr/sbin/mosquitto"
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("mosquitto not installed: run `make deps`")
-		}
-	}
-	port := FreePort(t)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	var (
-		mu  sync.Mutex
-		log strings.Builder
-	)
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			mu.Lock()
-			log.WriteString(s.Text() + "\n")
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "tcp://" + addr
-		}
-		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("mosquitto did not listen on %s: %v\n%s", addr, err, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return StartMosquitto(t, "").URL()
 }

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// buildBinary compiles deepfaked once per test binary run.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "deepfaked-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "deepfaked")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func deepfaked(t *testing.T) string {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// subscriber records every message under prefix/# on a real broker.
+type subscriber struct {
+	mu   sync.Mutex
+	msgs []message
+	c    mqtt.Client
+}
+
+type message struct {
+	topic    string
+	payload  []byte
+	retained bool
+}
+
+func subscribe(t *testing.T, broker, filter string) *subscriber {
+	t.Helper()
+	s := &subscriber{}
+	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("test-%d", time.Now().UnixNano()))
+	s.c = mqtt.NewClient(o)
+	if tok := s.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("test subscriber connect %s: %v", broker, tok.Error())
+	}
+	tok := s.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.msgs = append(s.msgs, message{m.Topic(), slices.Clone(m.Payload()), m.Retained()})
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	t.Cleanup(func() { s.c.Disconnect(100) })
+	return s
+}
+
+func (s *subscriber) snapshot() []message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.msgs)
+}
+
+func (s *subscriber) waitFor(t *testing.T, what string, timeout time.Duration, ok func([]message) bool) []message {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		m := s.snapshot()
+		if ok(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; got %d messages", timeout, what, len(m))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func topicCount(msgs []message, topic string) int {
+	n := 0
+	for _, m := range msgs {
+		if m.topic == topic {
+			n++
+		}
+	}
+	return n
+}
+
+func statuses(msgs []message, topic string) []string {
+	var out []string
+	for _, m := range msgs {
+		if m.topic == topic {
+			out = append(out, string(m.payload))
+		}
+	}
+	return out
+}
+
+func writeConfig(t *testing.T, broker, source string, loop bool) string {
+	t.Helper()
+	backbone, head := testenv.Models(t)
+	cfg := fmt.Sprintf(`device_id: it-dev
+log_level: debug
+mqtt:
+  broker: %s
+model:
+  backbone: %s
+  head: %s
+faces:
+  detector: haar
+cameras:
+  - name: cam1
+    source: %s
+    fps: 0
+    loop: %v
+`, broker, backbone, head, source, loop)
+	p := filepath.Join(t.TempDir(), "deepfaked.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func countFrames(t *testing.T, path string) int {
+	t.Helper()
+	vc, err := gocv.VideoCaptureFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	n := 0
+	for vc.Read(&m) && !m.Empty() {
+		n++
+	}
+	return n
+}
+
+func fileID(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+var hex12 = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
+// checkVerdict checks one payload against the schema in the README.
+func checkVerdict(t *testing.T, payload []byte, backboneID, headID string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("verdict is not JSON: %v: %s", err, payload)
+	}
+	for _, k := range []string{"device", "camera", "frame", "ts", "label", "p_fake", "threshold", "faces", "model", "latency_ms"} {
+		if _, ok := v[k]; !ok {
+			t.Fatalf("verdict lacks %q: %s", k, payload)
+		}
+	}
+	if v["device"] != "it-dev" || v["camera"] != "cam1" {
+		t.Errorf("device/camera = %v/%v", v["device"], v["camera"])
+	}
+	if _, err := time.Parse(time.RFC3339Nano, v["ts"].(string)); err != nil || !strings.Contains(v["ts"].(string), ".") {
+		t.Errorf("ts %q is not RFC 3339 with fractional seconds: %v", v["ts"], err)
+	}
+	num := func(k string, m map[string]any) float64 {
+		f, err := m[k].(json.Number).Float64()
+		if err != nil {
+			t.Fatalf("%s is not a number in %s", k, payload)
+		}
+		return f
+	}
+	p, thr := num("p_fake", v), num("threshold", v)
+	if p < 0 || p > 1 || thr <= 0 || thr >= 1 || num("latency_ms", v) < 0 {
+		t.Errorf("p_fake %v, threshold %v, latency %v out of range", p, thr, v["latency_ms"])
+	}
+	faces := v["faces"].([]any)
+	switch label := v["label"]; {
+	case len(faces) == 0:
+		if label != "none" || p != 0 {
+			t.Errorf("no faces: label %v p_fake %v, want none and 0", label, p)
+		}
+	default:
+		maxP := 0.0
+		for _, f := range faces {
+			fm := f.(map[string]any)
+			box := fm["box"].([]any)
+			if len(box) != 4 {
+				t.Fatalf("box %v is not [x,y,w,h]", box)
+			}
+			fp := num("p_fake", fm)
+			maxP = max(maxP, fp)
+			if want := map[bool]string{true: "fake", false: "real"}[fp >= thr]; fm["label"] != want {
+				t.Errorf("face label %v with p_fake %v threshold %v", fm["label"], fp, thr)
+			}
+		}
+		if p != maxP {
+			t.Errorf("p_fake %v is not the max over faces %v", p, maxP)
+		}
+		if want := map[bool]string{true: "fake", false: "real"}[p >= thr]; label != want {
+			t.Errorf("label %v with p_fake %v threshold %v", label, p, thr)
+		}
+	}
+	model := v["model"].(map[string]any)
+	if model["backbone"] != backboneID || model["head"] != headID || !hex12.MatchString(model["head"].(string)) {
+		t.Errorf("model %v, want backbone %s head %s", model, backboneID, headID)
+	}
+	return v
+}
+
+// TestRunFileToEnd: every frame of a file gets exactly one verdict, in order,
+// and the daemon exits 0 at end of file with online then offline on status.
+func TestRunFileToEnd(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	clip := capturetest.Clip(t)
+	want := countFrames(t, clip)
+	sub := subscribe(t, broker, "deepfaked/it-dev/#")
+	cfg := writeConfig(t, broker, clip, false)
+
+	cmd := exec.Command(deepfaked(t), "run", "--config", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("deepfaked run: %v\n%s", err, stderr.String())
+	}
+	const vt = "deepfaked/it-dev/cam1/verdict"
+	msgs := sub.waitFor(t, "offline status", 10*time.Second, func(m []message) bool {
+		s := statuses(m, "deepfaked/it-dev/status")
+		return len(s) > 0 && s[len(s)-1] == "offline"
+	})
+	if got := topicCount(msgs, vt); got != want {
+		t.Fatalf("%d verdicts for %d frames", got, want)
+	}
+	backbone, head := testenv.Models(t)
+	bID, hID := fileID(t, backbone), fileID(t, head)
+	frame, withFaces := 0, 0
+	for _, m := range msgs {
+		if m.topic != vt {
+			continue
+		}
+		v := checkVerdict(t, m.payload, bID, hID)
+		if got, _ := v["frame"].(json.Number).Int64(); got != int64(frame) {
+			t.Fatalf("verdict %d has frame %d", frame, got)
+		}
+		if len(v["faces"].([]any)) > 0 {
+			withFaces++
+		}
+		frame++
+	}
+	if withFaces < want/2 {
+		t.Errorf("faces found in only %d of %d frames of a clip with a face", withFaces, want)
+	}
+	if s := statuses(msgs, "deepfaked/it-dev/status"); s[0] != "online" {
+		t.Errorf("status sequence %v: want online first", s)
+	}
+}
+
+// TestRunSIGTERM: a looping source runs until SIGTERM; then in-flight verdicts
+// are published, status goes offline (retained) and the exit status is 0.
+func TestRunSIGTERM(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	sub := subscribe(t, broker, "deepfaked/it-dev/#")
+	cmd := exec.Command(deepfaked(t), "run", "--config", writeConfig(t, broker, capturetest.Clip(t), true))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	sub.waitFor(t, "online and 5 verdicts", 60*time.Second, func(m []message) bool {
+		return slices.Contains(statuses(m, "deepfaked/it-dev/status"), "online") && topicCount(m, "deepfaked/it-dev/cam1/verdict") >= 5
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("deepfaked did not exit within 30s of SIGTERM\n%s", stderr.String())
+	}
+	msgs := sub.waitFor(t, "offline", 10*time.Second, func(m []message) bool {
+		s := statuses(m, "deepfaked/it-dev/status")
+		return s[len(s)-1] == "offline"
+	})
+	// Frames are consecutive: nothing in flight was dropped at shutdown.
+	frame := int64(0)
+	for _, m := range msgs {
+		if m.topic != "deepfaked/it-dev/cam1/verdict" {
+			continue
+		}
+		var v struct{ Frame int64 }
+		if err := json.Unmarshal(m.payload, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Frame != frame {
+			t.Fatalf("frame %d after %d: a verdict was lost", v.Frame, frame-1)
+		}
+		frame++
+	}
+	// A late subscriber sees the retained offline.
+	late := subscribe(t, broker, "deepfaked/it-dev/status")
+	got := late.waitFor(t, "retained status", 10*time.Second, func(m []message) bool { return len(m) > 0 })
+	if string(got[0].payload) != "offline" || !got[0].retained {
+		t.Errorf("retained status %q (retained=%v), want offline", got[0].payload, got[0].retained)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	backbone, head := testenv.Models(t)
+	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: tcp://127.0.0.1:1883\nmodel:\n  backbone: %s\n  head: %s\nfaces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: /dev/video0\n    fps: 0\n", backbone, head)
+	tests := []struct {
+		name     string
+		cfg      string
+		wantCode int
+		want     []string
+	}{
+		{"valid", good, 0, []string{"ok"}},
+		{"unknown key", strings.Replace(good, "  broker:", "  brokr:", 1), 2, []string{"brokr"}},
+		{"bad value", strings.Replace(good, "fps: 0", "fps: -3", 1), 2, []string{"fps", "-3"}},
+		{"bad provider", strings.Replace(good, "  head:", "  providers: [npu]\n  head:", 1), 2, []string{"providers", "npu"}},
+		{"missing model file", strings.Replace(good, head, "/nonexistent/head.onnx", 1), 2, []string{"/nonexistent/head.onnx"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(tc.cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(deepfaked(t), "check-config", "--config", p).CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.wantCode, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output does not name %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(deepfaked(t), "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "deepfaked ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+}

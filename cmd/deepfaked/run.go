@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/daemon/config"
+)
+
+func newRunCmd() *cobra.Command {
+	var (
+		path  string
+		watch bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: analyse the configured cameras and publish verdicts",
+		Long: `Run the daemon: analyse the configured cameras and publish verdicts over MQTT.
+SIGINT or SIGTERM stops capture, publishes the verdicts of frames in flight and
+'offline', and exits 0. When every camera is a file that has ended, it exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg.LogLevel)
+			opts := daemon.Options{Log: log}
+			if watch {
+				opts.Watch = printMessage(cmd.OutOrStdout())
+			}
+			return daemon.Run(cmd.Context(), cfg, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file")
+	cmd.Flags().BoolVar(&watch, "watch", false, "also print every message under the topic prefix, as an MQTT subscriber sees it")
+	return cmd
+}
+
+func newCheckConfigCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Validate a configuration file and the files it names; exit 0 if valid",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if err := cfg.CheckFiles(); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("%s: %w", path, err)}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (device %s, %d camera(s), broker %s)\n", path, cfg.DeviceID, len(cfg.Cameras), cfg.MQTT.Broker)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file")
+	return cmd
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "deepfaked", version)
+		},
+	}
+}
+
+// newLogger logs structured text to stderr (journald keeps it under systemd).
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,251 @@
+// Package pipeline ties cameras to inference: each camera's goroutine pulls
+// frames, finds faces and preprocesses the crops; one inference goroutine runs
+// all faces of a frame through the classifier in one batch and publishes the
+// verdict. Buffers are pooled per camera, so the steady state allocates nothing
+// per frame on our side.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/face"
+)
+
+// Source yields frames to analyse (a capture.Camera).
+type Source interface {
+	Name() string
+	Next(ctx context.Context) (*capture.Frame, error)
+	Release(*capture.Frame)
+}
+
+// Detector finds faces in a frame; each camera has its own (detectors are not
+// safe for concurrent use).
+type Detector interface {
+	Detect(img gocv.Mat, dst []face.Box) ([]face.Box, error)
+}
+
+// Preprocessor turns a face box into model input.
+type Preprocessor interface {
+	Crop(box image.Rectangle, frame image.Point) image.Rectangle
+	Fill(img gocv.Mat, crop image.Rectangle, dst []float32) error
+}
+
+// Classifier scores a batch of preprocessed faces.
+type Classifier interface {
+	Classify(input []float32, n int, pFake []float32) (headID string, err error)
+	BackboneID() string
+	HeadID() string
+	InputSize() int
+}
+
+// Publisher sends a payload to a topic.
+type Publisher interface {
+	Publish(topic string, payload []byte) error
+}
+
+// Camera is one source with its own detector and preprocessor.
+type Camera struct {
+	Source   Source
+	Detector Detector
+	Pre      Preprocessor
+	// WholeFrame feeds the detector's boxes to the model as they are, without a
+	// square face crop: for `faces.detector: none`, whose one box is the frame.
+	WholeFrame bool
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	Device      string
+	TopicPrefix string
+	Threshold   float64
+	MaxFaces    int
+	Log         *slog.Logger
+	// OnVerdict, when set, sees every verdict after it is published (metrics, bench).
+	// It runs on the inference goroutine and must not keep v.
+	OnVerdict func(v *Verdict)
+}
+
+// Pipeline runs cameras through a classifier to a publisher.
+type Pipeline struct {
+	opts Options
+	clf  Classifier
+	pub  Publisher
+	cams []Camera
+	log  *slog.Logger
+}
+
+// New makes a pipeline; Run starts it.
+func New(opts Options, clf Classifier, pub Publisher, cams []Camera) *Pipeline {
+	if opts.MaxFaces <= 0 {
+		opts.MaxFaces = 8
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log}
+}
+
+// job carries one preprocessed frame from a camera to the inference goroutine.
+type job struct {
+	cam    *camState
+	frame  int64
+	ts     time.Time
+	n      int
+	boxes  []image.Rectangle
+	input  []float32
+	pFake  []float32
+	result Verdict
+}
+
+type camState struct {
+	Camera
+	name  string
+	topic string
+	free  chan *job
+	faces []face.Box
+}
+
+// jobsPerCamera lets a camera preprocess its next frame while the previous
+// one is being classified, and no more: live sources drop stale frames in
+// capture rather than queueing them here.
+const jobsPerCamera = 2
+
+// Run analyses frames until every camera has ended (nil) or ctx is cancelled
+// (nil after the frames in flight are published). Errors of single frames are
+// logged, not returned: one bad frame must not stop the daemon.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if len(p.cams) == 0 {
+		return errors.New("pipeline: no cameras")
+	}
+	size := p.clf.InputSize()
+	sample := 3 * size * size
+	jobs := make(chan *job, len(p.cams))
+	var wg sync.WaitGroup
+	for i := range p.cams {
+		cs := &camState{Camera: p.cams[i], name: p.cams[i].Source.Name(), free: make(chan *job, jobsPerCamera),
+			faces: make([]face.Box, 0, p.opts.MaxFaces*2)}
+		cs.topic = p.opts.TopicPrefix + "/" + cs.name + "/verdict"
+		for range jobsPerCamera {
+			cs.free <- &job{cam: cs,
+				boxes: make([]image.Rectangle, 0, p.opts.MaxFaces),
+				input: make([]float32, p.opts.MaxFaces*sample),
+				pFake: make([]float32, p.opts.MaxFaces),
+				result: Verdict{Device: p.opts.Device, Camera: cs.name, Threshold: p.opts.Threshold,
+					Faces: make([]FaceResult, 0, p.opts.MaxFaces)}}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.runCamera(ctx, cs, sample, jobs)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(jobs)
+	}()
+	p.infer(jobs)
+	return nil
+}
+
+func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs chan<- *job) {
+	log := p.log.With("camera", cs.name)
+	for {
+		f, err := cs.Source.Next(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			log.Info("camera ended")
+			return
+		case ctx.Err() != nil:
+			return
+		default:
+			log.Error("camera stopped", "err", err)
+			return
+		}
+		j := <-cs.free
+		if err := p.prepare(cs, f, j, sample); err != nil {
+			log.Warn("frame skipped", "frame", f.Index, "err", err)
+			cs.Source.Release(f)
+			cs.free <- j
+			continue
+		}
+		cs.Source.Release(f)
+		jobs <- j
+	}
+}
+
+// prepare detects faces in f and fills j with their model input.
+func (p *Pipeline) prepare(cs *camState, f *capture.Frame, j *job, sample int) error {
+	j.frame, j.ts, j.n, j.boxes = f.Index, f.Time, 0, j.boxes[:0]
+	faces, err := cs.Detector.Detect(f.Mat, cs.faces[:0])
+	cs.faces = faces[:0]
+	if err != nil {
+		return fmt.Errorf("face detection: %w", err)
+	}
+	if len(faces) > p.opts.MaxFaces {
+		faces = faces[:p.opts.MaxFaces] // detectors sort by score
+	}
+	frame := image.Pt(f.Mat.Cols(), f.Mat.Rows())
+	for _, b := range faces {
+		crop := b.Rect
+		if !cs.WholeFrame {
+			crop = cs.Pre.Crop(b.Rect, frame)
+		}
+		if crop.Empty() {
+			continue
+		}
+		if err := cs.Pre.Fill(f.Mat, crop, j.input[j.n*sample:(j.n+1)*sample]); err != nil {
+			return fmt.Errorf("preprocess face %v: %w", b.Rect, err)
+		}
+		j.boxes = append(j.boxes, b.Rect)
+		j.n++
+	}
+	return nil
+}
+
+func (p *Pipeline) infer(jobs <-chan *job) {
+	backbone := p.clf.BackboneID()
+	buf := make([]byte, 0, 4096)
+	for j := range jobs {
+		v := &j.result
+		v.Frame, v.TS, v.Faces, v.PFake, v.Label = j.frame, j.ts, v.Faces[:0], 0, LabelNone
+		v.Model.Backbone, v.Model.Head = backbone, p.clf.HeadID()
+		if j.n > 0 {
+			head, err := p.clf.Classify(j.input, j.n, j.pFake)
+			if err != nil {
+				p.log.Error("inference failed; frame skipped", "camera", j.cam.name, "frame", j.frame, "err", err)
+				j.cam.free <- j
+				continue
+			}
+			v.Model.Head = head
+			for i := range j.n {
+				pf := float64(j.pFake[i])
+				v.Faces = append(v.Faces, FaceResult{Box: boxOf(j.boxes[i]), PFake: pf, Label: label(pf, v.Threshold)})
+				v.PFake = max(v.PFake, pf)
+			}
+			v.Label = label(v.PFake, v.Threshold)
+		}
+		v.LatencyMS = float64(time.Since(j.ts).Microseconds()) / 1000
+		buf = v.AppendJSON(buf[:0])
+		// The publisher keeps the payload until the broker acknowledges it.
+		if err := p.pub.Publish(j.cam.topic, slices.Clone(buf)); err != nil {
+			p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err)
+		}
+		if p.opts.OnVerdict != nil {
+			p.opts.OnVerdict(v)
+		}
+		j.cam.free <- j
+	}
+}

@@ -1,0 +1,206 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// recorder is the pipeline's Publisher for these tests: it keeps what a
+// subscriber would receive. (The MQTT path itself is tested end to end in
+// cmd/deepfaked against mosquitto.)
+type recorder struct {
+	mu       sync.Mutex
+	payloads map[string][][]byte
+	fail     error
+}
+
+func (r *recorder) Publish(topic string, payload []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.payloads == nil {
+		r.payloads = map[string][][]byte{}
+	}
+	r.payloads[topic] = append(r.payloads[topic], payload)
+	return r.fail
+}
+
+func (r *recorder) verdicts(t *testing.T, topic string) []pipeline.Verdict {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []pipeline.Verdict
+	for _, p := range r.payloads[topic] {
+		var v pipeline.Verdict
+		if err := json.Unmarshal(p, &v); err != nil {
+			t.Fatalf("payload is not a verdict: %v: %s", err, p)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+type fixture struct {
+	clf  *infer.Classifier
+	eng  *engine.Engine
+	clip string
+}
+
+func setup(t *testing.T) fixture {
+	t.Helper()
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t), Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	backbone, head := testenv.Models(t)
+	clf, err := infer.LoadClassifier(eng, backbone, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clf.Close() })
+	return fixture{clf: clf, eng: eng, clip: capturetest.Clip(t)}
+}
+
+func (f fixture) camera(t *testing.T, name string, loop bool, detector string) pipeline.Camera {
+	t.Helper()
+	src, err := capture.Open(context.Background(), capture.Options{Name: name, Source: f.clip, Loop: loop}, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	det, err := face.New(face.Options{Kind: detector, Engine: f.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { det.Close() })
+	m := f.clf.Meta()
+	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, Margin: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pre.Close() })
+	return pipeline.Camera{Source: src, Detector: det, Pre: pre, WholeFrame: detector == face.None}
+}
+
+// Two cameras on one classifier: every frame of each file gets exactly one
+// verdict, in order, with the right camera, and no Mat leaks.
+func TestPipelineEveryFrameOnce(t *testing.T) {
+	capturetest.CheckMats(t)
+	f := setup(t)
+	const limit = 40
+	rec := &recorder{}
+	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
+	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: 0.5, MaxFaces: 4},
+		f.clf, rec, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
+			{Source: &firstN{Source: cams[1].Source, n: limit}, Detector: cams[1].Detector, Pre: cams[1].Pre, WholeFrame: true}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, cam := range []string{"a", "b"} {
+		vs := rec.verdicts(t, "deepfaked/dev/"+cam+"/verdict")
+		if len(vs) != limit {
+			t.Fatalf("camera %s: %d verdicts for %d frames", cam, len(vs), limit)
+		}
+		faces := 0
+		for i, v := range vs {
+			if v.Frame != int64(i) || v.Camera != cam || v.Device != "dev" {
+				t.Fatalf("camera %s verdict %d: frame %d camera %s device %s", cam, i, v.Frame, v.Camera, v.Device)
+			}
+			if v.Model.Backbone != f.clf.BackboneID() || v.Model.Head != f.clf.HeadID() {
+				t.Fatalf("model ids %+v", v.Model)
+			}
+			faces += len(v.Faces)
+			if cam == "b" && (len(v.Faces) != 1 || v.Faces[0].Box[2] == 0) {
+				t.Fatalf("detector none: want the whole frame as one face, got %+v", v.Faces)
+			}
+		}
+		if cam == "a" && faces < limit/2 {
+			t.Errorf("haar found faces in %d of %d frames of a clip with a face", faces, limit)
+		}
+	}
+}
+
+// Cancelling stops capture, and every frame that was taken is still published:
+// the verdicts of a looping camera are consecutive from 0.
+func TestPipelineCancelPublishesInFlight(t *testing.T) {
+	capturetest.CheckMats(t)
+	f := setup(t)
+	rec := &recorder{}
+	var seen sync.WaitGroup
+	seen.Add(1)
+	var once sync.Once
+	n := 0
+	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: 0.5, OnVerdict: func(*pipeline.Verdict) {
+		if n++; n == 5 {
+			once.Do(seen.Done)
+		}
+	}}, f.clf, rec, []pipeline.Camera{f.camera(t, "loop", true, face.Haar)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	seen.Wait()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("pipeline did not stop within 30s of cancellation")
+	}
+	vs := rec.verdicts(t, "p/loop/verdict")
+	if len(vs) < 5 {
+		t.Fatalf("%d verdicts", len(vs))
+	}
+	for i, v := range vs {
+		if v.Frame != int64(i) {
+			t.Fatalf("verdict %d is frame %d: a frame in flight was lost", i, v.Frame)
+		}
+	}
+}
+
+// A publish error is logged and the pipeline carries on with the next frames.
+func TestPipelinePublishErrorDoesNotStop(t *testing.T) {
+	f := setup(t)
+	rec := &recorder{fail: errors.New("broker away")}
+	cam := f.camera(t, "a", false, face.None)
+	cam.Source = &firstN{Source: cam.Source, n: 5}
+	p := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: 0.5}, f.clf, rec, []pipeline.Camera{cam})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rec.verdicts(t, "p/a/verdict")); got != 5 {
+		t.Fatalf("%d publish attempts for 5 frames", got)
+	}
+}
+
+// firstN ends a source after n frames, to keep tests short on long clips.
+type firstN struct {
+	pipeline.Source
+	n, seen int
+}
+
+func (s *firstN) Next(ctx context.Context) (*capture.Frame, error) {
+	if s.seen >= s.n {
+		return nil, io.EOF
+	}
+	s.seen++
+	return s.Source.Next(ctx)
+}
