@@ -328,7 +328,12 @@ Hyperparameters come from the config's train: section; flags override it.`,
 				fmt.Fprintf(stderr, "holding out %d of %d images (train.holdout %g) to compare with the installed head\n", held.Len(), all.Len(), tc.Holdout)
 			}
 			bar := newProgressBar(stderr, "train")
+			fold := 0
 			progress := func(p train.Progress) {
+				if p.Fold != fold { // each fit gets its own rate
+					bar.done()
+					fold = p.Fold
+				}
 				what := "final"
 				if p.Folds > 0 {
 					what = fmt.Sprintf("fold %d/%d", p.Fold, p.Folds)
@@ -564,6 +569,8 @@ type progressBar struct {
 	start time.Time
 	last  time.Time
 	drawn bool
+	// lastDone and lastTotal were drawn last: a repeat is not drawn again.
+	lastDone, lastTotal int
 }
 
 func newProgressBar(w io.Writer, label string) *progressBar {
@@ -583,10 +590,10 @@ func (b *progressBar) update(done, total int, eta time.Duration, detail string) 
 	if b.tty {
 		every = 100 * time.Millisecond
 	}
-	if done < total && now.Sub(b.last) < every {
+	if (done < total && now.Sub(b.last) < every) || (done == b.lastDone && total == b.lastTotal) {
 		return
 	}
-	b.last = now
+	b.last, b.lastDone, b.lastTotal = now, done, total
 	el := now.Sub(b.start).Seconds()
 	rate := 0.0
 	if el > 0 && done > 0 {
@@ -619,5 +626,5 @@ func (b *progressBar) done() {
 	if b.tty && b.drawn {
 		fmt.Fprintln(b.w)
 	}
-	b.drawn, b.start, b.last = false, time.Now(), time.Time{}
+	b.drawn, b.start, b.last, b.lastDone, b.lastTotal = false, time.Now(), time.Time{}, 0, 0
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/internal/testenv"
@@ -81,6 +82,7 @@ train:
 }
 
 func TestTrainEvalInstallRollback(t *testing.T) {
+	capturetest.CheckMats(t)
 	data := trainData(t, 20)
 	dir := t.TempDir()
 	_, origHead := testenv.Models(t)
