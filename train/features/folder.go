@@ -96,10 +96,10 @@ func (f *Folder) readLabels(r io.Reader) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		line, _ := cr.FieldPos(0) // only valid after a successful Read
 		p, err := cleanRel(rec[0])
 		if err != nil {
 			return fmt.Errorf("%s line %d: %w", name, line, err)

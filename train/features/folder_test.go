@@ -43,7 +43,7 @@ func TestLoadFolder(t *testing.T) {
 			files: map[string]string{"labels.csv": "path,label,identity\nx/1.jpg,fake,v1\nx/2.jpg,real,v1\ny/3.jpg,1,v2\nx/4.jpg,0,v3\n",
 				"x/1.jpg": "x", "x/2.jpg": "x", "y/3.jpg": "x", "x/4.jpg": "x", "real/ignored.jpg": "x"},
 			labels: true,
-			want: []Sample{{"x/1.jpg", train.Fake, "v1"}, {"x/2.jpg", train.Real, "v1"}, {"y/3.jpg", train.Fake, "v2"}, {"x/4.jpg", train.Real, "v3"}}},
+			want:   []Sample{{"x/1.jpg", train.Fake, "v1"}, {"x/2.jpg", train.Real, "v1"}, {"y/3.jpg", train.Fake, "v2"}, {"x/4.jpg", train.Real, "v3"}}},
 		{name: "labels.csv missing file is skipped and listed",
 			files:  map[string]string{"labels.csv": "path,label,identity\na.jpg,fake,v1\ngone.jpg,real,v2\nb.jpg,real,v2\n", "a.jpg": "x", "b.jpg": "x"},
 			labels: true, want: []Sample{{"a.jpg", train.Fake, "v1"}, {"b.jpg", train.Real, "v2"}}, skipped: []string{"gone.jpg"}},
