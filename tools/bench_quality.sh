@@ -34,6 +34,9 @@ run() {
 	/usr/bin/time -f '%e %M' -o "$name.time" "$@" >"$name.out"
 }
 
+SEEDS=${SEEDS:-1 2 3}
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
 for set in dfdc-faces hardfake; do
 	d=$WORK/$set
 	mkdir -p "$d"
@@ -52,39 +55,48 @@ cameras:
   - name: unused
     source: /dev/null
 YAML
-	echo "== $set: deepfaked train" >&2
-	# A short first run fills the feature cache (and writes the features for the
-	# reference), so the timed run and the reference both start from features.
+	echo "== $set: features (cached after the first run)" >&2
+	# A short first run fills the feature cache and writes the features for the
+	# reference, so every timed run on both sides starts from features.
 	"$DEEPFAKED" train --config "$d/config.yaml" --data "$SHARED/data/$set/train" --out "$d/warm" \
-		--features-out "$d/train-feat" --epochs 1 --folds 2 >/dev/null
-	run "$d/ours-train" "$DEEPFAKED" train --config "$d/config.yaml" --data "$SHARED/data/$set/train" --out "$d/train"
-	run "$d/ours-eval" "$DEEPFAKED" eval --config "$d/config.yaml" --data "$SHARED/data/$set/test" --json --features-out "$d/test-feat"
-	echo "== $set: reference recipe (PyTorch)" >&2
-	run "$d/ref" "$PYTHON" tools/reference_recipe.py "$d/train-feat/features.f32" "$d/train-feat/labels.csv" \
-		"$d/test-feat/features.f32" "$d/test-feat/labels.csv"
+		--features-out "$d/train-feat" --epochs 1 --folds 2 >/dev/null 2>&1
+	for seed in $SEEDS; do
+		echo "== $set seed $seed: deepfaked train + eval, reference recipe" >&2
+		run "$d/ours-train" "$DEEPFAKED" train --config "$d/config.yaml" --data "$SHARED/data/$set/train" --out "$d/train" --seed "$seed" 2>/dev/null
+		"$DEEPFAKED" eval --config "$d/config.yaml" --data "$SHARED/data/$set/test" --json --features-out "$d/test-feat" 2>/dev/null >"$d/ours-eval.out"
+		read -r wall kb <"$d/ours-train.time"
+		jq -c --arg set "$set" --argjson seed "$seed" --argjson wall "$wall" --argjson kb "$kb" --slurpfile m "$d/train/metrics.json" \
+			'{set: $set, recipe: "deepfaked", seed: $seed, auc, accuracy, f1,
+			  train_s: ($m[0].timings_s.cross_validation + $m[0].timings_s.final_fit), fit_s: $m[0].timings_s.final_fit,
+			  wall_s: $wall, rss_mib: ($kb / 1024)}' "$d/ours-eval.out" >>"$RESULTS"
+		run "$d/ref" "$PYTHON" tools/reference_recipe.py --seed "$seed" "$d/train-feat/features.f32" "$d/train-feat/labels.csv" \
+			"$d/test-feat/features.f32" "$d/test-feat/labels.csv" 2>/dev/null
+		read -r wall kb <"$d/ref.time"
+		tail -n 1 "$d/ref.out" | jq -c --arg set "$set" --argjson seed "$seed" --argjson wall "$wall" --argjson kb "$kb" \
+			'{set: $set, recipe: "reference", seed: $seed, auc, accuracy, f1, train_s: null, fit_s: .train_seconds,
+			  wall_s: $wall, rss_mib: ($kb / 1024)}' >>"$RESULTS"
+	done
 done
 
-printf '\n%-11s %-10s %7s %7s %7s %9s %9s %9s %9s\n' set recipe AUC acc F1 "train s" "fit s" "wall s" "RSS MiB"
-for set in dfdc-faces hardfake; do
-	d=$WORK/$set
-	ev=$(tail -n 1 "$d/ours-eval.out")
-	read -r wall kb <"$d/ours-train.time"
-	printf '%-11s %-10s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f %9.0f\n' "$set" deepfaked \
-		"$(echo "$ev" | jq .auc)" "$(echo "$ev" | jq .accuracy)" "$(echo "$ev" | jq .f1)" \
-		"$(jq '.timings_s.cross_validation + .timings_s.final_fit' "$d/train/metrics.json")" \
-		"$(jq .timings_s.final_fit "$d/train/metrics.json")" "$wall" "$((kb / 1024))"
-	ref=$(tail -n 1 "$d/ref.out")
-	read -r wall kb <"$d/ref.time"
-	printf '%-11s %-10s %7.4f %7.4f %7.4f %9s %9.2f %9.2f %9.0f\n' "$set" reference \
-		"$(echo "$ref" | jq .auc)" "$(echo "$ref" | jq .accuracy)" "$(echo "$ref" | jq .f1)" \
-		- "$(echo "$ref" | jq .train_seconds)" "$wall" "$((kb / 1024))"
-done
+echo
+echo "per seed:"
+jq -r '"\(.set)\t\(.recipe)\tseed \(.seed)\tAUC \(.auc*10000|round/10000)\tacc \(.accuracy*10000|round/10000)\tF1 \(.f1*10000|round/10000)\tfit \(.fit_s*100|round/100)s\tRSS \(.rss_mib|round) MiB"' "$RESULTS"
+echo
+echo "mean over seeds $SEEDS (min..max):"
+printf '%-11s %-10s %-22s %-22s %-22s %8s %8s %8s %8s\n' set recipe AUC accuracy F1 "train s" "fit s" "wall s" "RSS MiB"
+jq -s -r '
+  def r: . * 10000 | round / 10000;
+  def stat(f): (map(f) | "\((add / length) | r) (\(min | r)..\(max | r))");
+  def mean(f): (map(f) | if all(. == null) then "-" else (add / length * 100 | round / 100 | tostring) end);
+  group_by(.set + .recipe)[] | "\(.[0].set)\t\(.[0].recipe)\t\(stat(.auc))\t\(stat(.accuracy))\t\(stat(.f1))\t\(mean(.train_s))\t\(mean(.fit_s))\t\(mean(.wall_s))\t\(mean(.rss_mib))"' "$RESULTS" |
+	while IFS="$(printf '\t')" read -r a b c d e f g h i; do
+		printf '%-11s %-10s %-22s %-22s %-22s %8s %8s %8s %8s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h" "$i"
+	done
 cat <<'NOTE'
 
-train s: deepfaked's k-fold cross-validation plus the final fit; fit s: the final
-fit alone (deepfaked) and the single 5-epoch fit (reference), the comparable
-figure. wall s and RSS: the whole process (deepfaked train with cached
-features; the reference includes importing PyTorch). Threshold: deepfaked uses
-the one stored in the head (chosen on out-of-fold predictions); the reference
-uses argmax (0.5).
+train s: deepfaked's k-fold cross-validation plus the final fit. fit s: the final
+fit alone (deepfaked) and the reference's single 5-epoch fit: the comparable
+figure. wall s and RSS: the whole process (deepfaked train from cached features;
+the reference includes importing PyTorch). Thresholds: deepfaked uses the one
+stored in the head (Youden's J on out-of-fold predictions); the reference argmax (0.5).
 NOTE

@@ -398,19 +398,19 @@ Hyperparameters come from the config's train: section; flags override it.`,
 		},
 	}
 	df.register(cmd)
-	d := train.DefaultConfig()
+	d := config.DefaultTrain()
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "output folder (default <state_dir>/train/<UTC timestamp>)")
 	f.BoolVar(&doInstall, "install", false, "install the new head over model.head if the validation gate passes (exit 3 if not)")
-	f.Float64Var(&lr, "lr", d.LR, "Adam learning rate (default: train.lr)")
+	f.Float64Var(&lr, "lr", d.LR, "Adam learning rate; overrides train.lr")
 	f.Float64Var(&l1, "l1", d.L1, "L1 penalty on the weights (default: train.l1)")
-	f.Float64Var(&wd, "weight-decay", d.WeightDecay, "Adam weight decay (default: train.weight_decay)")
-	f.Float64Var(&dropout, "dropout", d.Dropout, "dropout before the linear layer (default: train.dropout)")
-	f.IntVar(&epochs, "epochs", d.Epochs, "maximum epochs (default: train.epochs)")
-	f.IntVar(&folds, "folds", d.Folds, "cross-validation folds (default: train.folds)")
-	f.IntVar(&batch, "batch", d.BatchSize, "batch size (default: train.batch_size)")
-	f.IntVar(&pat, "patience", d.Patience, "epochs without a better validation loss before stopping (default: train.patience)")
-	f.IntVar(&seed, "seed", int(d.Seed), "random seed (default: train.seed)")
+	f.Float64Var(&wd, "weight-decay", d.WeightDecay, "Adam weight decay; overrides train.weight_decay")
+	f.Float64Var(&dropout, "dropout", d.Dropout, "dropout before the linear layer; overrides train.dropout")
+	f.IntVar(&epochs, "epochs", d.Epochs, "maximum epochs; overrides train.epochs")
+	f.IntVar(&folds, "folds", d.Folds, "cross-validation folds; overrides train.folds")
+	f.IntVar(&batch, "batch", d.BatchSize, "batch size; overrides train.batch_size")
+	f.IntVar(&pat, "patience", d.Patience, "epochs without a better validation loss before stopping; overrides train.patience")
+	f.IntVar(&seed, "seed", d.Seed, "random seed; overrides train.seed")
 	return cmd
 }
 

@@ -147,7 +147,7 @@ func defaults() Config {
 		StateDir: DefaultStateDir,
 		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive},
 		Model:    Model{BatchSize: DefaultBatchSize},
-		Train:    defaultTrain(),
+		Train:    DefaultTrain(),
 		Faces: Faces{
 			Detector: DefaultDetector,
 			Margin:   DefaultMargin,

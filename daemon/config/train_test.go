@@ -14,8 +14,10 @@ func TestTrainSection(t *testing.T) {
 		check      func(t *testing.T, c *config.Config)
 		wantErr    string
 	}{
-		{name: "defaults are the reference recipe", check: func(t *testing.T, c *config.Config) {
-			if got, want := c.Train.Config(), train.DefaultConfig(); got != want {
+		{name: "defaults are the reference recipe with longer patience", check: func(t *testing.T, c *config.Config) {
+			want := train.DefaultConfig()
+			want.Epochs, want.Patience = config.DefaultTrainEpochs, config.DefaultTrainPatience
+			if got := c.Train.Config(); got != want {
 				t.Errorf("train config = %+v, want %+v", got, want)
 			}
 			if c.Train.Holdout != config.DefaultHoldout || c.Train.GateMargin != 0 {
