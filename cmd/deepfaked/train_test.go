@@ -55,9 +55,8 @@ func trainData(t *testing.T, n int) string {
 	return dir
 }
 
-func writeTrainConfig(t *testing.T, dir, head string, gateMargin float64) string {
+func writeTrainConfig(t *testing.T, dir, backbone, head string, gateMargin float64) string {
 	t.Helper()
-	backbone, _ := testenv.Models(t)
 	cfg := fmt.Sprintf(`device_id: t
 state_dir: %s
 mqtt:
@@ -95,7 +94,8 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 	if err := os.WriteFile(head, orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeTrainConfig(t, dir, head, 1) // margin 1: the gate always lets the new head in
+	backbone, _ := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 1) // margin 1: the gate always lets the new head in
 
 	out := filepath.Join(dir, "out")
 	stdout, stderr, err := runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", out, "--folds", "3", "--epochs", "2", "--batch", "16")
@@ -132,7 +132,6 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	backbone, _ := testenv.Models(t)
 	bb, err := infer.LoadBackbone(eng, backbone)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +202,7 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 	}
 
 	// A missing installed head: the candidate is installed, and the output says why.
-	cfg2 := writeTrainConfig(t, t.TempDir(), filepath.Join(dir, "fresh", "head.onnx"), 0)
+	cfg2 := writeTrainConfig(t, t.TempDir(), backbone, filepath.Join(dir, "fresh", "head.onnx"), 0)
 	os.MkdirAll(filepath.Join(dir, "fresh"), 0o755)
 	stdout, _, err = runCmd(t, newTrainCmd(), "--config", cfg2, "--data", data, "--out", filepath.Join(dir, "out3"), "--folds", "2", "--epochs", "1", "--install")
 	if err != nil || !strings.Contains(stdout, "cannot be scored") {
@@ -216,8 +215,8 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 
 func TestTrainBadInput(t *testing.T) {
 	dir := t.TempDir()
-	_, head := testenv.Models(t)
-	cfg := writeTrainConfig(t, dir, head, 0)
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
 	oneClass := filepath.Join(dir, "data")
 	os.MkdirAll(filepath.Join(oneClass, "real"), 0o755)
 	os.WriteFile(filepath.Join(oneClass, "real", "a.jpg"), []byte("x"), 0o644)
@@ -246,5 +245,44 @@ func TestTrainBadInput(t *testing.T) {
 				t.Errorf("bad input exits %d, want the generic failure", ee.code)
 			}
 		})
+	}
+}
+
+// TestTrainGateRefuses installs a well-trained head, then offers an untrained
+// one (learning rate 1e-9): the gate keeps the installed head and exits 3.
+func TestTrainGateRefuses(t *testing.T) {
+	data := trainData(t, 20)
+	backbone := testenv.SharedFile(t, "models/backbone/mnasnet0_75_dfdc_features.onnx")
+	dir := t.TempDir()
+	head := filepath.Join(dir, "head.onnx")
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	if _, stderr, err := runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", filepath.Join(dir, "good"), "--folds", "2", "--batch", "8"); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	good, _ := os.ReadFile(filepath.Join(dir, "good", "head.onnx"))
+	if err := os.WriteFile(head, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", filepath.Join(dir, "bad"),
+		"--folds", "2", "--epochs", "1", "--lr", "1e-9", "--install")
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitGateRefused || !strings.Contains(stdout, "not installed") {
+		t.Fatalf("untrained candidate: err %v, want exit %d\n%s", err, exitGateRefused, stdout)
+	}
+	if got, _ := os.ReadFile(head); !bytes.Equal(got, good) {
+		t.Error("the refused candidate replaced the installed head")
+	}
+	if _, err := os.Stat(install.PrevPath(head)); err == nil {
+		t.Error("a refused install left a .prev")
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "bad", "metrics.json"))
+	var m struct {
+		Gate struct {
+			Install, Replaced bool
+			Held              int `json:"held_out"`
+		}
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.Gate.Install || m.Gate.Replaced || m.Gate.Held == 0 {
+		t.Errorf("metrics.json gate %+v (%v)", m.Gate, err)
 	}
 }
