@@ -57,15 +57,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	defer clf.Close()
-	threshold := 0.5
-	if t := clf.Threshold(); t > 0 {
-		threshold = t
-	}
+	var threshold float64 // 0: the head's calibrated threshold, else 0.5
 	if cfg.Model.Threshold != nil {
 		threshold = *cfg.Model.Threshold
 	}
 	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", clf.BackboneID(),
-		"head", cfg.Model.Head, "head_id", clf.HeadID(), "input_size", clf.InputSize(), "threshold", threshold)
+		"head", cfg.Model.Head, "head_id", clf.HeadID(), "input_size", clf.InputSize(),
+		"head_threshold", clf.Threshold(), "threshold_override", threshold)
 
 	mo, err := MQTTOptions(cfg)
 	if err != nil {

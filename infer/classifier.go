@@ -54,45 +54,52 @@ func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classif
 	return NewClassifier(b, h)
 }
 
+// HeadInfo names the head that made a batch's verdicts: its ID and its stored
+// decision threshold (0 when none), which must go together across a swap.
+type HeadInfo struct {
+	ID        string
+	Threshold float64
+}
+
 // Classify runs n faces (NCHW, n*3*S*S floats, preprocessed as Meta says)
 // through the backbone and head, one run each, and writes p(fake) for each
-// face into pFake[:n]. It returns the ID of the head that made these verdicts.
-func (c *Classifier) Classify(input []float32, n int, pFake []float32) (headID string, err error) {
+// face into pFake[:n]. It returns which head made these verdicts.
+func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo, error) {
 	if len(pFake) < n {
-		return "", fmt.Errorf("classify: pFake holds %d values, a batch of %d needs %d", len(pFake), n, n)
+		return HeadInfo{}, fmt.Errorf("classify: pFake holds %d values, a batch of %d needs %d", len(pFake), n, n)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return "", errors.New("classify: classifier is closed")
+		return HeadInfo{}, errors.New("classify: classifier is closed")
 	}
 	h := c.head.Load()
 	if h.FeatureSize() != c.b.FeatureSize() {
-		return "", fmt.Errorf("classify: head %s takes %d features per face but the backbone gives %d", h.id, h.FeatureSize(), c.b.FeatureSize())
+		return HeadInfo{}, fmt.Errorf("classify: head %s takes %d features per face but the backbone gives %d", h.id, h.FeatureSize(), c.b.FeatureSize())
 	}
 	if n < 1 {
-		return "", fmt.Errorf("classify: batch size %d: want at least 1", n)
+		return HeadInfo{}, fmt.Errorf("classify: batch size %d: want at least 1", n)
 	}
 	if need := n * c.b.FeatureSize(); len(c.feat) < need {
 		c.feat = make([]float32, need)
 		c.logits = make([]float32, 2*n)
 	}
 	if err := c.b.Features(input, n, c.feat); err != nil {
-		return "", err
+		return HeadInfo{}, err
 	}
 	if err := h.Logits(c.feat, n, c.logits); err != nil {
-		return "", err
+		return HeadInfo{}, err
 	}
 	for i := range n {
 		// softmax(l)[1] = 1/(1+e^(l0-l1)): overflow only saturates to 0 or 1.
 		d := float64(c.logits[2*i]) - float64(c.logits[2*i+1])
 		p := 1 / (1 + math.Exp(d))
 		if math.IsNaN(p) {
-			return "", fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d", h.id, c.logits[2*i:2*i+2], i, n)
+			return HeadInfo{}, fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d", h.id, c.logits[2*i:2*i+2], i, n)
 		}
 		pFake[i] = float32(p)
 	}
-	return h.id, nil
+	return HeadInfo{ID: h.id, Threshold: h.Threshold()}, nil
 }
 
 // SwapHead makes h the head for every later batch and returns the previous

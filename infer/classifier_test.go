@@ -40,12 +40,12 @@ func TestLoadClassifierFromMakeModels(t *testing.T) {
 	size := c.InputSize()
 	in := randomBatch(n, size, 1)
 	batch := make([]float32, n)
-	id, err := c.Classify(in, n, batch)
+	info, err := c.Classify(in, n, batch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id != c.HeadID() {
-		t.Errorf("Classify returned head %s, current head is %s", id, c.HeadID())
+	if info.ID != c.HeadID() || info.Threshold != c.Threshold() {
+		t.Errorf("Classify returned head %s, current head is %s", info.ID, c.HeadID())
 	}
 	face := 3 * size * size
 	for i := range n {
@@ -171,12 +171,12 @@ func TestSwapHeadDuringClassify(t *testing.T) {
 	seen := map[string]int{}
 	wg.Go(func() {
 		for range 20 {
-			id, err := c.Classify(in, 4, p)
+			info, err := c.Classify(in, 4, p)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			seen[id]++
+			seen[info.ID]++
 		}
 	})
 	old := c.SwapHead(h2)
@@ -192,9 +192,9 @@ func TestSwapHeadDuringClassify(t *testing.T) {
 			t.Errorf("batch made by unknown head %s", id)
 		}
 	}
-	id, err := c.Classify(in, 4, p)
-	if err != nil || id != h2.ID() {
-		t.Fatalf("after swap: head %s, err %v", id, err)
+	info, err := c.Classify(in, 4, p)
+	if err != nil || info.ID != h2.ID() {
+		t.Fatalf("after swap: head %s, err %v", info.ID, err)
 	}
 	if d, _ := maxAbsDiff(p, want1); d == 0 {
 		t.Errorf("the new head gives the same p(fake) as the old one: %v", p)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/infer"
 )
 
 // Source yields frames to analyse (a capture.Camera).
@@ -41,11 +42,12 @@ type Preprocessor interface {
 	Fill(img gocv.Mat, crop image.Rectangle, dst []float32) error
 }
 
-// Classifier scores a batch of preprocessed faces.
+// Classifier scores a batch of preprocessed faces and says which head did.
 type Classifier interface {
-	Classify(input []float32, n int, pFake []float32) (headID string, err error)
+	Classify(input []float32, n int, pFake []float32) (infer.HeadInfo, error)
 	BackboneID() string
 	HeadID() string
+	Threshold() float64
 	InputSize() int
 }
 
@@ -68,9 +70,10 @@ type Camera struct {
 type Options struct {
 	Device      string
 	TopicPrefix string
-	Threshold   float64
-	MaxFaces    int
-	Log         *slog.Logger
+	// Threshold, when > 0, overrides the head's calibrated threshold (and 0.5 for a head without one).
+	Threshold float64
+	MaxFaces  int
+	Log       *slog.Logger
 	// OnVerdict, when set, sees every verdict after it is published (metrics, bench).
 	// It runs on the inference goroutine and must not keep v.
 	OnVerdict func(v *Verdict)
@@ -142,7 +145,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				boxes: make([]image.Rectangle, 0, p.opts.MaxFaces),
 				input: make([]float32, p.opts.MaxFaces*sample),
 				pFake: make([]float32, p.opts.MaxFaces),
-				result: Verdict{Device: p.opts.Device, Camera: cs.name, Threshold: p.opts.Threshold,
+				result: Verdict{Device: p.opts.Device, Camera: cs.name,
 					Faces: make([]FaceResult, 0, p.opts.MaxFaces)}}
 		}
 		wg.Add(1)
@@ -215,6 +218,20 @@ func (p *Pipeline) prepare(cs *camState, f *capture.Frame, j *job, sample int) e
 	return nil
 }
 
+// DefaultThreshold is used for a head that stores no calibrated threshold.
+const DefaultThreshold = 0.5
+
+// threshold is the configured override, else the head's own, else the default.
+func (p *Pipeline) threshold(head float64) float64 {
+	switch {
+	case p.opts.Threshold > 0:
+		return p.opts.Threshold
+	case head > 0:
+		return head
+	}
+	return DefaultThreshold
+}
+
 func (p *Pipeline) infer(jobs <-chan *job) {
 	backbone := p.clf.BackboneID()
 	buf := make([]byte, 0, 4096)
@@ -222,6 +239,7 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 		v := &j.result
 		v.Frame, v.TS, v.Faces, v.PFake, v.Label = j.frame, j.ts, v.Faces[:0], 0, LabelNone
 		v.Model.Backbone, v.Model.Head = backbone, p.clf.HeadID()
+		v.Threshold = p.threshold(p.clf.Threshold())
 		if j.n > 0 {
 			head, err := p.clf.Classify(j.input, j.n, j.pFake)
 			if err != nil {
@@ -229,7 +247,7 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 				j.cam.free <- j
 				continue
 			}
-			v.Model.Head = head
+			v.Model.Head, v.Threshold = head.ID, p.threshold(head.Threshold)
 			for i := range j.n {
 				pf := float64(j.pFake[i])
 				v.Faces = append(v.Faces, FaceResult{Box: boxOf(j.boxes[i]), PFake: pf, Label: label(pf, v.Threshold)})
