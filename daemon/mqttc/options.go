@@ -30,6 +30,16 @@ type Options struct {
 	// OnSubscribed, for Subscribe, is called each time the broker has granted
 	// the subscriptions (after the first connect and every reconnect).
 	OnSubscribed func()
+	// Subscriptions, for Connect, are made on the publisher's own connection
+	// before "online" is published, again after every reconnect (MQTT commands).
+	Subscriptions []Subscription
+}
+
+// Subscription routes messages matching Filter to Handle. Handle runs on
+// paho's goroutine: it must return quickly.
+type Subscription struct {
+	Filter string
+	Handle func(topic string, payload []byte)
 }
 
 // Payloads on StatusTopic.

@@ -76,6 +76,7 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 			} else {
 				log.Info("mqtt reconnected", "broker", opts.Broker, "client_id", opts.ClientID, "connections", n)
 			}
+			subscribeAll(c, opts, log)
 			if opts.StatusTopic == "" {
 				if n == 1 {
 					firstOnline <- nil
@@ -204,4 +205,15 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	p.log.Info("mqtt disconnected", "broker", p.opts.Broker)
 	return errors.Join(errs...)
+}
+
+// subscribeAll makes opts.Subscriptions on c and waits for the broker's answer;
+// paho calls OnConnect in a goroutine of its own, so waiting holds nothing up.
+func subscribeAll(c mqtt.Client, opts Options, log *slog.Logger) {
+	for _, sub := range opts.Subscriptions {
+		t := c.Subscribe(sub.Filter, opts.QoS, func(_ mqtt.Client, m mqtt.Message) { sub.Handle(m.Topic(), m.Payload()) })
+		if t.Wait(); t.Error() != nil {
+			log.Error("mqtt subscribe failed", "broker", opts.Broker, "filter", sub.Filter, "err", t.Error())
+		}
+	}
 }

@@ -298,3 +298,43 @@ func TestPublishBacklogBounded(t *testing.T) {
 		t.Errorf("Close took %v past its 500ms deadline", took)
 	}
 }
+
+// TestPublisherSubscriptions: the publisher's own subscriptions (MQTT commands)
+// are live when Connect returns and are made again after the broker restarts.
+func TestPublisherSubscriptions(t *testing.T) {
+	m := testenv.StartMosquitto(t, "")
+	got := make(chan message, 10)
+	p, err := Connect(context.Background(), Options{Broker: m.URL(), ClientID: clientID("cmd"), QoS: 1, StatusTopic: "cmd-test/status",
+		Subscriptions: []Subscription{{Filter: "cmd-test/cmd/+", Handle: func(topic string, payload []byte) {
+			got <- message{topic, string(payload)}
+		}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	sender := func() *Publisher {
+		s, err := Connect(context.Background(), Options{Broker: m.URL(), ClientID: clientID("sender"), QoS: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := sender()
+	if err := s.Publish("cmd-test/cmd/reload", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, got, "cmd-test/cmd/reload", "{}", 5*time.Second)
+	s.Close(context.Background())
+
+	m.Stop()
+	m.Start()
+	// Wait for the publisher to be back: its online status is retained.
+	status := subscribe(t, m.URL(), "cmd-test/status")
+	expect(t, status, "cmd-test/status", StatusOnline, 40*time.Second)
+	s = sender()
+	defer s.Close(context.Background())
+	if err := s.Publish("cmd-test/cmd/label", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, got, "cmd-test/cmd/label", "x", 10*time.Second)
+}
