@@ -53,6 +53,15 @@ type MQTT struct {
 	TopicPrefix string   `yaml:"topic_prefix"`
 	TLS         TLS      `yaml:"tls"`
 	KeepAlive   Duration `yaml:"keepalive"`
+	// Commands are the MQTT commands the daemon takes on <topic_prefix>/cmd/<name>.
+	Commands Commands `yaml:"commands"`
+}
+
+// Commands: off unless enabled, since anyone who may publish to the broker
+// could otherwise reload models or label crops.
+type Commands struct {
+	Enabled    bool `yaml:"enabled"`
+	MaxPayload int  `yaml:"max_payload"`
 }
 
 // TLS configures the connection to an ssl://, tls:// or wss:// broker.
@@ -129,12 +138,14 @@ const (
 	DefaultListen    = "127.0.0.1:1883"
 	DefaultQoS       = 1
 	DefaultKeepAlive = Duration(30 * time.Second)
-	DefaultBatchSize = 8
-	DefaultDetector  = "haar"
-	DefaultMargin    = 0.2
-	DefaultMinSize   = 40
-	DefaultScore     = 0.6
-	DefaultMaxFaces  = 8
+	// DefaultMaxPayload bounds an MQTT command's payload; commands are small JSON objects.
+	DefaultMaxPayload = 1024
+	DefaultBatchSize  = 8
+	DefaultDetector   = "haar"
+	DefaultMargin     = 0.2
+	DefaultMinSize    = 40
+	DefaultScore      = 0.6
+	DefaultMaxFaces   = 8
 	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
 	EmbeddedBroker = "embedded"
 )
@@ -145,7 +156,7 @@ func defaults() Config {
 	return Config{
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
-		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive},
+		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload}},
 		Model:    Model{BatchSize: DefaultBatchSize},
 		Train:    DefaultTrain(),
 		Faces: Faces{

@@ -128,10 +128,13 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"device_id", del{}, `missing required key "device_id"`},
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
-		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras)`},
+		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, train)`},
 		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
-		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive)`},
+		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands)`},
 		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},
+		{"mqtt.commands.max_payload", 8, `mqtt.commands.max_payload: must be 16..65536 bytes, got 8`},
+		{"mqtt.commands.enabled", "yes please", `mqtt.commands.enabled`},
+		{"mqtt.commands.run", true, `unknown key "mqtt.commands.run" (allowed: enabled, max_payload)`},
 		{"mqtt.broker", del{}, `missing required key "mqtt.broker"`},
 		{"mqtt.broker", "mqtt://h:1883", `mqtt.broker: "mqtt://h:1883" is not "embedded" or a URL with scheme tcp, ssl, tls, ws, wss`},
 		{"mqtt.broker", "127.0.0.1:1883", `mqtt.broker: "127.0.0.1:1883" is not "embedded"`},
@@ -266,7 +269,7 @@ cameras:
 		t.Fatal("accepted")
 	}
 	want := []string{
-		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive)`,
+		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands)`,
 		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
 		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
 		path + `: line 14: cameras[0].fps: must be >= 0, got -1`,

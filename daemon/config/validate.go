@@ -182,6 +182,9 @@ func (m *MQTT) check(k checker) {
 	if m.KeepAlive < 0 {
 		k.fail("mqtt.keepalive", "must be >= 0, got %s", m.KeepAlive)
 	}
+	if m.Commands.MaxPayload < 16 || m.Commands.MaxPayload > 65536 {
+		k.fail("mqtt.commands.max_payload", "must be 16..65536 bytes, got %d", m.Commands.MaxPayload)
+	}
 }
 
 // checkBroker returns the broker URL's scheme ("embedded" for the embedded broker),
