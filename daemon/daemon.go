@@ -15,6 +15,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
@@ -86,6 +87,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		defer stop()
 	}
 
+	reloader := &headReloader{eng: eng, clf: clf, path: cfg.Model.Head, log: log}
+	var cmds *command.Dispatcher
+	if cfg.MQTT.Commands.Enabled {
+		cmds = command.New(cfg.MQTT.TopicPrefix, cfg.MQTT.Commands.MaxPayload, map[string]command.Handler{
+			"reload": func(_ context.Context, payload []byte) (string, error) {
+				if err := command.ParseEmpty(payload); err != nil {
+					return "", err
+				}
+				return reloader.Reload("mqtt command")
+			},
+		}, log)
+		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: cmds.Filter(), Handle: cmds.Handle})
+	}
 	pub, err := mqttc.Connect(ctx, mo, log)
 	if err != nil {
 		return err
@@ -105,6 +119,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 
 	p := pipeline.New(pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix, Threshold: threshold,
 		MaxFaces: cfg.Faces.MaxFaces, Log: log, OnVerdict: opts.OnVerdict}, clf, pub, pipelineCameras(cams))
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }()
+	wg.Go(func() {
+		if err := reloader.watch(bg); err != nil {
+			log.Error("hot reload on head file change is off", "err", err)
+		}
+	})
+	if cmds != nil {
+		wg.Go(func() { cmds.Run(bg, pub) })
+		log.Info("mqtt commands enabled", "topic", cmds.Filter())
+	}
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		log.Warn("systemd notify", "err", err)
 	}

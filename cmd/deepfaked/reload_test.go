@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/train"
+)
+
+// lockedBuffer collects a child's stderr while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// exportHead writes a Go-trained-layout head (random, seeded) with the given
+// feature shape and calibrated threshold.
+func exportHead(t *testing.T, path string, seed int64, shape []int, threshold float64) string {
+	t.Helper()
+	d := 1
+	for _, s := range shape {
+		d *= s
+	}
+	if err := train.NewHead(d, seed).ExportONNX(path, train.ExportInfo{InputSize: 32 * shape[1], FeatureShape: shape, Threshold: threshold}); err != nil {
+		t.Fatal(err)
+	}
+	return fileID(t, path)
+}
+
+// replaceFile replaces dst atomically, as `deepfaked train --install` does.
+func replaceFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type verdictHead struct {
+	Frame     int64
+	Threshold float64
+	Model     struct{ Head string }
+}
+
+// TestHotReload: a running daemon takes up a new head when the file is
+// replaced, refuses one that does not fit the backbone on SIGHUP (the old one
+// keeps serving), and reloads on the MQTT command; no frame is lost and
+// model.head in the verdicts shows each switch.
+func TestHotReload(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	backbone, origHead := testenv.Models(t)
+	dir := t.TempDir()
+	head := filepath.Join(dir, "head.onnx")
+	replaceFile(t, origHead, head)
+	origID := fileID(t, head)
+	newHead := filepath.Join(t.TempDir(), "new.onnx")
+	newID := exportHead(t, newHead, 7, []int{1280, 4, 4}, 0.42)
+	bigHead := filepath.Join(t.TempDir(), "big.onnx")
+	exportHead(t, bigHead, 8, []int{1280, 7, 7}, 0.5)
+
+	cfg := filepath.Join(dir, "deepfaked.yaml")
+	body := strings.Join([]string{
+		"device_id: hr", "mqtt:", "  broker: " + broker, "  commands:", "    enabled: true",
+		"model:", "  backbone: " + backbone, "  head: head.onnx", "  runtime: " + testenv.ORTLibrary(t),
+		"faces:", "  detector: haar",
+		"cameras:", "  - name: cam1", "    source: " + capturetest.Clip(t), "    loop: true", ""}, "\n")
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, broker, "deepfaked/hr/#")
+	cmd := exec.Command(deepfaked(t), "run", "--config", cfg)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+
+	const vt = "deepfaked/hr/cam1/verdict"
+	verdicts := func(m []message) []verdictHead {
+		var out []verdictHead
+		for _, x := range m {
+			if x.topic == vt {
+				var v verdictHead
+				if err := json.Unmarshal(x.payload, &v); err != nil {
+					t.Fatalf("verdict: %v", err)
+				}
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	// waitHead waits until n more verdicts came from head id with threshold thr.
+	waitHead := func(what, id string, thr float64, n int) {
+		t.Helper()
+		sub.waitFor(t, what, 90*time.Second, func(m []message) bool {
+			select {
+			case err := <-done:
+				t.Fatalf("deepfaked exited: %v\n%s", err, stderr.String())
+			default:
+			}
+			c := 0
+			for _, v := range verdicts(m) {
+				if v.Model.Head == id && v.Threshold == thr {
+					c++
+				} else {
+					c = 0
+				}
+			}
+			return c >= n
+		})
+	}
+	waitHead("verdicts from the original head", origID, 0.5, 3)
+
+	replaceFile(t, newHead, head)
+	waitHead("verdicts from the replaced head file", newID, 0.42, 3)
+
+	replaceFile(t, bigHead, head)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "new head refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged for a head that does not fit:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(stderr.String(), "62720") {
+		t.Errorf("the refusal does not give the head's feature size:\n%s", stderr.String())
+	}
+	n := len(verdicts(sub.snapshot()))
+	waitHead("verdicts from the previous head after the refusal", newID, 0.42, 3)
+	for _, v := range verdicts(sub.snapshot())[n:] {
+		if v.Model.Head != newID {
+			t.Fatalf("after a refused head, a verdict came from %s", v.Model.Head)
+		}
+	}
+
+	// MQTT: a malformed command is refused with a reason, a valid one reloads.
+	replaceFile(t, origHead, head)
+	results := subscribe(t, broker, "deepfaked/hr/cmd/+/result")
+	sender := subscribe(t, broker, "unused/#")
+	sender.c.Publish("deepfaked/hr/cmd/reload", 1, false, `{"now":1}`).Wait()
+	sender.c.Publish("deepfaked/hr/cmd/reload", 1, false, `{}`).Wait()
+	res := results.waitFor(t, "two command results", 30*time.Second, func(m []message) bool { return len(m) >= 2 })
+	if !strings.Contains(string(res[0].payload), `"ok":false`) || !strings.Contains(string(res[0].payload), "unknown field") {
+		t.Errorf("malformed reload answered %s", res[0].payload)
+	}
+	if !strings.Contains(string(res[1].payload), `"ok":true`) {
+		t.Errorf("reload answered %s", res[1].payload)
+	}
+	waitHead("verdicts from the original head again", origID, 0.5, 3)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+	for i, v := range verdicts(sub.snapshot()) {
+		if v.Frame != int64(i) {
+			t.Fatalf("verdict %d is frame %d: a frame was lost across a head switch", i, v.Frame)
+		}
+	}
+}
