@@ -12,7 +12,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: all deps models build test vet demo bench fmt clean install
+.PHONY: all deps models build test vet demo bench bench-quality fmt clean install
 
 all: build
 
@@ -61,6 +61,10 @@ install: build models
 	install -d $(DESTDIR)/var/lib/deepfaked/models
 	for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m; done
 	getent passwd deepfaked >/dev/null || useradd --system --home /var/lib/deepfaked --shell /usr/sbin/nologin --groups video deepfaked
+
+# Head-training quality and speed against the reference recipe (needs ../shared).
+bench-quality: deps build
+	DEEPFAKED=bin/deepfaked sh tools/bench_quality.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
