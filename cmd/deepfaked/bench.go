@@ -118,7 +118,7 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 	cfg.Faces.Detector, cfg.Faces.Model = kind, model
 	cfg.MQTT.Broker, cfg.MQTT.Listen = config.EmbeddedBroker, "127.0.0.1:0"
 	cfg.Cameras = []config.Camera{{Name: "bench", Source: source}}
-	res := pipelineResult{Detector: detector}
+	res := pipelineResult{Detector: kind}
 	var (
 		mu          sync.Mutex
 		lat         []float64
