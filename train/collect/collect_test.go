@@ -1,0 +1,375 @@
+package collect
+
+import (
+	"context"
+	"encoding/json"
+	"image"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+)
+
+// videoFrame is the first frame of the test clip (a real face when the shared
+// data is present, else Megamind).
+func videoFrame(t *testing.T) gocv.Mat {
+	t.Helper()
+	vc, err := gocv.VideoCaptureFile(capturetest.Clip(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	img := gocv.NewMat()
+	if !vc.Read(&img) || img.Empty() {
+		img.Close()
+		t.Fatal("no frame in the test clip")
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+// offerer offers faces cut from a real frame.
+type offerer struct {
+	t     *testing.T
+	c     *Collector
+	frame gocv.Mat
+	ts    time.Time
+}
+
+func newOfferer(t *testing.T, c *Collector) *offerer {
+	return &offerer{t: t, c: c, frame: videoFrame(t), ts: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+}
+
+func (o *offerer) offer(cam string, frame int64, face int, pFake float64) bool {
+	box := image.Rect(10+face*20, 10, 90+face*20, 90)
+	roi := o.frame.Region(box)
+	defer roi.Close()
+	return o.c.Offer(Face{Camera: cam, Frame: frame, Index: face, TS: o.ts.Add(time.Duration(frame) * 40 * time.Millisecond),
+		Box: box, PFake: pFake, Threshold: 0.5, Backbone: "bb0123456789", Head: "hd0123456789", Crop: roi})
+}
+
+func newCollector(t *testing.T, opts Options) *Collector {
+	t.Helper()
+	c, err := New(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSelection(t *testing.T) {
+	type offer struct {
+		cam   string
+		pFake float64
+		want  string // "" not chosen, else the reason
+	}
+	for _, tc := range []struct {
+		name   string
+		opts   Options
+		offers []offer
+	}{
+		{"off", Options{}, []offer{{"a", 0.5, ""}, {"a", 0.4, ""}}},
+		{"band inclusive", Options{BandLow: 0.35, BandHigh: 0.65}, []offer{
+			{"a", 0.34, ""}, {"a", 0.35, ReasonBand}, {"a", 0.5, ReasonBand}, {"a", 0.65, ReasonBand}, {"a", 0.66, ""}, {"b", 0.99, ""}}},
+		{"every 3rd face per camera", Options{EveryN: 3}, []offer{
+			{"a", 0.1, ""}, {"b", 0.1, ""}, {"a", 0.1, ""}, {"a", 0.1, ReasonEveryN}, {"b", 0.1, ""}, {"b", 0.9, ReasonEveryN},
+			{"a", 0.1, ""}, {"a", 0.1, ""}, {"a", 0.1, ReasonEveryN}}},
+		{"band and every 2nd", Options{BandLow: 0.4, BandHigh: 0.6, EveryN: 2}, []offer{
+			{"a", 0.5, ReasonBand}, {"a", 0.9, ReasonEveryN}, {"a", 0.9, ""}, {"a", 0.45, ReasonBand}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			capturetest.CheckMats(t)
+			tc.opts.Dir = t.TempDir()
+			c := newCollector(t, tc.opts)
+			o := newOfferer(t, c)
+			var want []Meta
+			for i, f := range tc.offers {
+				if got := o.offer(f.cam, int64(i), 0, f.pFake); got != (f.want != "") {
+					t.Errorf("offer %d (%s, p_fake %g) chosen = %v, want reason %q", i, f.cam, f.pFake, got, f.want)
+				}
+				if f.want != "" {
+					want = append(want, Meta{Camera: f.cam, Frame: int64(i), TS: o.ts.Add(time.Duration(i) * 40 * time.Millisecond),
+						Box: [4]int{10, 10, 80, 80}, PFake: f.pFake, Threshold: 0.5,
+						Model: Model{"bb0123456789", "hd0123456789"}, Reason: f.want})
+				}
+			}
+			c.Close()
+			crops, err := List(tc.opts.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []Meta
+			for _, cr := range crops {
+				got = append(got, cr.Meta)
+				checkJPEG(t, cr.Path, 80, 80)
+			}
+			slices.Reverse(got) // newest first
+			if !slices.EqualFunc(got, want, func(a, b Meta) bool { return a.TS.Equal(b.TS) && withTS(a, time.Time{}) == withTS(b, time.Time{}) }) {
+				t.Errorf("saved\n%+v\nwant\n%+v", got, want)
+			}
+			if s := c.Stats(); s.Saved != uint64(len(want)) || s.Dropped+s.Failed+s.Removed != 0 {
+				t.Errorf("stats %+v, want %d saved and nothing else", s, len(want))
+			}
+		})
+	}
+}
+
+func withTS(m Meta, ts time.Time) Meta { m.TS = ts; return m }
+
+func checkJPEG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	img := gocv.IMRead(path, gocv.IMReadColor)
+	defer img.Close()
+	if img.Cols() != w || img.Rows() != h {
+		t.Errorf("%s is %dx%d, want %dx%d", path, img.Cols(), img.Rows(), w, h)
+	}
+}
+
+func TestSidecarJSON(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir := t.TempDir()
+	c := newCollector(t, Options{Dir: dir, BandLow: 0, BandHigh: 1})
+	o := newOfferer(t, c)
+	o.offer("cam1", 7, 1, 0.5)
+	c.Close()
+	b, err := os.ReadFile(filepath.Join(dir, "cam1", "000000000007-"+strings.Split(fileName(7, o.ts.Add(280*time.Millisecond), 1), "-")[1]+"-01.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"camera": "cam1", "frame": 7.0, "face": 1.0, "ts": "2026-11-28T12:00:00.28Z",
+		"box": []any{30.0, 10.0, 80.0, 80.0}, "p_fake": 0.5, "threshold": 0.5,
+		"model": map[string]any{"backbone": "bb0123456789", "head": "hd0123456789"}, "reason": "band"}
+	for k, v := range want {
+		if g, _ := json.Marshal(m[k]); string(g) != string(must(json.Marshal(v))) {
+			t.Errorf("sidecar %s = %s, want %v", k, g, v)
+		}
+	}
+	if len(m) != len(want) {
+		t.Errorf("sidecar has keys %v, want %d", m, len(want))
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestOptionsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{}, "no folder"},
+		{Options{Dir: "x", BandLow: 0.7, BandHigh: 0.3}, "band [0.7, 0.3]"},
+		{Options{Dir: "x", BandHigh: 1.5}, "band"},
+		{Options{Dir: "x", EveryN: -1}, "every_n -1"},
+		{Options{Dir: "x", MaxFiles: -2}, "max_files -2"},
+		{Options{Dir: "x", JPEGQuality: 101}, "jpeg_quality 101"},
+		{Options{Dir: "x", Std: [3]float32{1, 0, 1}}, "std"},
+	} {
+		_, err := New(tc.opts, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want an error with %q", tc.opts, err, tc.want)
+		}
+	}
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	crops, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range crops {
+		out = append(out, c.Meta.Camera+"/"+string(rune('0'+c.Meta.Frame)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestRotation(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir := t.TempDir()
+	c := newCollector(t, Options{Dir: dir, EveryN: 1, MaxFiles: 3})
+	o := newOfferer(t, c)
+	for i := range 5 {
+		o.offer([]string{"a", "b"}[i%2], int64(i), 0, 0.1)
+		time.Sleep(5 * time.Millisecond) // distinct modification times for the restart below
+	}
+	c.Close()
+	if got, want := names(t, dir), []string{"a/2", "a/4", "b/3"}; !slices.Equal(got, want) {
+		t.Errorf("after 5 crops with max 3 kept %v, want %v", got, want)
+	}
+	if s := c.Stats(); s.Saved != 5 || s.Removed != 2 {
+		t.Errorf("stats %+v, want 5 saved, 2 removed", s)
+	}
+	sizes := 0
+	for _, p := range must(filepath.Glob(filepath.Join(dir, "*", "*"))) {
+		sizes += int(must(os.Stat(p)).Size())
+	}
+	// Leftovers of an interrupted run: a temporary file and a sidecar without JPEG.
+	for _, p := range []string{"a/.000000000009-1-00.jpg.123.tmp", "b/000000000008-1-00.json"} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Start-up applies the caps, oldest first: the byte cap leaves 2 of 3
+	// (the crops are alike in size).
+	c2 := newCollector(t, Options{Dir: dir, EveryN: 1, MaxBytes: int64(sizes * 5 / 6)})
+	c2.Close()
+	if got, want := names(t, dir), []string{"a/4", "b/3"}; !slices.Equal(got, want) {
+		t.Errorf("restart with max_bytes %d of %d kept %v, want %v", sizes*5/6, sizes, got, want)
+	}
+	left := must(filepath.Glob(filepath.Join(dir, "*", "*")))
+	if len(left) != 4 {
+		t.Errorf("files left %v, want 2 JPEGs and 2 sidecars", left)
+	}
+}
+
+// TestOfferNeverBlocks stalls the writer on the data folder's lock (a label
+// request waits for it) and checks that Offer drops instead of waiting.
+func TestOfferNeverBlocks(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir, data := t.TempDir(), t.TempDir()
+	c := newCollector(t, Options{Dir: dir, EveryN: 1, Queue: 4})
+	o := newOfferer(t, c)
+	held, err := os.OpenFile(filepath.Join(data, ".labels.lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	o.offer("cam", 0, 0, 0.1)
+	labelled := make(chan error, 1)
+	go func() {
+		_, err := c.Label(context.Background(), data, "cam", 0, LabelFake)
+		labelled <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the writer is now inside the label request, waiting for the lock
+	var slowest time.Duration
+	queued := 0
+	for i := 1; i <= 100; i++ {
+		start := time.Now()
+		if o.offer("cam", int64(i), 0, 0.1) {
+			queued++
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	if s := c.Stats(); queued != 4 || s.Dropped != 96 {
+		t.Errorf("with the writer stalled %d of 100 queued, %d dropped; want 4 and 96", queued, s.Dropped)
+	}
+	if slowest > 100*time.Millisecond {
+		t.Errorf("slowest Offer took %v while the writer was stalled", slowest)
+	}
+	held.Close() // releases the lock
+	if err := <-labelled; err != nil {
+		t.Fatalf("label after the stall: %v", err)
+	}
+	c.Close()
+	if s := c.Stats(); s.Saved != 5 {
+		t.Errorf("saved %d, want the first and the 4 queued", s.Saved)
+	}
+	if n := len(must(List(dir))); n != 4 {
+		t.Errorf("%d crops left to label, want 4", n)
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir := t.TempDir()
+	c := newCollector(t, Options{Dir: dir, EveryN: 1, Queue: 64})
+	o := newOfferer(t, c)
+	for i := range 50 {
+		if !o.offer("cam", int64(i), 0, 0.1) {
+			t.Fatalf("offer %d not queued", i)
+		}
+	}
+	c.Close()
+	if n := len(must(List(dir))); n != 50 {
+		t.Errorf("%d crops on disk after Close, want 50", n)
+	}
+	if o.offer("cam", 51, 0, 0.1) {
+		t.Error("Offer after Close queued a crop")
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestDecodeInput(t *testing.T) {
+	capturetest.CheckMats(t)
+	frame := videoFrame(t)
+	pp, err := preprocess.New(preprocess.Params{Size: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pp.Close()
+	crop := image.Rect(40, 20, 200, 180)
+	in := make([]float32, pp.Len())
+	if err := pp.Fill(frame, crop, in); err != nil {
+		t.Fatal(err)
+	}
+	want := gocv.NewMat()
+	defer want.Close()
+	roi := frame.Region(crop)
+	gocv.Resize(roi, &want, image.Pt(64, 64), 0, 0, gocv.InterpolationArea)
+	roi.Close()
+	got := gocv.NewMat()
+	defer got.Close()
+	for range 2 { // the second call reuses got
+		if err := DecodeInput(in, preprocess.ImageNetMean, preprocess.ImageNetStd, &got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	diff := gocv.NewMat()
+	defer diff.Close()
+	gocv.AbsDiff(got, want, &diff)
+	flat := diff.Reshape(1, 0)
+	defer flat.Close()
+	if _, maxv, _, _ := gocv.MinMaxLoc(flat); maxv > 1 {
+		t.Errorf("decoded input differs from the resized crop by up to %v", maxv)
+	}
+	if err := DecodeInput(in[:100], preprocess.ImageNetMean, preprocess.ImageNetStd, &got); err == nil || !strings.Contains(err.Error(), "100 floats") {
+		t.Errorf("odd input length: %v", err)
+	}
+
+	// Offer with Input instead of Crop saves what the model saw.
+	dir := t.TempDir()
+	c := newCollector(t, Options{Dir: dir, EveryN: 1})
+	if !c.Offer(Face{Camera: "cam", Frame: 3, Input: in, PFake: 0.2}) {
+		t.Fatal("not queued")
+	}
+	if c.Offer(Face{Camera: "cam", Frame: 4, Input: in[:7]}) {
+		t.Error("a bad input was queued")
+	}
+	if c.Offer(Face{Camera: "../x", Frame: 5, Input: in}) {
+		t.Error("a bad camera name was queued")
+	}
+	c.Close()
+	crops := must(List(dir))
+	if len(crops) != 1 {
+		t.Fatalf("crops %v, want 1", crops)
+	}
+	checkJPEG(t, crops[0].Path, 64, 64)
+	if s := c.Stats(); s.Failed != 2 {
+		t.Errorf("stats %+v, want 2 failed", s)
+	}
+}

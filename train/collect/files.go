@@ -1,0 +1,217 @@
+package collect
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Why a crop was saved.
+const (
+	ReasonBand   = "band"    // p_fake in the uncertainty band
+	ReasonEveryN = "every_n" // the camera's Nth face
+)
+
+// Meta is a crop's sidecar: <name>.json next to <name>.jpg.
+type Meta struct {
+	Camera    string    `json:"camera"`
+	Frame     int64     `json:"frame"`
+	Face      int       `json:"face"`
+	TS        time.Time `json:"ts"`  // RFC 3339 with nanoseconds
+	Box       [4]int    `json:"box"` // x, y, w, h in frame pixels
+	PFake     float64   `json:"p_fake"`
+	Threshold float64   `json:"threshold"`
+	Model     Model     `json:"model"`
+	Reason    string    `json:"reason"`
+	// Label is set when the crop is moved into a data folder.
+	Label string `json:"label,omitempty"`
+}
+
+// Model names the models that scored the crop (sha256 prefixes, as in verdicts).
+type Model struct {
+	Backbone string `json:"backbone"`
+	Head     string `json:"head"`
+}
+
+func (m *Meta) marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("sidecar of camera %s frame %d: %w", m.Camera, m.Frame, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// fileName names a crop: frame, capture time and face index. Frame numbers
+// start again at 0 when the daemon restarts or a file loops; the capture time
+// keeps those crops apart. Zero padding sorts a camera's crops by frame.
+func fileName(frame int64, ts time.Time, face int) string {
+	return fmt.Sprintf("%012d-%019d-%02d", frame, max(ts.UnixNano(), 0), face)
+}
+
+// parseName reads a crop's JPEG file name.
+func parseName(name string) (frame, tsNano int64, face int, ok bool) {
+	base, found := strings.CutSuffix(name, ".jpg")
+	parts := strings.Split(base, "-")
+	if !found || len(parts) != 3 {
+		return 0, 0, 0, false
+	}
+	var err [3]error
+	frame, err[0] = strconv.ParseInt(parts[0], 10, 64)
+	tsNano, err[1] = strconv.ParseInt(parts[1], 10, 64)
+	face64, e := strconv.ParseInt(parts[2], 10, 32)
+	err[2] = e
+	if errors.Join(err[:]...) != nil || frame < 0 || tsNano < 0 || face64 < 0 {
+		return 0, 0, 0, false
+	}
+	return frame, tsNano, int(face64), true
+}
+
+func sidecar(jpeg string) string { return strings.TrimSuffix(jpeg, ".jpg") + ".json" }
+
+// validCamera accepts the camera names the config allows: [A-Za-z0-9_-]+.
+func validCamera(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+const tmpSuffix = ".tmp"
+
+// writeAtomic writes data to path through a hidden temporary file and a
+// rename, so readers see the whole file or none. durable syncs it first.
+func writeAtomic(path string, data []byte, durable bool) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*"+tmpSuffix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if err2 := f.Close(); err == nil {
+		err = err2
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o640)
+	}
+	if err == nil {
+		err = sameOwner(tmp, dir)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// mkdir makes dir and its missing parents owned like the nearest existing one.
+func mkdir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := mkdir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return sameOwner(dir, filepath.Dir(dir))
+}
+
+// sameOwner gives path the owner of dir when running as root: `sudo deepfaked
+// label` must leave files the daemon and the training service (user
+// deepfaked) can still read and move.
+func sameOwner(path, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return os.Lchown(path, int(s.Uid), int(s.Gid))
+	}
+	return nil
+}
+
+// Crop is a collected crop waiting for a label.
+type Crop struct {
+	Path string // the JPEG
+	Meta Meta
+}
+
+// List returns the crops in collectDir not yet labelled, newest first. A crop
+// whose sidecar cannot be read is listed with what its file name tells.
+func List(collectDir string) ([]Crop, error) {
+	cams, err := os.ReadDir(collectDir)
+	if err != nil {
+		return nil, fmt.Errorf("collect folder: %w", err)
+	}
+	var out []Crop
+	for _, cam := range cams {
+		if !cam.IsDir() || !validCamera(cam.Name()) {
+			continue
+		}
+		crops, err := cameraCrops(collectDir, cam.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, crops...)
+	}
+	slices.SortFunc(out, func(a, b Crop) int {
+		if d := b.Meta.TS.Compare(a.Meta.TS); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return out, nil
+}
+
+// cameraCrops reads one camera's crops, in file name order.
+func cameraCrops(collectDir, camera string) ([]Crop, error) {
+	dir := filepath.Join(collectDir, camera)
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("collect folder of camera %s: %w", camera, err)
+	}
+	var out []Crop
+	for _, f := range files {
+		if _, _, _, ok := parseName(f.Name()); !ok || !f.Type().IsRegular() {
+			continue
+		}
+		out = append(out, readCrop(filepath.Join(dir, f.Name()), camera, f.Name()))
+	}
+	return out, nil
+}
+
+// readCrop reads a crop's sidecar; name is a valid crop file name.
+func readCrop(path, camera, name string) Crop {
+	frame, ts, face, _ := parseName(name)
+	c := Crop{Path: path, Meta: Meta{Camera: camera, Frame: frame, Face: face, TS: time.Unix(0, ts).UTC()}}
+	if b, err := os.ReadFile(sidecar(path)); err == nil {
+		var m Meta
+		if json.Unmarshal(b, &m) == nil && m.Camera == camera && m.Frame == frame && m.Face == face {
+			c.Meta = m
+		}
+	}
+	return c
+}

@@ -1,0 +1,301 @@
+package collect
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/deepfaked/deepfaked/train/features"
+)
+
+// Labels a crop can get: the data folder's class folders.
+const (
+	LabelReal = "real"
+	LabelFake = "fake"
+)
+
+// MetaDir is the data folder's sub-folder for labelled crops' sidecars, out of
+// real/ and fake/ where training would take them for images.
+const MetaDir = "meta"
+
+// IdentityWindow groups labelled crops for k-fold: crops of one camera
+// captured in the same window are near-duplicates of one scene (one person
+// over consecutive frames), so training never splits them between training
+// and validation. Time, unlike frame numbers, does not depend on the camera's
+// frame rate or restart with the daemon.
+const IdentityWindow = 10 * time.Minute
+
+// Identity is the labels.csv identity of a crop: camera@window start (UTC).
+func Identity(camera string, ts time.Time) string {
+	return camera + "@" + ts.UTC().Truncate(IdentityWindow).Format("20060102T1504Z")
+}
+
+// Label moves the crops collected from camera's frame (every face of it) out
+// of collectDir into datasetDir/real/ or datasetDir/fake/, their sidecars
+// into datasetDir/meta/, and lists them in datasetDir/labels.csv, which
+// `deepfaked train --data datasetDir` reads. It returns the new image paths.
+// When the frame number was collected more than once (the daemon restarted or
+// a file looped), the newest capture is labelled.
+func Label(collectDir, datasetDir, camera string, frame int64, label string) ([]string, error) {
+	_, dst, err := labelFrame(collectDir, datasetDir, camera, frame, label)
+	return dst, err
+}
+
+// LabelPath is Label for one collected crop, named by its JPEG or sidecar path.
+func LabelPath(collectDir, datasetDir, path, label string) ([]string, error) {
+	_, dst, err := labelPath(collectDir, datasetDir, path, label)
+	return dst, err
+}
+
+func checkLabel(label string) error {
+	if label != LabelReal && label != LabelFake {
+		return fmt.Errorf("label %q: want %s or %s", label, LabelReal, LabelFake)
+	}
+	return nil
+}
+
+// labelFrame returns the moved crops' old and new paths.
+func labelFrame(collectDir, datasetDir, camera string, frame int64, label string) (src, dst []string, err error) {
+	if err := checkLabel(label); err != nil {
+		return nil, nil, err
+	}
+	if !validCamera(camera) {
+		return nil, nil, fmt.Errorf("camera %q: may only hold letters, digits, _ and -", camera)
+	}
+	if frame < 0 {
+		return nil, nil, fmt.Errorf("frame %d is negative", frame)
+	}
+	all, err := cameraCrops(collectDir, camera)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("camera %s has no collected crops in %s", camera, collectDir)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var newest int64 = -1
+	for _, c := range all {
+		if c.Meta.Frame == frame {
+			newest = max(newest, c.Meta.TS.UnixNano())
+		}
+	}
+	if newest < 0 {
+		return nil, nil, fmt.Errorf("camera %s frame %d: no collected crop in %s (never saved, rotated out or already labelled)",
+			camera, frame, filepath.Join(collectDir, camera))
+	}
+	crops := slices.DeleteFunc(all, func(c Crop) bool { return c.Meta.Frame != frame || c.Meta.TS.UnixNano() != newest })
+	return move(datasetDir, crops, label)
+}
+
+func labelPath(collectDir, datasetDir, p, label string) (src, dst []string, err error) {
+	if err := checkLabel(label); err != nil {
+		return nil, nil, err
+	}
+	root, err := filepath.Abs(collectDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if j, ok := strings.CutSuffix(abs, ".json"); ok {
+		abs = j + ".jpg"
+	}
+	rel, err := filepath.Rel(root, abs)
+	camera, name, _ := strings.Cut(filepath.ToSlash(rel), "/")
+	if _, _, _, ok := parseName(name); err != nil || !ok || !validCamera(camera) || strings.Contains(name, "/") {
+		return nil, nil, fmt.Errorf("%s is not a collected crop (%s/<camera>/<frame>-<time>-<face>.jpg)", p, collectDir)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, nil, fmt.Errorf("crop %s: %w (already labelled or rotated out?)", p, err)
+	}
+	return move(datasetDir, []Crop{readCrop(abs, camera, name)}, label)
+}
+
+// move moves crops into datasetDir under the data folder's lock.
+func move(datasetDir string, crops []Crop, label string) (src, dst []string, err error) {
+	unlock, err := lock(datasetDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	for _, d := range []string{label, MetaDir} {
+		if err := mkdir(filepath.Join(datasetDir, d)); err != nil {
+			return nil, nil, fmt.Errorf("data folder: %w", err)
+		}
+	}
+	rows := make([][]string, 0, len(crops))
+	for _, c := range crops {
+		name := c.Meta.Camera + "-" + strings.TrimSuffix(filepath.Base(c.Path), ".jpg")
+		rel := label + "/" + name + ".jpg"
+		to := filepath.Join(datasetDir, filepath.FromSlash(rel))
+		if err := moveFile(c.Path, to); err != nil {
+			return src, dst, fmt.Errorf("label camera %s frame %d: %w", c.Meta.Camera, c.Meta.Frame, err)
+		}
+		src, dst = append(src, c.Path), append(dst, to)
+		m := c.Meta
+		m.Label = label
+		side, err := m.marshal()
+		if err == nil {
+			err = writeAtomic(filepath.Join(datasetDir, MetaDir, name+".json"), side, false)
+		}
+		if err != nil {
+			return src, dst, err
+		}
+		if err := os.Remove(sidecar(c.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return src, dst, err
+		}
+		rows = append(rows, []string{rel, label, Identity(m.Camera, m.TS)})
+	}
+	return src, dst, updateLabels(datasetDir, rows)
+}
+
+// moveFile renames, or copies and removes across file systems.
+func moveFile(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("%s already exists", to)
+	}
+	err := os.Rename(from, to)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(to, b, true); err != nil {
+		return err
+	}
+	return os.Remove(from)
+}
+
+// lock holds datasetDir's lock file: the daemon and `deepfaked label` may
+// label at the same time.
+func lock(datasetDir string) (unlock func(), err error) {
+	if err := mkdir(datasetDir); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	name := filepath.Join(datasetDir, ".labels.lock")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("data folder lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data folder lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
+// updateLabels adds rows to datasetDir/labels.csv (replacing rows of the same
+// path) and, since that file is authoritative once it exists, lists every
+// other image of real/ and fake/ too, each its own identity as training gives
+// them without the file. Rows of missing files are kept: training skips them.
+func updateLabels(datasetDir string, rows [][]string) error {
+	name := filepath.Join(datasetDir, features.LabelsFile)
+	var table [][]string
+	b, err := os.ReadFile(name)
+	switch {
+	case err == nil:
+		if table, err = readLabels(name, b); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	at := map[string]int{}
+	for i, r := range table {
+		at[path.Clean(r[0])] = i
+	}
+	for _, r := range rows {
+		if i, ok := at[r[0]]; ok {
+			table[i] = r
+			continue
+		}
+		at[r[0]] = len(table)
+		table = append(table, r)
+	}
+	for _, class := range []string{LabelReal, LabelFake} {
+		imgs, err := images(datasetDir, class)
+		if err != nil {
+			return err
+		}
+		for _, p := range imgs {
+			if _, ok := at[p]; !ok {
+				at[p] = len(table)
+				table = append(table, []string{p, class, p})
+			}
+		}
+	}
+	var out bytes.Buffer
+	w := csv.NewWriter(&out)
+	_ = w.Write([]string{"path", "label", "identity"})
+	_ = w.WriteAll(table) // a bytes.Buffer does not fail
+	return writeAtomic(name, out.Bytes(), true)
+}
+
+func readLabels(name string, b []byte) ([][]string, error) {
+	r := csv.NewReader(bytes.NewReader(b))
+	r.FieldsPerRecord = 3
+	r.TrimLeadingSpace = true
+	head, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: header: %w", name, err)
+	}
+	if head[0] != "path" || head[1] != "label" || head[2] != "identity" {
+		return nil, fmt.Errorf("%s: header is %q, want path,label,identity", name, strings.Join(head, ","))
+	}
+	table, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return table, nil
+}
+
+// images are the files training would find in datasetDir/class without
+// labels.csv: regular files (or links to them), hidden ones left out.
+func images(datasetDir, class string) ([]string, error) {
+	root := filepath.Join(datasetDir, class)
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == root {
+			return filepath.SkipDir
+		}
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != root {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(datasetDir, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	slices.Sort(out)
+	return out, nil
+}
