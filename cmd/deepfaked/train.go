@@ -249,6 +249,7 @@ func newTrainCmd() *cobra.Command {
 		lr, l1, wd, dropout       float64
 		epochs, folds, batch, pat int
 		seed                      int
+		classWeights              string
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -259,8 +260,8 @@ relative to DIR; identity groups images that must stay on one side of a split).
 
 Features are cached under <state_dir>/features (or --cache) by image sha256,
 backbone id, input size and crop mode, so a re-run skips extraction. Then a
-stratified k-fold cross-validation grouped by identity (balanced class
-weights, early stopping) picks the threshold on the out-of-fold predictions
+stratified k-fold cross-validation grouped by identity (class weights per
+train.class_weights, early stopping) picks the threshold on the out-of-fold predictions
 and the epoch count, and a final head is trained on all the data and exported
 with its metrics to --out (head.onnx, metrics.json, confusion.png, roc.png).
 
@@ -296,6 +297,10 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			set("batch", func() { tc.BatchSize = batch })
 			set("patience", func() { tc.Patience = pat })
 			set("seed", func() { tc.Seed = seed })
+			set("class-weights", func() { tc.ClassWeights = classWeights })
+			if tc.ClassWeights != train.ClassWeightsBalanced && tc.ClassWeights != train.ClassWeightsNone {
+				return fmt.Errorf("--class-weights %q: want %s or %s", tc.ClassWeights, train.ClassWeightsBalanced, train.ClassWeightsNone)
+			}
 			cfg := tc.Config()
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -411,6 +416,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 	f.IntVar(&batch, "batch", d.BatchSize, "batch size; overrides train.batch_size")
 	f.IntVar(&pat, "patience", d.Patience, "epochs without a better validation loss before stopping; overrides train.patience")
 	f.IntVar(&seed, "seed", d.Seed, "random seed; overrides train.seed")
+	f.StringVar(&classWeights, "class-weights", d.ClassWeights, "balanced (weigh classes by n/(2·n_class)) or none; overrides train.class_weights")
 	return cmd
 }
 

@@ -15,6 +15,8 @@ type Train struct {
 	Folds       int     `yaml:"folds"`
 	Patience    int     `yaml:"patience"`
 	Seed        int     `yaml:"seed"`
+	// ClassWeights is train.ClassWeightsBalanced or train.ClassWeightsNone.
+	ClassWeights string `yaml:"class_weights"`
 	// GateMargin is how much lower than the installed head's AUC on the
 	// held-out examples a new head's may be and still be installed.
 	GateMargin float64 `yaml:"gate_margin"`
@@ -23,30 +25,25 @@ type Train struct {
 	Holdout float64 `yaml:"holdout"`
 }
 
-// Defaults of the train: section that differ from train.DefaultConfig.
-const (
-	DefaultHoldout = 0.2
-	// The reference recipe's 5 epochs stop StyleGAN-vs-photo heads while their
-	// validation loss is still falling. Chosen by 5-fold cross-validation on the
-	// shared train sets only, seeds 1-3: at most 10 epochs with patience 3
-	// raises the out-of-fold AUC on hardfake from 0.900/0.903/0.901 to
-	// 0.913/0.915/0.926 (F1 0.829/0.845/0.857 to 0.851/0.862/0.885) and leaves
-	// DFDC, which stops by epoch 3, unchanged.
-	DefaultTrainEpochs   = 10
-	DefaultTrainPatience = 3
-)
+// DefaultHoldout is train.holdout's default.
+const DefaultHoldout = 0.2
 
-// DefaultTrain is the train: section when the file has none.
+// DefaultTrain is the train: section when the file has none: train.DefaultConfig.
 func DefaultTrain() Train {
 	d := train.DefaultConfig()
-	return Train{LR: d.LR, BatchSize: d.BatchSize, L1: d.L1, WeightDecay: d.WeightDecay, Epochs: DefaultTrainEpochs,
-		Dropout: d.Dropout, Folds: d.Folds, Patience: DefaultTrainPatience, Seed: int(d.Seed), Holdout: DefaultHoldout}
+	cw := train.ClassWeightsNone
+	if d.ClassWeights {
+		cw = train.ClassWeightsBalanced
+	}
+	return Train{LR: d.LR, BatchSize: d.BatchSize, L1: d.L1, WeightDecay: d.WeightDecay, Epochs: d.Epochs,
+		Dropout: d.Dropout, Folds: d.Folds, Patience: d.Patience, Seed: int(d.Seed), ClassWeights: cw, Holdout: DefaultHoldout}
 }
 
-// Config is the train package's configuration; ClassWeights are always balanced.
+// Config is the train package's configuration.
 func (t Train) Config() train.Config {
 	return train.Config{LR: t.LR, L1: t.L1, WeightDecay: t.WeightDecay, Dropout: t.Dropout, BatchSize: t.BatchSize,
-		Epochs: t.Epochs, Patience: t.Patience, Folds: t.Folds, Seed: int64(t.Seed), ClassWeights: true}
+		Epochs: t.Epochs, Patience: t.Patience, Folds: t.Folds, Seed: int64(t.Seed),
+		ClassWeights: t.ClassWeights == train.ClassWeightsBalanced}
 }
 
 func (t *Train) check(k checker) {
@@ -62,6 +59,7 @@ func (t *Train) check(k checker) {
 	}
 	k.atLeast("train.folds", t.Folds, 2)
 	k.atLeast("train.patience", t.Patience, 0)
+	k.oneOf("train.class_weights", t.ClassWeights, []string{train.ClassWeightsBalanced, train.ClassWeightsNone})
 	k.between("train.gate_margin", t.GateMargin, 0, 1)
 	if !(t.Holdout > 0 && t.Holdout <= 0.5) {
 		k.fail("train.holdout", "must be above 0 and at most 0.5, got %g", t.Holdout)

@@ -14,9 +14,8 @@ func TestTrainSection(t *testing.T) {
 		check      func(t *testing.T, c *config.Config)
 		wantErr    string
 	}{
-		{name: "defaults are the reference recipe with longer patience", check: func(t *testing.T, c *config.Config) {
+		{name: "defaults are train.DefaultConfig", check: func(t *testing.T, c *config.Config) {
 			want := train.DefaultConfig()
-			want.Epochs, want.Patience = config.DefaultTrainEpochs, config.DefaultTrainPatience
 			if got := c.Train.Config(); got != want {
 				t.Errorf("train config = %+v, want %+v", got, want)
 			}
@@ -34,6 +33,12 @@ func TestTrainSection(t *testing.T) {
 					t.Errorf("holdout %g gate_margin %g", c.Train.Holdout, c.Train.GateMargin)
 				}
 			}},
+		{name: "no class weights", yaml: "train:\n  class_weights: none\n", check: func(t *testing.T, c *config.Config) {
+			if c.Train.Config().ClassWeights {
+				t.Errorf("class_weights none gave balanced weights")
+			}
+		}},
+		{name: "unknown class weights", yaml: "train:\n  class_weights: inverse\n", wantErr: "train.class_weights"},
 		{name: "zero lr", yaml: "train:\n  lr: 0\n", wantErr: "train.lr"},
 		{name: "batch of one", yaml: "train:\n  batch_size: 1\n", wantErr: "train.batch_size"},
 		{name: "dropout 1", yaml: "train:\n  dropout: 1\n", wantErr: "train.dropout"},
