@@ -1,8 +1,8 @@
 // Package collect keeps the face crops the daemon is unsure about, so that the
 // device owner can label them and retrain the head on the device: a Collector
 // picks faces (p_fake in a band around the threshold, or every Nth face of a
-// camera), encodes them to JPEG and writes them with a JSON sidecar from a
-// background goroutine, never blocking the pipeline, and rotates the folder
+// camera) and, from a background goroutine, encodes them to JPEG and writes
+// them with a JSON sidecar, never blocking the pipeline, and rotates the folder
 // under a file and byte cap. Label moves labelled crops into a data folder
 // that `deepfaked train --data` reads.
 package collect
@@ -50,7 +50,7 @@ type Options struct {
 	MaxBytes int64
 	// JPEGQuality is 1..100; 0: DefaultJPEGQuality.
 	JPEGQuality int
-	// Queue is how many encoded crops may wait for the writer; 0: DefaultQueue.
+	// Queue is how many crops may wait for the writer; 0: DefaultQueue.
 	// When it is full further crops are dropped and counted, not waited for.
 	Queue int
 	// Mean and Std undo the model input's normalisation for Face.Input (RGB,
@@ -117,8 +117,8 @@ type Face struct {
 	// The pixels, one of the two. Crop, when not empty, is a BGR 8-bit image
 	// of the face. Otherwise (Crop zero or empty) Input is the face's model input (3×S×S, NCHW RGB
 	// normalised with Options.Mean/Std), turned back into an S×S image: what
-	// the model saw. Offer encodes before it returns, so the caller may reuse
-	// either at once.
+	// the model saw. Offer copies them before it returns, so the caller may
+	// reuse either at once.
 	Crop  gocv.Mat
 	Input []float32
 }
@@ -141,8 +141,10 @@ type Collector struct {
 	mu     sync.Mutex // guards the fields below and sends on items
 	closed bool
 	seen   map[string]uint64 // faces offered per camera
-	img    gocv.Mat          // Input decoded, reused
 
+	// Queue slots hold copies of offered pixels until the writer has encoded
+	// them; a crop without a free slot is dropped.
+	free   chan *slot
 	items  chan item
 	labels chan labelReq
 	done   chan struct{}
@@ -150,15 +152,22 @@ type Collector struct {
 	saved, dropped, failed, removed atomic.Uint64
 
 	// Owned by the writer goroutine.
-	index []entry // oldest first
+	img   gocv.Mat // Input decoded, reused
+	index []entry  // oldest first
 	files int
 	bytes int64
 	dirs  map[string]bool
 }
 
+type slot struct {
+	crop      gocv.Mat
+	input     []float32
+	fromInput bool // input holds the pixels, not crop
+}
+
 type item struct {
 	dir, name string // camera folder, file name without extension
-	jpeg      []byte
+	px        *slot
 	meta      Meta
 }
 
@@ -191,14 +200,17 @@ func New(opts Options, log *slog.Logger) (*Collector, error) {
 		return nil, fmt.Errorf("collect: %w", err)
 	}
 	c := &Collector{opts: opts, log: log, params: []int{gocv.IMWriteJpegQuality, opts.JPEGQuality},
-		seen: map[string]uint64{}, img: gocv.NewMat(),
+		seen: map[string]uint64{}, free: make(chan *slot, opts.Queue),
 		items: make(chan item, opts.Queue), labels: make(chan labelReq), done: make(chan struct{}),
 		dirs: map[string]bool{}}
 	if err := c.scan(); err != nil {
-		c.img.Close()
 		return nil, err
 	}
 	c.evict()
+	c.img = gocv.NewMat()
+	for range opts.Queue {
+		c.free <- &slot{crop: gocv.NewMat()}
+	}
 	go c.write()
 	return c, nil
 }
@@ -223,46 +235,60 @@ func (c *Collector) Offer(f Face) bool {
 	default:
 		return false
 	}
-	if len(c.items) == cap(c.items) { // before encoding: a full queue costs nothing
+	var px *slot
+	select {
+	case px = <-c.free:
+	default: // the writer is behind
 		c.dropped.Add(1)
 		return false
 	}
-	if !validCamera(f.Camera) || f.Frame < 0 || f.Index < 0 {
-		c.fail("face not saved", fmt.Errorf("camera %q frame %d face %d: camera must be [A-Za-z0-9_-]+, frame and face >= 0", f.Camera, f.Frame, f.Index))
-		return false
-	}
-	jpeg, err := c.encode(f)
-	if err != nil {
-		c.fail("face not saved", fmt.Errorf("camera %s frame %d face %d: %w", f.Camera, f.Frame, f.Index, err))
+	if err := px.fill(f); err != nil {
+		c.free <- px
+		c.fail("face not saved", fmt.Errorf("camera %q frame %d face %d: %w", f.Camera, f.Frame, f.Index, err))
 		return false
 	}
 	ts := f.TS
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	it := item{dir: filepath.Join(c.opts.Dir, f.Camera), name: fileName(f.Frame, ts, f.Index), jpeg: jpeg,
+	// Never blocks: there are no more items than slots.
+	c.items <- item{dir: filepath.Join(c.opts.Dir, f.Camera), name: fileName(f.Frame, ts, f.Index), px: px,
 		meta: Meta{Camera: f.Camera, Frame: f.Frame, Face: f.Index, TS: ts.UTC(),
 			Box:   [4]int{f.Box.Min.X, f.Box.Min.Y, f.Box.Dx(), f.Box.Dy()},
 			PFake: f.PFake, Threshold: f.Threshold, Model: Model{Backbone: f.Backbone, Head: f.Head}, Reason: reason}}
-	select {
-	case c.items <- it:
-		return true
-	default:
-		c.dropped.Add(1)
-		return false
-	}
+	return true
 }
 
-func (c *Collector) encode(f Face) ([]byte, error) {
-	img := f.Crop
-	if img.Ptr() == nil || img.Empty() { // a zero Mat has no C object to ask
-		if err := DecodeInput(f.Input, c.opts.Mean, c.opts.Std, &c.img); err != nil {
+// fill copies f's pixels, checked.
+func (s *slot) fill(f Face) error {
+	switch {
+	case !validCamera(f.Camera) || f.Frame < 0 || f.Index < 0:
+		return errors.New("camera must be [A-Za-z0-9_-]+, frame and face >= 0")
+	case f.Crop.Ptr() != nil && !f.Crop.Empty(): // a zero Mat has no C object to ask
+		if f.Crop.Type() != gocv.MatTypeCV8UC3 {
+			return fmt.Errorf("crop type %v, want 8-bit 3-channel BGR", f.Crop.Type())
+		}
+		f.Crop.CopyTo(&s.crop)
+		s.fromInput = false
+	default:
+		if _, err := inputSize(f.Input); err != nil {
+			return err
+		}
+		s.input = append(s.input[:0], f.Input...)
+		s.fromInput = true
+	}
+	return nil
+}
+
+// encode runs on the writer goroutine and gives the slot back.
+func (c *Collector) encode(px *slot) ([]byte, error) {
+	defer func() { c.free <- px }()
+	img := px.crop
+	if px.fromInput {
+		if err := DecodeInput(px.input, c.opts.Mean, c.opts.Std, &c.img); err != nil {
 			return nil, err
 		}
 		img = c.img
-	}
-	if img.Type() != gocv.MatTypeCV8UC3 {
-		return nil, fmt.Errorf("crop type %v, want 8-bit 3-channel BGR", img.Type())
 	}
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, c.params)
 	if err != nil {
@@ -278,11 +304,11 @@ func (c *Collector) encode(f Face) ([]byte, error) {
 // DecodeInput turns one NCHW RGB model input of 3×S×S floats, normalised as
 // (x/255-mean)/std, back into an S×S BGR 8-bit image in dst.
 func DecodeInput(input []float32, mean, std [3]float32, dst *gocv.Mat) error {
-	plane := len(input) / 3
-	s := int(math.Sqrt(float64(plane)))
-	if s == 0 || 3*s*s != len(input) {
-		return fmt.Errorf("model input of %d floats is not 3×S×S", len(input))
+	s, err := inputSize(input)
+	if err != nil {
+		return err
 	}
+	plane := s * s
 	if dst.Rows() != s || dst.Cols() != s || dst.Type() != gocv.MatTypeCV8UC3 {
 		dst.Close()
 		*dst = gocv.NewMatWithSize(s, s, gocv.MatTypeCV8UC3)
@@ -295,11 +321,19 @@ func DecodeInput(input []float32, mean, std [3]float32, dst *gocv.Mat) error {
 		m, sd := mean[ch]*255, std[ch]*255
 		src := input[ch*plane : (ch+1)*plane]
 		for i, x := range src {
-			v := math.Round(float64(x*sd + m))
-			pix[3*i+2-ch] = uint8(min(max(v, 0), 255))
+			pix[3*i+2-ch] = uint8(min(max(x*sd+m, 0), 255) + 0.5) // rounded
 		}
 	}
 	return nil
+}
+
+// inputSize is S of a 3×S×S model input.
+func inputSize(input []float32) (int, error) {
+	s := int(math.Sqrt(float64(len(input) / 3)))
+	if s == 0 || 3*s*s != len(input) {
+		return 0, fmt.Errorf("model input of %d floats is not 3×S×S", len(input))
+	}
+	return s, nil
 }
 
 func (c *Collector) fail(msg string, err error) {
@@ -352,7 +386,6 @@ func (c *Collector) Close() error {
 	}
 	c.closed = true
 	close(c.items)
-	c.img.Close()
 	c.mu.Unlock()
 	<-c.done
 	return nil
@@ -361,7 +394,13 @@ func (c *Collector) Close() error {
 // write runs until items is closed and drained. A label request first writes
 // what is queued, so a crop offered before it can be labelled.
 func (c *Collector) write() {
-	defer close(c.done)
+	defer func() {
+		for range c.opts.Queue { // every slot is back once items are drained
+			(<-c.free).crop.Close()
+		}
+		c.img.Close()
+		close(c.done)
+	}()
 	for {
 		select {
 		case it, ok := <-c.items:
@@ -421,6 +460,11 @@ func (c *Collector) save(it item) {
 		}
 		c.dirs[it.dir] = true
 	}
+	jpeg, err := c.encode(it.px)
+	if err != nil {
+		c.fail("crop not saved", fmt.Errorf("camera %s frame %d face %d: %w", it.meta.Camera, it.meta.Frame, it.meta.Face, err))
+		return
+	}
 	side, err := it.meta.marshal()
 	if err != nil {
 		c.fail("crop not written", err)
@@ -428,18 +472,19 @@ func (c *Collector) save(it item) {
 	}
 	base := filepath.Join(it.dir, it.name)
 	if err := writeAtomic(base+".json", side, false); err != nil {
+		c.dirs[it.dir] = false // made again next time, should someone have removed it
 		c.fail("crop not written", err)
 		return
 	}
-	if err := writeAtomic(base+".jpg", it.jpeg, false); err != nil {
+	if err := writeAtomic(base+".jpg", jpeg, false); err != nil {
 		os.Remove(base + ".json")
 		c.fail("crop not written", err)
 		return
 	}
 	c.saved.Add(1)
-	c.index = append(c.index, entry{jpeg: base + ".jpg", bytes: int64(len(side) + len(it.jpeg))})
+	c.index = append(c.index, entry{jpeg: base + ".jpg", bytes: int64(len(side) + len(jpeg))})
 	c.files++
-	c.bytes += int64(len(side) + len(it.jpeg))
+	c.bytes += int64(len(side) + len(jpeg))
 	c.evict()
 }
 

@@ -6,6 +6,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -372,4 +373,48 @@ func TestDecodeInput(t *testing.T) {
 	if s := c.Stats(); s.Failed != 2 {
 		t.Errorf("stats %+v, want 2 failed", s)
 	}
+}
+
+// TestOfferNotChosenAllocates nothing: most faces take this path, per frame.
+func TestOfferNotChosenAllocates(t *testing.T) {
+	capturetest.CheckMats(t)
+	c := newCollector(t, Options{Dir: t.TempDir(), BandLow: 0.4, BandHigh: 0.6, EveryN: 1 << 30})
+	o := newOfferer(t, c)
+	roi := o.frame.Region(image.Rect(0, 0, 64, 64))
+	defer roi.Close()
+	f := Face{Camera: "cam", PFake: 0.9, Crop: roi}
+	if n := testing.AllocsPerRun(1000, func() {
+		if c.Offer(f) {
+			t.Fatal("chosen")
+		}
+	}); n != 0 {
+		t.Errorf("Offer of a face not chosen allocates %v times", n)
+	}
+}
+
+// BenchmarkOffer saves chosen faces (128×128 model input) one at a time:
+// ns/op is the whole save (decode, JPEG, two files), offer-ns/op the part the
+// pipeline waits for.
+func BenchmarkOffer(b *testing.B) {
+	c, err := New(Options{Dir: b.TempDir(), EveryN: 1, MaxFiles: 100}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	in := make([]float32, 3*128*128)
+	for i := range in {
+		in[i] = float32(i%251)/125 - 1
+	}
+	var offer time.Duration
+	for i := uint64(1); b.Loop(); i++ {
+		start := time.Now()
+		if !c.Offer(Face{Camera: "cam", Frame: int64(i), Input: in}) {
+			b.Fatal("dropped")
+		}
+		offer += time.Since(start)
+		for c.Stats().Saved < i {
+			runtime.Gosched()
+		}
+	}
+	b.ReportMetric(float64(offer.Nanoseconds())/float64(b.N), "offer-ns/op")
 }
