@@ -453,17 +453,17 @@ func (c *Collector) label(r labelReq) labelResult {
 // save writes the sidecar and then the JPEG, each atomically: a JPEG in the
 // folder always has its sidecar.
 func (c *Collector) save(it item) {
+	jpeg, err := c.encode(it.px) // first: it gives the slot back
+	if err != nil {
+		c.fail("crop not saved", fmt.Errorf("camera %s frame %d face %d: %w", it.meta.Camera, it.meta.Frame, it.meta.Face, err))
+		return
+	}
 	if !c.dirs[it.dir] {
 		if err := os.MkdirAll(it.dir, 0o750); err != nil {
 			c.fail("crop not written", err)
 			return
 		}
 		c.dirs[it.dir] = true
-	}
-	jpeg, err := c.encode(it.px)
-	if err != nil {
-		c.fail("crop not saved", fmt.Errorf("camera %s frame %d face %d: %w", it.meta.Camera, it.meta.Frame, it.meta.Face, err))
-		return
 	}
 	side, err := it.meta.marshal()
 	if err != nil {

@@ -418,3 +418,23 @@ func BenchmarkOffer(b *testing.B) {
 	}
 	b.ReportMetric(float64(offer.Nanoseconds())/float64(b.N), "offer-ns/op")
 }
+
+// TestWriteFailure: a crop that cannot be written is counted, and the
+// collector goes on and closes.
+func TestWriteFailure(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "blocked"), []byte("a file where the camera folder goes"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector(t, Options{Dir: dir, EveryN: 1, Queue: 8})
+	o := newOfferer(t, c)
+	for i := range 5 {
+		o.offer("blocked", int64(i), 0, 0.5)
+	}
+	o.offer("ok", 9, 0, 0.5)
+	c.Close()
+	if s := c.Stats(); s.Saved != 1 || s.Failed != 5 || s.Dropped != 0 {
+		t.Errorf("stats %+v, want 1 saved and 5 failed", s)
+	}
+}
