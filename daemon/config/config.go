@@ -177,6 +177,12 @@ func (c *Config) derive() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
+	if c.Train.Dataset == "" {
+		c.Train.Dataset = filepath.Join(c.StateDir, "dataset")
+	}
+	if c.Train.Collect.Dir == "" {
+		c.Train.Collect.Dir = filepath.Join(c.StateDir, "collect")
+	}
 	if c.MQTT.Broker == EmbeddedBroker && c.MQTT.Listen == "" {
 		c.MQTT.Listen = DefaultListen
 	}
@@ -256,7 +262,7 @@ func (c *Config) resolve(dir string) {
 	}
 	for _, p := range []*string{
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
-		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model,
+		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.Collect.Dir,
 	} {
 		abs(p)
 	}

@@ -23,6 +23,11 @@ type Train struct {
 	// Holdout is the fraction of the examples (stratified, grouped by
 	// identity) that `train --install` keeps out of training to compare heads.
 	Holdout float64 `yaml:"holdout"`
+	// Dataset is the labelled folder that `deepfaked label` and the MQTT label
+	// command fill and the nightly training reads; default <state_dir>/dataset.
+	Dataset string `yaml:"dataset"`
+	// Collect saves face crops from the cameras for labelling.
+	Collect Collect `yaml:"collect"`
 }
 
 // DefaultHoldout is train.holdout's default.
@@ -36,7 +41,8 @@ func DefaultTrain() Train {
 		cw = train.ClassWeightsBalanced
 	}
 	return Train{LR: d.LR, BatchSize: d.BatchSize, L1: d.L1, WeightDecay: d.WeightDecay, Epochs: d.Epochs,
-		Dropout: d.Dropout, Folds: d.Folds, Patience: d.Patience, Seed: int(d.Seed), ClassWeights: cw, Holdout: DefaultHoldout}
+		Dropout: d.Dropout, Folds: d.Folds, Patience: d.Patience, Seed: int(d.Seed), ClassWeights: cw, Holdout: DefaultHoldout,
+		Collect: Collect{MaxFiles: DefaultCollectMaxFiles, JPEGQuality: DefaultJPEGQuality}}
 }
 
 // Config is the train package's configuration.
@@ -47,6 +53,7 @@ func (t Train) Config() train.Config {
 }
 
 func (t *Train) check(k checker) {
+	t.Collect.check(k)
 	if !(t.LR > 0 && t.LR <= 1) {
 		k.fail("train.lr", "must be above 0 and at most 1, got %g", t.LR)
 	}
