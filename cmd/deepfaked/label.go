@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -12,13 +11,6 @@ import (
 
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/train/collect"
-)
-
-// Folders under state_dir: the crops the daemon collects, and the labelled
-// data folder that `deepfaked train --data` reads.
-const (
-	collectSubdir = "collect"
-	datasetSubdir = "dataset"
 )
 
 func newLabelCmd() *cobra.Command {
@@ -31,8 +23,8 @@ func newLabelCmd() *cobra.Command {
 		Use:   "label (--camera C --frame N | --path FILE) --label real|fake",
 		Short: "Label face crops the daemon collected, for training the head",
 		Long: `Move the face crops the daemon collected from a camera's frame (every face of
-it), or one crop file, from <state_dir>/collect into the data folder
-(<state_dir>/dataset by default) under real/ or fake/, and list them in its
+it), or one crop file, from train.collect.dir (<state_dir>/collect) into the data folder
+(train.dataset, <state_dir>/dataset by default) under real/ or fake/, and list them in its
 labels.csv, which 'deepfaked train --data' reads. Crops of one camera within
 10 minutes share an identity, so cross-validation keeps near-duplicates together.
 When a frame number was collected more than once (the daemon restarted), the
@@ -47,9 +39,9 @@ first. Run it as the daemon's user (sudo -u deepfaked) or as root.`,
 			if err != nil {
 				return err
 			}
-			collectDir := filepath.Join(cfg.StateDir, collectSubdir)
+			collectDir := cfg.Train.Collect.Dir
 			if dataset == "" {
-				dataset = filepath.Join(cfg.StateDir, datasetSubdir)
+				dataset = cfg.Train.Dataset
 			}
 			byFrame := cmd.Flags().Changed("camera") || cmd.Flags().Changed("frame")
 			switch {

@@ -50,7 +50,7 @@ cameras:
 	if !vc.Read(&img) || img.Empty() {
 		t.Fatal("no frame in the test clip")
 	}
-	c, err := collect.New(collect.Options{Dir: filepath.Join(stateDir, collectSubdir), BandLow: 0.3, BandHigh: 0.7}, nil)
+	c, err := collect.New(collect.Options{Dir: filepath.Join(stateDir, "collect"), BandLow: 0.3, BandHigh: 0.7}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestLabelCommand(t *testing.T) {
 		t.Fatalf("label cam1 frame 1: exit %d\n%s\n%s", code, out, stderr)
 	}
 	for _, p := range moved {
-		if filepath.Dir(p) != filepath.Join(state, datasetSubdir, "fake") {
+		if filepath.Dir(p) != filepath.Join(state, "dataset", "fake") {
 			t.Errorf("moved to %s, want <state_dir>/dataset/fake", p)
 		}
 	}
@@ -157,7 +157,7 @@ func TestLabelCommand(t *testing.T) {
 	}
 
 	// Training reads the data folder labelling made (one class so far).
-	if _, err := features.LoadFolder(filepath.Join(state, datasetSubdir)); err == nil || !strings.Contains(err.Error(), "2 fake images but no real ones") {
+	if _, err := features.LoadFolder(filepath.Join(state, "dataset")); err == nil || !strings.Contains(err.Error(), "2 fake images but no real ones") {
 		t.Errorf("data folder after labelling: %v", err)
 	}
 }
