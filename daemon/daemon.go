@@ -21,6 +21,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/train/collect"
 )
 
 // Options are the run-time choices that are not configuration.
@@ -87,6 +88,22 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		defer stop()
 	}
 
+	var collector *collect.Collector
+	if c := cfg.Train.Collect; c.Enabled() {
+		m := clf.Meta()
+		collector, err = collect.New(collect.Options{Dir: c.Dir, BandLow: c.BandLow, BandHigh: c.BandHigh, EveryN: c.EveryN,
+			MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: m.Mean, Std: m.Std}, log)
+		if err != nil {
+			return fmt.Errorf("train.collect: %w", err)
+		}
+		// Closed after the pipeline: it writes what is still queued.
+		defer func() {
+			if cerr := collector.Close(); cerr != nil {
+				log.Warn("train.collect: close", "err", cerr)
+			}
+		}()
+		log.Info("collecting face crops for labelling", "dir", c.Dir, "band", []float64{c.BandLow, c.BandHigh}, "every_n", c.EveryN)
+	}
 	reloader := &headReloader{eng: eng, clf: clf, path: cfg.Model.Head, log: log}
 	var cmds *command.Dispatcher
 	if cfg.MQTT.Commands.Enabled {
@@ -96,6 +113,22 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 					return "", err
 				}
 				return reloader.Reload("mqtt command")
+			},
+			"label": func(ctx context.Context, payload []byte) (string, error) {
+				lc, err := collect.ParseLabelCommand(payload)
+				if err != nil {
+					return "", err
+				}
+				var paths []string
+				if collector != nil {
+					paths, err = collector.Label(ctx, cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
+				} else {
+					paths, err = collect.Label(cfg.Train.Collect.Dir, cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
+				}
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("%d crop(s) of %s frame %d labelled %s", len(paths), lc.Camera, lc.Frame, lc.Label), nil
 			},
 		}, log)
 		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: cmds.Filter(), Handle: cmds.Handle})
@@ -117,8 +150,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	}
 	defer closeCameras(cams)
 
-	p := pipeline.New(pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix, Threshold: threshold,
-		MaxFaces: cfg.Faces.MaxFaces, Log: log, OnVerdict: opts.OnVerdict}, clf, pub, pipelineCameras(cams))
+	po := pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix, Threshold: threshold,
+		MaxFaces: cfg.Faces.MaxFaces, Log: log, OnVerdict: opts.OnVerdict}
+	if collector != nil { // not a typed nil in the interface
+		po.Collector = collector
+	}
+	p := pipeline.New(po, clf, pub, pipelineCameras(cams))
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }()

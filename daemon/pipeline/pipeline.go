@@ -21,6 +21,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/train/collect"
 )
 
 // Source yields frames to analyse (a capture.Camera).
@@ -56,6 +57,11 @@ type Publisher interface {
 	Publish(topic string, payload []byte) error
 }
 
+// Collector keeps faces worth labelling; Offer must not block.
+type Collector interface {
+	Offer(f collect.Face) bool
+}
+
 // Camera is one source with its own detector and preprocessor.
 type Camera struct {
 	Source   Source
@@ -77,6 +83,8 @@ type Options struct {
 	// OnVerdict, when set, sees every verdict after it is published (metrics, bench).
 	// It runs on the inference goroutine and must not keep v.
 	OnVerdict func(v *Verdict)
+	// Collector, when set, is offered every classified face (train.collect).
+	Collector Collector
 }
 
 // Pipeline runs cameras through a classifier to a publisher.
@@ -86,6 +94,8 @@ type Pipeline struct {
 	pub  Publisher
 	cams []Camera
 	log  *slog.Logger
+	// sample is one face's model input length, 3*S*S.
+	sample int
 }
 
 // New makes a pipeline; Run starts it.
@@ -134,6 +144,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	size := p.clf.InputSize()
 	sample := 3 * size * size
+	p.sample = sample
 	jobs := make(chan *job, len(p.cams))
 	var wg sync.WaitGroup
 	for i := range p.cams {
@@ -254,6 +265,14 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 				v.PFake = max(v.PFake, pf)
 			}
 			v.Label = label(v.PFake, v.Threshold)
+		}
+		// Before publishing, so that a label command for this frame finds its crops.
+		if p.opts.Collector != nil {
+			for i := range j.n {
+				p.opts.Collector.Offer(collect.Face{Camera: j.cam.name, Frame: j.frame, Index: i, TS: j.ts,
+					Box: j.boxes[i], PFake: v.Faces[i].PFake, Threshold: v.Threshold,
+					Backbone: backbone, Head: v.Model.Head, Input: j.input[i*p.sample : (i+1)*p.sample]})
+			}
 		}
 		v.LatencyMS = float64(time.Since(j.ts).Microseconds()) / 1000
 		buf = v.AppendJSON(buf[:0])
