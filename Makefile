@@ -56,6 +56,8 @@ install: build models
 	install -D -m 0755 bin/deepfaked $(DESTDIR)$(PREFIX)/bin/deepfaked
 	install -D -m 0644 $(ORT_LIB) $(DESTDIR)/usr/lib/deepfaked/libonnxruntime.so.1
 	install -D -m 0644 systemd/deepfaked.service $(DESTDIR)/etc/systemd/system/deepfaked.service
+	install -D -m 0644 systemd/deepfaked-train.service $(DESTDIR)/etc/systemd/system/deepfaked-train.service
+	install -D -m 0644 systemd/deepfaked-train.timer $(DESTDIR)/etc/systemd/system/deepfaked-train.timer
 	install -d $(DESTDIR)/etc/deepfaked
 	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 configs/raspberry-pi.yaml $(DESTDIR)/etc/deepfaked/deepfaked.yaml
 	install -d $(DESTDIR)/var/lib/deepfaked/models
