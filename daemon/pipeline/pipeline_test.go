@@ -3,9 +3,9 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,44 +14,72 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
-// recorder is the pipeline's Publisher for these tests: it keeps what a
-// subscriber would receive. (The MQTT path itself is tested end to end in
-// cmd/deepfaked against mosquitto.)
+// recorder subscribes, through a real MQTT broker (the embedded one), to what
+// the pipeline publishes, and Publisher is the daemon's own publisher.
 type recorder struct {
 	mu       sync.Mutex
 	payloads map[string][][]byte
-	fail     error
+	pub      *mqttc.Publisher
 }
 
-func (r *recorder) Publish(topic string, payload []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.payloads == nil {
-		r.payloads = map[string][][]byte{}
-	}
-	r.payloads[topic] = append(r.payloads[topic], payload)
-	return r.fail
-}
-
-func (r *recorder) verdicts(t *testing.T, topic string) []pipeline.Verdict {
+func newRecorder(t *testing.T) *recorder {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []pipeline.Verdict
-	for _, p := range r.payloads[topic] {
-		var v pipeline.Verdict
-		if err := json.Unmarshal(p, &v); err != nil {
-			t.Fatalf("payload is not a verdict: %v: %s", err, p)
-		}
-		out = append(out, v)
+	b, err := mqttc.StartBroker("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	t.Cleanup(func() { b.Close() })
+	r := &recorder{payloads: map[string][][]byte{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(done)
+		_ = mqttc.Subscribe(ctx, mqttc.Options{Broker: b.URL(), QoS: 1, OnSubscribed: func() { once.Do(func() { close(ready) }) }},
+			[]string{"#"}, func(topic string, payload []byte) {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				r.payloads[topic] = append(r.payloads[topic], slices.Clone(payload))
+			})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ready
+	if r.pub, err = mqttc.Connect(context.Background(), mqttc.Options{Broker: b.URL(), ClientID: "pipeline", QoS: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.pub.Close(context.Background()) })
+	return r
+}
+
+// verdicts waits until want verdicts arrived on topic (all published ones
+// are acknowledged once the publisher is closed) and decodes them.
+func (r *recorder) verdicts(t *testing.T, topic string, want int) []pipeline.Verdict {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		got := slices.Clone(r.payloads[topic])
+		r.mu.Unlock()
+		if len(got) >= want || time.Now().After(deadline) {
+			var out []pipeline.Verdict
+			for _, p := range got {
+				var v pipeline.Verdict
+				if err := json.Unmarshal(p, &v); err != nil {
+					t.Fatalf("payload is not a verdict: %v: %s", err, p)
+				}
+				out = append(out, v)
+			}
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type fixture struct {
@@ -103,10 +131,10 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	capturetest.CheckMats(t)
 	f := setup(t)
 	const limit = 40
-	rec := &recorder{}
+	rec := newRecorder(t)
 	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
 	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: 0.5, MaxFaces: 4},
-		f.clf, rec, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
+		f.clf, rec.pub, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
 			{Source: &firstN{Source: cams[1].Source, n: limit}, Detector: cams[1].Detector, Pre: cams[1].Pre, WholeFrame: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -114,7 +142,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cam := range []string{"a", "b"} {
-		vs := rec.verdicts(t, "deepfaked/dev/"+cam+"/verdict")
+		vs := rec.verdicts(t, "deepfaked/dev/"+cam+"/verdict", limit)
 		if len(vs) != limit {
 			t.Fatalf("camera %s: %d verdicts for %d frames", cam, len(vs), limit)
 		}
@@ -142,7 +170,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	capturetest.CheckMats(t)
 	f := setup(t)
-	rec := &recorder{}
+	rec := newRecorder(t)
 	var seen sync.WaitGroup
 	seen.Add(1)
 	var once sync.Once
@@ -151,7 +179,7 @@ func TestPipelineCancelPublishesInFlight(t *testing.T) {
 		if n++; n == 5 {
 			once.Do(seen.Done)
 		}
-	}}, f.clf, rec, []pipeline.Camera{f.camera(t, "loop", true, face.Haar)})
+	}}, f.clf, rec.pub, []pipeline.Camera{f.camera(t, "loop", true, face.Haar)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -165,9 +193,9 @@ func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("pipeline did not stop within 30s of cancellation")
 	}
-	vs := rec.verdicts(t, "p/loop/verdict")
-	if len(vs) < 5 {
-		t.Fatalf("%d verdicts", len(vs))
+	vs := rec.verdicts(t, "p/loop/verdict", n)
+	if len(vs) != n {
+		t.Fatalf("%d verdicts arrived, %d were made", len(vs), n)
 	}
 	for i, v := range vs {
 		if v.Frame != int64(i) {
@@ -176,18 +204,24 @@ func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	}
 }
 
-// A publish error is logged and the pipeline carries on with the next frames.
+// A publish error (here: the publisher is closed) is logged and the pipeline
+// carries on with the next frames.
 func TestPipelinePublishErrorDoesNotStop(t *testing.T) {
 	f := setup(t)
-	rec := &recorder{fail: errors.New("broker away")}
+	rec := newRecorder(t)
+	if err := rec.pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	cam := f.camera(t, "a", false, face.None)
 	cam.Source = &firstN{Source: cam.Source, n: 5}
-	p := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: 0.5}, f.clf, rec, []pipeline.Camera{cam})
+	made := 0
+	p := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: 0.5, OnVerdict: func(*pipeline.Verdict) { made++ }},
+		f.clf, rec.pub, []pipeline.Camera{cam})
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(rec.verdicts(t, "p/a/verdict")); got != 5 {
-		t.Fatalf("%d publish attempts for 5 frames", got)
+	if made != 5 {
+		t.Fatalf("%d verdicts made for 5 frames with the publisher failing", made)
 	}
 }
 
