@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
 // Metadata keys of the exported head; the role, input size, feature shape,
@@ -90,7 +90,7 @@ func (h *Head) ExportONNX(path string, info ExportInfo) error {
 		{MetaMetrics, string(metrics)},
 	}
 	w, b := h.Fold()
-	return writeAtomic(path, h.onnxModel(info.FeatureShape, w, b, meta))
+	return atomicfile.Write(path, h.onnxModel(info.FeatureShape, w, b, meta), 0o644)
 }
 
 func (h *Head) onnxModel(featShape []int, w, b []float32, meta [][2]string) []byte {
@@ -169,39 +169,6 @@ func (h *Head) onnxModel(featShape []int, w, b []float32, meta [][2]string) []by
 		m = msg(m, 14, str(str(nil, 1, kv[0]), 2, kv[1]))
 	}
 	return m
-}
-
-// writeAtomic replaces path with data so that readers see the old file or the
-// whole new one, never a torn write (the daemon may be reloading models).
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; not all filesystems support it
-		d.Close()
-	}
-	return nil
 }
 
 // TrainSetSHA256 identifies a training set: sha256 over its dimension, size

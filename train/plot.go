@@ -12,6 +12,8 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
 var (
@@ -74,7 +76,7 @@ func (c canvas) save(path string) error {
 	if err := png.Encode(&buf, c); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeAtomic(path, buf.Bytes())
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
 
 // WriteConfusionPNG draws the confusion matrix of m: counts and row shares in

@@ -9,8 +9,8 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 	"github.com/deepfaked/deepfaked/train"
 )
 
@@ -75,13 +75,13 @@ func Install(candidate, head string) error {
 	old, err := os.ReadFile(head)
 	switch {
 	case err == nil:
-		if err := replace(PrevPath(head), old); err != nil {
+		if err := atomicfile.Write(PrevPath(head), old, 0o644); err != nil {
 			return fmt.Errorf("install: keep the previous head: %w", err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("install: %w", err)
 	}
-	if err := replace(head, data); err != nil {
+	if err := atomicfile.Write(head, data, 0o644); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
 	return nil
@@ -103,50 +103,14 @@ func Rollback(head string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rollback: %w", err)
 	}
-	if err := replace(head, older); err != nil {
+	if err := atomicfile.Write(head, older, 0o644); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	if cur == nil {
 		return os.Remove(prev)
 	}
-	if err := replace(prev, cur); err != nil {
+	if err := atomicfile.Write(prev, cur, 0o644); err != nil {
 		return fmt.Errorf("rollback: %w", err)
-	}
-	return nil
-}
-
-// replace writes data over path atomically and durably.
-func replace(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
