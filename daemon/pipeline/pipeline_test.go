@@ -130,7 +130,7 @@ func (f fixture) camera(t *testing.T, name string, loop bool, detector string) p
 func TestPipelineEveryFrameOnce(t *testing.T) {
 	capturetest.CheckMats(t)
 	f := setup(t)
-	const limit = 40
+	const limit = 25 // the clip written without ../shared has 30 frames
 	rec := newRecorder(t)
 	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
 	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: 0.5, MaxFaces: 4},
