@@ -242,6 +242,8 @@ type CVResult struct {
 	// Epochs is the median best epoch: how long to train the final head on
 	// all the data, where no validation set is left to stop it.
 	Epochs int `json:"epochs"`
+	// Heads are the folds' best heads, for Average.
+	Heads []*Head `json:"-"`
 }
 
 // CrossValidate runs cfg.Folds folds of StratifiedGroupKFold over ds.
@@ -271,6 +273,7 @@ func CrossValidate(ctx context.Context, ds Dataset, cfg Config, progress Progres
 		cv.Folds = append(cv.Folds, FoldResult{Fold: f + 1, Train: len(sp[0]), Val: len(sp[1]),
 			BestEpoch: r.BestEpoch, History: r.History, Metrics: r.Val})
 		best = append(best, r.BestEpoch)
+		cv.Heads = append(cv.Heads, r.Head)
 	}
 	slices.Sort(best)
 	cv.Epochs = best[len(best)/2]
@@ -279,4 +282,42 @@ func CrossValidate(ctx context.Context, ds Dataset, cfg Config, progress Progres
 		return nil, err
 	}
 	return cv, nil
+}
+
+// Average is one head whose logits are the mean of the heads' logits: with
+// BatchNorm folded each head is a linear map, and so is their mean. The daemon
+// runs it at the cost of one head, and it varies less from seed to seed than
+// any single head trained on a few hundred images.
+func Average(heads ...*Head) (*Head, error) {
+	if len(heads) == 0 {
+		return nil, fmt.Errorf("average: no heads")
+	}
+	d := heads[0].D
+	w := make([]float64, NumClasses*d)
+	var b [NumClasses]float64
+	for _, h := range heads {
+		if h.D != d {
+			return nil, fmt.Errorf("average: heads take %d and %d features", d, h.D)
+		}
+		hw, hb := h.Fold()
+		for i, v := range hw {
+			w[i] += float64(v)
+		}
+		for c, v := range hb {
+			b[c] += float64(v)
+		}
+	}
+	out := NewHead(d, 0)
+	k := float64(len(heads))
+	for j := range d {
+		// An identity BatchNorm: Fold leaves the averaged weights as they are.
+		out.Gamma[j], out.Beta[j], out.RunningMean[j], out.RunningVar[j] = 1, 0, 0, 1-bnEps
+	}
+	for i := range w {
+		out.W[i] = float32(w[i] / k)
+	}
+	for c := range b {
+		out.B[c] = float32(b[c] / k)
+	}
+	return out, nil
 }

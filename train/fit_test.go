@@ -145,3 +145,44 @@ func TestCrossValidate(t *testing.T) {
 		t.Errorf("out-of-fold %+v, epochs %d", cv.OutOfFold, cv.Epochs)
 	}
 }
+
+// TestAverage: the averaged head's logits are the mean of the heads' logits.
+func TestAverage(t *testing.T) {
+	const d, n = 48, 5
+	heads := []*Head{NewHead(d, 1), NewHead(d, 2), NewHead(d, 3)}
+	for i, h := range heads { // non-trivial BatchNorm statistics, so folding matters
+		for j := range d {
+			h.Gamma[j], h.Beta[j] = 0.5+float32(i)*0.3, float32(j%5)*0.1
+			h.RunningMean[j], h.RunningVar[j] = float32(j%7)*0.2, 0.5+float32(j%3)
+		}
+	}
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = float32(i%11)*0.3 - 1
+	}
+	want := make([]float64, n*NumClasses)
+	got := make([]float32, n*NumClasses)
+	for _, h := range heads {
+		if err := h.Logits(x, n, got); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got {
+			want[i] += float64(v) / float64(len(heads))
+		}
+	}
+	avg, err := Average(heads...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := avg.Logits(x, n, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if math.Abs(float64(got[i])-want[i]) > 1e-4 {
+			t.Fatalf("logit %d: %v, mean of the heads %v", i, got[i], want[i])
+		}
+	}
+	if _, err := Average(NewHead(4, 1), NewHead(5, 1)); err == nil {
+		t.Error("heads of different sizes were averaged")
+	}
+}

@@ -262,8 +262,10 @@ Features are cached under <state_dir>/features (or --cache) by image sha256,
 backbone id, input size and crop mode, so a re-run skips extraction. Then a
 stratified k-fold cross-validation grouped by identity (class weights per
 train.class_weights, early stopping) picks the threshold on the out-of-fold predictions
-and the epoch count, and a final head is trained on all the data and exported
-with its metrics to --out (head.onnx, metrics.json, confusion.png, roc.png).
+and the epoch count, and a final head is trained on all the data; the head
+exported is the average of it and the fold heads (one linear layer),
+is written with its metrics to --out (head.onnx, metrics.json, confusion.png,
+roc.png).
 
 --install keeps train.holdout of the data (stratified, grouped) out of
 training, scores the new head and the installed one (model.head) there, and
@@ -367,9 +369,15 @@ Hyperparameters come from the config's train: section; flags override it.`,
 				return err
 			}
 			r.Data.SHA256 = sha
+			// The exported head averages the final fit with the fold heads: one
+			// linear map, less seed-to-seed variance than any of them alone.
+			head, err := train.Average(append(cv.Heads, fit.Head)...)
+			if err != nil {
+				return err
+			}
 			meta := s.backbone.Meta()
 			headPath := filepath.Join(out, "head.onnx")
-			if err := fit.Head.ExportONNX(headPath, train.ExportInfo{InputSize: meta.InputSize, FeatureShape: meta.FeatureShape[:],
+			if err := head.ExportONNX(headPath, train.ExportInfo{InputSize: meta.InputSize, FeatureShape: meta.FeatureShape[:],
 				Threshold: cv.Threshold, TrainedAt: time.Now(), TrainSetSHA256: sha, Metrics: cv.OutOfFold}); err != nil {
 				return err
 			}
