@@ -23,9 +23,9 @@ type Metrics struct {
 	Confusion [2][2]int `json:"confusion"`
 }
 
-// MarshalJSON writes NaN and ±Inf as null, which JSON cannot otherwise hold.
+// MarshalJSON writes NaN and ±Inf as null, which JSON cannot otherwise hold,
+// with the keys in the documented order.
 func (m Metrics) MarshalJSON() ([]byte, error) {
-	type plain Metrics
 	num := func(v float64) any {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil
@@ -33,10 +33,16 @@ func (m Metrics) MarshalJSON() ([]byte, error) {
 		return v
 	}
 	return json.Marshal(struct {
-		plain
-		AUC     any `json:"auc"`
-		LogLoss any `json:"log_loss"`
-	}{plain(m), num(m.AUC), num(m.LogLoss)})
+		N         int       `json:"n"`
+		Accuracy  any       `json:"accuracy"`
+		Precision any       `json:"precision"`
+		Recall    any       `json:"recall"`
+		F1        any       `json:"f1"`
+		AUC       any       `json:"auc"`
+		LogLoss   any       `json:"log_loss"`
+		Threshold any       `json:"threshold"`
+		Confusion [2][2]int `json:"confusion"`
+	}{m.N, num(m.Accuracy), num(m.Precision), num(m.Recall), num(m.F1), num(m.AUC), num(m.LogLoss), num(m.Threshold), m.Confusion})
 }
 
 // UnmarshalJSON reads null AUC / log loss back as NaN.
