@@ -609,9 +609,10 @@ func (b *progressBar) update(done, total int, eta time.Duration, detail string) 
 	}
 	b.last, b.lastDone, b.lastTotal = now, done, total
 	el := now.Sub(b.start).Seconds()
-	rate := 0.0
-	if el > 0 && done > 0 {
-		rate = float64(done) / el
+	rateText := "…/s" // a rate from the first few milliseconds means nothing
+	if el >= 0.5 && done > 0 {
+		rate := float64(done) / el
+		rateText = fmt.Sprintf("%.1f/s", rate)
 		if eta < 0 {
 			eta = time.Duration(float64(total-done) / rate * float64(time.Second))
 		}
@@ -624,7 +625,7 @@ func (b *progressBar) update(done, total int, eta time.Duration, detail string) 
 	if total > 0 {
 		pct = 100 * float64(done) / float64(total)
 	}
-	line := fmt.Sprintf("%s %d/%d (%.0f%%) %.1f/s ETA %s  %s", b.label, done, total, pct, rate, etaText, detail)
+	line := fmt.Sprintf("%s %d/%d (%.0f%%) %s ETA %s  %s", b.label, done, total, pct, rateText, etaText, detail)
 	if b.tty {
 		const width = 20
 		fill := width * done / max(total, 1)
