@@ -85,7 +85,6 @@ type Model struct {
 	// Threshold is the fake-probability cut-off; nil means the head's metadata
 	// decides, else 0.5.
 	Threshold *float64 `yaml:"threshold"`
-	BatchSize int      `yaml:"batch_size"`
 }
 
 // Faces configures the face detector.
@@ -140,7 +139,6 @@ const (
 	DefaultKeepAlive = Duration(30 * time.Second)
 	// DefaultMaxPayload bounds an MQTT command's payload; commands are small JSON objects.
 	DefaultMaxPayload = 1024
-	DefaultBatchSize  = 8
 	DefaultDetector   = "haar"
 	DefaultMargin     = 0.2
 	DefaultMinSize    = 40
@@ -157,7 +155,6 @@ func defaults() Config {
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
 		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload}},
-		Model:    Model{BatchSize: DefaultBatchSize},
 		Train:    DefaultTrain(),
 		Faces: Faces{
 			Detector: DefaultDetector,

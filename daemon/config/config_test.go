@@ -56,7 +56,6 @@ func TestMinimalDefaults(t *testing.T) {
 		{"model.providers", c.Model.Providers, []string{"cpu"}},
 		{"model.threads", c.Model.Threads, 0},
 		{"model.threshold", c.Model.Threshold, (*float64)(nil)},
-		{"model.batch_size", c.Model.BatchSize, 8},
 		{"faces.detector", c.Faces.Detector, "haar"},
 		{"faces.model", c.Faces.Model, ""},
 		{"faces.margin", c.Faces.Margin, 0.2},
@@ -169,9 +168,8 @@ func TestInvalid(t *testing.T) {
 		{"model.threshold", 1.5, `model.threshold: must be between 0 and 1, got 1.5`},
 		{"model.threshold", math.NaN(), `model.threshold: must be between 0 and 1, got NaN`},
 		{"model.threshold", "half", `model.threshold: expected a number, got "half"`},
-		{"model.batch_size", 0, `model.batch_size: must be between 1 and 64, got 0`},
-		{"model.batch_size", 65, `model.batch_size: must be between 1 and 64, got 65`},
-		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, runtime, providers, threads, threshold, batch_size)`},
+		{"faces.max_faces", 65, `faces.max_faces: must be between 1 and 64, got 65`},
+		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, runtime, providers, threads, threshold)`},
 		{"faces.detector", "hog", `faces.detector: "hog" is not one of haar, yunet, ultraface, none`},
 		{"faces.detector", "yunet", `faces.model: required for detector yunet`},
 		{"faces.detector", "ultraface", `faces.model: required for detector ultraface`},
@@ -180,7 +178,7 @@ func TestInvalid(t *testing.T) {
 		{"faces.margin", -0.1, `faces.margin: must be between 0 and 1, got -0.1`},
 		{"faces.min_size", -1, `faces.min_size: must be >= 0, got -1`},
 		{"faces.score", 2, `faces.score: must be between 0 and 1, got 2`},
-		{"faces.max_faces", 0, `faces.max_faces: must be >= 1, got 0`},
+		{"faces.max_faces", 0, `faces.max_faces: must be between 1 and 64, got 0`},
 		{"faces.minsize", 3, `unknown key "faces.minsize" (allowed: detector, model, margin, min_size, score, max_faces)`},
 		{"cameras", del{}, `cameras: at least one camera is required`},
 		{"cameras", []any{}, `cameras: at least one camera is required`},
@@ -414,11 +412,11 @@ func TestValidateAfterChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Model.BatchSize = 0
+	c.Faces.MaxFaces = 0
 	c.Cameras = append(c.Cameras, c.Cameras[0])
 	err = c.Validate()
 	for _, want := range []string{
-		"model.batch_size: must be between 1 and 64, got 0",
+		"faces.max_faces: must be between 1 and 64, got 0",
 		`cameras[1].name: "cam1" is already used by cameras[0]`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {

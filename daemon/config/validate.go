@@ -21,8 +21,8 @@ var (
 	tlsSchemes    = []string{"ssl", "tls", "wss"}
 )
 
-// MaxBatchSize bounds model.batch_size.
-const MaxBatchSize = 64
+// MaxFaces bounds faces.max_faces, the batch of one frame.
+const MaxFaces = 64
 
 // Validate checks a Config whose defaults are filled in (as Load and Parse
 // return it, or after changing one in code). It reports every problem at once.
@@ -245,9 +245,6 @@ func (m *Model) check(k checker) {
 	if m.Threshold != nil {
 		k.between("model.threshold", *m.Threshold, 0, 1)
 	}
-	if m.BatchSize < 1 || m.BatchSize > MaxBatchSize {
-		k.fail("model.batch_size", "must be between 1 and %d, got %d", MaxBatchSize, m.BatchSize)
-	}
 }
 
 func (f *Faces) check(k checker) {
@@ -269,7 +266,10 @@ func (f *Faces) check(k checker) {
 	k.between("faces.margin", f.Margin, 0, 1)
 	k.atLeast("faces.min_size", f.MinSize, 0)
 	k.between("faces.score", f.Score, 0, 1)
-	k.atLeast("faces.max_faces", f.MaxFaces, 1)
+	// All faces of a frame go through the model in one batch: this bounds it.
+	if f.MaxFaces < 1 || f.MaxFaces > MaxFaces {
+		k.fail("faces.max_faces", "must be between 1 and %d, got %d", MaxFaces, f.MaxFaces)
+	}
 }
 
 func (c *Camera) check(k checker, key string, names map[string]int, i int) {
