@@ -352,12 +352,15 @@ const codeSide = 16 // pixels per bit block; the frame is 4x4 blocks
 
 func newMJPEGServer(t *testing.T, fps float64) *mjpegServer {
 	s := &mjpegServer{}
-	img := gocv.NewMatWithSize(4*codeSide, 4*codeSide, gocv.MatTypeCV8UC3)
-	t.Cleanup(func() { img.Close() })
 	frames := make(chan []byte)
 	ctx, cancel := context.WithCancel(context.Background())
-	// One encoder feeds every connection so the sequence is global.
+	encoded := make(chan struct{})
+	// One encoder feeds every connection so the sequence is global. It owns
+	// its Mat: closing it from the test while a frame is drawn would crash.
 	go func() {
+		defer close(encoded)
+		img := gocv.NewMatWithSize(4*codeSide, 4*codeSide, gocv.MatTypeCV8UC3)
+		defer img.Close()
 		tick := time.NewTicker(time.Duration(float64(time.Second) / fps))
 		defer tick.Stop()
 		for n := int64(0); ; n++ {
@@ -413,6 +416,7 @@ func newMJPEGServer(t *testing.T, fps float64) *mjpegServer {
 	}))
 	t.Cleanup(func() {
 		cancel()
+		<-encoded
 		s.CloseClientConnections()
 		s.Close()
 	})
