@@ -39,7 +39,7 @@ cameras:
 	}
 	sub := subscribe(t, broker, "deepfaked/col/#")
 	cmd := exec.Command(deepfaked(t), "run", "--config", cfg)
-	stderr := &lockedBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package mqttc
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -31,27 +30,10 @@ var brokers = []struct {
 	}},
 }
 
-// logBuffer collects log output so tests can assert what was logged without
+// newLog collects log output so tests can assert what was logged without
 // writing to t after the test ends (paho's goroutines may still log then).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := new(logBuffer)
+func newLog() (*slog.Logger, *testenv.SyncBuffer) {
+	b := new(testenv.SyncBuffer)
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
