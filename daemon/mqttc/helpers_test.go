@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,21 @@ var brokers = []struct {
 func newLog() (*slog.Logger, *testenv.SyncBuffer) {
 	b := new(testenv.SyncBuffer)
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// waitLogged waits a while for each of wants in logs: paho reports a lost
+// connection from a goroutine of its own, which may run after the reconnect.
+func waitLogged(t *testing.T, logs *testenv.SyncBuffer, wants ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, want := range wants {
+		for !strings.Contains(logs.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log lacks %q:\n%s", want, logs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 var clientSeq atomic.Int64
@@ -125,8 +141,9 @@ func expect(t *testing.T, ch <-chan message, topic, want string, timeout time.Du
 	}
 }
 
-// statusWatch follows a status topic, where QoS 1 may repeat a state: paho
-// resends what it published just as a reconnect's resume read its store.
+// statusWatch follows a status topic, where a state may come twice: a
+// subscriber that joins while the broker fans out a retained message gets it
+// both retained and live (mochi acknowledges before it fans out).
 type statusWatch struct {
 	ch    <-chan message
 	topic string

@@ -83,7 +83,17 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 				}
 				return
 			}
-			t := c.Publish(opts.StatusTopic, opts.QoS, true, StatusOnline)
+			// After a reconnect "online" goes at QoS 0, so paho never stores
+			// it: the reconnect's resume runs alongside this handler and could
+			// resend a stored "online" after Close's "offline", leaving the
+			// wrong state retained. A lost "online" means a lost connection,
+			// whose will says offline. The first connect has no resume (clean
+			// session), and Connect waits for the broker to hold "online".
+			qos := byte(0)
+			if n == 1 {
+				qos = opts.QoS
+			}
+			t := c.Publish(opts.StatusTopic, qos, true, StatusOnline)
 			if n == 1 {
 				firstOnline <- t
 				return
