@@ -85,6 +85,9 @@ type Model struct {
 	// Threshold is the fake-probability cut-off; nil means the head's metadata
 	// decides, else 0.5.
 	Threshold *float64 `yaml:"threshold"`
+	// WatchHead reloads the head when its file changes. SIGHUP and the MQTT
+	// reload command work whatever it says.
+	WatchHead bool `yaml:"watch_head"`
 }
 
 // Faces configures the face detector.
@@ -155,6 +158,7 @@ func defaults() Config {
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
 		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload}},
+		Model:    Model{WatchHead: true},
 		Train:    DefaultTrain(),
 		Faces: Faces{
 			Detector: DefaultDetector,
