@@ -21,6 +21,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/train/collect"
 )
 
@@ -59,13 +60,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	defer clf.Close()
-	var threshold float64 // 0: the head's calibrated threshold, else 0.5
+	threshold := spec.NoThreshold
 	if cfg.Model.Threshold != nil {
-		threshold = *cfg.Model.Threshold
+		threshold = spec.ThresholdOf(*cfg.Model.Threshold)
 	}
 	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", clf.BackboneID(),
 		"head", cfg.Model.Head, "head_id", clf.HeadID(), "input_size", clf.InputSize(),
-		"head_threshold", clf.Threshold(), "threshold_override", threshold)
+		"threshold", spec.DecisionThreshold(threshold, clf.Threshold()))
 
 	mo, err := MQTTOptions(cfg)
 	if err != nil {

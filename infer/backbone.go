@@ -5,13 +5,14 @@ import (
 	"log/slog"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // Backbone turns normalised face crops into features.
 // Its methods are safe for concurrent use; runs are serialised.
 type Backbone struct {
 	r    *runner
-	meta Metadata
+	meta spec.Metadata
 	id   string
 }
 
@@ -20,7 +21,7 @@ type Backbone struct {
 // metadata is taken to be a torchvision MnasNet at the size its input declares
 // (128 when dynamic), with a warning.
 func LoadBackbone(eng *engine.Engine, path string) (*Backbone, error) {
-	id, meta, err := readModel(path, RoleBackbone)
+	id, meta, err := readModel(path, spec.RoleBackbone)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +54,7 @@ func LoadBackbone(eng *engine.Engine, path string) (*Backbone, error) {
 // checkBackboneShapes checks the declared shapes against the metadata. For a
 // model without our metadata it takes the input size and feature shape from
 // the declared shapes where they are fixed.
-func checkBackboneShapes(meta *Metadata, in, out []int64) error {
+func checkBackboneShapes(meta *spec.Metadata, in, out []int64) error {
 	if len(in) != 4 {
 		return fmt.Errorf("input has rank %d (%v), want 4: [N,3,S,S]", len(in), in)
 	}
@@ -72,17 +73,17 @@ func checkBackboneShapes(meta *Metadata, in, out []int64) error {
 	}
 	s := int64(meta.InputSize)
 	if (in[2] > 0 && in[2] != s) || (in[3] > 0 && in[3] != s) {
-		return fmt.Errorf("input is %v but metadata %s says %d", in, KeyInputSize, s)
+		return fmt.Errorf("input is %v but metadata %s says %d", in, spec.KeyInputSize, s)
 	}
 	// MnasNet downsamples by 32; a feature map of another size means the metadata lies.
 	cells := (meta.InputSize + 31) / 32
 	if meta.FeatureShape[1] != cells || meta.FeatureShape[2] != cells {
 		return fmt.Errorf("metadata %s=%v does not fit input size %d (a stride-32 backbone gives %dx%d)",
-			KeyFeatureShape, meta.FeatureShape, meta.InputSize, cells, cells)
+			spec.KeyFeatureShape, meta.FeatureShape, meta.InputSize, cells, cells)
 	}
 	for i, d := range out[1:] {
 		if d > 0 && int(d) != meta.FeatureShape[i] {
-			return fmt.Errorf("output is %v but metadata %s says %v", out, KeyFeatureShape, meta.FeatureShape)
+			return fmt.Errorf("output is %v but metadata %s says %v", out, spec.KeyFeatureShape, meta.FeatureShape)
 		}
 	}
 	return nil
@@ -92,7 +93,7 @@ func checkBackboneShapes(meta *Metadata, in, out []int64) error {
 func (b *Backbone) ID() string { return b.id }
 
 // Meta is the backbone's metadata (preprocessing needs its size, mean, std and colour order).
-func (b *Backbone) Meta() Metadata { return b.meta }
+func (b *Backbone) Meta() spec.Metadata { return b.meta }
 
 // FeatureSize is the number of floats per face in Features' output.
 func (b *Backbone) FeatureSize() int { return b.r.outSize }

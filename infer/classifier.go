@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // Classifier runs backbone then head on batches of faces and gives p(fake).
@@ -55,10 +56,10 @@ func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classif
 }
 
 // HeadInfo names the head that made a batch's verdicts: its ID and its stored
-// decision threshold (0 when none), which must go together across a swap.
+// decision threshold, which must go together across a swap.
 type HeadInfo struct {
 	ID        string
-	Threshold float64
+	Threshold spec.Threshold
 }
 
 // Classify runs n faces (NCHW, n*3*S*S floats, preprocessed as Meta says)
@@ -91,9 +92,7 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 		return HeadInfo{}, err
 	}
 	for i := range n {
-		// softmax(l)[1] = 1/(1+e^(l0-l1)): overflow only saturates to 0 or 1.
-		d := float64(c.logits[2*i]) - float64(c.logits[2*i+1])
-		p := 1 / (1 + math.Exp(d))
+		p := spec.PFake(c.logits[2*i], c.logits[2*i+1])
 		if math.IsNaN(p) {
 			return HeadInfo{}, fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d", h.id, c.logits[2*i:2*i+2], i, n)
 		}
@@ -131,7 +130,7 @@ func (c *Classifier) Close() error {
 func (c *Classifier) InputSize() int { return c.b.meta.InputSize }
 
 // Meta is the backbone's metadata: how faces must be preprocessed.
-func (c *Classifier) Meta() Metadata { return c.b.meta }
+func (c *Classifier) Meta() spec.Metadata { return c.b.meta }
 
 // FeatureSize is the number of features per face a head must take.
 func (c *Classifier) FeatureSize() int { return c.b.FeatureSize() }
@@ -142,5 +141,5 @@ func (c *Classifier) BackboneID() string { return c.b.id }
 // HeadID is the current head file's sha256 prefix.
 func (c *Classifier) HeadID() string { return c.head.Load().id }
 
-// Threshold is the current head's stored decision threshold (0 when none).
-func (c *Classifier) Threshold() float64 { return c.head.Load().Threshold() }
+// Threshold is the current head's stored decision threshold, if any.
+func (c *Classifier) Threshold() spec.Threshold { return c.head.Load().Threshold() }

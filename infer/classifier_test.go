@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -23,7 +24,7 @@ func TestLoadClassifierFromMakeModels(t *testing.T) {
 		t.Errorf("InputSize %d FeatureSize %d, want 128 and 20480", c.InputSize(), c.FeatureSize())
 	}
 	m := c.Meta()
-	if m.Role != RoleBackbone || m.ColorOrder != "RGB" || m.Mean != [3]float32{0.485, 0.456, 0.406} || !strings.HasPrefix(m.Weights, "random:") || m.Defaulted {
+	if m.Role != spec.RoleBackbone || m.ColorOrder != "RGB" || m.Mean != [3]float32{0.485, 0.456, 0.406} || !strings.HasPrefix(m.Weights, "random:") || m.Defaulted {
 		t.Errorf("Meta = %+v", m)
 	}
 	for _, id := range []string{c.BackboneID(), c.HeadID()} {

@@ -4,13 +4,14 @@ import (
 	"fmt"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // Head turns backbone features into two logits per face: [real, fake].
 // Its methods are safe for concurrent use; runs are serialised.
 type Head struct {
 	r    *runner
-	meta Metadata
+	meta spec.Metadata
 	id   string
 }
 
@@ -18,7 +19,7 @@ type Head struct {
 // (any shape, e.g. [N,1280,4,4] or [N,20480]), output "logits" [N,2]. A head
 // made for another backbone or input size is refused.
 func LoadHead(eng *engine.Engine, path string, featureSize int) (*Head, error) {
-	id, meta, err := readModel(path, RoleHead)
+	id, meta, err := readModel(path, spec.RoleHead)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func LoadHead(eng *engine.Engine, path string, featureSize int) (*Head, error) {
 
 // headInputShape is the per-face input shape: the declared one when fixed,
 // else the metadata's feature shape for a 4-d input.
-func headInputShape(meta Metadata, in []int64) ([]int64, error) {
+func headInputShape(meta spec.Metadata, in []int64) ([]int64, error) {
 	if len(in) < 2 {
 		return nil, fmt.Errorf("input features is %v, want [N,...]", in)
 	}
@@ -68,13 +69,13 @@ func headInputShape(meta Metadata, in []int64) ([]int64, error) {
 func (h *Head) ID() string { return h.id }
 
 // Meta is the head's metadata.
-func (h *Head) Meta() Metadata { return h.meta }
+func (h *Head) Meta() spec.Metadata { return h.meta }
 
 // FeatureSize is the number of floats per face the head takes.
 func (h *Head) FeatureSize() int { return h.r.inSize }
 
-// Threshold is the decision threshold stored with the head (0 when none was).
-func (h *Head) Threshold() float64 { return h.meta.Threshold }
+// Threshold is the decision threshold calibrated and stored with the head, if any.
+func (h *Head) Threshold() spec.Threshold { return h.meta.Threshold }
 
 // Logits runs n faces' features (n*FeatureSize() floats) and writes n*2 logits to dst.
 func (h *Head) Logits(features []float32, n int, dst []float32) error {

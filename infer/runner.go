@@ -12,6 +12,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // runner runs one single-input, single-output float32 session on batches of
@@ -151,7 +152,7 @@ func fileID(path string) (string, error) {
 }
 
 // readModel hashes the file and parses its metadata, checking it is not the other role.
-func readModel(path, role string) (id string, meta Metadata, err error) {
+func readModel(path, role string) (id string, meta spec.Metadata, err error) {
 	id, err = fileID(path)
 	if err != nil {
 		return "", meta, fmt.Errorf("%s model: %w", role, err)
@@ -160,12 +161,12 @@ func readModel(path, role string) (id string, meta Metadata, err error) {
 	if err != nil {
 		return "", meta, fmt.Errorf("%s model %s is not a readable ONNX model: %w", role, path, err)
 	}
-	meta, err = ParseMetadata(props)
+	meta, err = spec.ParseMetadata(props)
 	if err != nil {
 		return "", meta, fmt.Errorf("%s model %s: %w", role, path, err)
 	}
 	if meta.Role != "" && meta.Role != role {
-		return "", meta, fmt.Errorf("%s is a %s model (metadata %s), not a %s", path, meta.Role, KeyRole, role)
+		return "", meta, fmt.Errorf("%s is a %s model (metadata %s), not a %s", path, meta.Role, spec.KeyRole, role)
 	}
 	return id, meta, nil
 }

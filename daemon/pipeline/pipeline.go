@@ -21,6 +21,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/train/collect"
 )
 
@@ -48,7 +49,7 @@ type Classifier interface {
 	Classify(input []float32, n int, pFake []float32) (infer.HeadInfo, error)
 	BackboneID() string
 	HeadID() string
-	Threshold() float64
+	Threshold() spec.Threshold
 	InputSize() int
 }
 
@@ -76,8 +77,8 @@ type Camera struct {
 type Options struct {
 	Device      string
 	TopicPrefix string
-	// Threshold, when > 0, overrides the head's calibrated threshold (and 0.5 for a head without one).
-	Threshold float64
+	// Threshold, when set, overrides the head's calibrated threshold (model.threshold).
+	Threshold spec.Threshold
 	MaxFaces  int
 	Log       *slog.Logger
 	// OnVerdict, when set, sees every verdict after it is published (metrics, bench).
@@ -229,18 +230,9 @@ func (p *Pipeline) prepare(cs *camState, f *capture.Frame, j *job, sample int) e
 	return nil
 }
 
-// DefaultThreshold is used for a head that stores no calibrated threshold.
-const DefaultThreshold = 0.5
-
-// threshold is the configured override, else the head's own, else the default.
-func (p *Pipeline) threshold(head float64) float64 {
-	switch {
-	case p.opts.Threshold > 0:
-		return p.opts.Threshold
-	case head > 0:
-		return head
-	}
-	return DefaultThreshold
+// threshold is the one rule: the configured threshold, else the head's own, else 0.5.
+func (p *Pipeline) threshold(head spec.Threshold) float64 {
+	return spec.DecisionThreshold(p.opts.Threshold, head)
 }
 
 func (p *Pipeline) infer(jobs <-chan *job) {

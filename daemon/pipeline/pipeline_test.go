@@ -18,6 +18,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -133,7 +134,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	const limit = 25 // the clip written without ../shared has 30 frames
 	rec := newRecorder(t)
 	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
-	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: 0.5, MaxFaces: 4},
+	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4},
 		f.clf, rec.pub, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
 			{Source: &firstN{Source: cams[1].Source, n: limit}, Detector: cams[1].Detector, Pre: cams[1].Pre, WholeFrame: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -175,7 +176,7 @@ func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	seen.Add(1)
 	var once sync.Once
 	n := 0
-	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: 0.5, OnVerdict: func(*pipeline.Verdict) {
+	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), OnVerdict: func(*pipeline.Verdict) {
 		if n++; n == 5 {
 			once.Do(seen.Done)
 		}
@@ -215,7 +216,7 @@ func TestPipelinePublishErrorDoesNotStop(t *testing.T) {
 	cam := f.camera(t, "a", false, face.None)
 	cam.Source = &firstN{Source: cam.Source, n: 5}
 	made := 0
-	p := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: 0.5, OnVerdict: func(*pipeline.Verdict) { made++ }},
+	p := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), OnVerdict: func(*pipeline.Verdict) { made++ }},
 		f.clf, rec.pub, []pipeline.Camera{cam})
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package infer
+package spec
 
 import (
 	"maps"
@@ -67,8 +67,18 @@ func TestParseMetadata(t *testing.T) {
 			}
 		}},
 		{name: "head with threshold and extra", props: with(KeyRole, "head", KeyThreshold, " 0.37", "deepfaked.train.auc", "0.81"), check: func(t *testing.T, m Metadata) {
-			if m.Role != "head" || m.Threshold != 0.37 || m.Extra["deepfaked.train.auc"] != "0.81" {
+			if m.Role != "head" || m.Threshold != ThresholdOf(0.37) || m.Extra["deepfaked.train.auc"] != "0.81" {
 				t.Errorf("got %+v", m)
+			}
+		}},
+		{name: "head storing threshold 0", props: with(KeyRole, "head", KeyThreshold, "0"), check: func(t *testing.T, m Metadata) {
+			if v, ok := m.Threshold.Get(); !ok || v != 0 {
+				t.Errorf("threshold = %v, %v; want 0 and set", v, ok)
+			}
+		}},
+		{name: "no threshold stored", props: exported(), check: func(t *testing.T, m Metadata) {
+			if _, ok := m.Threshold.Get(); ok {
+				t.Errorf("threshold set from a backbone without one: %+v", m.Threshold)
 			}
 		}},
 		{name: "BGR and other class names", props: with(KeyColorOrder, "BGR", KeyClassNames, "genuine, swapped", KeyMean, "0,0.5,1", KeyStd, "1, 2 ,3"), check: func(t *testing.T, m Metadata) {
@@ -134,7 +144,7 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 		// Whatever parses must be usable as-is by preprocessing and the loaders.
 		if m.InputSize < 32 || len(m.ClassNames) != 2 || (m.ColorOrder != "RGB" && m.ColorOrder != "BGR") ||
-			!(m.Threshold >= 0 && m.Threshold <= 1) || m.FeatureSize() <= 0 {
+			!thresholdOK(m.Threshold) || m.FeatureSize() <= 0 {
 			t.Fatalf("accepted unusable metadata %+v from %v", m, props)
 		}
 		for _, s := range m.Std {

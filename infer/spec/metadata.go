@@ -1,7 +1,9 @@
-// Package infer runs the deepfake classifier: a MnasNet backbone that turns face
-// crops into features and a small head that turns features into p(fake), each an
-// ONNX model carrying deepfaked.* metadata written by tools/export_model.py.
-package infer
+// Package spec is the contract between deepfaked's model files and the code
+// that makes or runs them: the deepfaked.* metadata keys that
+// tools/export_model.py and head training write, what a head's output means
+// (PFake) and how the decision threshold is chosen (DecisionThreshold). It is
+// pure Go, so the training side can use it without ONNX Runtime.
+package spec
 
 import (
 	"fmt"
@@ -10,7 +12,7 @@ import (
 	"strings"
 )
 
-// Metadata keys written by tools/export_model.py (and later by head training).
+// Metadata keys written by tools/export_model.py and by head training.
 const (
 	KeyFormatVersion = "deepfaked.format_version"
 	KeyRole          = "deepfaked.role"
@@ -22,6 +24,10 @@ const (
 	KeyFeatureShape  = "deepfaked.feature_shape"
 	KeyWeights       = "deepfaked.weights"
 	KeyThreshold     = "deepfaked.threshold"
+	// Written by head training; kept in Metadata.Extra.
+	KeyTrainedAt      = "deepfaked.trained_at"
+	KeyTrainSetSHA256 = "deepfaked.train_set_sha256"
+	KeyMetrics        = "deepfaked.metrics"
 )
 
 // FormatVersion is the metadata format this package understands.
@@ -44,7 +50,8 @@ type Metadata struct {
 	ClassNames   []string
 	FeatureShape [3]int // backbone output per face: channels, height, width
 	Weights      string // where the weights came from, e.g. "random:seed=0"
-	Threshold    float64
+	// Threshold is the decision threshold calibrated by training, if stored.
+	Threshold Threshold
 	// Extra holds every other metadata entry, e.g. training metrics.
 	Extra map[string]string
 	// Defaulted says the model had no deepfaked.* metadata at all, so every
@@ -172,7 +179,7 @@ func ParseMetadata(props map[string]string) (Metadata, error) {
 		if err != nil || !(x >= 0 && x <= 1) {
 			return m, fmt.Errorf("metadata %s=%q: want a probability from 0 to 1", KeyThreshold, v)
 		}
-		m.Threshold = x
+		m.Threshold = ThresholdOf(x)
 	}
 	return m, nil
 }

@@ -1,0 +1,121 @@
+// Package setup turns a checked configuration into the options each
+// component takes. It is the one place where config values reach libraries:
+// `deepfaked run`, `train`, `eval` and `bench` all build their engine,
+// detector, preprocessing and MQTT options here, so a key means the same
+// thing everywhere. Libraries take explicit values; defaults live only in
+// daemon/config.
+package setup
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/collect"
+)
+
+// EngineOptions are the ONNX Runtime engine's options (model.runtime,
+// model.providers, model.threads).
+func EngineOptions(cfg *config.Config, log *slog.Logger) engine.Options {
+	return engine.Options{Library: cfg.Model.Runtime, Providers: cfg.Model.Providers,
+		Threads: cfg.Model.Threads, Logger: log}
+}
+
+// Engine starts the ONNX Runtime engine the config describes.
+func Engine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
+	eng, err := engine.New(EngineOptions(cfg, log))
+	if err != nil {
+		return nil, fmt.Errorf("model.runtime: %w", err)
+	}
+	return eng, nil
+}
+
+// DetectorOptions are the face detector's options (the faces: section).
+func DetectorOptions(cfg *config.Config, eng *engine.Engine) face.Options {
+	f := cfg.Faces
+	return face.Options{Kind: f.Detector, Model: f.Model, MinSize: f.MinSize, Score: float32(f.Score), Engine: eng}
+}
+
+// Detector makes the configured face detector.
+func Detector(cfg *config.Config, eng *engine.Engine) (face.Detector, error) {
+	det, err := face.New(DetectorOptions(cfg, eng))
+	if err != nil {
+		return nil, fmt.Errorf("faces.detector %s: %w", cfg.Faces.Detector, err)
+	}
+	return det, nil
+}
+
+// PreprocessParams are the crop and normalisation parameters: the backbone's
+// metadata says what the model takes, faces.margin how much border to keep.
+func PreprocessParams(cfg *config.Config, meta spec.Metadata) preprocess.Params {
+	return preprocess.Params{Size: meta.InputSize, Mean: meta.Mean, Std: meta.Std, Margin: cfg.Faces.Margin}
+}
+
+// CameraOptions are one camera's capture options.
+func CameraOptions(c config.Camera) capture.Options {
+	return capture.Options{Name: c.Name, Source: c.Source, FPS: c.FPS, Loop: c.Loop, Width: c.Width, Height: c.Height}
+}
+
+// connectTimeout bounds the first connection to the broker and each attempt.
+const connectTimeout = 30 * time.Second
+
+// MQTTOptions are the broker connection's options; secrets are read here,
+// not kept in the config.
+func MQTTOptions(cfg *config.Config) (mqttc.Options, error) {
+	m := cfg.MQTT
+	o := mqttc.Options{Broker: m.Broker, ClientID: m.ClientID, Username: m.Username, QoS: byte(m.QoS),
+		StatusTopic: m.TopicPrefix + "/status", KeepAlive: time.Duration(m.KeepAlive), ConnectTimeout: connectTimeout}
+	if m.PasswordFile != "" || m.PasswordEnv != "" {
+		pw, err := mqttc.ReadPassword(m.PasswordFile, m.PasswordEnv)
+		if err != nil {
+			return o, fmt.Errorf("mqtt password: %w", err)
+		}
+		o.Password = pw
+	}
+	if m.TLS.CA != "" || m.TLS.Cert != "" || m.TLS.InsecureSkipVerify {
+		t, err := mqttc.LoadTLS(m.TLS.CA, m.TLS.Cert, m.TLS.Key, m.TLS.InsecureSkipVerify)
+		if err != nil {
+			return o, fmt.Errorf("mqtt.tls: %w", err)
+		}
+		o.TLS = t
+	}
+	return o, nil
+}
+
+// Threshold is model.threshold, unset when the config leaves it out.
+func Threshold(cfg *config.Config) spec.Threshold {
+	if cfg.Model.Threshold == nil {
+		return spec.NoThreshold
+	}
+	return spec.ThresholdOf(*cfg.Model.Threshold)
+}
+
+// PipelineOptions are the pipeline's options; the caller adds the logger.
+func PipelineOptions(cfg *config.Config) pipeline.Options {
+	return pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix,
+		Threshold: Threshold(cfg), MaxFaces: cfg.Faces.MaxFaces}
+}
+
+// CollectOptions are the crop collector's options (train.collect); meta says
+// how to undo the model input's normalisation when saving a crop.
+func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
+	c := cfg.Train.Collect
+	return collect.Options{Dir: c.Dir, BandLow: c.BandLow, BandHigh: c.BandHigh, EveryN: c.EveryN,
+		MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: meta.Mean, Std: meta.Std}
+}
+
+// TrainConfig is the head training's configuration (the train: section).
+func TrainConfig(t config.Train) train.Config {
+	return train.Config{LR: t.LR, L1: t.L1, WeightDecay: t.WeightDecay, Dropout: t.Dropout, BatchSize: t.BatchSize,
+		Epochs: t.Epochs, Patience: t.Patience, Folds: t.Folds, Seed: int64(t.Seed),
+		ClassWeights: t.ClassWeights == train.ClassWeightsBalanced}
+}
