@@ -1,3 +1,7 @@
+// Package capture opens a camera source (V4L2 device, video file, network
+// stream or GStreamer pipeline; parsed by package source) and hands out frames
+// to analyse: every frame or a time-sampled subset for files, the latest frame
+// for live sources.
 package capture
 
 import (
@@ -11,6 +15,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture/source"
 )
 
 // ErrClosed is returned by Next after Close.
@@ -52,7 +58,7 @@ const poolCap = 4
 // Release may be called from any.
 type Camera struct {
 	opts Options
-	src  Source
+	src  source.Source
 	log  *slog.Logger
 
 	mu     sync.Mutex
@@ -88,7 +94,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 	if opts.Width < 0 || opts.Height < 0 {
 		return nil, fmt.Errorf("camera %q: width/height %dx%d must not be negative", opts.Name, opts.Width, opts.Height)
 	}
-	src, err := ParseSource(opts.Source)
+	src, err := source.Parse(opts.Source)
 	if err != nil {
 		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
 	}
@@ -117,7 +123,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 func (c *Camera) Name() string { return c.opts.Name }
 
 // Source is the parsed source.
-func (c *Camera) Source() Source { return c.src }
+func (c *Camera) Source() source.Source { return c.src }
 
 func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 	var (
@@ -125,11 +131,11 @@ func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 		err error
 	)
 	switch {
-	case c.src.Kind == Device && c.src.Target == "":
+	case c.src.Kind == source.Device && c.src.Target == "":
 		vc, err = gocv.VideoCaptureDeviceWithAPI(c.src.Index, gocv.VideoCaptureV4L2)
-	case c.src.Kind == Device:
+	case c.src.Kind == source.Device:
 		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureV4L2)
-	case c.src.Kind == GStreamer:
+	case c.src.Kind == source.GStreamer:
 		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureGstreamer)
 	default:
 		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureFFmpeg)
@@ -143,7 +149,7 @@ func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 		}
 		return nil, fmt.Errorf("camera %q: open %s %s: %w", c.opts.Name, c.src.Kind, c.src, err)
 	}
-	if c.src.Kind == Device {
+	if c.src.Kind == source.Device {
 		if c.opts.Width > 0 {
 			vc.Set(gocv.VideoCaptureFrameWidth, float64(c.opts.Width))
 		}

@@ -14,13 +14,13 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/train"
-	"github.com/deepfaked/deepfaked/train/collect"
 )
 
 // EngineOptions are the ONNX Runtime engine's options (model.runtime,
@@ -117,5 +117,5 @@ func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
 func TrainConfig(t config.Train) train.Config {
 	return train.Config{LR: t.LR, L1: t.L1, WeightDecay: t.WeightDecay, Dropout: t.Dropout, BatchSize: t.BatchSize,
 		Epochs: t.Epochs, Patience: t.Patience, Folds: t.Folds, Seed: int64(t.Seed),
-		ClassWeights: t.ClassWeights == train.ClassWeightsBalanced}
+		ClassWeights: t.ClassWeights == config.ClassWeightsBalanced}
 }

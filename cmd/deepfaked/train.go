@@ -20,6 +20,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/install"
@@ -303,7 +304,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if tc.ClassWeights != train.ClassWeightsBalanced && tc.ClassWeights != train.ClassWeightsNone {
 				return fmt.Errorf("--class-weights %q: want %s or %s", tc.ClassWeights, train.ClassWeightsBalanced, train.ClassWeightsNone)
 			}
-			cfg := tc.Config()
+			cfg := setup.TrainConfig(tc)
 			if err := cfg.Validate(); err != nil {
 				return err
 			}

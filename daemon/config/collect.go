@@ -14,12 +14,6 @@ type Collect struct {
 	JPEGQuality int     `yaml:"jpeg_quality"`
 }
 
-// Defaults of train.collect.
-const (
-	DefaultCollectMaxFiles = 2000
-	DefaultJPEGQuality     = 95
-)
-
 // Enabled says whether any face would be saved.
 func (c Collect) Enabled() bool { return c.BandHigh > 0 || c.EveryN > 0 }
 

@@ -13,8 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/deepfaked/deepfaked/capture"
-	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/capture/source"
+	"github.com/deepfaked/deepfaked/infer/provider"
 )
 
 // Config is the daemon's whole configuration. After Load or Parse every default
@@ -38,8 +38,8 @@ type Config struct {
 
 // MQTT says where verdicts are published.
 type MQTT struct {
-	// Broker is tcp://, ssl://, tls://, ws:// or wss:// host[:port], or "embedded"
-	// to run a broker inside the daemon.
+	// Broker is a URL by package brokerurl's rule (a missing port is the
+	// scheme's default), or "embedded" to run a broker inside the daemon.
 	Broker string `yaml:"broker"`
 	// Listen is the embedded broker's host:port; only used with Broker "embedded".
 	Listen       string `yaml:"listen"`
@@ -194,7 +194,7 @@ func (c *Config) derive() {
 		c.MQTT.TopicPrefix = "deepfaked/" + c.DeviceID
 	}
 	if len(c.Model.Providers) == 0 {
-		c.Model.Providers = []string{engine.CPU}
+		c.Model.Providers = []string{provider.CPU}
 	}
 	if c.Faces.Detector == "" {
 		c.Faces.Detector = DefaultDetector
@@ -273,7 +273,7 @@ func (c *Config) resolve(dir string) {
 	// Devices, indexes, URLs and gst: pipelines are not files; unparsable
 	// sources are left as written for check to report.
 	for i := range c.Cameras {
-		if src, err := capture.ParseSource(c.Cameras[i].Source); err == nil && src.Kind == capture.File {
+		if src, err := source.Parse(c.Cameras[i].Source); err == nil && src.Kind == source.File {
 			c.Cameras[i].Source = src.Target
 			abs(&c.Cameras[i].Source)
 		}
@@ -299,7 +299,7 @@ func (c *Config) CheckFiles() error {
 		files = append(files, file{"model.runtime", c.Model.Runtime})
 	}
 	for i, cam := range c.Cameras {
-		if src, err := capture.ParseSource(cam.Source); err == nil && src.Kind == capture.File {
+		if src, err := source.Parse(cam.Source); err == nil && src.Kind == source.File {
 			files = append(files, file{fmt.Sprintf("cameras[%d].source (%s)", i, cam.Name), cam.Source})
 		}
 	}

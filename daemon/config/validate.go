@@ -4,21 +4,20 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/deepfaked/deepfaked/capture"
-	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/capture/source"
+	"github.com/deepfaked/deepfaked/daemon/mqttc/brokerurl"
+	"github.com/deepfaked/deepfaked/infer/provider"
 )
 
 var (
-	logLevels     = []string{"debug", "info", "warn", "error"}
-	detectors     = []string{"haar", "yunet", "ultraface", "none"}
-	brokerSchemes = []string{"tcp", "ssl", "tls", "ws", "wss"}
-	tlsSchemes    = []string{"ssl", "tls", "wss"}
+	logLevels = []string{"debug", "info", "warn", "error"}
+	detectors = []string{"haar", "yunet", "ultraface", "none"}
 )
 
 // MaxFaces bounds faces.max_faces, the batch of one frame.
@@ -176,11 +175,12 @@ func (m *MQTT) check(k checker) {
 			k.fail("mqtt.tls.key", "required when mqtt.tls.cert is set")
 		}
 	}
-	if m.TLS != (TLS{}) && scheme != "" && !slices.Contains(tlsSchemes, scheme) {
-		k.fail("mqtt.tls", "only used with ssl://, tls:// or wss:// brokers, not %s", m.Broker)
+	if m.TLS != (TLS{}) && scheme != "" && !brokerurl.IsTLS(scheme) {
+		k.fail("mqtt.tls", "only used with ssl://, tls://, mqtts:// or wss:// brokers, not %s", m.Broker)
 	}
-	if m.KeepAlive < 0 {
-		k.fail("mqtt.keepalive", "must be >= 0, got %s", m.KeepAlive)
+	// MQTT carries the keep-alive as a 16-bit count of seconds.
+	if ka := time.Duration(m.KeepAlive); ka < 0 || ka > 65535*time.Second || ka%time.Second != 0 {
+		k.fail("mqtt.keepalive", "must be whole seconds from 0s (off) to 65535s, got %s", m.KeepAlive)
 	}
 	if m.Commands.MaxPayload < 16 || m.Commands.MaxPayload > 65536 {
 		k.fail("mqtt.commands.max_payload", "must be 16..65536 bytes, got %d", m.Commands.MaxPayload)
@@ -193,21 +193,10 @@ func checkBroker(k checker, b string) string {
 	if b == EmbeddedBroker {
 		return EmbeddedBroker
 	}
-	u, err := url.Parse(b)
-	if err != nil || !slices.Contains(brokerSchemes, u.Scheme) {
-		k.fail("mqtt.broker", "%q is not %q or a URL with scheme %s (e.g. tcp://broker.local:1883)",
-			b, EmbeddedBroker, strings.Join(brokerSchemes, ", "))
+	u, err := brokerurl.Parse(b)
+	if err != nil {
+		k.fail("mqtt.broker", "%v; or %q for the embedded broker", err, EmbeddedBroker)
 		return ""
-	}
-	if u.Hostname() == "" {
-		k.fail("mqtt.broker", "%q has no host", b)
-		return ""
-	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			k.fail("mqtt.broker", "%q: port must be 1..65535", b)
-			return ""
-		}
 	}
 	return u.Scheme
 }
@@ -233,7 +222,7 @@ func (m *Model) check(k checker) {
 	seen := map[string]int{}
 	for i, p := range m.Providers {
 		key := fmt.Sprintf("model.providers[%d]", i)
-		if !k.oneOf(key, p, engine.KnownProviders) {
+		if !k.oneOf(key, p, provider.Known()) {
 			continue
 		}
 		if j, dup := seen[p]; dup {
@@ -283,7 +272,7 @@ func (c *Camera) check(k checker, key string, names map[string]int, i int) {
 		}
 	}
 	if k.required(key+".source", c.Source) {
-		if _, err := capture.ParseSource(c.Source); err != nil {
+		if _, err := source.Parse(c.Source); err != nil {
 			k.fail(key+".source", "%v", err)
 		}
 	}

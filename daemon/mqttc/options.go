@@ -8,22 +8,25 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/deepfaked/deepfaked/daemon/mqttc/brokerurl"
 )
 
 // Options configure a connection to a broker, for publishing or subscribing.
 type Options struct {
-	Broker         string // tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss:// URL
-	ClientID       string // must be unique on the broker: a second client with the same ID kicks the first off
-	Username       string
-	Password       string
-	TLS            *tls.Config // for ssl://, tls://, mqtts:// and wss://; nil uses the system roots
-	QoS            byte        // 0, 1 or 2; 1 or 2 to keep messages across a broker restart
-	StatusTopic    string      // retained "online"/"offline" (and the last will); empty for none
+	Broker      string // a URL by brokerurl's rule: a missing port is the scheme's default
+	ClientID    string // must be unique on the broker: a second client with the same ID kicks the first off
+	Username    string
+	Password    string
+	TLS         *tls.Config // for ssl://, tls://, mqtts:// and wss://; nil uses the system roots
+	QoS         byte        // 0, 1 or 2; 1 or 2 to keep messages across a broker restart
+	StatusTopic string      // retained "online"/"offline" (and the last will); empty for none
+	// KeepAlive is the MQTT keep-alive in whole seconds; 0 turns it off (no pings,
+	// and the broker never drops the client for silence).
 	KeepAlive      time.Duration
 	ConnectTimeout time.Duration // how long Connect waits for the first connection; also each attempt's limit
 	MaxPending     int           // messages kept while the broker is unreachable; beyond it Publish fails
@@ -49,9 +52,10 @@ const (
 )
 
 const (
-	defaultKeepAlive      = 30 * time.Second
 	defaultConnectTimeout = 10 * time.Second
 	defaultMaxPending     = 1000
+	// MaxKeepAlive is the longest keep-alive MQTT can carry (a 16-bit count of seconds).
+	maxKeepAlive = 65535 * time.Second
 	// MQTT packet ids are 16-bit, so paho cannot hold more QoS>0 messages in flight.
 	maxPendingLimit = 65000
 	// Retry quickly at start (the embedded broker or a local mosquitto may come up a moment
@@ -65,22 +69,30 @@ const (
 	disconnectQuiesceMS = 250
 )
 
-// withDefaults validates o and fills in zero values.
+// withDefaults validates o, fills in the broker's default port and the zero
+// ConnectTimeout and MaxPending (not user settings). KeepAlive is taken as
+// given: 0 is off.
 func (o Options) withDefaults() (Options, error) {
-	if err := checkBroker(o.Broker); err != nil {
-		return o, err
+	if o.Broker == "" {
+		return o, fmt.Errorf("mqtt: no broker URL given")
 	}
+	u, err := brokerurl.Parse(o.Broker)
+	if err != nil {
+		return o, fmt.Errorf("mqtt: broker %w", err)
+	}
+	o.Broker = u.String()
 	if o.QoS > 2 {
 		return o, fmt.Errorf("mqtt: broker %s: qos %d is not 0, 1 or 2", o.Broker, o.QoS)
 	}
 	if o.KeepAlive < 0 || o.ConnectTimeout < 0 || o.MaxPending < 0 {
 		return o, fmt.Errorf("mqtt: broker %s: negative keep-alive, connect timeout or max pending", o.Broker)
 	}
+	// paho sends whole seconds: a fraction would be cut, and under 1s to 0 (off).
+	if o.KeepAlive%time.Second != 0 || o.KeepAlive > maxKeepAlive {
+		return o, fmt.Errorf("mqtt: broker %s: keep-alive %v must be whole seconds, at most %v", o.Broker, o.KeepAlive, maxKeepAlive)
+	}
 	if o.MaxPending > maxPendingLimit {
 		return o, fmt.Errorf("mqtt: broker %s: max pending %d exceeds %d (MQTT packet ids are 16-bit)", o.Broker, o.MaxPending, maxPendingLimit)
-	}
-	if o.KeepAlive == 0 {
-		o.KeepAlive = defaultKeepAlive
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = defaultConnectTimeout
@@ -89,31 +101,6 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxPending = defaultMaxPending
 	}
 	return o, nil
-}
-
-// checkBroker rejects what paho would silently ignore or fail on later: an
-// unparsable URL, an unknown scheme, a missing host or port.
-func checkBroker(broker string) error {
-	if broker == "" {
-		return fmt.Errorf("mqtt: no broker URL given")
-	}
-	u, err := url.Parse(broker)
-	if err != nil {
-		return fmt.Errorf("mqtt: broker %q: %w", broker, err)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts":
-		if u.Port() == "" {
-			return fmt.Errorf("mqtt: broker %q: missing port (e.g. %s://%s:1883)", broker, u.Scheme, u.Hostname())
-		}
-	case "ws", "wss":
-	default:
-		return fmt.Errorf("mqtt: broker %q: scheme %q is not tcp, ssl, tls, mqtt, mqtts, ws or wss", broker, u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("mqtt: broker %q: missing host", broker)
-	}
-	return nil
 }
 
 // lastError keeps the most recent connection failure so a timeout can say why.

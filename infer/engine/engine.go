@@ -11,23 +11,16 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
-)
 
-// Provider names accepted in model.providers.
-const (
-	TensorRT = "tensorrt"
-	CUDA     = "cuda"
-	CPU      = "cpu"
+	"github.com/deepfaked/deepfaked/infer/provider"
 )
-
-// KnownProviders lists the provider names in their usual order of preference.
-var KnownProviders = []string{TensorRT, CUDA, CPU}
 
 // Options configure an Engine.
 type Options struct {
 	// Library is the path to libonnxruntime.so; empty means DefaultLibrary().
 	Library string
-	// Providers is the ordered preference list; empty means [cpu].
+	// Providers is the ordered preference list (package provider's names);
+	// cpu is always the last resort, so empty means cpu only.
 	Providers []string
 	// Threads is the intra-op thread count per session; 0 lets ONNX Runtime choose.
 	Threads int
@@ -89,12 +82,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Library == "" {
 		opts.Library = DefaultLibrary()
 	}
-	if len(opts.Providers) == 0 {
-		opts.Providers = []string{CPU}
-	}
 	for _, p := range opts.Providers {
-		if !slices.Contains(KnownProviders, p) {
-			return nil, fmt.Errorf("unknown execution provider %q (allowed: %v)", p, KnownProviders)
+		if !slices.Contains(provider.Known(), p) {
+			return nil, fmt.Errorf("unknown execution provider %q (allowed: %v)", p, provider.Known())
 		}
 	}
 	if err := acquireEnv(opts.Library); err != nil {
@@ -102,7 +92,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, log: log}
 	for _, p := range opts.Providers {
-		if p == CPU {
+		if p == provider.CPU {
 			break
 		}
 		if err := probe(p); err != nil {
@@ -112,7 +102,7 @@ func New(opts Options) (*Engine, error) {
 		}
 		e.providers = append(e.providers, p)
 	}
-	e.providers = append(e.providers, CPU)
+	e.providers = append(e.providers, provider.CPU)
 	log.Info("onnx runtime ready", "version", ort.GetVersion(), "library", opts.Library, "providers", e.providers, "threads", opts.Threads)
 	return e, nil
 }
@@ -148,7 +138,7 @@ func probe(p string) error {
 
 func appendProvider(so *ort.SessionOptions, p string) error {
 	switch p {
-	case TensorRT:
+	case provider.TensorRT:
 		o, err := ort.NewTensorRTProviderOptions()
 		if err != nil {
 			return err
@@ -159,14 +149,14 @@ func appendProvider(so *ort.SessionOptions, p string) error {
 			return err
 		}
 		return so.AppendExecutionProviderTensorRT(o)
-	case CUDA:
+	case provider.CUDA:
 		o, err := ort.NewCUDAProviderOptions()
 		if err != nil {
 			return err
 		}
 		defer o.Destroy()
 		return so.AppendExecutionProviderCUDA(o)
-	case CPU:
+	case provider.CPU:
 		return nil
 	}
 	return fmt.Errorf("unknown execution provider %q", p)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/provider"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -16,7 +17,7 @@ func TestProvidersFallBackToCPU(t *testing.T) {
 	var logs bytes.Buffer
 	e, err := engine.New(engine.Options{
 		Library:   testenv.ORTLibrary(t),
-		Providers: []string{engine.TensorRT, engine.CUDA, engine.CPU},
+		Providers: []string{provider.TensorRT, provider.CUDA, provider.CPU},
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	if err != nil {
@@ -24,11 +25,11 @@ func TestProvidersFallBackToCPU(t *testing.T) {
 	}
 	defer e.Close()
 	got := e.Providers()
-	if got[len(got)-1] != engine.CPU {
+	if got[len(got)-1] != provider.CPU {
 		t.Fatalf("providers %v: cpu must be last", got)
 	}
 	// The npm runtime is a CPU build: both GPU providers are logged and skipped.
-	for _, p := range []string{engine.TensorRT, engine.CUDA} {
+	for _, p := range []string{provider.TensorRT, provider.CUDA} {
 		present := strings.Contains(strings.Join(got, ","), p)
 		logged := strings.Contains(logs.String(), "provider="+p)
 		if present == logged {

@@ -1,11 +1,11 @@
-package capture
+package source
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestParseSource(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		in      string
 		kind    Kind
@@ -43,25 +43,25 @@ func TestParseSource(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			s, err := ParseSource(tc.in)
+			s, err := Parse(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("ParseSource(%q) = %+v, %v; want error containing %q", tc.in, s, err, tc.wantErr)
+					t.Fatalf("Parse(%q) = %+v, %v; want error containing %q", tc.in, s, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseSource(%q): %v", tc.in, err)
+				t.Fatalf("Parse(%q): %v", tc.in, err)
 			}
 			if s.Kind != tc.kind || s.Target != tc.target || s.Index != tc.index || s.Live() != tc.live {
-				t.Fatalf("ParseSource(%q) = %+v live=%v; want kind %v target %q index %d live %v", tc.in, s, s.Live(), tc.kind, tc.target, tc.index, tc.live)
+				t.Fatalf("Parse(%q) = %+v live=%v; want kind %v target %q index %d live %v", tc.in, s, s.Live(), tc.kind, tc.target, tc.index, tc.live)
 			}
 		})
 	}
 }
 
 func TestSourceStringMasksPassword(t *testing.T) {
-	s, err := ParseSource("rtsp://admin:hunter2@10.0.0.2/stream")
+	s, err := Parse("rtsp://admin:hunter2@10.0.0.2/stream")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +70,12 @@ func TestSourceStringMasksPassword(t *testing.T) {
 	}
 }
 
-func FuzzParseSource(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"/dev/video0", "0", "clip.mp4", "rtsp://h/x", "https://h", "gst:videotestsrc ! appsink", "", "gst:", "-3", "a://b", "\x00"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		s, err := ParseSource(in)
+		s, err := Parse(in)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")
@@ -83,7 +83,7 @@ func FuzzParseSource(f *testing.F) {
 			return
 		}
 		if s.Kind < Device || s.Kind > GStreamer {
-			t.Fatalf("ParseSource(%q) gave kind %v", in, s.Kind)
+			t.Fatalf("Parse(%q) gave kind %v", in, s.Kind)
 		}
 		if s.Live() != (s.Kind != File) {
 			t.Fatalf("Live() wrong for %+v", s)
@@ -92,7 +92,7 @@ func FuzzParseSource(f *testing.F) {
 			t.Fatalf("device without target or index: %+v", s)
 		}
 		// The printed form parses back to the same source (a URL's password is masked).
-		again, err := ParseSource(s.String())
+		again, err := Parse(s.String())
 		if s.Kind == Stream && err == nil && again.Kind == Stream {
 			return
 		}

@@ -1,7 +1,7 @@
-// Package capture opens a camera source (V4L2 device, video file, network
-// stream or GStreamer pipeline) and hands out frames to analyse: every frame or
-// a time-sampled subset for files, the latest frame for live sources.
-package capture
+// Package source parses camera source strings (V4L2 device, video file,
+// network stream or GStreamer pipeline). It is pure Go so that the config can
+// check sources without pulling OpenCV in; package capture opens them.
+package source
 
 import (
 	"errors"
@@ -73,8 +73,8 @@ const maxDeviceIndex = 4095
 
 var streamSchemes = []string{"rtsp", "rtsps", "http", "https"}
 
-// ParseSource classifies a camera source string.
-func ParseSource(s string) (Source, error) {
+// Parse classifies a camera source string.
+func Parse(s string) (Source, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
 		return Source{}, errors.New("empty camera source: want /dev/videoN, a device index, a video file, an rtsp(s):// or http(s):// URL, or gst:<pipeline>")

@@ -1,0 +1,58 @@
+// Package brokerurl is the one rule for MQTT broker URLs, shared by the config
+// check (check-config and run) and the MQTT client (run and watch --broker).
+// It is pure Go and imports no MQTT library, so the config can use it.
+package brokerurl
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// defaultPorts are the schemes paho dials and the port each gets when the URL
+// names none: MQTT's registered ports (1883 plain, 8883 TLS) and HTTP's for
+// WebSockets.
+var defaultPorts = map[string]string{
+	"tcp": "1883", "mqtt": "1883",
+	"ssl": "8883", "tls": "8883", "mqtts": "8883",
+	"ws": "80", "wss": "443",
+}
+
+// Schemes lists the accepted schemes, for messages and docs.
+func Schemes() []string { return []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"} }
+
+// DefaultPort is the port a URL with this scheme gets when it names none;
+// empty for a scheme that is not accepted.
+func DefaultPort(scheme string) string { return defaultPorts[scheme] }
+
+// IsTLS reports whether the scheme connects over TLS.
+func IsTLS(scheme string) bool { return scheme == "ssl" || scheme == "tls" || scheme == "mqtts" || scheme == "wss" }
+
+// Parse checks a broker URL (scheme, host, port 1..65535) and returns it with
+// the scheme's default port filled in when it names none.
+func Parse(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %w", raw, err)
+	}
+	if DefaultPort(u.Scheme) == "" {
+		return nil, fmt.Errorf("%q: scheme must be one of %s (e.g. tcp://broker.local:1883)", raw, strings.Join(Schemes(), ", "))
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%q has no host", raw)
+	}
+	port := u.Port()
+	switch {
+	case port == "" && strings.HasSuffix(u.Host, ":"):
+		return nil, fmt.Errorf("%q: empty port after the colon", raw)
+	case port == "":
+		u.Host = net.JoinHostPort(u.Hostname(), DefaultPort(u.Scheme))
+	default:
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: port must be 1..65535", raw)
+		}
+	}
+	return u, nil
+}
