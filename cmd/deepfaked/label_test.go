@@ -15,8 +15,8 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
-	"github.com/deepfaked/deepfaked/train/collect"
-	"github.com/deepfaked/deepfaked/train/features"
+	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/dataset"
 )
 
 // collectState writes a config whose state_dir holds crops of a real frame
@@ -126,9 +126,9 @@ func TestLabelCommand(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, filepath.Join(other, "real")+"/cam1-") {
 		t.Fatalf("label --path: exit %d\n%s", code, out)
 	}
-	csv, err := os.ReadFile(filepath.Join(other, features.LabelsFile))
+	csv, err := os.ReadFile(filepath.Join(other, dataset.LabelsFile))
 	if rows := strings.Count(string(csv), "\n"); err != nil || rows != 2 {
-		t.Errorf("%s has %d lines, want header and 1 row", features.LabelsFile, rows)
+		t.Errorf("%s has %d lines, want header and 1 row", dataset.LabelsFile, rows)
 	}
 
 	for _, tc := range []struct {
@@ -157,7 +157,7 @@ func TestLabelCommand(t *testing.T) {
 	}
 
 	// Training reads the data folder labelling made (one class so far).
-	if _, err := features.LoadFolder(filepath.Join(state, "dataset")); err == nil || !strings.Contains(err.Error(), "2 fake images but no real ones") {
+	if _, err := dataset.Load(filepath.Join(state, "dataset")); err == nil || !strings.Contains(err.Error(), "2 fake images but no real ones") {
 		t.Errorf("data folder after labelling: %v", err)
 	}
 }

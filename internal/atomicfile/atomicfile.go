@@ -8,26 +8,58 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
+
+// Options change how WriteWith writes.
+type Options struct {
+	Perm os.FileMode
+	// NoSync skips the fsyncs: the reader still sees a whole file or none, but
+	// the file may be lost in a power cut. For files written often whose loss
+	// costs nothing, such as the daemon's collected crops: an fsync per crop
+	// would stall the writer and wear an SD card.
+	NoSync bool
+	// DirOwner gives the file its folder's owner when running as root, so that
+	// `sudo deepfaked label` leaves files the daemon's user can still move.
+	DirOwner bool
+}
 
 // Write writes data to a temporary file beside path, syncs it, renames it over
 // path and syncs the folder.
 func Write(path string, data []byte, perm os.FileMode) error {
+	return WriteWith(path, data, Options{Perm: perm})
+}
+
+// tmpMark is in every temporary file's name: .<name>.tmp<random>.
+const tmpMark = ".tmp"
+
+// IsTemp reports whether a file name is one of WriteWith's temporary files,
+// which an interrupted write may leave behind.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, tmpMark)
+}
+
+// WriteWith is Write with options.
+func WriteWith(path string, data []byte, opts Options) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tmpMark+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && !opts.NoSync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, perm)
+		err = os.Chmod(tmp, opts.Perm)
+	}
+	if err == nil && opts.DirOwner {
+		err = chownLike(tmp, dir)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -35,6 +67,9 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if opts.NoSync {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -44,6 +79,39 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	// Some filesystems cannot sync a folder; the rename itself has happened.
 	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// MkdirAll makes dir and its missing parents with perm; when running as root
+// each new folder gets the owner of the one above it (see Options.DirOwner).
+func MkdirAll(dir string, perm os.FileMode) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return chownLike(dir, parent)
+}
+
+// chownLike gives path the owner of dir when running as root.
+func chownLike(path, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return os.Lchown(path, int(s.Uid), int(s.Gid))
 	}
 	return nil
 }

@@ -32,3 +32,41 @@ func TestWrite(t *testing.T) {
 		t.Errorf("write into a missing folder: %v", err)
 	}
 }
+
+func TestWriteWith(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "crop.jpg")
+	for _, opts := range []atomicfile.Options{{Perm: 0o640, NoSync: true}, {Perm: 0o600, DirOwner: true}} {
+		if err := atomicfile.WriteWith(p, []byte("x"), opts); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != opts.Perm {
+			t.Errorf("%+v: mode %v (%v)", opts, fi.Mode().Perm(), err)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("left %d files, want 1", len(ents))
+	}
+}
+
+func TestIsTemp(t *testing.T) {
+	for name, want := range map[string]bool{".x.jpg.tmp123": true, "x.jpg": false, ".hidden": false, "a.tmp1": false} {
+		if got := atomicfile.IsTemp(name); got != want {
+			t.Errorf("IsTemp(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestMkdirAll(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
+		t.Errorf("%s: %v %v", dir, fi, err)
+	}
+	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
+		t.Errorf("again: %v", err)
+	}
+}

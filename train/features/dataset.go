@@ -1,3 +1,7 @@
+// Package features turns a labelled data folder (package dataset) into
+// backbone features for head training: it runs the images through the
+// backbone with the daemon's preprocessing and keeps the features in an
+// on-disk cache that training streams from.
 package features
 
 import (
@@ -5,6 +9,13 @@ import (
 
 	"github.com/deepfaked/deepfaked/train"
 )
+
+// Sample is one image of a data folder whose features were found.
+type Sample struct {
+	Path  string // slash-separated, relative to the folder
+	Label int    // train.Real or train.Fake
+	Group string // the identity: k-fold never splits one
+}
 
 // Dataset is a train.Dataset over cached features: it reads each vector from
 // the cache's pack on demand, so training holds one batch in memory.

@@ -11,6 +11,8 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/train"
 )
 
 // Backbone turns a batch of preprocessed crops into features (infer.Backbone).
@@ -53,8 +55,8 @@ type Progress struct {
 type Result struct {
 	Dataset           *Dataset
 	Cached, Extracted int
-	Skipped           []Skipped // unreadable files and files that are not images
-	NoFace            []string  // images used whole because no face was found
+	Skipped           []dataset.Skipped // missing, unreadable and non-image files
+	NoFace            []string          // images used whole because no face was found
 }
 
 type pending struct {
@@ -64,7 +66,7 @@ type pending struct {
 
 // Extract reads every sample of f, takes its features from cache or computes
 // and caches them, and returns a dataset of the samples that worked.
-func (e *Extractor) Extract(ctx context.Context, f *Folder, cache *Cache, progress func(Progress)) (*Result, error) {
+func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache, progress func(Progress)) (*Result, error) {
 	batch := e.Batch
 	if batch <= 0 {
 		batch = 16
@@ -78,7 +80,7 @@ func (e *Extractor) Extract(ctx context.Context, f *Folder, cache *Cache, progre
 	feats := make([]float32, batch*dim)
 	offs := make([]int64, len(f.Samples))
 	var (
-		res   = &Result{Skipped: append([]Skipped(nil), f.Skipped...)}
+		res   = &Result{Skipped: append([]dataset.Skipped(nil), f.Skipped...)}
 		queue []pending
 		slot  = map[Digest]int{}
 		boxes []face.Box
@@ -93,7 +95,7 @@ func (e *Extractor) Extract(ctx context.Context, f *Folder, cache *Cache, progre
 	}
 	skip := func(i int, reason string) {
 		offs[i] = -1
-		res.Skipped = append(res.Skipped, Skipped{Path: f.Samples[i].Path, Reason: reason})
+		res.Skipped = append(res.Skipped, dataset.Skipped{Path: f.Samples[i].Path, Reason: reason})
 	}
 	flush := func() error {
 		if len(queue) == 0 {
@@ -160,7 +162,7 @@ func (e *Extractor) Extract(ctx context.Context, f *Folder, cache *Cache, progre
 	ds := &Dataset{cache: cache}
 	for i, s := range f.Samples {
 		if offs[i] >= 0 {
-			ds.Samples = append(ds.Samples, s)
+			ds.Samples = append(ds.Samples, sampleOf(s))
 			ds.offsets = append(ds.offsets, offs[i])
 		}
 	}
@@ -201,4 +203,13 @@ func (e *Extractor) prepare(data []byte, path string, boxes []face.Box, dst []fl
 		return boxes, fmt.Errorf("preprocess: %w", err)
 	}
 	return boxes, nil
+}
+
+// sampleOf is a data folder's sample with training's label.
+func sampleOf(s dataset.Sample) Sample {
+	label := train.Real
+	if s.Label == dataset.Fake {
+		label = train.Fake
+	}
+	return Sample{Path: s.Path, Label: label, Group: s.Identity}
 }

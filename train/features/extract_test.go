@@ -14,6 +14,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/internal/testenv"
@@ -74,7 +75,7 @@ func TestExtract(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "fake", "copy.png"), b, 0o644)
 	os.WriteFile(filepath.Join(dir, "real", "notes.txt"), []byte("not an image"), 0o644)
 	os.WriteFile(filepath.Join(dir, "fake", "empty.jpg"), nil, 0o644)
-	folder, err := LoadFolder(dir)
+	folder, err := dataset.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestExtractFaceCrop(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "real"), 0o755)
 	os.WriteFile(filepath.Join(dir, "real", "face.jpg"), photo, 0o644)
 	writeImage(t, filepath.Join(dir, "fake", "blank.png"), 200, 200, 10)
-	folder, err := LoadFolder(dir)
+	folder, err := dataset.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/dataset"
 )
 
 // videoFrame is the first frame of the test clip (a real face when the shared
@@ -211,9 +213,17 @@ func TestRotation(t *testing.T) {
 	o := newOfferer(t, c)
 	for i := range 5 {
 		o.offer([]string{"a", "b"}[i%2], int64(i), 0, 0.1)
-		time.Sleep(5 * time.Millisecond) // distinct modification times for the restart below
 	}
 	c.Close()
+	// The restart below finds the oldest crops by modification time: make
+	// them distinct, in frame order, whatever the file system's resolution.
+	for _, p := range must(filepath.Glob(filepath.Join(dir, "*", "*.jpg"))) {
+		frame, _, _, _ := parseName(filepath.Base(p))
+		at := time.Date(2026, 1, 1, 0, 0, int(frame), 0, time.UTC)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if got, want := names(t, dir), []string{"a/2", "a/4", "b/3"}; !slices.Equal(got, want) {
 		t.Errorf("after 5 crops with max 3 kept %v, want %v", got, want)
 	}
@@ -225,7 +235,7 @@ func TestRotation(t *testing.T) {
 		sizes += int(must(os.Stat(p)).Size())
 	}
 	// Leftovers of an interrupted run: a temporary file and a sidecar without JPEG.
-	for _, p := range []string{"a/.000000000009-1-00.jpg.123.tmp", "b/000000000008-1-00.json"} {
+	for _, p := range []string{"a/.000000000009-1-00.jpg.tmp123", "b/000000000008-1-00.json"} {
 		if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o640); err != nil {
 			t.Fatal(err)
 		}
@@ -261,10 +271,10 @@ func TestOfferNeverBlocks(t *testing.T) {
 	o.offer("cam", 0, 0, 0.1)
 	labelled := make(chan error, 1)
 	go func() {
-		_, err := c.Label(context.Background(), data, "cam", 0, LabelFake)
+		_, err := c.Label(context.Background(), data, "cam", 0, dataset.Fake)
 		labelled <- err
 	}()
-	time.Sleep(200 * time.Millisecond) // the writer is now inside the label request, waiting for the lock
+	waitForLockWaiter(t, held) // the writer is now inside the label request, waiting for the lock
 	var slowest time.Duration
 	queued := 0
 	for i := 1; i <= 100; i++ {
@@ -437,4 +447,31 @@ func TestWriteFailure(t *testing.T) {
 	if s := c.Stats(); s.Saved != 1 || s.Failed != 5 || s.Dropped != 0 {
 		t.Errorf("stats %+v, want 1 saved and 5 failed", s)
 	}
+}
+
+// waitForLockWaiter returns once another file description waits for the
+// flock on f: the kernel lists blocked waiters in /proc/locks as "->" lines
+// naming the file's device:inode.
+func waitForLockWaiter(t *testing.T, f *os.File) {
+	t.Helper()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inode := ":" + strconv.FormatUint(st.Sys().(*syscall.Stat_t).Ino, 10)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) > 6 && fields[1] == "->" && fields[2] == "FLOCK" && strings.HasSuffix(fields[6], inode) {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond) // polls the kernel's state, no guess at timing
+	}
+	t.Fatalf("nothing waited for the lock on %s within 10s", f.Name())
 }

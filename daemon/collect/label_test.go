@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
-	"github.com/deepfaked/deepfaked/train"
-	"github.com/deepfaked/deepfaked/train/features"
+	"github.com/deepfaked/deepfaked/dataset"
 )
 
 // collected writes crops of camera "cam": frame 5 with two faces, frames 6
@@ -61,7 +60,7 @@ func TestLabel(t *testing.T) {
 	}
 
 	// The newest capture of frame 5 (one face, a later run) only.
-	got, err := Label(collect, data, "cam", 5, LabelFake)
+	got, err := Label(collect, data, "cam", 5, dataset.Fake)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func TestLabel(t *testing.T) {
 		t.Fatalf("Label moved %v, want %v", got, want)
 	}
 	// Now the earlier run's two faces of frame 5.
-	got, err = Label(collect, data, "cam", 5, LabelReal)
+	got, err = Label(collect, data, "cam", 5, dataset.Real)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("second Label of frame 5: %v, %v; want both faces of the earlier run", got, err)
 	}
@@ -83,11 +82,11 @@ func TestLabel(t *testing.T) {
 	if len(side) != 1 {
 		t.Fatalf("frame 7 sidecars %v", side)
 	}
-	if _, err := LabelPath(collect, data, side[0], LabelFake); err != nil {
+	if _, err := LabelPath(collect, data, side[0], dataset.Fake); err != nil {
 		t.Fatal(err)
 	}
 
-	rows := readCSV(t, filepath.Join(data, features.LabelsFile))
+	rows := readCSV(t, filepath.Join(data, dataset.LabelsFile))
 	early := Identity("cam", time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	wantRows := [][]string{{"path", "label", "identity"},
 		{"fake/cam-" + fileName(5, later, 0) + ".jpg", "fake", "cam@20261128T1300Z"},
@@ -104,14 +103,14 @@ func TestLabel(t *testing.T) {
 	}
 
 	// Training reads the folder: both classes, groups from the identities.
-	f, err := features.LoadFolder(data)
+	f, err := dataset.Load(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r, fk := f.Counts(); r != 3 || fk != 2 || len(f.Skipped) != 0 {
 		t.Errorf("training sees %d real, %d fake, skipped %v; want 3, 2, none", r, fk, f.Skipped)
 	}
-	if f.Samples[0].Label != train.Fake {
+	if f.Samples[0].Label != dataset.Fake {
 		t.Errorf("first sample %+v, want fake", f.Samples[0])
 	}
 
@@ -120,7 +119,7 @@ func TestLabel(t *testing.T) {
 	if err := json.Unmarshal(must(os.ReadFile(filepath.Join(data, MetaDir, "cam-"+fileName(5, later, 0)+".json"))), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Label != LabelFake || m.Frame != 5 || m.PFake != 0.45 || !m.TS.Equal(later) {
+	if m.Label != dataset.Fake || m.Frame != 5 || m.PFake != 0.45 || !m.TS.Equal(later) {
 		t.Errorf("moved sidecar %+v", m)
 	}
 	left := must(List(collect))
@@ -141,16 +140,16 @@ func TestLabelErrors(t *testing.T) {
 		label  func() ([]string, error)
 		errHas string
 	}{
-		{"unknown frame", func() ([]string, error) { return Label(collect, data, "cam", 99, LabelFake) }, "camera cam frame 99: no collected crop"},
-		{"unknown camera", func() ([]string, error) { return Label(collect, data, "cam9", 5, LabelFake) }, "camera cam9 has no collected crops"},
+		{"unknown frame", func() ([]string, error) { return Label(collect, data, "cam", 99, dataset.Fake) }, "camera cam frame 99: no collected crop"},
+		{"unknown camera", func() ([]string, error) { return Label(collect, data, "cam9", 5, dataset.Fake) }, "camera cam9 has no collected crops"},
 		{"bad label", func() ([]string, error) { return Label(collect, data, "cam", 5, "Fake") }, `label "Fake": want real or fake`},
-		{"bad camera", func() ([]string, error) { return Label(collect, data, "../cam", 5, LabelReal) }, `camera "../cam"`},
-		{"negative frame", func() ([]string, error) { return Label(collect, data, "cam", -1, LabelReal) }, "frame -1 is negative"},
+		{"bad camera", func() ([]string, error) { return Label(collect, data, "../cam", 5, dataset.Real) }, `camera "../cam"`},
+		{"negative frame", func() ([]string, error) { return Label(collect, data, "cam", -1, dataset.Real) }, "frame -1 is negative"},
 		{"path outside", func() ([]string, error) {
-			return LabelPath(collect, data, filepath.Join(data, "cam", "000000000005-1-00.jpg"), LabelReal)
+			return LabelPath(collect, data, filepath.Join(data, "cam", "000000000005-1-00.jpg"), dataset.Real)
 		}, "is not a collected crop"},
 		{"path missing", func() ([]string, error) {
-			return LabelPath(collect, data, filepath.Join(collect, "cam", "000000000005-1-00.jpg"), LabelReal)
+			return LabelPath(collect, data, filepath.Join(collect, "cam", "000000000005-1-00.jpg"), dataset.Real)
 		}, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,13 +165,13 @@ func TestLabelErrors(t *testing.T) {
 
 	// A labels.csv training would refuse is not rewritten.
 	bad := []byte("file,label,group\na.jpg,fake,v\n")
-	if err := os.WriteFile(filepath.Join(data, features.LabelsFile), bad, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(data, dataset.LabelsFile), bad, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Label(collect, data, "cam", 6, LabelReal); err == nil || !strings.Contains(err.Error(), "want path,label,identity") {
+	if _, err := Label(collect, data, "cam", 6, dataset.Real); err == nil || !strings.Contains(err.Error(), "want path,label,identity") {
 		t.Errorf("bad labels.csv: %v", err)
 	}
-	if b := must(os.ReadFile(filepath.Join(data, features.LabelsFile))); string(b) != string(bad) {
+	if b := must(os.ReadFile(filepath.Join(data, dataset.LabelsFile))); string(b) != string(bad) {
 		t.Errorf("labels.csv rewritten: %q", b)
 	}
 }
@@ -186,7 +185,7 @@ func TestCollectorLabel(t *testing.T) {
 	o := newOfferer(t, c)
 	o.offer("cam", 1, 0, 0.5)
 	o.offer("cam", 1, 1, 0.5)
-	got, err := c.Label(context.Background(), data, "cam", 1, LabelReal)
+	got, err := c.Label(context.Background(), data, "cam", 1, dataset.Real)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("Label right after Offer: %v, %v; want 2 crops", got, err)
 	}
@@ -199,7 +198,7 @@ func TestCollectorLabel(t *testing.T) {
 	if n := len(must(List(dir))); n != 2 {
 		t.Errorf("%d crops left, want 2", n)
 	}
-	if _, err := c.Label(context.Background(), data, "cam", 2, LabelReal); err == nil || !strings.Contains(err.Error(), "closed") {
+	if _, err := c.Label(context.Background(), data, "cam", 2, dataset.Real); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Label after Close: %v", err)
 	}
 }

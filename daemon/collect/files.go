@@ -9,8 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
 // Why a crop was saved.
@@ -88,69 +89,13 @@ func validCamera(s string) bool {
 	return true
 }
 
-const tmpSuffix = ".tmp"
-
-// writeAtomic writes data to path through a hidden temporary file and a
-// rename, so readers see the whole file or none. durable syncs it first.
-func writeAtomic(path string, data []byte, durable bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*"+tmpSuffix)
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if err2 := f.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o640)
-	}
-	if err == nil {
-		err = sameOwner(tmp, dir)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// mkdir makes dir and its missing parents owned like the nearest existing one.
-func mkdir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := mkdir(filepath.Dir(dir)); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return sameOwner(dir, filepath.Dir(dir))
-}
-
-// sameOwner gives path the owner of dir when running as root: `sudo deepfaked
-// label` must leave files the daemon and the training service (user
-// deepfaked) can still read and move.
-func sameOwner(path, dir string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		return os.Lchown(path, int(s.Uid), int(s.Gid))
-	}
-	return nil
+// fileOptions are how crops, sidecars and labelled images are written:
+// readers see whole files; durable only where a file is moved out of the
+// collect folder (losing a collected crop in a power cut costs nothing, an
+// fsync per crop would stall the writer); owned like their folder so that
+// `sudo deepfaked label` leaves files the daemon's user can still move.
+func fileOptions(durable bool) atomicfile.Options {
+	return atomicfile.Options{Perm: 0o640, NoSync: !durable, DirOwner: true}
 }
 
 // Crop is a collected crop waiting for a label.

@@ -1,27 +1,18 @@
 package collect
 
 import (
-	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/deepfaked/deepfaked/train/features"
-)
-
-// Labels a crop can get: the data folder's class folders.
-const (
-	LabelReal = "real"
-	LabelFake = "fake"
+	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
 // MetaDir is the data folder's sub-folder for labelled crops' sidecars, out of
@@ -58,8 +49,8 @@ func LabelPath(collectDir, datasetDir, path, label string) ([]string, error) {
 }
 
 func checkLabel(label string) error {
-	if label != LabelReal && label != LabelFake {
-		return fmt.Errorf("label %q: want %s or %s", label, LabelReal, LabelFake)
+	if label != dataset.Real && label != dataset.Fake {
+		return fmt.Errorf("label %q: want %s or %s", label, dataset.Real, dataset.Fake)
 	}
 	return nil
 }
@@ -124,17 +115,17 @@ func labelPath(collectDir, datasetDir, p, label string) (src, dst []string, err 
 
 // move moves crops into datasetDir under the data folder's lock.
 func move(datasetDir string, crops []Crop, label string) (src, dst []string, err error) {
-	unlock, err := lock(datasetDir)
+	data, err := dataset.Lock(datasetDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer unlock()
+	defer data.Unlock()
 	for _, d := range []string{label, MetaDir} {
-		if err := mkdir(filepath.Join(datasetDir, d)); err != nil {
+		if err := atomicfile.MkdirAll(filepath.Join(datasetDir, d), 0o750); err != nil {
 			return nil, nil, fmt.Errorf("data folder: %w", err)
 		}
 	}
-	rows := make([][]string, 0, len(crops))
+	rows := make([]dataset.Sample, 0, len(crops))
 	for _, c := range crops {
 		name := c.Meta.Camera + "-" + strings.TrimSuffix(filepath.Base(c.Path), ".jpg")
 		rel := label + "/" + name + ".jpg"
@@ -147,7 +138,7 @@ func move(datasetDir string, crops []Crop, label string) (src, dst []string, err
 		m.Label = label
 		side, err := m.marshal()
 		if err == nil {
-			err = writeAtomic(filepath.Join(datasetDir, MetaDir, name+".json"), side, false)
+			err = atomicfile.WriteWith(filepath.Join(datasetDir, MetaDir, name+".json"), side, fileOptions(false))
 		}
 		if err != nil {
 			return src, dst, err
@@ -155,9 +146,9 @@ func move(datasetDir string, crops []Crop, label string) (src, dst []string, err
 		if err := os.Remove(sidecar(c.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return src, dst, err
 		}
-		rows = append(rows, []string{rel, label, Identity(m.Camera, m.TS)})
+		rows = append(rows, dataset.Sample{Path: rel, Label: label, Identity: Identity(m.Camera, m.TS)})
 	}
-	return src, dst, updateLabels(datasetDir, rows)
+	return src, dst, data.Add(rows)
 }
 
 // moveFile renames, or copies and removes across file systems.
@@ -173,129 +164,8 @@ func moveFile(from, to string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(to, b, true); err != nil {
+	if err := atomicfile.WriteWith(to, b, fileOptions(true)); err != nil {
 		return err
 	}
 	return os.Remove(from)
-}
-
-// lock holds datasetDir's lock file: the daemon and `deepfaked label` may
-// label at the same time.
-func lock(datasetDir string) (unlock func(), err error) {
-	if err := mkdir(datasetDir); err != nil {
-		return nil, fmt.Errorf("data folder: %w", err)
-	}
-	name := filepath.Join(datasetDir, ".labels.lock")
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("data folder lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("data folder lock %s: %w", name, err)
-	}
-	return func() { f.Close() }, nil // closing releases the lock
-}
-
-// updateLabels adds rows to datasetDir/labels.csv (replacing rows of the same
-// path) and, since that file is authoritative once it exists, lists every
-// other image of real/ and fake/ too, each its own identity as training gives
-// them without the file. Rows of missing files are kept: training skips them.
-func updateLabels(datasetDir string, rows [][]string) error {
-	name := filepath.Join(datasetDir, features.LabelsFile)
-	var table [][]string
-	b, err := os.ReadFile(name)
-	switch {
-	case err == nil:
-		if table, err = readLabels(name, b); err != nil {
-			return err
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	at := map[string]int{}
-	for i, r := range table {
-		at[path.Clean(r[0])] = i
-	}
-	for _, r := range rows {
-		if i, ok := at[r[0]]; ok {
-			table[i] = r
-			continue
-		}
-		at[r[0]] = len(table)
-		table = append(table, r)
-	}
-	for _, class := range []string{LabelReal, LabelFake} {
-		imgs, err := images(datasetDir, class)
-		if err != nil {
-			return err
-		}
-		for _, p := range imgs {
-			if _, ok := at[p]; !ok {
-				at[p] = len(table)
-				table = append(table, []string{p, class, p})
-			}
-		}
-	}
-	var out bytes.Buffer
-	w := csv.NewWriter(&out)
-	_ = w.Write([]string{"path", "label", "identity"})
-	_ = w.WriteAll(table) // a bytes.Buffer does not fail
-	return writeAtomic(name, out.Bytes(), true)
-}
-
-func readLabels(name string, b []byte) ([][]string, error) {
-	r := csv.NewReader(bytes.NewReader(b))
-	r.FieldsPerRecord = 3
-	r.TrimLeadingSpace = true
-	head, err := r.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: header: %w", name, err)
-	}
-	if head[0] != "path" || head[1] != "label" || head[2] != "identity" {
-		return nil, fmt.Errorf("%s: header is %q, want path,label,identity", name, strings.Join(head, ","))
-	}
-	table, err := r.ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return table, nil
-}
-
-// images are the files training would find in datasetDir/class without
-// labels.csv: regular files (or links to them), hidden ones left out.
-func images(datasetDir, class string) ([]string, error) {
-	root := filepath.Join(datasetDir, class)
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == root {
-			return filepath.SkipDir
-		}
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), ".") && p != root {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(datasetDir, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, filepath.ToSlash(rel))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("data folder: %w", err)
-	}
-	slices.Sort(out)
-	return out, nil
 }

@@ -26,6 +26,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
 // Defaults of zero Options fields.
@@ -471,12 +472,12 @@ func (c *Collector) save(it item) {
 		return
 	}
 	base := filepath.Join(it.dir, it.name)
-	if err := writeAtomic(base+".json", side, false); err != nil {
+	if err := atomicfile.WriteWith(base+".json", side, fileOptions(false)); err != nil {
 		c.dirs[it.dir] = false // made again next time, should someone have removed it
 		c.fail("crop not written", err)
 		return
 	}
-	if err := writeAtomic(base+".jpg", jpeg, false); err != nil {
+	if err := atomicfile.WriteWith(base+".jpg", jpeg, fileOptions(false)); err != nil {
 		os.Remove(base + ".json")
 		c.fail("crop not written", err)
 		return
@@ -535,7 +536,7 @@ func (c *Collector) scan() error {
 		for _, f := range files {
 			p := filepath.Join(dir, f.Name())
 			switch {
-			case strings.HasPrefix(f.Name(), ".") && strings.HasSuffix(f.Name(), tmpSuffix):
+			case atomicfile.IsTemp(f.Name()):
 				os.Remove(p)
 			case strings.HasSuffix(f.Name(), ".json"):
 				if _, err := os.Stat(strings.TrimSuffix(p, ".json") + ".jpg"); errors.Is(err, os.ErrNotExist) {
