@@ -57,7 +57,7 @@ func Detector(cfg *config.Config, eng *engine.Engine) (face.Detector, error) {
 // PreprocessParams are the crop and normalisation parameters: the backbone's
 // metadata says what the model takes, faces.margin how much border to keep.
 func PreprocessParams(cfg *config.Config, meta spec.Metadata) preprocess.Params {
-	return preprocess.Params{Size: meta.InputSize, Mean: meta.Mean, Std: meta.Std, Margin: cfg.Faces.Margin}
+	return preprocess.Params{Size: meta.InputSize, Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder, Margin: cfg.Faces.Margin}
 }
 
 // CameraOptions are one camera's capture options.

@@ -40,41 +40,30 @@ type Detector interface {
 	Close() error
 }
 
-// Options configure a detector; zero values get defaults.
+// Options configure a detector. Every field is used as given: the defaults
+// live in the config.
 type Options struct {
-	// Kind is haar, yunet, ultraface or none (default haar: it needs no model file).
+	// Kind is haar, yunet, ultraface or none.
 	Kind string
 	// Model is the ONNX file for yunet/ultraface, or a cascade XML overriding
 	// haar's default.
 	Model string
-	// MinSize is the smallest face side in frame pixels (default 32).
+	// MinSize is the smallest face side in frame pixels; 0 keeps every size
+	// the detector finds.
 	MinSize int
-	// Score is the confidence threshold (default 0.6 yunet, 0.7 ultraface).
+	// Score is the confidence threshold (not used by haar, which has none).
 	Score float32
-	// NMS is the IoU above which overlapping boxes are merged (default 0.3).
-	NMS float32
 	// Engine runs the ONNX detectors.
 	Engine *engine.Engine
 }
 
-const (
-	defaultMinSize = 32
-	defaultNMS     = 0.3
-)
+// nms is the IoU above which overlapping boxes are merged.
+const nms = 0.3
 
 // New makes the detector opts.Kind names.
 func New(opts Options) (Detector, error) {
-	if opts.Kind == "" {
-		opts.Kind = Haar
-	}
-	if opts.MinSize < 0 || opts.Score < 0 || opts.Score > 1 || opts.NMS < 0 || opts.NMS > 1 {
-		return nil, fmt.Errorf("face detector %s: min_size %d must be >= 0, score %v and nms %v in [0,1]", opts.Kind, opts.MinSize, opts.Score, opts.NMS)
-	}
-	if opts.MinSize == 0 {
-		opts.MinSize = defaultMinSize
-	}
-	if opts.NMS == 0 {
-		opts.NMS = defaultNMS
+	if opts.MinSize < 0 || !(opts.Score >= 0 && opts.Score <= 1) {
+		return nil, fmt.Errorf("face detector %s: min_size %d must be >= 0 and score %v in [0,1]", opts.Kind, opts.MinSize, opts.Score)
 	}
 	switch opts.Kind {
 	case Haar:
@@ -112,9 +101,9 @@ func (whole) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
 
 func (whole) Close() error { return nil }
 
-// finish sorts boxes by score, merges overlaps above iou (greedy NMS) and
-// drops boxes smaller than minSize, in place.
-func finish(boxes []Box, iou float32, minSize int) []Box {
+// finish sorts boxes by score, merges overlaps above nms (greedy) and drops
+// boxes smaller than minSize, in place.
+func finish(boxes []Box, minSize int) []Box {
 	slices.SortFunc(boxes, func(a, b Box) int { return cmp.Compare(b.Score, a.Score) })
 	keep := boxes[:0]
 	for _, b := range boxes {
@@ -123,7 +112,7 @@ func finish(boxes []Box, iou float32, minSize int) []Box {
 		}
 		dup := false
 		for _, k := range keep {
-			if overlap(k.Rect, b.Rect) > iou {
+			if overlap(k.Rect, b.Rect) > nms {
 				dup = true
 				break
 			}

@@ -56,12 +56,12 @@ func detectors(t testing.TB) map[string]Detector {
 		t.Cleanup(func() { d.Close() })
 		out[o.Kind] = d
 	}
-	add(Options{Kind: Haar})
+	add(Options{Kind: Haar, MinSize: 32})
 	add(Options{Kind: None})
 	if haveShared(t) {
 		e := newEngine(t)
-		add(Options{Kind: YuNet, Model: testenv.SharedFile(t, "models/face/yunet.onnx"), Engine: e})
-		add(Options{Kind: UltraFace, Model: testenv.SharedFile(t, "models/face/ultraface-rfb-320.onnx"), Engine: e})
+		add(Options{Kind: YuNet, Model: testenv.SharedFile(t, "models/face/yunet.onnx"), MinSize: 32, Score: 0.6, Engine: e})
+		add(Options{Kind: UltraFace, Model: testenv.SharedFile(t, "models/face/ultraface-rfb-320.onnx"), MinSize: 32, Score: 0.7, Engine: e})
 	}
 	return out
 }
@@ -169,7 +169,7 @@ func TestSeveralFaces(t *testing.T) {
 	}
 	for i, a := range boxes {
 		for _, b := range boxes[i+1:] {
-			if overlap(a.Rect, b.Rect) > defaultNMS {
+			if overlap(a.Rect, b.Rect) > nms {
 				t.Errorf("boxes %v and %v overlap after NMS", a.Rect, b.Rect)
 			}
 		}
@@ -221,6 +221,8 @@ func TestNewErrors(t *testing.T) {
 		want []string
 	}{
 		{"unknown kind", Options{Kind: "mtcnn"}, []string{`"mtcnn"`, "haar, yunet, ultraface, none"}},
+		{"no kind", Options{}, []string{`""`, "haar, yunet, ultraface, none"}},
+		{"negative min size", Options{Kind: Haar, MinSize: -1}, []string{"min_size -1"}},
 		{"corrupt yunet", Options{Kind: YuNet, Model: corrupt, Engine: e}, []string{"corrupt.onnx"}},
 		{"corrupt ultraface", Options{Kind: UltraFace, Model: corrupt, Engine: e}, []string{"corrupt.onnx"}},
 		{"missing model", Options{Kind: YuNet, Model: missing, Engine: e}, []string{"missing.onnx"}},
@@ -249,16 +251,18 @@ func TestNewErrors(t *testing.T) {
 func TestFinish(t *testing.T) {
 	r := func(x, y, s int) image.Rectangle { return image.Rect(x, y, x+s, y+s) }
 	tests := []struct {
-		in   []Box
-		want []Box
+		in      []Box
+		minSize int
+		want    []Box
 	}{
-		{nil, nil},
-		{[]Box{{r(0, 0, 50), 0.5}, {r(5, 5, 50), 0.9}}, []Box{{r(5, 5, 50), 0.9}}},
-		{[]Box{{r(0, 0, 50), 0.5}, {r(100, 0, 50), 0.9}}, []Box{{r(100, 0, 50), 0.9}, {r(0, 0, 50), 0.5}}},
-		{[]Box{{r(0, 0, 50), 0.9}, {r(100, 0, 10), 0.95}}, []Box{{r(0, 0, 50), 0.9}}}, // below min size
+		{nil, 32, nil},
+		{[]Box{{r(0, 0, 50), 0.5}, {r(5, 5, 50), 0.9}}, 32, []Box{{r(5, 5, 50), 0.9}}},
+		{[]Box{{r(0, 0, 50), 0.5}, {r(100, 0, 50), 0.9}}, 32, []Box{{r(100, 0, 50), 0.9}, {r(0, 0, 50), 0.5}}},
+		{[]Box{{r(0, 0, 50), 0.9}, {r(100, 0, 10), 0.95}}, 32, []Box{{r(0, 0, 50), 0.9}}}, // below min size
+		{[]Box{{r(0, 0, 50), 0.9}, {r(100, 0, 10), 0.95}}, 0, []Box{{r(100, 0, 10), 0.95}, {r(0, 0, 50), 0.9}}},
 	}
 	for i, tc := range tests {
-		if got := finish(tc.in, 0.3, 32); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+		if got := finish(tc.in, tc.minSize); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("%d: finish = %v, want %v", i, got, tc.want)
 		}
 	}
@@ -316,5 +320,36 @@ func TestInstalledCascadesLoad(t *testing.T) {
 			continue
 		}
 		d.Close()
+	}
+}
+
+// TestExplicitZeros: faces.score 0 and faces.min_size 0 are values, not "use
+// a default" (they once became 0.6 or 0.7, and 32): with both at 0 the ONNX
+// detectors keep boxes below any default score and smaller than 32 px.
+func TestExplicitZeros(t *testing.T) {
+	capturetest.CheckMats(t)
+	img := frameAt(t, filepath.Join(testenv.Shared(t), "data/videos/real/ffpp_004.mp4"), 0)
+	defer img.Close()
+	e := newEngine(t)
+	for _, o := range []Options{
+		{Kind: YuNet, Model: testenv.SharedFile(t, "models/face/yunet.onnx"), Engine: e},
+		{Kind: UltraFace, Model: testenv.SharedFile(t, "models/face/ultraface-rfb-320.onnx"), Engine: e},
+	} {
+		t.Run(o.Kind, func(t *testing.T) {
+			d, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			boxes, err := d.Detect(img, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			low := slices.ContainsFunc(boxes, func(b Box) bool { return b.Score < 0.5 })
+			small := slices.ContainsFunc(boxes, func(b Box) bool { return b.Rect.Dx() < 32 || b.Rect.Dy() < 32 })
+			if !low || !small {
+				t.Errorf("score 0, min_size 0: %d boxes, some below score 0.5: %v, some under 32 px: %v", len(boxes), low, small)
+			}
+		})
 	}
 }

@@ -26,7 +26,6 @@ type haar struct {
 	cc          gocv.CascadeClassifier
 	small, grey gocv.Mat
 	minSize     int
-	nms         float32
 }
 
 func newHaar(opts Options) (Detector, error) {
@@ -54,7 +53,7 @@ func newHaar(opts Options) (Detector, error) {
 		cc.Close()
 		return nil, fmt.Errorf("face detector haar: %s is not a cascade classifier OpenCV can load", path)
 	}
-	return &haar{cc: cc, small: gocv.NewMat(), grey: gocv.NewMat(), minSize: opts.MinSize, nms: opts.NMS}, nil
+	return &haar{cc: cc, small: gocv.NewMat(), grey: gocv.NewMat(), minSize: opts.MinSize}, nil
 }
 
 func (d *haar) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
@@ -84,7 +83,7 @@ func (d *haar) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
 		// Haar has no confidence; bigger faces first is the useful order.
 		dst = append(dst, Box{Rect: fr, Score: 1 - 1/float32(1+fr.Dx())})
 	}
-	return finish(dst, d.nms, d.minSize), nil
+	return finish(dst, d.minSize), nil
 }
 
 func (d *haar) Close() error {

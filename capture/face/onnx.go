@@ -20,7 +20,6 @@ type net struct {
 	values  []ort.Value // outputs as values for Run
 	minSize int
 	score   float32
-	nms     float32
 }
 
 func openNet(opts Options, inputs, outputs []string) (*net, error) {
@@ -28,7 +27,7 @@ func openNet(opts Options, inputs, outputs []string) (*net, error) {
 	if err != nil {
 		return nil, fmt.Errorf("face detector %s: %w", opts.Kind, err)
 	}
-	return &net{sess: s, resized: gocv.NewMat(), minSize: opts.MinSize, score: opts.Score, nms: opts.NMS}, nil
+	return &net{sess: s, resized: gocv.NewMat(), minSize: opts.MinSize, score: opts.Score}, nil
 }
 
 // setShapes (re)makes the tensors; detectors call it when the input size changes.

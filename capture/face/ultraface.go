@@ -8,9 +8,8 @@ import (
 )
 
 const (
-	ultraDefaultScore = 0.7
-	ultraW, ultraH    = 320, 240
-	ultraAnchors      = 4420
+	ultraW, ultraH = 320, 240
+	ultraAnchors   = 4420
 )
 
 // ultraface runs Ultra-Light-Fast-Generic-Face-Detector RFB-320: the whole
@@ -19,9 +18,6 @@ const (
 type ultraface struct{ *net }
 
 func newUltraFace(opts Options) (Detector, error) {
-	if opts.Score == 0 {
-		opts.Score = ultraDefaultScore
-	}
 	// The model lists its weights as inputs too (old exporter): bind "input" only.
 	n, err := openNet(opts, []string{"input"}, []string{"scores", "boxes"})
 	if err != nil {
@@ -63,5 +59,5 @@ func (d *ultraface) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
 			dst = append(dst, Box{Rect: r, Score: s})
 		}
 	}
-	return finish(dst, d.nms, d.minSize), nil
+	return finish(dst, d.minSize), nil
 }

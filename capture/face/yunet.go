@@ -9,7 +9,6 @@ import (
 )
 
 const (
-	yunetDefaultScore = 0.6
 	// yunetSide is the longest side frames are scaled down to: YuNet finds
 	// faces down to ~10 input pixels, so a 720p frame keeps faces of ~25 px.
 	yunetSide = 640
@@ -27,9 +26,6 @@ type yunet struct {
 }
 
 func newYuNet(opts Options) (Detector, error) {
-	if opts.Score == 0 {
-		opts.Score = yunetDefaultScore
-	}
 	names := []string{"cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16", "bbox_32"}
 	n, err := openNet(opts, []string{"input"}, names)
 	if err != nil {
@@ -78,7 +74,7 @@ func (d *yunet) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
 			}
 		}
 	}
-	return finish(dst, d.nms, d.minSize), nil
+	return finish(dst, d.minSize), nil
 }
 
 // shape sizes the input for frames of size f: scaled so the longest side is

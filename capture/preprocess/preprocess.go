@@ -1,5 +1,6 @@
 // Package preprocess turns a face box into model input: a square crop with
-// margin, resized to S×S, RGB, normalised, NCHW float32 in a caller's buffer.
+// margin, resized to S×S, in the model's channel order (RGB or BGR),
+// normalised, NCHW float32 in a caller's buffer.
 package preprocess
 
 import (
@@ -10,44 +11,44 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// Params describe the model input. Zero values get defaults: Size 224,
-// ImageNet Mean and Std, Margin 0.2.
+// Channel orders a model may take (the backbone metadata's color_order).
+const (
+	RGB = "RGB"
+	BGR = "BGR"
+)
+
+// Params describe the model input. Every field is used as given: the
+// defaults live in the config and the model's metadata.
 type Params struct {
-	Size      int
-	Mean, Std [3]float32 // RGB order, for x/255
+	Size int
+	// Mean and Std normalise x/255 per input channel, in ColorOrder.
+	Mean, Std [3]float32
+	// ColorOrder is the order of the input's channel planes: RGB or BGR.
+	ColorOrder string
 	// Margin is the fraction of the box's longer side added on each side.
 	Margin float64
 }
 
-// Defaults used for zero Params fields.
-var (
-	ImageNetMean = [3]float32{0.485, 0.456, 0.406}
-	ImageNetStd  = [3]float32{0.229, 0.224, 0.225}
-)
-
-const (
-	defaultSize   = 224
-	defaultMargin = 0.2
-)
-
 // Preprocessor fills model inputs. It is not safe for concurrent use.
 type Preprocessor struct {
-	p       Params
-	mul     [3]float32 // per RGB channel: 1/(255*std)
-	add     [3]float32 // per RGB channel: -mean/std
-	resized gocv.Mat
+	p Params
+	// Per byte of an OpenCV pixel (B, G, R): the plane it goes to, and
+	// 1/(255*std) and -mean/std of that plane's channel.
+	plane    [3]int
+	mul, add [3]float32
+	resized  gocv.Mat
 }
 
-// New checks p, fills defaults and makes a Preprocessor.
+// New checks p and makes a Preprocessor.
 func New(p Params) (*Preprocessor, error) {
-	if p.Size == 0 {
-		p.Size = defaultSize
-	}
-	if p.Mean == ([3]float32{}) && p.Std == ([3]float32{}) {
-		p.Mean, p.Std = ImageNetMean, ImageNetStd
-	}
-	if p.Margin == 0 {
-		p.Margin = defaultMargin
+	var plane [3]int
+	switch p.ColorOrder {
+	case RGB:
+		plane = [3]int{2, 1, 0}
+	case BGR:
+		plane = [3]int{0, 1, 2}
+	default:
+		return nil, fmt.Errorf("preprocess: colour order %q is not %s or %s", p.ColorOrder, RGB, BGR)
 	}
 	if p.Size < 1 || p.Size > 4096 {
 		return nil, fmt.Errorf("preprocess: input size %d out of range 1..4096", p.Size)
@@ -55,20 +56,22 @@ func New(p Params) (*Preprocessor, error) {
 	if p.Margin < 0 || p.Margin > 10 || math.IsNaN(p.Margin) {
 		return nil, fmt.Errorf("preprocess: margin %v out of range 0..10", p.Margin)
 	}
-	pp := &Preprocessor{p: p}
+	pp := &Preprocessor{p: p, plane: plane}
 	for c := range 3 {
 		s := p.Std[c]
 		if !(s > 0) || math.IsInf(float64(s), 0) || math.IsNaN(float64(p.Mean[c])) || math.IsInf(float64(p.Mean[c]), 0) {
 			return nil, fmt.Errorf("preprocess: channel %d mean %v / std %v: std must be > 0 and both finite", c, p.Mean[c], s)
 		}
-		pp.mul[c] = 1 / (255 * s)
-		pp.add[c] = -p.Mean[c] / s
+	}
+	for k, c := range plane {
+		pp.mul[k] = 1 / (255 * p.Std[c])
+		pp.add[k] = -p.Mean[c] / p.Std[c]
 	}
 	pp.resized = gocv.NewMat()
 	return pp, nil
 }
 
-// Params are the parameters in use, defaults filled.
+// Params are the parameters in use.
 func (pp *Preprocessor) Params() Params { return pp.p }
 
 // Len is the number of float32 one sample takes: 3*Size*Size.
@@ -93,8 +96,8 @@ func (pp *Preprocessor) Crop(box image.Rectangle, frame image.Point) image.Recta
 	return image.Rect(x0, y0, x0+side, y0+side)
 }
 
-// Fill writes the crop of a BGR 8-bit image into dst[:Len()] as one NCHW RGB
-// sample normalised as (x/255-mean)/std.
+// Fill writes the crop of a BGR 8-bit image into dst[:Len()] as one NCHW
+// sample in the colour order, normalised as (x/255-mean)/std.
 func (pp *Preprocessor) Fill(img gocv.Mat, crop image.Rectangle, dst []float32) error {
 	n := pp.Len()
 	if len(dst) < n {
@@ -115,13 +118,14 @@ func (pp *Preprocessor) Fill(img gocv.Mat, crop image.Rectangle, dst []float32) 
 		return fmt.Errorf("preprocess: %w", err)
 	}
 	plane := pp.p.Size * pp.p.Size
-	r, g, b := dst[:plane], dst[plane:2*plane], dst[2*plane:n]
+	planes := [3][]float32{dst[:plane], dst[plane : 2*plane], dst[2*plane : n]}
+	b, g, r := planes[pp.plane[0]], planes[pp.plane[1]], planes[pp.plane[2]]
 	pix = pix[:3*plane]
 	for i := range plane {
 		px := pix[3*i : 3*i+3 : 3*i+3]
-		b[i] = float32(px[0])*pp.mul[2] + pp.add[2]
+		b[i] = float32(px[0])*pp.mul[0] + pp.add[0]
 		g[i] = float32(px[1])*pp.mul[1] + pp.add[1]
-		r[i] = float32(px[2])*pp.mul[0] + pp.add[0]
+		r[i] = float32(px[2])*pp.mul[2] + pp.add[2]
 	}
 	return nil
 }

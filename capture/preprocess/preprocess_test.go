@@ -13,6 +13,17 @@ import (
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
+// imagenet are the parameters of the reference backbone: ImageNet
+// normalisation, RGB, 224 px, margin 0.2.
+var imagenet = Params{Size: 224, Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}, ColorOrder: RGB, Margin: 0.2}
+
+// with is imagenet changed by f.
+func with(f func(p *Params)) Params {
+	p := imagenet
+	f(&p)
+	return p
+}
+
 func newPP(t testing.TB, p Params) *Preprocessor {
 	t.Helper()
 	pp, err := New(p)
@@ -24,7 +35,7 @@ func newPP(t testing.TB, p Params) *Preprocessor {
 }
 
 func TestCrop(t *testing.T) {
-	pp := newPP(t, Params{Margin: 0.25})
+	pp := newPP(t, with(func(p *Params) { p.Margin = 0.25 }))
 	frame := image.Pt(640, 480)
 	tests := []struct {
 		name string
@@ -94,7 +105,11 @@ func reference(src image.Image, crop image.Rectangle, p Params) []float32 {
 	for y := 0; y < s; y++ {
 		for x := 0; x < s; x++ {
 			r, g, b, _ := src.At(crop.Min.X+x, crop.Min.Y+y).RGBA()
-			for c, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+			channels := []uint32{r >> 8, g >> 8, b >> 8}
+			if p.ColorOrder == BGR {
+				channels = []uint32{b >> 8, g >> 8, r >> 8}
+			}
+			for c, v := range channels {
 				out[c*s*s+y*s+x] = float32((float64(v)/255 - float64(p.Mean[c])) / float64(p.Std[c]))
 			}
 		}
@@ -116,10 +131,14 @@ func TestFillMatchesReference(t *testing.T) {
 		p    Params
 		crop image.Rectangle
 	}{
-		{"imagenet, no resize", Params{Size: 64}, image.Rect(w/4, h/4, w/4+64, h/4+64)},
-		{"custom mean/std at the corner", Params{Size: 32, Mean: [3]float32{0.5, 0.4, 0.3}, Std: [3]float32{0.2, 0.3, 0.4}}, image.Rect(w-32, h-32, w, h)},
-		{"shrunk", Params{Size: 48}, image.Rect(10, 10, 10+min(w, h)-20, 10+min(w, h)-20)},
-		{"enlarged tiny crop", Params{Size: 40}, image.Rect(w/2, h/2, w/2+5, h/2+5)},
+		{"imagenet, no resize", with(func(p *Params) { p.Size = 64 }), image.Rect(w/4, h/4, w/4+64, h/4+64)},
+		{"custom mean/std at the corner", with(func(p *Params) { p.Size, p.Mean, p.Std = 32, [3]float32{0.5, 0.4, 0.3}, [3]float32{0.2, 0.3, 0.4} }), image.Rect(w-32, h-32, w, h)},
+		{"shrunk", with(func(p *Params) { p.Size = 48 }), image.Rect(10, 10, 10+min(w, h)-20, 10+min(w, h)-20)},
+		{"enlarged tiny crop", with(func(p *Params) { p.Size = 40 }), image.Rect(w/2, h/2, w/2+5, h/2+5)},
+		{"BGR, no resize", with(func(p *Params) { p.Size, p.ColorOrder = 64, BGR }), image.Rect(w/4, h/4, w/4+64, h/4+64)},
+		{"BGR, custom mean/std, shrunk", with(func(p *Params) {
+			p.Size, p.ColorOrder, p.Mean, p.Std = 48, BGR, [3]float32{0.5, 0.4, 0.3}, [3]float32{0.2, 0.3, 0.4}
+		}), image.Rect(10, 10, 10+min(w, h)-20, 10+min(w, h)-20)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +181,7 @@ func TestFillMatchesReference(t *testing.T) {
 
 func TestFillErrors(t *testing.T) {
 	capturetest.CheckMats(t)
-	pp := newPP(t, Params{Size: 16})
+	pp := newPP(t, with(func(p *Params) { p.Size = 16 }))
 	img := gocv.NewMatWithSize(100, 100, gocv.MatTypeCV8UC3)
 	defer img.Close()
 	grey := gocv.NewMatWithSize(100, 100, gocv.MatTypeCV8UC1)
@@ -189,16 +208,64 @@ func TestFillErrors(t *testing.T) {
 	}
 }
 
+// TestNewParams: parameters are used as given, zeros included; what a
+// model cannot take is refused, not replaced.
 func TestNewParams(t *testing.T) {
-	pp := newPP(t, Params{})
-	if p := pp.Params(); p.Size != 224 || p.Margin != 0.2 || p.Mean != ImageNetMean || p.Std != ImageNetStd {
-		t.Errorf("defaults %+v", p)
+	zeroMargin := with(func(p *Params) { p.Margin = 0 })
+	if got := newPP(t, zeroMargin).Params(); got != zeroMargin {
+		t.Errorf("Params() = %+v, want %+v", got, zeroMargin)
 	}
-	for _, p := range []Params{{Size: -1}, {Margin: -0.1}, {Std: [3]float32{1, 0, 1}}, {Mean: [3]float32{float32(math.NaN()), 0, 0}, Std: [3]float32{1, 1, 1}}} {
+	for _, p := range []Params{
+		{},
+		with(func(p *Params) { p.Size = 0 }),
+		with(func(p *Params) { p.Size = -1 }),
+		with(func(p *Params) { p.Margin = -0.1 }),
+		with(func(p *Params) { p.Mean, p.Std = [3]float32{}, [3]float32{} }),
+		with(func(p *Params) { p.Std = [3]float32{1, 0, 1} }),
+		with(func(p *Params) { p.Mean = [3]float32{float32(math.NaN()), 0, 0} }),
+		with(func(p *Params) { p.ColorOrder = "" }),
+		with(func(p *Params) { p.ColorOrder = "rgb" }),
+	} {
 		if pp, err := New(p); err == nil {
 			pp.Close()
 			t.Errorf("New(%+v) accepted bad params", p)
 		}
+	}
+}
+
+// TestMarginZero: faces.margin 0 crops the box itself (it once became 0.2).
+func TestMarginZero(t *testing.T) {
+	pp := newPP(t, with(func(p *Params) { p.Margin = 0 }))
+	if got, want := pp.Crop(image.Rect(300, 200, 340, 240), image.Pt(640, 480)), image.Rect(300, 200, 340, 240); got != want {
+		t.Errorf("Crop with margin 0 = %v, want the box %v", got, want)
+	}
+}
+
+// TestColorOrder: one pixel B=10 G=20 R=30 lands in the planes in the model's
+// order: R, G, B for an RGB model, B, G, R for a BGR one.
+func TestColorOrder(t *testing.T) {
+	capturetest.CheckMats(t)
+	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(10, 20, 30, 0), 4, 4, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	for _, tc := range []struct {
+		order string
+		want  [3]float32
+	}{
+		{RGB, [3]float32{30, 20, 10}},
+		{BGR, [3]float32{10, 20, 30}},
+	} {
+		t.Run(tc.order, func(t *testing.T) {
+			pp := newPP(t, Params{Size: 1, Std: [3]float32{1, 1, 1}, ColorOrder: tc.order})
+			dst := make([]float32, pp.Len())
+			if err := pp.Fill(img, image.Rect(0, 0, 4, 4), dst); err != nil {
+				t.Fatal(err)
+			}
+			for c := range 3 {
+				if math.Abs(float64(dst[c]*255-tc.want[c])) > 1e-3 {
+					t.Fatalf("planes %v*255, want %v", dst, tc.want)
+				}
+			}
+		})
 	}
 }
 
@@ -208,7 +275,7 @@ func TestFillNoAllocs(t *testing.T) {
 	}
 	img := realImage(t)
 	defer img.Close()
-	pp := newPP(t, Params{})
+	pp := newPP(t, imagenet)
 	dst := make([]float32, pp.Len())
 	crop := pp.Crop(image.Rect(20, 20, 120, 140), image.Pt(img.Cols(), img.Rows()))
 	if n := testing.AllocsPerRun(50, func() {
@@ -224,7 +291,7 @@ func BenchmarkFill720p(b *testing.B) {
 	img := gocv.NewMatWithSize(720, 1280, gocv.MatTypeCV8UC3)
 	defer img.Close()
 	gocv.RandU(&img, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(255, 255, 255, 0))
-	pp := newPP(b, Params{})
+	pp := newPP(b, imagenet)
 	dst := make([]float32, pp.Len())
 	crop := pp.Crop(image.Rect(500, 200, 750, 500), image.Pt(1280, 720))
 	b.ReportAllocs()
