@@ -492,8 +492,14 @@ cameras:
 // or removed when value is del{}.
 func mutate(t testing.TB, path string, value any) []byte {
 	t.Helper()
+	return mutateYAML(t, []byte(minimal), path, value)
+}
+
+// mutateYAML is mutate on the config src.
+func mutateYAML(t testing.TB, src []byte, path string, value any) []byte {
+	t.Helper()
 	var doc map[string]any
-	if err := yaml.Unmarshal([]byte(minimal), &doc); err != nil {
+	if err := yaml.Unmarshal(src, &doc); err != nil {
 		t.Fatal(err)
 	}
 	var parent any = doc

@@ -1,0 +1,79 @@
+// Package configdoc reads the key tables of docs/configuration.md, so that
+// tests can hold the documentation and the code to each other: every
+// documented key has a test row, every default column matches the code.
+package configdoc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Key is one row of a key table: | `key` | type | default | meaning |.
+type Key struct {
+	Name    string // e.g. "mqtt.keepalive" or "cameras[].fps"
+	Type    string // e.g. "duration", "mapping", "list of strings"
+	Default string // the cell as written, e.g. "`30s`", "**required**", "none"
+	Line    int
+}
+
+// Required reports whether the key must be given.
+func (k Key) Required() bool { return k.Default == "**required**" }
+
+// Value is the default when the cell is one value in backticks (without
+// them), and false when the cell is words (unset) or required.
+func (k Key) Value() (string, bool) {
+	d := k.Default
+	if len(d) >= 2 && d[0] == '`' && d[len(d)-1] == '`' && !strings.Contains(d[1:len(d)-1], "`") {
+		return d[1 : len(d)-1], true
+	}
+	return "", false
+}
+
+// Path is the key as a path into a config with one camera: cameras[] becomes cameras[0].
+func (k Key) Path() string { return strings.ReplaceAll(k.Name, "[]", "[0]") }
+
+// Keys reads every key row of the markdown file at path, in order.
+func Keys(path string) ([]Key, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var keys []Key
+	inTable := false
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "|") {
+			inTable = false
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		switch {
+		case len(cells) == 4 && cells[0] == "key" && cells[2] == "default":
+			inTable = true
+		case !inTable || strings.HasPrefix(cells[0], "---"):
+		case len(cells) != 4:
+			return nil, fmt.Errorf("%s:%d: a key row has 4 cells, this one %d (a | inside a cell?)", path, n, len(cells))
+		default:
+			name, ok := strings.CutPrefix(cells[0], "`")
+			name, ok2 := strings.CutSuffix(name, "`")
+			if !ok || !ok2 || name == "" {
+				return nil, fmt.Errorf("%s:%d: key cell %q is not `key`", path, n, cells[0])
+			}
+			keys = append(keys, Key{Name: name, Type: cells[1], Default: cells[2], Line: n})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no key tables found", path)
+	}
+	return keys, nil
+}
