@@ -68,7 +68,7 @@ func BenchmarkTrain10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ds.Close()
-	cfg := DefaultConfig()
+	cfg := recipe()
 	cfg.Epochs = 1
 	idx := indices(n)
 	b.ResetTimer()

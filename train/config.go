@@ -6,7 +6,8 @@ package train
 
 import "fmt"
 
-// Config holds the training hyperparameters.
+// Config holds the training hyperparameters. Their defaults are the
+// config's (daemon/config.DefaultTrain, turned into a Config by setup).
 type Config struct {
 	LR          float64 // Adam learning rate
 	L1          float64 // L1 penalty on the Linear weights: L1·Σ|W|
@@ -20,28 +21,6 @@ type Config struct {
 	// ClassWeights weights the cross-entropy by n/(2·n_class) of the training
 	// samples ("balanced"), so the minority class is not ignored.
 	ClassWeights bool
-}
-
-// Class-weight modes, as the config file and the command line spell them.
-const (
-	ClassWeightsBalanced = "balanced"
-	ClassWeightsNone     = "none"
-)
-
-// DefaultConfig is the one source of the training defaults: the notebook's
-// recipe (lr 1e-3, batch 64, L1 1e-4, weight decay 1e-2, dropout 0.5, 5
-// folds) with balanced class weights and early stopping, at most 10 epochs
-// with patience 3. The reference's 5 epochs stop StyleGAN-vs-photo heads
-// while their validation loss is still falling; chosen by 5-fold
-// cross-validation on the shared train sets only (seeds 1-3): 10/3 raised
-// hardfake's out-of-fold AUC from 0.900/0.903/0.901 to 0.913/0.915/0.926 and
-// left DFDC, which stops by epoch 3, unchanged.
-func DefaultConfig() Config {
-	return Config{
-		LR: 1e-3, L1: 1e-4, WeightDecay: 1e-2, Dropout: 0.5,
-		BatchSize: 64, Epochs: 10, Patience: 3, Folds: 5, Seed: 1,
-		ClassWeights: true,
-	}
 }
 
 // Validate names the first bad field.

@@ -14,21 +14,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
-)
-
-// Metadata keys of the exported head; the role, input size, feature shape,
-// class names and format version match the backbone export's.
-const (
-	MetaRole         = "deepfaked.role"
-	MetaInputSize    = "deepfaked.input_size"
-	MetaFeatureShape = "deepfaked.feature_shape"
-	MetaClassNames   = "deepfaked.class_names"
-	MetaFormat       = "deepfaked.format_version"
-	MetaThreshold    = "deepfaked.threshold"
-	MetaTrainedAt    = "deepfaked.trained_at"
-	MetaTrainSHA256  = "deepfaked.train_set_sha256"
-	MetaMetrics      = "deepfaked.metrics"
 )
 
 // ExportInfo is what the head's ONNX file records besides its weights.
@@ -52,7 +39,10 @@ const (
 // ExportONNX writes the eval-mode head as an ONNX model: input "features"
 // [N,C,H,W] → Flatten(axis=1) → Gemm(transB=1) with BatchNorm folded into the
 // weights → output "logits" [N,2], batch dimension dynamic. The file is
-// written atomically (temp file, fsync, rename).
+// written atomically (temp file, fsync, rename). The protobuf is encoded by
+// hand with protowire, not with generated ONNX bindings, which would add
+// megabytes to the edge binary for two nodes; export_test.go runs the file in
+// ONNX Runtime against the Go head and through onnx.checker.
 func (h *Head) ExportONNX(path string, info ExportInfo) error {
 	if len(info.FeatureShape) == 0 {
 		return fmt.Errorf("export %s: feature shape is empty", path)
@@ -79,15 +69,15 @@ func (h *Head) ExportONNX(path string, info ExportInfo) error {
 		shape[i] = strconv.Itoa(s)
 	}
 	meta := [][2]string{
-		{MetaRole, "head"},
-		{MetaInputSize, strconv.Itoa(info.InputSize)},
-		{MetaFeatureShape, strings.Join(shape, ",")},
-		{MetaClassNames, "real,fake"},
-		{MetaFormat, "1"},
-		{MetaThreshold, strconv.FormatFloat(info.Threshold, 'g', -1, 64)},
-		{MetaTrainedAt, info.TrainedAt.UTC().Format(time.RFC3339)},
-		{MetaTrainSHA256, info.TrainSetSHA256},
-		{MetaMetrics, string(metrics)},
+		{spec.KeyRole, spec.RoleHead},
+		{spec.KeyInputSize, strconv.Itoa(info.InputSize)},
+		{spec.KeyFeatureShape, strings.Join(shape, ",")},
+		{spec.KeyClassNames, "real,fake"}, // the logits' order: Real, Fake
+		{spec.KeyFormatVersion, spec.FormatVersion},
+		{spec.KeyThreshold, strconv.FormatFloat(info.Threshold, 'g', -1, 64)},
+		{spec.KeyTrainedAt, info.TrainedAt.UTC().Format(time.RFC3339)},
+		{spec.KeyTrainSetSHA256, info.TrainSetSHA256},
+		{spec.KeyMetrics, string(metrics)},
 	}
 	w, b := h.Fold()
 	return atomicfile.Write(path, h.onnxModel(info.FeatureShape, w, b, meta), 0o644)

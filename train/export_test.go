@@ -15,6 +15,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ func TestExportONNX(t *testing.T) {
 	for _, shape := range [][]int{{16, 2, 2}, {1280, 4, 4}} {
 		d := shape[0] * shape[1] * shape[2]
 		ds := synth(60, d, 0.5, 2, 1.0, 7)
-		cfg := DefaultConfig()
+		cfg := recipe()
 		cfg.Epochs, cfg.BatchSize = 2, 16
 		all := make([]int, ds.Len())
 		for i := range all {
@@ -92,9 +93,9 @@ func TestExportONNX(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantMeta := map[string]string{
-			MetaRole: "head", MetaInputSize: strconv.Itoa(info.InputSize), MetaClassNames: "real,fake", MetaFormat: "1",
-			MetaThreshold: "0.42", MetaTrainedAt: "2025-03-04T05:06:07Z", MetaTrainSHA256: sha,
-			MetaFeatureShape: joinInts(shape),
+			spec.KeyRole: "head", spec.KeyInputSize: strconv.Itoa(info.InputSize), spec.KeyClassNames: "real,fake", spec.KeyFormatVersion: "1",
+			spec.KeyThreshold: "0.42", spec.KeyTrainedAt: "2025-03-04T05:06:07Z", spec.KeyTrainSetSHA256: sha,
+			spec.KeyFeatureShape: joinInts(shape),
 		}
 		for k, v := range wantMeta {
 			if md[k] != v {
@@ -102,8 +103,8 @@ func TestExportONNX(t *testing.T) {
 			}
 		}
 		var back Metrics
-		if err := json.Unmarshal([]byte(md[MetaMetrics]), &back); err != nil {
-			t.Fatalf("metadata %s = %q: %v", MetaMetrics, md[MetaMetrics], err)
+		if err := json.Unmarshal([]byte(md[spec.KeyMetrics]), &back); err != nil {
+			t.Fatalf("metadata %s = %q: %v", spec.KeyMetrics, md[spec.KeyMetrics], err)
 		}
 		if back.N != m.N || back.Confusion != m.Confusion || back.Accuracy != m.Accuracy {
 			t.Errorf("metrics round trip: got %+v, want %+v", back, m)

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // Progress is reported after every training step and once more at the end of
@@ -214,7 +216,7 @@ func (h *Head) Scores(ctx context.Context, ds Dataset, idx []int) ([]float64, er
 	}
 	s := make([]float64, len(logits)/NumClasses)
 	for i := range s {
-		s[i] = FakeProb(logits[2*i], logits[2*i+1])
+		s[i] = spec.PFake(logits[2*i], logits[2*i+1])
 	}
 	return s, nil
 }

@@ -24,7 +24,7 @@ func TestFitFindsMinorityClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := recipe()
 	cfg.Epochs = 8
 	var calls, epochEnds int
 	res, err := Fit(context.Background(), ds, splits[0][0], splits[0][1], cfg, func(p Progress) {
@@ -80,7 +80,7 @@ func cmpF(a, b float64) int {
 // start, so validation loss rises and patience 1 stops well before 30 epochs.
 func TestFitStopsEarly(t *testing.T) {
 	ds := synth(200, 512, 0.5, 1, 0, 8)
-	cfg := DefaultConfig()
+	cfg := recipe()
 	cfg.Epochs, cfg.Patience, cfg.LR = 30, 1, 1e-2
 	res, err := Fit(context.Background(), ds, indices(150), indices(200)[150:], cfg, nil)
 	if err != nil {
@@ -94,7 +94,7 @@ func TestFitStopsEarly(t *testing.T) {
 func TestFitRejects(t *testing.T) {
 	ds := synth(40, 8, 0.5, 1, 1, 1)
 	oneClass := slices.DeleteFunc(indices(40), func(i int) bool { return ds.Labels[i] == Fake })
-	bad := DefaultConfig()
+	bad := recipe()
 	bad.BatchSize = 1
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -104,10 +104,10 @@ func TestFitRejects(t *testing.T) {
 		train []int
 		cfg   Config
 	}{
-		{"one class", context.Background(), oneClass, DefaultConfig()},
+		{"one class", context.Background(), oneClass, recipe()},
 		{"batch of one", context.Background(), indices(40), bad},
-		{"one sample", context.Background(), []int{0}, DefaultConfig()},
-		{"cancelled", ctx, indices(40), DefaultConfig()},
+		{"one sample", context.Background(), []int{0}, recipe()},
+		{"cancelled", ctx, indices(40), recipe()},
 	}
 	for _, tc := range cases {
 		if _, err := Fit(tc.ctx, ds, tc.train, nil, tc.cfg, nil); err == nil {
@@ -121,7 +121,7 @@ func TestFitRejects(t *testing.T) {
 // TestCrossValidate: every sample gets an out-of-fold score, every fold trains.
 func TestCrossValidate(t *testing.T) {
 	ds := synth(300, 64, 0.4, 3, 1.5, 33)
-	cfg := DefaultConfig()
+	cfg := recipe()
 	cfg.Folds, cfg.Epochs = 3, 10
 	folds := map[int]bool{}
 	cv, err := CrossValidate(context.Background(), ds, cfg, func(p Progress) { folds[p.Fold] = p.Folds == 3 })

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // NumClasses is the head's output width: logit 0 is real, logit 1 is fake.
@@ -20,6 +22,11 @@ const (
 
 // Head is BatchNorm1d(D) → Dropout → Linear(D, 2), stored in float32 like the
 // PyTorch module it mirrors. W is row-major [2][D].
+//
+// Its forward and backward passes and Adam are written by hand rather than
+// taken from a training framework: the head is one layer, and a framework
+// would multiply the size of the edge binary that trains it on the device.
+// torch_test.go checks them step by step against PyTorch.
 type Head struct {
 	D           int
 	Gamma, Beta []float32 // BatchNorm affine parameters
@@ -111,11 +118,6 @@ func dot(a, b []float32) float64 {
 	return s
 }
 
-// FakeProb is softmax(logits)[1], the probability that the face is fake.
-func FakeProb(l0, l1 float32) float64 {
-	return 1 / (1 + math.Exp(float64(l0)-float64(l1)))
-}
-
 // crossEntropy returns the class-weighted mean cross-entropy of n×2 logits
 // (PyTorch: Σ w_y·ℓ / Σ w_y) and, when grad is non-nil, writes ∂loss/∂logits.
 func crossEntropy(logits []float32, y []int, cw [NumClasses]float64, grad []float32) float64 {
@@ -130,7 +132,7 @@ func crossEntropy(logits []float32, y []int, cw [NumClasses]float64, grad []floa
 	}
 	if grad != nil {
 		for i, yi := range y {
-			p1 := FakeProb(logits[2*i], logits[2*i+1])
+			p1 := spec.PFake(logits[2*i], logits[2*i+1])
 			p := [2]float64{1 - p1, p1}
 			for c := range NumClasses {
 				t := 0.0

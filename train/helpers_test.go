@@ -7,6 +7,13 @@ import (
 	"testing"
 )
 
+// recipe is the notebook's recipe with early stopping, as daemon/config's
+// train defaults write it: the configuration the PyTorch comparisons use.
+func recipe() Config {
+	return Config{LR: 1e-3, L1: 1e-4, WeightDecay: 1e-2, Dropout: 0.5,
+		BatchSize: 64, Epochs: 10, Patience: 3, Folds: 5, Seed: 1, ClassWeights: true}
+}
+
 // synth makes n samples of d features, a fraction fake of them fake, in
 // groups of groupSize consecutive samples of one class. The first 16 features
 // carry a class signal of the given strength; the rest are noise with

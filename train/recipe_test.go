@@ -62,7 +62,7 @@ func TestReferenceRecipe(t *testing.T) {
 	}
 
 	// Go: CV picks epochs and threshold, then the final head trains on all of train.
-	cfg := DefaultConfig()
+	cfg := recipe()
 	sub := &MemDataset{D: ds.D, X: ds.X[:500*ds.D], Labels: ds.Labels[:500], Groups: ds.Groups[:500]}
 	cv, err := CrossValidate(context.Background(), sub, cfg, nil)
 	if err != nil {

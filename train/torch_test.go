@@ -56,7 +56,7 @@ func TestMatchesPyTorch(t *testing.T) {
 	for k, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ds := synth(tc.n, tc.d, 0.3, 1, 1.0, uint64(10+k))
-			cfg := DefaultConfig()
+			cfg := recipe()
 			cfg.LR, cfg.L1, cfg.WeightDecay, cfg.Dropout, cfg.ClassWeights = tc.lr, tc.l1, tc.wd, 0, tc.balanced
 			all := make([]int, tc.n)
 			for i := range all {

@@ -11,8 +11,10 @@ import (
 
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/features"
+	"github.com/deepfaked/deepfaked/train/workflow"
 )
 
 func newEvalCmd() *cobra.Command {
@@ -43,33 +45,21 @@ threshold, confusion ([[tn, fp], [fn, tp]], fake is positive).
 				return err
 			}
 			defer s.Close()
-			head, err := infer.LoadHead(s.eng, s.cfg.Model.Head, s.backbone.FeatureSize())
+			head, err := infer.LoadHead(s.eng, cfg.Model.Head, s.backbone.FeatureSize())
 			if err != nil {
 				return err
 			}
 			defer head.Close()
-			threshold := 0.5
-			if t := head.Threshold(); t > 0 {
-				threshold = t
-			}
-			if s.cfg.Model.Threshold != nil {
-				threshold = *s.cfg.Model.Threshold
-			}
-			ds := s.res.Dataset
-			scores, err := headScores(ctx, head, ds)
-			if err != nil {
-				return err
-			}
-			m, err := train.Evaluate(ds.Labels(), scores, threshold)
+			ev, err := workflow.Eval(ctx, s.Dataset, head, setup.Threshold(cfg))
 			if err != nil {
 				return err
 			}
 			if predictions != "" {
-				if err := writePredictions(predictions, ds.Samples, scores); err != nil {
+				if err := writePredictions(predictions, s.Dataset.Samples, ev.Scores); err != nil {
 					return err
 				}
 			}
-			out := cmd.OutOrStdout()
+			out, m := cmd.OutOrStdout(), ev.Metrics
 			if asJSON {
 				return json.NewEncoder(out).Encode(m)
 			}

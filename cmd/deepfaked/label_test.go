@@ -16,7 +16,10 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/setup"
 )
 
 // collectState writes a config whose state_dir holds crops of a real frame
@@ -50,7 +53,12 @@ cameras:
 	if !vc.Read(&img) || img.Empty() {
 		t.Fatal("no frame in the test clip")
 	}
-	c, err := collect.New(collect.Options{Dir: filepath.Join(stateDir, "collect"), BandLow: 0.3, BandHigh: 0.7}, nil)
+	conf, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf.Train.Collect.BandLow, conf.Train.Collect.BandHigh = 0.3, 0.7
+	c, err := collect.New(setup.CollectOptions(conf, spec.DefaultMetadata()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,8 +140,8 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("trained head does not load: %v", err)
 	}
-	if th := h.Threshold(); !(th > 0 && th < 1) {
-		t.Errorf("trained head threshold %g", th)
+	if th, ok := h.Threshold().Get(); !ok || !(th > 0 && th < 1) {
+		t.Errorf("trained head threshold %g (set %v)", th, ok)
 	}
 	h.Close()
 	bb.Close()

@@ -25,18 +25,15 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
-// Defaults of zero Options fields.
-const (
-	DefaultMaxFiles    = 2000
-	DefaultJPEGQuality = 95
-	DefaultQueue       = 32
-)
+// DefaultQueue is the writer's queue when Options.Queue is 0: not a setting
+// of the config, a bound on the memory held by crops waiting for the disk.
+const DefaultQueue = 32
 
-// Options configure a Collector.
+// Options configure a Collector; every field but Queue is explicit (the
+// config's defaults are in daemon/config).
 type Options struct {
 	// Dir holds the crops: Dir/<camera>/<name>.jpg with <name>.json beside it.
 	Dir string
@@ -44,18 +41,18 @@ type Options struct {
 	BandLow, BandHigh float64
 	// EveryN also saves every Nth face of each camera; 0: off.
 	EveryN int
-	// MaxFiles caps the number of crops kept (0: DefaultMaxFiles); MaxBytes,
-	// when above 0, caps their size on disk (JPEG and sidecar). The oldest
-	// crops are removed first, at start-up too.
+	// MaxFiles (at least 1) caps the number of crops kept; MaxBytes, when
+	// above 0, caps their size on disk (JPEG and sidecar). The oldest crops
+	// are removed first, at start-up too.
 	MaxFiles int
 	MaxBytes int64
-	// JPEGQuality is 1..100; 0: DefaultJPEGQuality.
+	// JPEGQuality is 1..100.
 	JPEGQuality int
 	// Queue is how many crops may wait for the writer; 0: DefaultQueue.
 	// When it is full further crops are dropped and counted, not waited for.
 	Queue int
 	// Mean and Std undo the model input's normalisation for Face.Input (RGB,
-	// for x/255); both zero: ImageNet's, as capture/preprocess.
+	// for x/255): the backbone's metadata.
 	Mean, Std [3]float32
 }
 
@@ -74,31 +71,22 @@ func (o *Options) check() error {
 	if o.EveryN < 0 {
 		return fmt.Errorf("collect: every_n %d is negative", o.EveryN)
 	}
-	if o.MaxFiles < 0 || o.MaxBytes < 0 {
-		return fmt.Errorf("collect: max_files %d / max_bytes %d must not be negative", o.MaxFiles, o.MaxBytes)
+	if o.MaxFiles < 1 || o.MaxBytes < 0 {
+		return fmt.Errorf("collect: max_files %d must be at least 1, max_bytes %d not negative", o.MaxFiles, o.MaxBytes)
 	}
-	if o.JPEGQuality < 0 || o.JPEGQuality > 100 {
+	if o.JPEGQuality < 1 || o.JPEGQuality > 100 {
 		return fmt.Errorf("collect: jpeg_quality %d out of range 1..100", o.JPEGQuality)
 	}
 	if o.Queue < 0 {
 		return fmt.Errorf("collect: queue %d is negative", o.Queue)
 	}
 	for c := range 3 {
-		if !(o.Std[c] > 0) && o.Std != ([3]float32{}) {
+		if !(o.Std[c] > 0) {
 			return fmt.Errorf("collect: std %v: every channel must be > 0", o.Std)
 		}
 	}
-	if o.MaxFiles == 0 {
-		o.MaxFiles = DefaultMaxFiles
-	}
-	if o.JPEGQuality == 0 {
-		o.JPEGQuality = DefaultJPEGQuality
-	}
 	if o.Queue == 0 {
 		o.Queue = DefaultQueue
-	}
-	if o.Mean == ([3]float32{}) && o.Std == ([3]float32{}) {
-		o.Mean, o.Std = preprocess.ImageNetMean, preprocess.ImageNetStd
 	}
 	return nil
 }

@@ -18,8 +18,13 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
+
+// imagenet is the reference backbone's normalisation.
+var imagenet = spec.DefaultMetadata()
 
 // videoFrame is the first frame of the test clip (a real face when the shared
 // data is present, else Megamind).
@@ -59,9 +64,25 @@ func (o *offerer) offer(cam string, frame int64, face int, pFake float64) bool {
 		Box: box, PFake: pFake, Threshold: 0.5, Backbone: "bb0123456789", Head: "hd0123456789", Crop: roi})
 }
 
+// withDefaults is o with the config's defaults and the reference backbone's
+// normalisation where o leaves them zero.
+func withDefaults(o Options) Options {
+	d, meta := config.DefaultTrain().Collect, spec.DefaultMetadata()
+	if o.MaxFiles == 0 {
+		o.MaxFiles = d.MaxFiles
+	}
+	if o.JPEGQuality == 0 {
+		o.JPEGQuality = d.JPEGQuality
+	}
+	if o.Mean == ([3]float32{}) && o.Std == ([3]float32{}) {
+		o.Mean, o.Std = meta.Mean, meta.Std
+	}
+	return o
+}
+
 func newCollector(t *testing.T, opts Options) *Collector {
 	t.Helper()
-	c, err := New(opts, nil)
+	c, err := New(withDefaults(opts), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,20 +195,27 @@ func must[T any](v T, err error) T {
 
 func TestOptionsErrors(t *testing.T) {
 	for _, tc := range []struct {
-		opts Options
-		want string
+		change func(o *Options)
+		want   string
 	}{
-		{Options{}, "no folder"},
-		{Options{Dir: "x", BandLow: 0.7, BandHigh: 0.3}, "band [0.7, 0.3]"},
-		{Options{Dir: "x", BandHigh: 1.5}, "band"},
-		{Options{Dir: "x", EveryN: -1}, "every_n -1"},
-		{Options{Dir: "x", MaxFiles: -2}, "max_files -2"},
-		{Options{Dir: "x", JPEGQuality: 101}, "jpeg_quality 101"},
-		{Options{Dir: "x", Std: [3]float32{1, 0, 1}}, "std"},
+		{func(o *Options) { o.Dir = "" }, "no folder"},
+		{func(o *Options) { o.BandLow, o.BandHigh = 0.7, 0.3 }, "band [0.7, 0.3]"},
+		{func(o *Options) { o.BandHigh = 1.5 }, "band"},
+		{func(o *Options) { o.EveryN = -1 }, "every_n -1"},
+		{func(o *Options) { o.MaxFiles = -2 }, "max_files -2"},
+		{func(o *Options) { o.MaxFiles = 0 }, "max_files 0"}, // explicit: no hidden default
+		{func(o *Options) { o.MaxBytes = -1 }, "max_bytes -1"},
+		{func(o *Options) { o.JPEGQuality = 101 }, "jpeg_quality 101"},
+		{func(o *Options) { o.JPEGQuality = 0 }, "jpeg_quality 0"},
+		{func(o *Options) { o.Queue = -1 }, "queue -1"},
+		{func(o *Options) { o.Std = [3]float32{1, 0, 1} }, "std"},
+		{func(o *Options) { o.Mean, o.Std = [3]float32{}, [3]float32{} }, "std"},
 	} {
-		_, err := New(tc.opts, nil)
+		o := withDefaults(Options{Dir: t.TempDir(), EveryN: 1})
+		tc.change(&o)
+		_, err := New(o, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("New(%+v) = %v, want an error with %q", tc.opts, err, tc.want)
+			t.Errorf("New(%+v) = %v, want an error with %q", o, err, tc.want)
 		}
 	}
 }
@@ -328,7 +356,7 @@ func TestCloseFlushes(t *testing.T) {
 func TestDecodeInput(t *testing.T) {
 	capturetest.CheckMats(t)
 	frame := videoFrame(t)
-	pp, err := preprocess.New(preprocess.Params{Size: 64})
+	pp, err := preprocess.New(preprocess.Params{Size: 64, Mean: imagenet.Mean, Std: imagenet.Std, ColorOrder: preprocess.RGB})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +374,7 @@ func TestDecodeInput(t *testing.T) {
 	got := gocv.NewMat()
 	defer got.Close()
 	for range 2 { // the second call reuses got
-		if err := DecodeInput(in, preprocess.ImageNetMean, preprocess.ImageNetStd, &got); err != nil {
+		if err := DecodeInput(in, imagenet.Mean, imagenet.Std, &got); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -358,7 +386,7 @@ func TestDecodeInput(t *testing.T) {
 	if _, maxv, _, _ := gocv.MinMaxLoc(flat); maxv > 1 {
 		t.Errorf("decoded input differs from the resized crop by up to %v", maxv)
 	}
-	if err := DecodeInput(in[:100], preprocess.ImageNetMean, preprocess.ImageNetStd, &got); err == nil || !strings.Contains(err.Error(), "100 floats") {
+	if err := DecodeInput(in[:100], imagenet.Mean, imagenet.Std, &got); err == nil || !strings.Contains(err.Error(), "100 floats") {
 		t.Errorf("odd input length: %v", err)
 	}
 
@@ -406,7 +434,7 @@ func TestOfferNotChosenAllocates(t *testing.T) {
 // ns/op is the whole save (decode, JPEG, two files), offer-ns/op the part the
 // pipeline waits for.
 func BenchmarkOffer(b *testing.B) {
-	c, err := New(Options{Dir: b.TempDir(), EveryN: 1, MaxFiles: 100}, nil)
+	c, err := New(withDefaults(Options{Dir: b.TempDir(), EveryN: 1, MaxFiles: 100}), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func loadModels(t *testing.T) testModels {
 	}
 	t.Cleanup(func() { bb.Close() })
 	m := bb.Meta()
-	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, Margin: 0.2})
+	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, ColorOrder: m.ColorOrder, Margin: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestExtractFaceCrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	det, err := face.New(face.Options{Kind: face.Haar})
+	det, err := face.New(face.Options{Kind: face.Haar, MinSize: 32})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,94 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/train/features"
+)
+
+// Crop modes of a data folder's images.
+const (
+	CropNone = "none" // each image is already a face crop, as the daemon saves them
+	CropFace = "face" // crop the largest face the detector finds, as the daemon crops frames
+)
+
+// FeatureOptions say how to turn a data folder into features.
+type FeatureOptions struct {
+	Dir        string // the data folder (package dataset)
+	Backbone   features.Backbone
+	BackboneID string
+	Pre        preprocess.Params // the daemon's crop and normalisation
+	// Crop is CropNone or CropFace; CropFace needs Detector, and CropKey,
+	// which names every setting that moves the crop (FaceCropKey): it is part
+	// of the cache key.
+	Crop     string
+	Detector features.Detector
+	CropKey  string
+	CacheDir string
+	// Loaded is told the folder's counts before extraction starts.
+	Loaded   func(f *dataset.Folder)
+	Progress func(features.Progress)
+}
+
+// FaceCropKey names the face detector settings that move a crop.
+func FaceCropKey(detector, model string, margin float64, minSize int, score float64) string {
+	return fmt.Sprintf("face:%s:%s:margin=%g:min_size=%d:score=%g", detector, model, margin, minSize, score)
+}
+
+// Features are a data folder's features, streamed from the cache.
+type Features struct {
+	*features.Result
+	Folder *dataset.Folder
+	Cache  *features.Cache
+	Source Source // for Options.Source
+}
+
+// Close closes the cache.
+func (f *Features) Close() error { return f.Cache.Close() }
+
+// LoadFeatures reads the data folder and takes every image's features from
+// the cache, extracting and caching those it lacks.
+func LoadFeatures(ctx context.Context, opts FeatureOptions) (*Features, error) {
+	key := features.Key{Backbone: opts.BackboneID, InputSize: opts.Pre.Size, Crop: CropNone}
+	switch opts.Crop {
+	case CropNone:
+		opts.Detector = nil
+	case CropFace:
+		if opts.Detector == nil || opts.CropKey == "" {
+			return nil, fmt.Errorf("crop %s: no face detector", CropFace)
+		}
+		key.Crop = opts.CropKey
+	default:
+		return nil, fmt.Errorf("--crop %q: want %s or %s", opts.Crop, CropNone, CropFace)
+	}
+	start := time.Now()
+	folder, err := dataset.Load(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Loaded != nil {
+		opts.Loaded(folder)
+	}
+	pre, err := preprocess.New(opts.Pre)
+	if err != nil {
+		return nil, err
+	}
+	defer pre.Close()
+	cache, err := features.OpenCache(opts.CacheDir, key, opts.Backbone.FeatureSize())
+	if err != nil {
+		return nil, err
+	}
+	ex := &features.Extractor{Backbone: opts.Backbone, InputSize: opts.Pre.Size, Pre: pre, Detector: opts.Detector, Batch: 16}
+	res, err := ex.Extract(ctx, folder, cache, opts.Progress)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &Features{Result: res, Folder: folder, Cache: cache, Source: Source{Dir: opts.Dir, HasLabels: folder.HasLabels,
+		Crop: opts.Crop, Skipped: res.Skipped, NoFace: res.NoFace, Cached: res.Cached, Extracted: res.Extracted,
+		Seconds: time.Since(start).Seconds()}}, nil
+}

@@ -1,0 +1,299 @@
+package workflow_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/install"
+	"github.com/deepfaked/deepfaked/train/workflow"
+)
+
+// featureShape is the made-up backbone's: 32 features per face.
+var featureShape = []int{8, 2, 2}
+
+const inputSize = 64
+
+// data makes n samples in groups of 4 of one class; the first 4 features
+// carry the class with the given strength, the rest are noise.
+func data(n int, signal float64, seed uint64) *train.MemDataset {
+	d := 32
+	rng := rand.New(rand.NewPCG(seed, 2))
+	m := &train.MemDataset{D: d, X: make([]float32, n*d)}
+	for i := range n {
+		label := (i / 4) % 2
+		m.Labels = append(m.Labels, label)
+		m.Groups = append(m.Groups, fmt.Sprintf("g%03d", i/4))
+		for j := range d {
+			v := rng.NormFloat64()
+			if j < 4 && label == train.Fake {
+				v += signal
+			}
+			m.X[i*d+j] = float32(v)
+		}
+	}
+	return m
+}
+
+func quick() train.Config {
+	return train.Config{LR: 1e-2, L1: 0, WeightDecay: 1e-2, Dropout: 0, BatchSize: 16, Epochs: 4, Patience: 2, Folds: 2, Seed: 1, ClassWeights: true}
+}
+
+// newEngine is a real ONNX Runtime engine that opens heads as the daemon does.
+func newEngine(t *testing.T) (*engine.Engine, func(path string) (workflow.Head, error)) {
+	t.Helper()
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng, func(path string) (workflow.Head, error) { return infer.LoadHead(eng, path, 32) }
+}
+
+// exportHead writes a head: trained on ds with cfg, or untrained when cfg.Epochs is 0.
+func exportHead(t *testing.T, path string, ds train.Dataset, cfg train.Config, threshold float64) {
+	t.Helper()
+	h := train.NewHead(ds.Dim(), 7)
+	if cfg.Epochs > 0 {
+		idx := make([]int, ds.Len())
+		for i := range idx {
+			idx[i] = i
+		}
+		r, err := train.Fit(context.Background(), ds, idx, nil, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h = r.Head
+	}
+	if err := h.ExportONNX(path, train.ExportInfo{InputSize: inputSize, FeatureShape: featureShape, Threshold: threshold, TrainedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func options(t *testing.T, open func(string) (workflow.Head, error)) workflow.Options {
+	dir := t.TempDir()
+	return workflow.Options{Train: quick(), Out: filepath.Join(dir, "out"),
+		Backbone: workflow.Backbone{Path: "bb.onnx", ID: "bb0123456789", InputSize: inputSize, FeatureShape: featureShape, Features: 32},
+		Source:   workflow.Source{Dir: "data", Crop: workflow.CropNone, Extracted: 200},
+		Holdout:  0.25, Head: filepath.Join(dir, "installed", "head.onnx"), OpenHead: open}
+}
+
+func TestRun(t *testing.T) {
+	ds := data(200, 2, 1)
+	_, open := newEngine(t)
+	for _, tc := range []struct {
+		name      string
+		install   bool
+		installed func(t *testing.T, path string) // the head there before Run; nil: none
+		train     func(c *train.Config)
+		replaced  bool
+		reason    string
+		// installedThreshold is the threshold the gate scored the installed head at.
+		installedThreshold float64
+	}{
+		{name: "no gate"},
+		{name: "gate passes over an untrained head", install: true, replaced: true, reason: "candidate AUC",
+			installed: func(t *testing.T, p string) { exportHead(t, p, ds, train.Config{}, 0.3) }, installedThreshold: 0.3},
+		{name: "a head's stored threshold 0 is used, not 0.5", install: true, replaced: true, reason: "candidate AUC",
+			installed: func(t *testing.T, p string) { exportHead(t, p, ds, train.Config{}, 0) }, installedThreshold: 0},
+		{name: "gate refuses an untrained candidate", install: true, replaced: false, reason: "candidate AUC",
+			installed: func(t *testing.T, p string) { exportHead(t, p, ds, quick(), 0.5) }, installedThreshold: 0.5,
+			train: func(c *train.Config) { c.LR, c.Epochs = 1e-9, 1 }},
+		{name: "no installed head", install: true, replaced: true, reason: "cannot be scored"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := options(t, open)
+			opts.Install = tc.install
+			if tc.train != nil {
+				tc.train(&opts.Train)
+			}
+			if err := os.MkdirAll(filepath.Dir(opts.Head), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var before []byte
+			if tc.installed != nil {
+				tc.installed(t, opts.Head)
+				before, _ = os.ReadFile(opts.Head)
+			}
+			held, steps := 0, 0
+			opts.HeldOut = func(h, total int) {
+				if total != ds.Len() {
+					t.Errorf("held out %d of %d, want of %d", h, total, ds.Len())
+				}
+				held = h
+			}
+			opts.Progress = func(train.Progress) { steps++ }
+			r, err := workflow.Run(t.Context(), ds, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if steps == 0 {
+				t.Error("no progress reported")
+			}
+			for _, f := range []string{workflow.HeadFile, workflow.MetricsFile, workflow.ConfusionFile, workflow.ROCFile} {
+				if st, err := os.Stat(filepath.Join(opts.Out, f)); err != nil || st.Size() == 0 {
+					t.Errorf("%s: %v", f, err)
+				}
+			}
+			if r.Data.Real != 100 || r.Data.Fake != 100 || r.Data.Groups != 50 || len(r.Data.SHA256) != 64 || r.Data.Labels != "folders" {
+				t.Errorf("data %+v", r.Data)
+			}
+			if len(r.CV.Folds) != 2 || r.CV.OutOfFold.N != ds.Len()-held || r.Final.Samples != ds.Len()-held {
+				t.Errorf("trained on %d (cv %d), want %d", r.Final.Samples, r.CV.OutOfFold.N, ds.Len()-held)
+			}
+			// The exported head is what the daemon loads, with the calibrated threshold.
+			h, err := open(r.Final.Head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if th, ok := h.Threshold().Get(); !ok || th != r.CV.Threshold {
+				t.Errorf("exported threshold %v %v, want %g", th, ok, r.CV.Threshold)
+			}
+			h.Close()
+			var onDisk map[string]json.RawMessage
+			b, _ := os.ReadFile(filepath.Join(opts.Out, workflow.MetricsFile))
+			if err := json.Unmarshal(b, &onDisk); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := onDisk["gate"]; ok != tc.install {
+				t.Errorf("metrics.json has a gate: %v, want %v", ok, tc.install)
+			}
+			if !tc.install {
+				if r.Gate != nil || held != 0 {
+					t.Errorf("gate %+v, held %d without --install", r.Gate, held)
+				}
+				return
+			}
+			g := r.Gate
+			if held == 0 || g.Held != held || g.Install != tc.replaced || g.Replaced != tc.replaced || !strings.Contains(g.Reason, tc.reason) {
+				t.Fatalf("gate %+v (held %d), want replaced %v for %q", g, held, tc.replaced, tc.reason)
+			}
+			after, _ := os.ReadFile(opts.Head)
+			cand, _ := os.ReadFile(r.Final.Head)
+			prev, prevErr := os.ReadFile(install.PrevPath(opts.Head))
+			switch {
+			case tc.replaced && !bytes.Equal(after, cand):
+				t.Error("the candidate was not installed")
+			case tc.replaced && before != nil && !bytes.Equal(prev, before):
+				t.Errorf(".prev is not the replaced head (%v)", prevErr)
+			case !tc.replaced && (!bytes.Equal(after, before) || prevErr == nil):
+				t.Error("a refused candidate touched the installed head")
+			}
+			if tc.installed == nil {
+				if g.Installed != nil {
+					t.Errorf("a missing head was scored: %+v", g.Installed)
+				}
+				return
+			}
+			if g.Installed == nil || g.Installed.Threshold != tc.installedThreshold {
+				t.Errorf("installed head scored at %+v, want threshold %g", g.Installed, tc.installedThreshold)
+			}
+		})
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	_, open := newEngine(t)
+	oneClass := data(40, 2, 3)
+	for i := range oneClass.Labels {
+		oneClass.Labels[i] = train.Real
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name   string
+		ds     train.Dataset
+		ctx    context.Context
+		change func(o *workflow.Options)
+		want   string
+		is     error
+	}{
+		{name: "one class", ds: oneClass, want: "40 real and 0 fake images are left: both classes are needed"},
+		{name: "cancelled", ds: data(100, 2, 4), ctx: cancelled, is: context.Canceled},
+		{name: "bad config", ds: data(100, 2, 4), change: func(o *workflow.Options) { o.Train.Folds = 1 }, want: "folds must be >= 2"},
+		{name: "features do not fit the backbone", ds: data(100, 2, 4),
+			change: func(o *workflow.Options) { o.Backbone.FeatureShape = []int{1280, 4, 4} }, want: "the features have 32 values"},
+		{name: "gate without a way to open heads", ds: data(100, 2, 4),
+			change: func(o *workflow.Options) { o.Install, o.OpenHead = true, nil }, want: "open heads"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := options(t, open)
+			if tc.change != nil {
+				tc.change(&opts)
+			}
+			ctx := tc.ctx
+			if ctx == nil {
+				ctx = t.Context()
+			}
+			r, err := workflow.Run(ctx, tc.ds, opts)
+			if err == nil || r != nil {
+				t.Fatalf("Run = %v, %v; want an error", r, err)
+			}
+			if tc.want != "" && !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("err = %v, want %v", err, tc.is)
+			}
+			if _, err := os.Stat(filepath.Join(opts.Out, workflow.HeadFile)); err == nil {
+				t.Error("a failed run exported a head")
+			}
+		})
+	}
+}
+
+func TestEval(t *testing.T) {
+	ds := data(120, 2, 5)
+	_, open := newEngine(t)
+	path := filepath.Join(t.TempDir(), "head.onnx")
+	exportHead(t, path, ds, quick(), 0.3)
+	h, err := open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, tc := range []struct {
+		name       string
+		configured spec.Threshold
+		want       float64
+	}{
+		{"the head's threshold", spec.NoThreshold, 0.3},
+		{"model.threshold", spec.ThresholdOf(0.8), 0.8},
+		{"model.threshold: 0 is honoured", spec.ThresholdOf(0), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := workflow.Eval(t.Context(), ds, h, tc.configured)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := ev.Metrics
+			if m.Threshold != tc.want || m.N != ds.Len() || len(ev.Scores) != ds.Len() {
+				t.Errorf("threshold %g n %d scores %d, want %g %d", m.Threshold, m.N, len(ev.Scores), tc.want, ds.Len())
+			}
+			if !(m.AUC > 0.9) {
+				t.Errorf("AUC %g of a trained head on its own data", m.AUC)
+			}
+			if tc.want == 0 && (m.Recall != 1 || m.Confusion[0][0] != 0) {
+				t.Errorf("at threshold 0 every face is fake; confusion %v", m.Confusion)
+			}
+		})
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := workflow.Eval(cancelled, ds, h, spec.NoThreshold); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Eval: %v", err)
+	}
+}
