@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/internal/configdoc"
 )
 
 // minimal is the smallest config the daemon accepts; defaults fill the rest.
@@ -119,7 +119,7 @@ func TestExplicitValues(t *testing.T) {
 }
 
 // del removes a key in mutate.
-type del struct{}
+type del = configdoc.Delete
 
 func TestInvalid(t *testing.T) {
 	for _, tc := range []struct {
@@ -498,45 +498,7 @@ func mutate(t testing.TB, path string, value any) []byte {
 // mutateYAML is mutate on the config src.
 func mutateYAML(t testing.TB, src []byte, path string, value any) []byte {
 	t.Helper()
-	var doc map[string]any
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var parent any = doc
-	parts := strings.Split(path, ".")
-	for i, part := range parts {
-		name, idx := part, -1
-		if j := strings.IndexByte(part, '['); j >= 0 {
-			n, err := strconv.Atoi(strings.TrimSuffix(part[j+1:], "]"))
-			if err != nil {
-				t.Fatalf("bad path %q", path)
-			}
-			name, idx = part[:j], n
-		}
-		m := parent.(map[string]any)
-		last := i == len(parts)-1
-		if last && idx < 0 {
-			if _, ok := value.(del); ok {
-				delete(m, name)
-			} else {
-				m[name] = value
-			}
-			break
-		}
-		if m[name] == nil {
-			m[name] = map[string]any{}
-		}
-		parent = m[name]
-		if idx >= 0 {
-			list := parent.([]any)
-			if last {
-				list[idx] = value
-				break
-			}
-			parent = list[idx]
-		}
-	}
-	out, err := yaml.Marshal(doc)
+	out, err := configdoc.Set(src, path, value)
 	if err != nil {
 		t.Fatal(err)
 	}

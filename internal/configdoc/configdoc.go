@@ -1,13 +1,18 @@
-// Package configdoc reads the key tables of docs/configuration.md, so that
-// tests can hold the documentation and the code to each other: every
-// documented key has a test row, every default column matches the code.
+// Package configdoc is for tests: it reads the key tables of
+// docs/configuration.md, so that tests can hold the documentation and the
+// code to each other (every documented key has a test row, every default
+// column matches the code), and edits a YAML config at a key path.
 package configdoc
 
 import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Key is one row of a key table: | `key` | type | default | meaning |.
@@ -76,4 +81,65 @@ func Keys(path string) ([]Key, error) {
 		return nil, fmt.Errorf("%s: no key tables found", path)
 	}
 	return keys, nil
+}
+
+// Delete, as Set's value, removes the key.
+type Delete struct{}
+
+// Set returns the YAML document src with the value at path (dots and [i],
+// e.g. "cameras[0].fps") set, or removed when value is Delete{}. Mappings on
+// the way are made when missing.
+func Set(src []byte, path string, value any) ([]byte, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, err
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	var parent any = doc
+	parts := strings.Split(path, ".")
+	for i, part := range parts {
+		name, idx := part, -1
+		if j := strings.IndexByte(part, '['); j >= 0 {
+			n, err := strconv.Atoi(strings.TrimSuffix(part[j+1:], "]"))
+			if err != nil {
+				return nil, fmt.Errorf("bad path %q", path)
+			}
+			name, idx = part[:j], n
+		}
+		m, ok := parent.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("path %q: %s is not a mapping", path, strings.Join(parts[:i], "."))
+		}
+		last := i == len(parts)-1
+		if last && idx < 0 {
+			if _, ok := value.(Delete); ok {
+				delete(m, name)
+			} else {
+				m[name] = value
+			}
+			break
+		}
+		if m[name] == nil {
+			m[name] = map[string]any{}
+		}
+		parent = m[name]
+		if idx >= 0 {
+			list, ok := parent.([]any)
+			if !ok || idx >= len(list) {
+				return nil, fmt.Errorf("path %q: no %s[%d]", path, name, idx)
+			}
+			if last {
+				if _, ok := value.(Delete); ok {
+					m[name] = slices.Delete(list, idx, idx+1)
+				} else {
+					list[idx] = value
+				}
+				break
+			}
+			parent = list[idx]
+		}
+	}
+	return yaml.Marshal(doc)
 }

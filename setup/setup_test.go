@@ -1,0 +1,377 @@
+package setup_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"image"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/configdoc"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/train"
+)
+
+// base is the smallest accepted config; each row writes one key over it.
+const base = `device_id: edge-01
+mqtt:
+  broker: tcp://127.0.0.1:1883
+model:
+  backbone: models/backbone.onnx
+  head: models/head.onnx
+cameras:
+  - name: cam1
+    source: /path/to/video.mp4
+`
+
+// probe builds a component's options from a parsed config and returns the
+// field a key should reach; uses names it for failure messages.
+type probe struct {
+	uses string
+	get  func(t *testing.T, c *config.Config) any
+}
+
+func mqttOpt(field string, f func(mqttc.Options) any) probe {
+	return probe{"setup.MQTTOptions: mqttc.Options." + field, func(t *testing.T, c *config.Config) any {
+		o, err := setup.MQTTOptions(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f(o)
+	}}
+}
+
+func engineOpt(field string, f func(engine.Options) any) probe {
+	return probe{"setup.EngineOptions: engine.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.EngineOptions(c, nil)) }}
+}
+
+func detectorOpt(field string, f func(face.Options) any) probe {
+	return probe{"setup.DetectorOptions: face.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.DetectorOptions(c, nil)) }}
+}
+
+func preprocessOpt(field string, f func(preprocess.Params) any) probe {
+	return probe{"setup.PreprocessParams: preprocess.Params." + field, func(_ *testing.T, c *config.Config) any {
+		return f(setup.PreprocessParams(c, spec.DefaultMetadata()))
+	}}
+}
+
+func cameraOpt(field string, f func(capture.Options) any) probe {
+	return probe{"setup.CameraOptions: capture.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.CameraOptions(c.Cameras[0])) }}
+}
+
+func pipelineOpt(field string, f func(pipeline.Options) any) probe {
+	return probe{"setup.PipelineOptions: pipeline.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.PipelineOptions(c)) }}
+}
+
+func collectOpt(field string, f func(collect.Options) any) probe {
+	return probe{"setup.CollectOptions: collect.Options." + field, func(_ *testing.T, c *config.Config) any {
+		return f(setup.CollectOptions(c, spec.DefaultMetadata()))
+	}}
+}
+
+func trainOpt(field string, f func(train.Config) any) probe {
+	return probe{"setup.TrainConfig: train.Config." + field, func(_ *testing.T, c *config.Config) any { return f(setup.TrainConfig(c.Train)) }}
+}
+
+// direct is a key its user reads from the config as it is, not through setup.
+func direct(user string, f func(*config.Config) any) probe {
+	return probe{"read as is by " + user, func(_ *testing.T, c *config.Config) any { return f(c) }}
+}
+
+type row struct {
+	key   string         // the documented key (cameras[] as cameras[0])
+	value any            // written at key
+	with  map[string]any // other keys the value needs
+	want  any
+	probe probe
+}
+
+// rows returns a row per documented key and value, zero values included where
+// the config takes them. dir holds the files some keys name.
+func rows(t *testing.T, dir string) []row {
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DEEPFAKED_TEST_PASSWORD", "from-env")
+	ca, cert, key := writeCert(t, dir)
+	ssl := map[string]any{"mqtt.broker": "ssl://broker.local"}
+	sslCert := map[string]any{"mqtt.broker": "ssl://broker.local", "mqtt.tls.key": key}
+	sslKey := map[string]any{"mqtt.broker": "ssl://broker.local", "mqtt.tls.cert": cert}
+	user := map[string]any{"mqtt.username": "edge"}
+	embedded := map[string]any{"mqtt.broker": config.EmbeddedBroker}
+	yunet := map[string]any{"faces.detector": "yunet", "faces.model": "yunet.onnx"}
+	band := map[string]any{"train.collect.band_high": 0.8}
+	tlsOn := func(o mqttc.Options) any { return o.TLS != nil && o.TLS.InsecureSkipVerify }
+	dataset := direct("deepfaked label, train, the MQTT label command", func(c *config.Config) any { return c.Train.Dataset })
+	commands := direct("daemon.New: command.New when true", func(c *config.Config) any { return c.MQTT.Commands.Enabled })
+	return []row{
+		{"device_id", "pi_7", nil, "pi_7", pipelineOpt("Device", func(o pipeline.Options) any { return o.Device })},
+		{"device_id", "pi_7", nil, "deepfaked-pi_7", mqttOpt("ClientID", func(o mqttc.Options) any { return o.ClientID })},
+		{"device_id", "pi_7", nil, "deepfaked/pi_7/status", mqttOpt("StatusTopic", func(o mqttc.Options) any { return o.StatusTopic })},
+		{"log_level", "debug", nil, "debug", direct("deepfaked run: newLogger", func(c *config.Config) any { return c.LogLevel })},
+		{"state_dir", "/srv/df", nil, "/srv/df/collect", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
+		{"state_dir", "state", nil, "/etc/deepfaked/state/dataset", dataset},
+		{"mqtt", map[string]any{"broker": "tcp://b"}, nil, "tcp://b", mqttOpt("Broker", func(o mqttc.Options) any { return o.Broker })},
+		{"mqtt.broker", "tcp://127.0.0.1", nil, "tcp://127.0.0.1", mqttOpt("Broker (mqttc fills the port)", func(o mqttc.Options) any { return o.Broker })},
+		{"mqtt.broker", "wss://b:8443/mqtt", nil, "wss://b:8443/mqtt", mqttOpt("Broker", func(o mqttc.Options) any { return o.Broker })},
+		{"mqtt.broker", config.EmbeddedBroker, nil, "127.0.0.1:1883", direct("daemon.New: mqttc.StartBroker(mqtt.listen)", func(c *config.Config) any { return c.MQTT.Listen })},
+		{"mqtt.listen", "0.0.0.0:0", embedded, "0.0.0.0:0", direct("daemon.New: mqttc.StartBroker", func(c *config.Config) any { return c.MQTT.Listen })},
+		{"mqtt.client_id", "me", nil, "me", mqttOpt("ClientID", func(o mqttc.Options) any { return o.ClientID })},
+		{"mqtt.username", "edge", nil, "edge", mqttOpt("Username", func(o mqttc.Options) any { return o.Username })},
+		{"mqtt.password_file", pw, user, "s3cret", mqttOpt("Password", func(o mqttc.Options) any { return o.Password })},
+		{"mqtt.password_env", "DEEPFAKED_TEST_PASSWORD", user, "from-env", mqttOpt("Password", func(o mqttc.Options) any { return o.Password })},
+		{"mqtt.qos", 0, nil, byte(0), mqttOpt("QoS", func(o mqttc.Options) any { return o.QoS })},
+		{"mqtt.qos", 2, nil, byte(2), mqttOpt("QoS", func(o mqttc.Options) any { return o.QoS })},
+		{"mqtt.topic_prefix", "site/a", nil, "site/a/status", mqttOpt("StatusTopic", func(o mqttc.Options) any { return o.StatusTopic })},
+		{"mqtt.topic_prefix", "site/a", nil, "site/a", pipelineOpt("TopicPrefix", func(o pipeline.Options) any { return o.TopicPrefix })},
+		{"mqtt.tls", map[string]any{"insecure_skip_verify": true}, ssl, true, mqttOpt("TLS.InsecureSkipVerify", tlsOn)},
+		{"mqtt.tls.ca", ca, ssl, true, mqttOpt("TLS.RootCAs", func(o mqttc.Options) any { return o.TLS != nil && o.TLS.RootCAs != nil })},
+		{"mqtt.tls.cert", cert, sslCert, 1, mqttOpt("TLS.Certificates", func(o mqttc.Options) any { return len(o.TLS.Certificates) })},
+		{"mqtt.tls.key", key, sslKey, 1, mqttOpt("TLS.Certificates", func(o mqttc.Options) any { return len(o.TLS.Certificates) })},
+		{"mqtt.tls.insecure_skip_verify", true, ssl, true, mqttOpt("TLS.InsecureSkipVerify", tlsOn)},
+		{"mqtt.tls.insecure_skip_verify", false, ssl, false, mqttOpt("TLS.InsecureSkipVerify", tlsOn)},
+		{"mqtt.keepalive", "0s", nil, time.Duration(0), mqttOpt("KeepAlive", func(o mqttc.Options) any { return o.KeepAlive })},
+		{"mqtt.keepalive", "1m30s", nil, 90 * time.Second, mqttOpt("KeepAlive", func(o mqttc.Options) any { return o.KeepAlive })},
+		{"mqtt.commands", map[string]any{"enabled": true}, nil, true, commands},
+		{"mqtt.commands.enabled", true, nil, true, commands},
+		{"mqtt.commands.enabled", false, nil, false, commands},
+		{"mqtt.commands.max_payload", 16, nil, 16, direct("daemon.New: command.New", func(c *config.Config) any { return c.MQTT.Commands.MaxPayload })},
+		{"model", map[string]any{"backbone": "b.onnx", "head": "h.onnx", "threads": 2}, nil, 2, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
+		{"model.backbone", "b.onnx", nil, "/etc/deepfaked/b.onnx", direct("infer.LoadClassifier, LoadBackbone", func(c *config.Config) any { return c.Model.Backbone })},
+		{"model.head", "/opt/h.onnx", nil, "/opt/h.onnx", direct("infer.LoadClassifier, LoadHead, the head watcher, train --install", func(c *config.Config) any { return c.Model.Head })},
+		{"model.runtime", "lib/libonnxruntime.so", nil, "/etc/deepfaked/lib/libonnxruntime.so", engineOpt("Library", func(o engine.Options) any { return o.Library })},
+		{"model.runtime", "libonnxruntime.so.1", nil, "libonnxruntime.so.1", engineOpt("Library", func(o engine.Options) any { return o.Library })},
+		{"model.runtime", "", nil, "", engineOpt("Library (engine searches)", func(o engine.Options) any { return o.Library })},
+		{"model.providers", []string{"cuda", "cpu"}, nil, []string{"cuda", "cpu"}, engineOpt("Providers", func(o engine.Options) any { return o.Providers })},
+		{"model.providers", []string{}, nil, []string{"cpu"}, engineOpt("Providers", func(o engine.Options) any { return o.Providers })},
+		{"model.threads", 0, nil, 0, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
+		{"model.threads", 3, nil, 3, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
+		{"model.threshold", 0, nil, spec.ThresholdOf(0), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
+		{"model.threshold", 0.7, nil, spec.ThresholdOf(0.7), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
+		{"model.threshold", configdoc.Delete{}, nil, spec.NoThreshold, pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
+		{"model.watch_head", false, nil, false, direct("daemon.New: watchHead when true", func(c *config.Config) any { return c.Model.WatchHead })},
+		{"model.watch_head", true, nil, true, direct("daemon.New: watchHead when true", func(c *config.Config) any { return c.Model.WatchHead })},
+		{"faces", map[string]any{"detector": "none"}, nil, face.None, detectorOpt("Kind", func(o face.Options) any { return o.Kind })},
+		{"faces.detector", "yunet", map[string]any{"faces.model": "y.onnx"}, face.YuNet, detectorOpt("Kind", func(o face.Options) any { return o.Kind })},
+		{"faces.detector", "haar", nil, face.Haar, detectorOpt("Kind", func(o face.Options) any { return o.Kind })},
+		{"faces.model", "yunet.onnx", map[string]any{"faces.detector": "yunet"}, "/etc/deepfaked/yunet.onnx", detectorOpt("Model", func(o face.Options) any { return o.Model })},
+		{"faces.margin", 0, nil, 0.0, preprocessOpt("Margin", func(p preprocess.Params) any { return p.Margin })},
+		{"faces.margin", 0.35, nil, 0.35, preprocessOpt("Margin", func(p preprocess.Params) any { return p.Margin })},
+		{"faces.min_size", 0, nil, 0, detectorOpt("MinSize", func(o face.Options) any { return o.MinSize })},
+		{"faces.min_size", 64, nil, 64, detectorOpt("MinSize", func(o face.Options) any { return o.MinSize })},
+		{"faces.score", 0, yunet, float32(0), detectorOpt("Score", func(o face.Options) any { return o.Score })},
+		{"faces.score", 0.9, yunet, float32(0.9), detectorOpt("Score", func(o face.Options) any { return o.Score })},
+		{"faces.max_faces", 1, nil, 1, pipelineOpt("MaxFaces", func(o pipeline.Options) any { return o.MaxFaces })},
+		{"cameras", []any{map[string]any{"name": "door", "source": 0}}, nil, "0", cameraOpt("Source", func(o capture.Options) any { return o.Source })},
+		{"cameras[0].name", "door", nil, "door", cameraOpt("Name", func(o capture.Options) any { return o.Name })},
+		{"cameras[0].source", 0, nil, "0", cameraOpt("Source", func(o capture.Options) any { return o.Source })},
+		{"cameras[0].source", "clip.mp4", nil, "/etc/deepfaked/clip.mp4", cameraOpt("Source", func(o capture.Options) any { return o.Source })},
+		{"cameras[0].source", "rtsp://cam/live", nil, "rtsp://cam/live", cameraOpt("Source", func(o capture.Options) any { return o.Source })},
+		{"cameras[0].fps", 0, nil, 0.0, cameraOpt("FPS", func(o capture.Options) any { return o.FPS })},
+		{"cameras[0].fps", 2.5, nil, 2.5, cameraOpt("FPS", func(o capture.Options) any { return o.FPS })},
+		{"cameras[0].loop", true, nil, true, cameraOpt("Loop", func(o capture.Options) any { return o.Loop })},
+		{"cameras[0].loop", false, nil, false, cameraOpt("Loop", func(o capture.Options) any { return o.Loop })},
+		{"cameras[0].width", 640, map[string]any{"cameras[0].height": 480}, 640, cameraOpt("Width", func(o capture.Options) any { return o.Width })},
+		{"cameras[0].width", 0, nil, 0, cameraOpt("Width", func(o capture.Options) any { return o.Width })},
+		{"cameras[0].height", 480, map[string]any{"cameras[0].width": 640}, 480, cameraOpt("Height", func(o capture.Options) any { return o.Height })},
+		{"cameras[0].height", 0, nil, 0, cameraOpt("Height", func(o capture.Options) any { return o.Height })},
+		{"train", map[string]any{"epochs": 3}, nil, 3, trainOpt("Epochs", func(c train.Config) any { return c.Epochs })},
+		{"train.lr", 0.5, nil, 0.5, trainOpt("LR", func(c train.Config) any { return c.LR })},
+		{"train.batch_size", 2, nil, 2, trainOpt("BatchSize", func(c train.Config) any { return c.BatchSize })},
+		{"train.l1", 0, nil, 0.0, trainOpt("L1", func(c train.Config) any { return c.L1 })},
+		{"train.l1", 0.01, nil, 0.01, trainOpt("L1", func(c train.Config) any { return c.L1 })},
+		{"train.weight_decay", 0, nil, 0.0, trainOpt("WeightDecay", func(c train.Config) any { return c.WeightDecay })},
+		{"train.epochs", 1, nil, 1, trainOpt("Epochs", func(c train.Config) any { return c.Epochs })},
+		{"train.dropout", 0, nil, 0.0, trainOpt("Dropout", func(c train.Config) any { return c.Dropout })},
+		{"train.dropout", 0.25, nil, 0.25, trainOpt("Dropout", func(c train.Config) any { return c.Dropout })},
+		{"train.folds", 2, nil, 2, trainOpt("Folds", func(c train.Config) any { return c.Folds })},
+		{"train.patience", 0, nil, 0, trainOpt("Patience", func(c train.Config) any { return c.Patience })},
+		{"train.class_weights", "none", nil, false, trainOpt("ClassWeights", func(c train.Config) any { return c.ClassWeights })},
+		{"train.class_weights", "balanced", nil, true, trainOpt("ClassWeights", func(c train.Config) any { return c.ClassWeights })},
+		{"train.seed", 0, nil, int64(0), trainOpt("Seed", func(c train.Config) any { return c.Seed })},
+		{"train.seed", 42, nil, int64(42), trainOpt("Seed", func(c train.Config) any { return c.Seed })},
+		{"train.gate_margin", 0, nil, 0.0, direct("deepfaked train: workflow.Options.GateMargin", func(c *config.Config) any { return c.Train.GateMargin })},
+		{"train.gate_margin", 0.05, nil, 0.05, direct("deepfaked train: workflow.Options.GateMargin", func(c *config.Config) any { return c.Train.GateMargin })},
+		{"train.holdout", 0.5, nil, 0.5, direct("deepfaked train: workflow.Options.Holdout", func(c *config.Config) any { return c.Train.Holdout })},
+		{"train.dataset", "data", nil, "/etc/deepfaked/data", dataset},
+		{"train.collect", map[string]any{"every_n": 5}, nil, 5, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
+		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
+		{"train.collect.band_low", 0, band, 0.0, collectOpt("BandLow", func(o collect.Options) any { return o.BandLow })},
+		{"train.collect.band_low", 0.2, band, 0.2, collectOpt("BandLow", func(o collect.Options) any { return o.BandLow })},
+		{"train.collect.band_high", 0, nil, 0.0, collectOpt("BandHigh", func(o collect.Options) any { return o.BandHigh })},
+		{"train.collect.band_high", 0.8, nil, 0.8, collectOpt("BandHigh", func(o collect.Options) any { return o.BandHigh })},
+		{"train.collect.every_n", 0, nil, 0, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
+		{"train.collect.every_n", 7, nil, 7, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
+		{"train.collect.max_files", 1, nil, 1, collectOpt("MaxFiles", func(o collect.Options) any { return o.MaxFiles })},
+		{"train.collect.max_bytes", 0, nil, int64(0), collectOpt("MaxBytes", func(o collect.Options) any { return o.MaxBytes })},
+		{"train.collect.max_bytes", 1 << 20, nil, int64(1 << 20), collectOpt("MaxBytes", func(o collect.Options) any { return o.MaxBytes })},
+		{"train.collect.jpeg_quality", 1, nil, 1, collectOpt("JPEGQuality", func(o collect.Options) any { return o.JPEGQuality })},
+	}
+}
+
+// parse is base with row's keys written over it.
+func parse(t *testing.T, r row) *config.Config {
+	t.Helper()
+	src := []byte(base)
+	var err error
+	for k, v := range r.with {
+		if src, err = configdoc.Set(src, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src, err = configdoc.Set(src, r.key, r.value); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse(src, "/etc/deepfaked")
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", src, err)
+	}
+	return c
+}
+
+// TestKeysReachComponents: every key's value, zero included where the config
+// takes it, reaches the option of the component that uses it.
+func TestKeysReachComponents(t *testing.T) {
+	for _, r := range rows(t, t.TempDir()) {
+		t.Run(r.key, func(t *testing.T) {
+			if got := r.probe.get(t, parse(t, r)); !reflect.DeepEqual(got, r.want) {
+				t.Errorf("%s: %#v gives %s = %#v, want %#v", r.key, r.value, r.probe.uses, got, r.want)
+			}
+		})
+	}
+}
+
+// TestEveryDocumentedKeyHasARow: a key in docs/configuration.md without a row
+// above fails, as does a number, duration or bool whose zero the config takes
+// but no row writes, and a row for a key the docs do not list.
+func TestEveryDocumentedKeyHasARow(t *testing.T) {
+	keys, err := configdoc.Keys(filepath.Join(testenv.RepoRoot(t), "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := rows(t, t.TempDir())
+	documented := map[string]bool{}
+	zeros := map[string]any{"integer": 0, "number": 0, "duration": "0s", "bool": false}
+	for _, k := range keys {
+		path := k.Path()
+		documented[path] = true
+		var hasRow, hasZero bool
+		zero, numeric := zeros[k.Type]
+		for _, r := range all {
+			if r.key == path {
+				hasRow = true
+				hasZero = hasZero || reflect.DeepEqual(r.value, zero)
+			}
+		}
+		if !hasRow {
+			t.Errorf("docs line %d: %s has no row in TestKeysReachComponents", k.Line, k.Name)
+			continue
+		}
+		if numeric && !hasZero {
+			src, err := configdoc.Set([]byte(base), path, zero)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Parse(src, "/etc/deepfaked"); err == nil {
+				t.Errorf("docs line %d: %s takes %v but no row writes it", k.Line, k.Name, zero)
+			}
+		}
+	}
+	for _, r := range all {
+		if !documented[r.key] {
+			t.Errorf("row for %s, which docs/configuration.md does not list", r.key)
+		}
+	}
+}
+
+// TestPreprocessFollowsTheBackbone: size, normalisation and colour order come
+// from the backbone's metadata; a BGR model gets BGR planes, an RGB one RGB,
+// on a real Mat.
+func TestPreprocessFollowsTheBackbone(t *testing.T) {
+	c, err := config.Parse([]byte(base), "/etc/deepfaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	capturetest.CheckMats(t)
+	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(10, 20, 30, 0), 4, 4, gocv.MatTypeCV8UC3) // B, G, R
+	defer img.Close()
+	for _, tc := range []struct {
+		order string
+		want  [3]float32 // the planes, x/255
+	}{
+		{"RGB", [3]float32{30, 20, 10}},
+		{"BGR", [3]float32{10, 20, 30}},
+	} {
+		t.Run(tc.order, func(t *testing.T) {
+			meta := spec.DefaultMetadata()
+			meta.InputSize, meta.Mean, meta.Std, meta.ColorOrder = 1, [3]float32{}, [3]float32{1, 1, 1}, tc.order
+			p := setup.PreprocessParams(c, meta)
+			if p.Size != 1 || p.Mean != meta.Mean || p.Std != meta.Std || p.ColorOrder != tc.order || p.Margin != c.Faces.Margin {
+				t.Fatalf("params %+v from metadata %+v", p, meta)
+			}
+			pp, err := preprocess.New(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pp.Close()
+			dst := make([]float32, pp.Len())
+			if err := pp.Fill(img, image.Rect(0, 0, 4, 4), dst); err != nil {
+				t.Fatal(err)
+			}
+			for i := range dst {
+				if d := dst[i]*255 - tc.want[i]; d > 1e-3 || d < -1e-3 {
+					t.Fatalf("planes %v*255, want %v", dst, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// writeCert writes a self-signed CA certificate and its key as PEM files.
+func writeCert(t *testing.T, dir string) (ca, cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "deepfaked test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for path, b := range map[string]*pem.Block{cert: {Type: "CERTIFICATE", Bytes: der}, key: {Type: "EC PRIVATE KEY", Bytes: kder}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert, cert, key
+}
