@@ -38,9 +38,6 @@ func Lock(dir string) (*Locked, error) {
 	return &Locked{dir: dir, lock: f}, nil
 }
 
-// Dir is the folder.
-func (l *Locked) Dir() string { return l.dir }
-
 // Unlock releases the lock.
 func (l *Locked) Unlock() { l.lock.Close() } // closing releases the flock
 

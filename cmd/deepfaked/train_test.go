@@ -176,6 +176,21 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 		t.Errorf("predictions: %d lines, starting %q", len(lines), lines[:2])
 	}
 
+	// model.threshold: 0 is a threshold (every face is fake), not "unset".
+	b, _ = os.ReadFile(cfg)
+	cfg0 := filepath.Join(dir, "threshold0.yaml")
+	if err := os.WriteFile(cfg0, []byte(strings.Replace(string(b), "model:\n", "model:\n  threshold: 0\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err = runCmd(t, newEvalCmd(), "--config", cfg0, "--data", data, "--json")
+	var m0 struct {
+		Threshold *float64
+		Confusion [2][2]int
+	}
+	if err != nil || json.Unmarshal([]byte(stdout), &m0) != nil || m0.Threshold == nil || *m0.Threshold != 0 || m0.Confusion[0][0] != 0 || m0.Confusion[1][0] != 0 {
+		t.Errorf("eval with model.threshold 0: %v %s\n%s", err, stdout, stderr)
+	}
+
 	// --install: the gate (margin 1) lets it in; the old head becomes .prev.
 	stdout, stderr, err = runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", filepath.Join(dir, "out2"), "--folds", "2", "--epochs", "1", "--install")
 	if err != nil {

@@ -49,7 +49,7 @@ func (d *Dataset) Labels() []int {
 	return l
 }
 
-// WriteFiles writes the samples in train.FileDataset's format (flat float32
+// WriteFiles writes the samples with train.FeatureWriter (flat float32
 // features and a label,group CSV), for tools outside this program.
 func (d *Dataset) WriteFiles(featuresPath, labelsPath string) error {
 	w, err := train.CreateFeatureFiles(featuresPath, labelsPath, d.Dim())

@@ -27,22 +27,39 @@ var featureShape = []int{8, 2, 2}
 
 const inputSize = 64
 
+// mem is a dataset in memory.
+type mem struct {
+	d      int
+	x      []float32 // n×d
+	labels []int
+	groups []string
+}
+
+func (m *mem) Len() int           { return len(m.labels) }
+func (m *mem) Dim() int           { return m.d }
+func (m *mem) Label(i int) int    { return m.labels[i] }
+func (m *mem) Group(i int) string { return m.groups[i] }
+func (m *mem) Features(i int, dst []float32) error {
+	copy(dst, m.x[i*m.d:(i+1)*m.d])
+	return nil
+}
+
 // data makes n samples in groups of 4 of one class; the first 4 features
 // carry the class with the given strength, the rest are noise.
-func data(n int, signal float64, seed uint64) *train.MemDataset {
+func data(n int, signal float64, seed uint64) *mem {
 	d := 32
 	rng := rand.New(rand.NewPCG(seed, 2))
-	m := &train.MemDataset{D: d, X: make([]float32, n*d)}
+	m := &mem{d: d, x: make([]float32, n*d)}
 	for i := range n {
 		label := (i / 4) % 2
-		m.Labels = append(m.Labels, label)
-		m.Groups = append(m.Groups, fmt.Sprintf("g%03d", i/4))
+		m.labels = append(m.labels, label)
+		m.groups = append(m.groups, fmt.Sprintf("g%03d", i/4))
 		for j := range d {
 			v := rng.NormFloat64()
 			if j < 4 && label == train.Fake {
 				v += signal
 			}
-			m.X[i*d+j] = float32(v)
+			m.x[i*d+j] = float32(v)
 		}
 	}
 	return m
@@ -208,8 +225,8 @@ func TestRun(t *testing.T) {
 func TestRunErrors(t *testing.T) {
 	_, open := newEngine(t)
 	oneClass := data(40, 2, 3)
-	for i := range oneClass.Labels {
-		oneClass.Labels[i] = train.Real
+	for i := range oneClass.labels {
+		oneClass.labels[i] = train.Real
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
