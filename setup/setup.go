@@ -110,7 +110,7 @@ func PipelineOptions(cfg *config.Config) pipeline.Options {
 func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
 	c := cfg.Train.Collect
 	return collect.Options{Dir: c.Dir, BandLow: c.BandLow, BandHigh: c.BandHigh, EveryN: c.EveryN,
-		MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: meta.Mean, Std: meta.Std}
+		MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder}
 }
 
 // TrainConfig is the head training's configuration (the train: section).

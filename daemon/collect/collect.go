@@ -25,6 +25,8 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
@@ -51,9 +53,10 @@ type Options struct {
 	// Queue is how many crops may wait for the writer; 0: DefaultQueue.
 	// When it is full further crops are dropped and counted, not waited for.
 	Queue int
-	// Mean and Std undo the model input's normalisation for Face.Input (RGB,
-	// for x/255): the backbone's metadata.
-	Mean, Std [3]float32
+	// Mean, Std and ColorOrder (preprocess.RGB or BGR) undo the model input's
+	// normalisation for Face.Input: the backbone's metadata.
+	Mean, Std  [3]float32
+	ColorOrder string
 }
 
 // Enabled reports whether any face would be selected.
@@ -84,6 +87,9 @@ func (o *Options) check() error {
 		if !(o.Std[c] > 0) {
 			return fmt.Errorf("collect: std %v: every channel must be > 0", o.Std)
 		}
+	}
+	if o.ColorOrder != preprocess.RGB && o.ColorOrder != preprocess.BGR {
+		return fmt.Errorf("collect: color order %q: want %s or %s", o.ColorOrder, preprocess.RGB, preprocess.BGR)
 	}
 	if o.Queue == 0 {
 		o.Queue = DefaultQueue
@@ -274,7 +280,7 @@ func (c *Collector) encode(px *slot) ([]byte, error) {
 	defer func() { c.free <- px }()
 	img := px.crop
 	if px.fromInput {
-		if err := DecodeInput(px.input, c.opts.Mean, c.opts.Std, &c.img); err != nil {
+		if err := DecodeInput(px.input, c.opts.Mean, c.opts.Std, c.opts.ColorOrder, &c.img); err != nil {
 			return nil, err
 		}
 		img = c.img
@@ -290,9 +296,13 @@ func (c *Collector) encode(px *slot) ([]byte, error) {
 	return bytes.Clone(buf.GetBytes()), nil
 }
 
-// DecodeInput turns one NCHW RGB model input of 3×S×S floats, normalised as
-// (x/255-mean)/std, back into an S×S BGR 8-bit image in dst.
-func DecodeInput(input []float32, mean, std [3]float32, dst *gocv.Mat) error {
+// DecodeInput turns one NCHW model input of 3×S×S floats whose planes are in
+// colorOrder (preprocess.RGB or BGR), each normalised as (x/255-mean)/std,
+// back into an S×S BGR 8-bit image in dst.
+func DecodeInput(input []float32, mean, std [3]float32, colorOrder string, dst *gocv.Mat) error {
+	if colorOrder != preprocess.RGB && colorOrder != preprocess.BGR {
+		return fmt.Errorf("color order %q: want %s or %s", colorOrder, preprocess.RGB, preprocess.BGR)
+	}
 	s, err := inputSize(input)
 	if err != nil {
 		return err
@@ -306,11 +316,15 @@ func DecodeInput(input []float32, mean, std [3]float32, dst *gocv.Mat) error {
 	if err != nil {
 		return err
 	}
-	for ch := range 3 { // RGB planes into BGR pixels
+	for ch := range 3 { // planes into BGR pixels
+		at := ch // BGR plane ch is pixel byte ch
+		if colorOrder == preprocess.RGB {
+			at = 2 - ch
+		}
 		m, sd := mean[ch]*255, std[ch]*255
 		src := input[ch*plane : (ch+1)*plane]
 		for i, x := range src {
-			pix[3*i+2-ch] = uint8(min(max(x*sd+m, 0), 255) + 0.5) // rounded
+			pix[3*i+at] = uint8(min(max(x*sd+m, 0), 255) + 0.5) // rounded
 		}
 	}
 	return nil

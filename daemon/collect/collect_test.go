@@ -77,6 +77,9 @@ func withDefaults(o Options) Options {
 	if o.Mean == ([3]float32{}) && o.Std == ([3]float32{}) {
 		o.Mean, o.Std = meta.Mean, meta.Std
 	}
+	if o.ColorOrder == "" {
+		o.ColorOrder = meta.ColorOrder
+	}
 	return o
 }
 
@@ -210,6 +213,7 @@ func TestOptionsErrors(t *testing.T) {
 		{func(o *Options) { o.Queue = -1 }, "queue -1"},
 		{func(o *Options) { o.Std = [3]float32{1, 0, 1} }, "std"},
 		{func(o *Options) { o.Mean, o.Std = [3]float32{}, [3]float32{} }, "std"},
+		{func(o *Options) { o.ColorOrder = "" }, "color order"},
 	} {
 		o := withDefaults(Options{Dir: t.TempDir(), EveryN: 1})
 		tc.change(&o)
@@ -356,38 +360,48 @@ func TestCloseFlushes(t *testing.T) {
 func TestDecodeInput(t *testing.T) {
 	capturetest.CheckMats(t)
 	frame := videoFrame(t)
-	pp, err := preprocess.New(preprocess.Params{Size: 64, Mean: imagenet.Mean, Std: imagenet.Std, ColorOrder: preprocess.RGB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pp.Close()
 	crop := image.Rect(40, 20, 200, 180)
-	in := make([]float32, pp.Len())
-	if err := pp.Fill(frame, crop, in); err != nil {
-		t.Fatal(err)
-	}
 	want := gocv.NewMat()
 	defer want.Close()
 	roi := frame.Region(crop)
 	gocv.Resize(roi, &want, image.Pt(64, 64), 0, 0, gocv.InterpolationArea)
 	roi.Close()
-	got := gocv.NewMat()
-	defer got.Close()
-	for range 2 { // the second call reuses got
-		if err := DecodeInput(in, imagenet.Mean, imagenet.Std, &got); err != nil {
+	var in []float32
+	// A BGR model's input (planes B, G, R with its mean and std in that
+	// order) decodes to the same picture as an RGB model's.
+	for _, order := range []string{preprocess.BGR, preprocess.RGB} {
+		mean, std := imagenet.Mean, imagenet.Std
+		if order == preprocess.BGR {
+			mean, std = [3]float32{mean[2], mean[1], mean[0]}, [3]float32{std[2], std[1], std[0]}
+		}
+		pp, err := preprocess.New(preprocess.Params{Size: 64, Mean: mean, Std: std, ColorOrder: order})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	diff := gocv.NewMat()
-	defer diff.Close()
-	gocv.AbsDiff(got, want, &diff)
-	flat := diff.Reshape(1, 0)
-	defer flat.Close()
-	if _, maxv, _, _ := gocv.MinMaxLoc(flat); maxv > 1 {
-		t.Errorf("decoded input differs from the resized crop by up to %v", maxv)
-	}
-	if err := DecodeInput(in[:100], imagenet.Mean, imagenet.Std, &got); err == nil || !strings.Contains(err.Error(), "100 floats") {
-		t.Errorf("odd input length: %v", err)
+		in = make([]float32, pp.Len())
+		err = pp.Fill(frame, crop, in)
+		pp.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := gocv.NewMat()
+		for range 2 { // the second call reuses got
+			if err := DecodeInput(in, mean, std, order, &got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		diff := gocv.NewMat()
+		gocv.AbsDiff(got, want, &diff)
+		flat := diff.Reshape(1, 0)
+		if _, maxv, _, _ := gocv.MinMaxLoc(flat); maxv > 1 {
+			t.Errorf("%s: decoded input differs from the resized crop by up to %v", order, maxv)
+		}
+		flat.Close()
+		diff.Close()
+		if err := DecodeInput(in[:100], mean, std, order, &got); err == nil || !strings.Contains(err.Error(), "100 floats") {
+			t.Errorf("odd input length: %v", err)
+		}
+		got.Close()
 	}
 
 	// Offer with Input instead of Crop saves what the model saw.
