@@ -140,4 +140,3 @@ func (d *FileDataset) Features(i int, dst []float32) error {
 }
 
 var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
