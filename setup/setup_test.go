@@ -1,14 +1,7 @@
 package setup_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"image"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -115,7 +108,8 @@ func rows(t *testing.T, dir string) []row {
 		t.Fatal(err)
 	}
 	t.Setenv("DEEPFAKED_TEST_PASSWORD", "from-env")
-	ca, cert, key := writeCert(t, dir)
+	pki := testenv.NewPKI(t, dir)
+	ca, cert, key := pki.CA, pki.ClientCert, pki.ClientKey
 	ssl := map[string]any{"mqtt.broker": "ssl://broker.local"}
 	sslCert := map[string]any{"mqtt.broker": "ssl://broker.local", "mqtt.tls.key": key}
 	sslKey := map[string]any{"mqtt.broker": "ssl://broker.local", "mqtt.tls.cert": cert}
@@ -347,31 +341,4 @@ func TestPreprocessFollowsTheBackbone(t *testing.T) {
 			}
 		})
 	}
-}
-
-// writeCert writes a self-signed CA certificate and its key as PEM files.
-func writeCert(t *testing.T, dir string) (ca, cert, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "deepfaked test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for path, b := range map[string]*pem.Block{cert: {Type: "CERTIFICATE", Bytes: der}, key: {Type: "EC PRIVATE KEY", Bytes: kder}} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cert, cert, key
 }

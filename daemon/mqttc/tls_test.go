@@ -2,14 +2,6 @@ package mqttc
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,86 +11,18 @@ import (
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
-// pki is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files.
-type pki struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t *testing.T, dir string) pki {
-	t.Helper()
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	writeKey := func(name string, k *ecdsa.PrivateKey) string {
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name, "PRIVATE KEY", der)
-	}
-	now := time.Now()
-	caKey := key()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "deepfaked test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
-		k := key()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, k
-	}
-	srvDER, srvKey := leaf(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
-	cliDER, cliKey := leaf(3, "deepfaked-test-client", x509.ExtKeyUsageClientAuth, nil)
-	return pki{
-		ca:         write("ca.pem", "CERTIFICATE", caDER),
-		serverCert: write("server.pem", "CERTIFICATE", srvDER),
-		serverKey:  writeKey("server.key", srvKey),
-		clientCert: write("client.pem", "CERTIFICATE", cliDER),
-		clientKey:  writeKey("client.key", cliKey),
-	}
-}
-
 // TestTLSRoundTrip runs publisher and subscriber over mosquitto's TLS
 // listener, which also demands a client certificate.
 func TestTLSRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	p := newPKI(t, dir)
+	p := testenv.NewPKI(t, dir)
 	// Started as root, mosquitto drops to its own user before reading the
 	// certificates, which then cannot read the test's private temp folder;
 	// "user root" keeps it root (and means nothing when not started as root).
-	m := testenv.StartMosquitto(t, "cafile "+p.ca+"\ncertfile "+p.serverCert+"\nkeyfile "+p.serverKey+"\nrequire_certificate true\nuser root\n")
+	m := testenv.StartMosquitto(t, "cafile "+p.CA+"\ncertfile "+p.ServerCert+"\nkeyfile "+p.ServerKey+"\nrequire_certificate true\nuser root\n")
 	broker := "ssl://" + m.Addr()
 
-	cfg, err := LoadTLS(p.ca, p.clientCert, p.clientKey, false)
+	cfg, err := LoadTLS(p.CA, p.ClientCert, p.ClientKey, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +56,11 @@ func TestTLSRoundTrip(t *testing.T) {
 	}
 
 	// Refusals: each must fail to connect, and say which broker.
-	noClientCert, err := LoadTLS(p.ca, "", "", false)
+	noClientCert, err := LoadTLS(p.CA, "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	systemRoots, err := LoadTLS("", p.clientCert, p.clientKey, false) // our CA is not trusted
+	systemRoots, err := LoadTLS("", p.ClientCert, p.ClientKey, false) // our CA is not trusted
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +96,7 @@ func TestTLSRoundTrip(t *testing.T) {
 
 func TestLoadTLSErrors(t *testing.T) {
 	dir := t.TempDir()
-	p := newPKI(t, dir)
+	p := testenv.NewPKI(t, dir)
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -182,15 +106,15 @@ func TestLoadTLSErrors(t *testing.T) {
 		name, ca, cert, key string
 		want                string // in the error; "" for success
 	}{
-		{"ca only", p.ca, "", "", ""},
-		{"mutual", p.ca, p.clientCert, p.clientKey, ""},
+		{"ca only", p.CA, "", "", ""},
+		{"mutual", p.CA, p.ClientCert, p.ClientKey, ""},
 		{"system roots", "", "", "", ""},
 		{"missing ca", missing, "", "", missing},
 		{"ca not PEM", notPEM, "", "", notPEM + " holds no PEM"},
-		{"cert without key", p.ca, p.clientCert, "", p.clientCert + " given without a key"},
-		{"key without cert", p.ca, "", p.clientKey, p.clientKey + " given without a certificate"},
-		{"mismatched pair", p.ca, p.clientCert, p.serverKey, p.serverKey},
-		{"missing key", p.ca, p.clientCert, missing, missing},
+		{"cert without key", p.CA, p.ClientCert, "", p.ClientCert + " given without a key"},
+		{"key without cert", p.CA, "", p.ClientKey, p.ClientKey + " given without a certificate"},
+		{"mismatched pair", p.CA, p.ClientCert, p.ServerKey, p.ServerKey},
+		{"missing key", p.CA, p.ClientCert, missing, missing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := LoadTLS(tc.ca, tc.cert, tc.key, false)

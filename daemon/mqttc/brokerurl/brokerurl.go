@@ -11,24 +11,30 @@ import (
 	"strings"
 )
 
-// defaultPorts are the schemes paho dials and the port each gets when the URL
-// names none: MQTT's registered ports (1883 plain, 8883 TLS) and HTTP's for
-// WebSockets.
-var defaultPorts = map[string]string{
-	"tcp": "1883", "mqtt": "1883",
-	"ssl": "8883", "tls": "8883", "mqtts": "8883",
-	"ws": "80", "wss": "443",
-}
-
-// Schemes lists the accepted schemes, for messages and docs.
+// Schemes lists the schemes paho dials that a broker URL may have.
 func Schemes() []string { return []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"} }
 
-// DefaultPort is the port a URL with this scheme gets when it names none;
+// DefaultPort is the port a URL with this scheme gets when it names none:
+// MQTT's registered ports (1883 plain, 8883 TLS) and HTTP's for WebSockets;
 // empty for a scheme that is not accepted.
-func DefaultPort(scheme string) string { return defaultPorts[scheme] }
+func DefaultPort(scheme string) string {
+	switch scheme {
+	case "tcp", "mqtt":
+		return "1883"
+	case "ssl", "tls", "mqtts":
+		return "8883"
+	case "ws":
+		return "80"
+	case "wss":
+		return "443"
+	}
+	return ""
+}
 
 // IsTLS reports whether the scheme connects over TLS.
-func IsTLS(scheme string) bool { return scheme == "ssl" || scheme == "tls" || scheme == "mqtts" || scheme == "wss" }
+func IsTLS(scheme string) bool {
+	return scheme == "ssl" || scheme == "tls" || scheme == "mqtts" || scheme == "wss"
+}
 
 // Parse checks a broker URL (scheme, host, port 1..65535) and returns it with
 // the scheme's default port filled in when it names none.
