@@ -302,7 +302,7 @@ func TestEveryDocumentedKeyHasARow(t *testing.T) {
 
 // TestPreprocessFollowsTheBackbone: size, normalisation and colour order come
 // from the backbone's metadata; a BGR model gets BGR planes, an RGB one RGB,
-// on a real Mat.
+// on a real Mat; the crop collector undoes the same order.
 func TestPreprocessFollowsTheBackbone(t *testing.T) {
 	c, err := config.Parse([]byte(base), "/etc/deepfaked")
 	if err != nil {
@@ -324,6 +324,9 @@ func TestPreprocessFollowsTheBackbone(t *testing.T) {
 			p := setup.PreprocessParams(c, meta)
 			if p.Size != 1 || p.Mean != meta.Mean || p.Std != meta.Std || p.ColorOrder != tc.order || p.Margin != c.Faces.Margin {
 				t.Fatalf("params %+v from metadata %+v", p, meta)
+			}
+			if o := setup.CollectOptions(c, meta); o.ColorOrder != tc.order || o.Mean != meta.Mean || o.Std != meta.Std {
+				t.Fatalf("collect options %+v from metadata %+v", o, meta)
 			}
 			pp, err := preprocess.New(p)
 			if err != nil {
