@@ -1,13 +1,21 @@
 // Package daemon wires deepfaked together: configuration, the ONNX Runtime
 // engine and models, the MQTT broker connection (or an embedded broker), the
-// cameras and the pipeline between them, and systemd readiness.
+// cameras and the pipeline between them, head reloads and systemd readiness.
+//
+// New starts everything that can fail at start, so a bad model, broker or
+// camera is reported before anything runs; Run analyses until the cameras end
+// or ctx is cancelled; Close releases what New took.
 package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -23,164 +31,259 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/setup"
 )
 
-// Options are the run-time choices that are not configuration.
-type Options struct {
-	Log *slog.Logger
-	// Watch, when set, receives every message under the topic prefix through
-	// its own MQTT subscription, made before the cameras start (demo, bench).
-	Watch func(topic string, payload []byte)
-	// OnVerdict sees each verdict after it is published (bench).
-	OnVerdict func(*pipeline.Verdict)
+// shutdownTimeout bounds delivering what is still queued and `offline` at the end.
+const shutdownTimeout = 10 * time.Second
+
+// Daemon is a started deepfaked: models loaded, broker connected, cameras open.
+type Daemon struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	mqtt mqttc.Options // as connected: the embedded broker's real address
+
+	hup       chan os.Signal
+	eng       *engine.Engine
+	clf       *infer.Classifier
+	broker    *mqttc.Broker
+	collector *collect.Collector
+	reloader  *headReloader
+	headWatch *headWatcher // nil when model.watch_head is off or the watch failed
+	cmds      *command.Dispatcher
+	pub       *mqttc.Publisher
+	cams      []openCamera
+	pipe      *pipeline.Pipeline
+
+	ran       bool // Run was called; guarded by runMu
+	runMu     sync.Mutex
+	closeOnce sync.Once
+	closeErr  error
 }
 
-const (
-	shutdownTimeout = 10 * time.Second
-	watchGrace      = 200 * time.Millisecond
-)
+// CheckFiles is the file check `deepfaked check-config` and New share: every
+// file the config names exists and is readable. The error names the config file.
+func CheckFiles(cfg *config.Config) error {
+	if err := cfg.CheckFiles(); err != nil {
+		return fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	return nil
+}
 
-// Run runs the daemon until every camera has ended or ctx is cancelled. On
-// cancellation it stops capture, publishes the verdicts of frames in flight,
-// publishes `offline` and returns nil.
-func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
-	log := opts.Log
+// New starts a daemon for cfg: it checks the files cfg names, registers for
+// SIGHUP (reload the head) before anything else, loads the engine and models,
+// starts the embedded broker when configured, connects to the broker and
+// opens the cameras. ctx bounds the start and the life of live cameras. On
+// error everything taken so far is released. log nil is slog.Default().
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	eng, err := engine.New(engine.Options{Library: cfg.Model.Runtime, Providers: cfg.Model.Providers,
-		Threads: cfg.Model.Threads, Logger: log})
-	if err != nil {
-		return fmt.Errorf("model.runtime: %w", err)
-	}
-	defer eng.Close()
-
-	clf, err := infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head)
-	if err != nil {
-		return err
-	}
-	defer clf.Close()
-	threshold := spec.NoThreshold
-	if cfg.Model.Threshold != nil {
-		threshold = spec.ThresholdOf(*cfg.Model.Threshold)
-	}
-	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", clf.BackboneID(),
-		"head", cfg.Model.Head, "head_id", clf.HeadID(), "input_size", clf.InputSize(),
-		"threshold", spec.DecisionThreshold(threshold, clf.Threshold()))
-
-	mo, err := MQTTOptions(cfg)
-	if err != nil {
-		return err
-	}
-	if cfg.MQTT.Broker == config.EmbeddedBroker {
-		b, err := mqttc.StartBroker(cfg.MQTT.Listen, log)
-		if err != nil {
-			return fmt.Errorf("mqtt.listen %s: %w", cfg.MQTT.Listen, err)
-		}
-		defer b.Close()
-		mo.Broker = b.URL()
-	}
-	if opts.Watch != nil {
-		// Subscribed before the publisher connects, so it also sees online and offline.
-		stop, err := watch(ctx, mo, cfg.MQTT.TopicPrefix+"/#", opts.Watch)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-
-	var collector *collect.Collector
-	if c := cfg.Train.Collect; c.Enabled() {
-		m := clf.Meta()
-		collector, err = collect.New(collect.Options{Dir: c.Dir, BandLow: c.BandLow, BandHigh: c.BandHigh, EveryN: c.EveryN,
-			MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: m.Mean, Std: m.Std}, log)
-		if err != nil {
-			return fmt.Errorf("train.collect: %w", err)
-		}
-		// Closed after the pipeline: it writes what is still queued.
-		defer func() {
-			if cerr := collector.Close(); cerr != nil {
-				log.Warn("train.collect: close", "err", cerr)
-			}
-		}()
-		log.Info("collecting face crops for labelling", "dir", c.Dir, "band", []float64{c.BandLow, c.BandHigh}, "every_n", c.EveryN)
-	}
-	reloader := &headReloader{eng: eng, clf: clf, path: cfg.Model.Head, log: log}
-	var cmds *command.Dispatcher
-	if cfg.MQTT.Commands.Enabled {
-		cmds = command.New(cfg.MQTT.TopicPrefix, cfg.MQTT.Commands.MaxPayload, map[string]command.Handler{
-			"reload": func(_ context.Context, payload []byte) (string, error) {
-				if err := command.ParseEmpty(payload); err != nil {
-					return "", err
-				}
-				return reloader.Reload("mqtt command")
-			},
-			"label": func(ctx context.Context, payload []byte) (string, error) {
-				lc, err := collect.ParseLabelCommand(payload)
-				if err != nil {
-					return "", err
-				}
-				var paths []string
-				if collector != nil {
-					paths, err = collector.Label(ctx, cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
-				} else {
-					paths, err = collect.Label(cfg.Train.Collect.Dir, cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
-				}
-				if err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("%d crop(s) of %s frame %d labelled %s", len(paths), lc.Camera, lc.Frame, lc.Label), nil
-			},
-		}, log)
-		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: cmds.Filter(), Handle: cmds.Handle})
-	}
-	pub, err := mqttc.Connect(ctx, mo, log)
-	if err != nil {
-		return err
-	}
+	// From here on SIGHUP is a reload request, never the default "terminate",
+	// whatever becomes of the file watch: systemd may send it as soon as it
+	// has READY=1, and counts a death by SIGHUP as a clean exit.
+	d = &Daemon{cfg: cfg, log: log, hup: make(chan os.Signal, 1)}
+	signal.Notify(d.hup, syscall.SIGHUP)
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if cerr := pub.Close(cctx); cerr != nil {
-			log.Warn("mqtt close", "err", cerr)
+		if err != nil {
+			_ = d.Close()
+			d = nil
 		}
 	}()
-	cams, err := openCameras(ctx, cfg, eng, clf.Meta(), log)
-	if err != nil {
-		return err
+	if err := CheckFiles(cfg); err != nil {
+		return d, err
 	}
-	defer closeCameras(cams)
+	if d.eng, err = setup.Engine(cfg, log); err != nil {
+		return d, err
+	}
+	if d.clf, err = infer.LoadClassifier(d.eng, cfg.Model.Backbone, cfg.Model.Head); err != nil {
+		return d, err
+	}
+	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", d.clf.BackboneID(),
+		"head", cfg.Model.Head, "head_id", d.clf.HeadID(), "input_size", d.clf.InputSize(),
+		"threshold", spec.DecisionThreshold(setup.Threshold(cfg), d.clf.Threshold()))
+	d.reloader = &headReloader{eng: d.eng, clf: d.clf, path: cfg.Model.Head, log: log}
 
-	po := pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix, Threshold: threshold,
-		MaxFaces: cfg.Faces.MaxFaces, Log: log, OnVerdict: opts.OnVerdict}
-	if collector != nil { // not a typed nil in the interface
-		po.Collector = collector
+	if d.mqtt, err = setup.MQTTOptions(cfg); err != nil {
+		return d, err
 	}
-	p := pipeline.New(po, clf, pub, pipelineCameras(cams))
+	if cfg.MQTT.Broker == config.EmbeddedBroker {
+		if d.broker, err = mqttc.StartBroker(cfg.MQTT.Listen, log); err != nil {
+			return d, fmt.Errorf("mqtt.listen %s: %w", cfg.MQTT.Listen, err)
+		}
+		d.mqtt.Broker = d.broker.URL()
+	}
+	if cfg.Train.Collect.Enabled() {
+		c := cfg.Train.Collect
+		if d.collector, err = collect.New(setup.CollectOptions(cfg, d.clf.Meta()), log); err != nil {
+			return d, fmt.Errorf("train.collect: %w", err)
+		}
+		log.Info("collecting face crops for labelling", "dir", c.Dir, "band", []float64{c.BandLow, c.BandHigh}, "every_n", c.EveryN)
+	}
+	mo := d.mqtt
+	if cfg.MQTT.Commands.Enabled {
+		d.cmds = command.New(cfg.MQTT.TopicPrefix, cfg.MQTT.Commands.MaxPayload, d.commands(), log)
+		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: d.cmds.Filter(), Handle: d.cmds.Handle})
+	}
+	if d.pub, err = mqttc.Connect(ctx, mo, log); err != nil {
+		return d, err
+	}
+	if err := d.openCameras(ctx); err != nil {
+		return d, err
+	}
+	po := setup.PipelineOptions(cfg)
+	po.Log = log
+	if d.collector != nil { // not a typed nil in the interface
+		po.Collector = d.collector
+	}
+	if d.pipe, err = pipeline.New(po, d.clf, d.pub, pipelineCameras(d.cams)); err != nil {
+		return d, err
+	}
+	if cfg.Model.WatchHead {
+		// Optional: without it (inotify limits on small boards), SIGHUP and
+		// the MQTT reload command still reload the head.
+		if d.headWatch, err = watchHead(cfg.Model.Head, log); err != nil {
+			log.Error("hot reload on head file change is off; SIGHUP still reloads", "err", err)
+			err = nil
+		}
+	}
+	return d, nil
+}
+
+// commands are the MQTT commands (mqtt.commands).
+func (d *Daemon) commands() map[string]command.Handler {
+	return map[string]command.Handler{
+		"reload": func(_ context.Context, payload []byte) (string, error) {
+			if err := command.ParseEmpty(payload); err != nil {
+				return "", err
+			}
+			return d.reloader.Reload("mqtt command")
+		},
+		"label": func(ctx context.Context, payload []byte) (string, error) {
+			lc, err := collect.ParseLabelCommand(payload)
+			if err != nil {
+				return "", err
+			}
+			var paths []string
+			if d.collector != nil {
+				paths, err = d.collector.Label(ctx, d.cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
+			} else {
+				paths, err = collect.Label(d.cfg.Train.Collect.Dir, d.cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
+			}
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d crop(s) of %s frame %d labelled %s", len(paths), lc.Camera, lc.Frame, lc.Label), nil
+		},
+	}
+}
+
+// MQTTOptions are the options of the daemon's own broker connection, with the
+// address it really uses (the embedded broker's port when listen asks for 0),
+// for a client that watches what the daemon publishes: give it a ClientID of
+// its own. StatusTopic says where the daemon publishes online and offline.
+func (d *Daemon) MQTTOptions() mqttc.Options { return d.mqtt }
+
+// Run analyses frames until every camera has ended or ctx is cancelled; then
+// it publishes the verdicts of frames in flight, publishes `offline` (so a
+// watcher can see it before Close stops an embedded broker) and returns. It
+// sends READY=1 to systemd once running. Run runs once.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.runMu.Lock()
+	if d.ran {
+		d.runMu.Unlock()
+		return errors.New("daemon: Run called twice")
+	}
+	d.ran = true
+	d.runMu.Unlock()
+
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { stopBG(); wg.Wait() }()
-	wg.Go(func() {
-		if err := reloader.watch(bg); err != nil {
-			log.Error("hot reload on head file change is off", "err", err)
-		}
-	})
-	if cmds != nil {
-		wg.Go(func() { cmds.Run(bg, pub) })
-		log.Info("mqtt commands enabled", "topic", cmds.Filter())
+	wg.Go(func() { d.reloads(bg) })
+	if d.cmds != nil {
+		wg.Go(func() { d.cmds.Run(bg, d.pub) })
+		d.log.Info("mqtt commands enabled", "topic", d.cmds.Filter())
 	}
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
-		log.Warn("systemd notify", "err", err)
+		d.log.Warn("systemd notify", "err", err)
 	}
-	log.Info("running", "device", cfg.DeviceID, "cameras", len(cams), "topic_prefix", cfg.MQTT.TopicPrefix)
-	err = p.Run(ctx)
+	d.log.Info("running", "device", d.cfg.DeviceID, "cameras", len(d.cams), "topic_prefix", d.cfg.MQTT.TopicPrefix)
+	err := d.pipe.Run(ctx)
 	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	if ctx.Err() != nil {
-		log.Info("stopping: signal received; in-flight frames published")
+		d.log.Info("stopping: signal received; in-flight frames published")
 	} else {
-		log.Info("stopping: every camera has ended")
+		d.log.Info("stopping: every camera has ended")
 	}
-	return err
+	stopBG()
+	wg.Wait()
+	return errors.Join(err, d.closePublisher())
+}
+
+// reloads reloads the head on SIGHUP and, when watched, when its file changes.
+func (d *Daemon) reloads(ctx context.Context) {
+	var changed <-chan struct{}
+	if d.headWatch != nil {
+		changed = d.headWatch.changed
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.hup:
+			_, _ = d.reloader.Reload("SIGHUP")
+		case <-changed:
+			_, _ = d.reloader.Reload("head file changed")
+		}
+	}
+}
+
+// closePublisher delivers what is queued and publishes `offline`.
+func (d *Daemon) closePublisher() error {
+	if d.pub == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := d.pub.Close(ctx); err != nil {
+		return fmt.Errorf("mqtt close: %w", err)
+	}
+	return nil
+}
+
+// Close releases everything New took, in the reverse order; it may be called
+// more than once and returns the first call's result. Call it after Run has
+// returned (or instead of Run).
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		signal.Stop(d.hup)
+		var errs []error
+		if d.headWatch != nil {
+			d.headWatch.close()
+		}
+		closeCameras(d.cams)
+		errs = append(errs, d.closePublisher())
+		if d.collector != nil { // after the pipeline: it writes what is still queued
+			if err := d.collector.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("train.collect: close: %w", err))
+			}
+		}
+		if d.broker != nil {
+			if err := d.broker.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("mqtt broker: close: %w", err))
+			}
+		}
+		if d.clf != nil {
+			if err := d.clf.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("models: close: %w", err))
+			}
+		}
+		if d.eng != nil {
+			d.eng.Close()
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
 }
 
 type openCamera struct {
@@ -190,33 +293,28 @@ type openCamera struct {
 	crop bool
 }
 
-func openCameras(ctx context.Context, cfg *config.Config, eng *engine.Engine, meta infer.Metadata, log *slog.Logger) (cams []openCamera, err error) {
-	defer func() {
+// openCameras opens each camera with its own detector and preprocessor;
+// whatever it opened is in d.cams for Close, even on error.
+func (d *Daemon) openCameras(ctx context.Context) error {
+	for _, c := range d.cfg.Cameras {
+		det, err := setup.Detector(d.cfg, d.eng)
 		if err != nil {
-			closeCameras(cams)
+			return err
 		}
-	}()
-	for _, c := range cfg.Cameras {
-		det, err := face.New(face.Options{Kind: cfg.Faces.Detector, Model: cfg.Faces.Model, MinSize: cfg.Faces.MinSize,
-			Score: float32(cfg.Faces.Score), Engine: eng})
-		if err != nil {
-			return cams, fmt.Errorf("faces.detector %s: %w", cfg.Faces.Detector, err)
-		}
-		pre, err := preprocess.New(preprocess.Params{Size: meta.InputSize, Mean: meta.Mean, Std: meta.Std, Margin: cfg.Faces.Margin})
+		pre, err := preprocess.New(setup.PreprocessParams(d.cfg, d.clf.Meta()))
 		if err != nil {
 			det.Close()
-			return cams, fmt.Errorf("camera %s: %w", c.Name, err)
+			return fmt.Errorf("camera %s: %w", c.Name, err)
 		}
-		src, err := capture.Open(ctx, capture.Options{Name: c.Name, Source: c.Source, FPS: c.FPS, Loop: c.Loop,
-			Width: c.Width, Height: c.Height}, log.With("camera", c.Name))
+		src, err := capture.Open(ctx, setup.CameraOptions(c), d.log.With("camera", c.Name))
 		if err != nil {
 			det.Close()
 			pre.Close()
-			return cams, err
+			return err
 		}
-		cams = append(cams, openCamera{src: src, det: det, pre: pre, crop: cfg.Faces.Detector != "none"})
+		d.cams = append(d.cams, openCamera{src: src, det: det, pre: pre, crop: d.cfg.Faces.Detector != face.None})
 	}
-	return cams, nil
+	return nil
 }
 
 func pipelineCameras(cams []openCamera) []pipeline.Camera {
@@ -232,56 +330,5 @@ func closeCameras(cams []openCamera) {
 		c.src.Close()
 		c.det.Close()
 		c.pre.Close()
-	}
-}
-
-// MQTTOptions translates the mqtt section; secrets are read here, not kept in config.
-func MQTTOptions(cfg *config.Config) (mqttc.Options, error) {
-	m := cfg.MQTT
-	o := mqttc.Options{Broker: m.Broker, ClientID: m.ClientID, Username: m.Username, QoS: byte(m.QoS),
-		StatusTopic: m.TopicPrefix + "/status", KeepAlive: time.Duration(m.KeepAlive), ConnectTimeout: 30 * time.Second}
-	if m.PasswordFile != "" || m.PasswordEnv != "" {
-		pw, err := mqttc.ReadPassword(m.PasswordFile, m.PasswordEnv)
-		if err != nil {
-			return o, fmt.Errorf("mqtt password: %w", err)
-		}
-		o.Password = pw
-	}
-	if m.TLS.CA != "" || m.TLS.Cert != "" || m.TLS.InsecureSkipVerify {
-		t, err := mqttc.LoadTLS(m.TLS.CA, m.TLS.Cert, m.TLS.Key, m.TLS.InsecureSkipVerify)
-		if err != nil {
-			return o, fmt.Errorf("mqtt.tls: %w", err)
-		}
-		o.TLS = t
-	}
-	return o, nil
-}
-
-// watch subscribes a second MQTT client to filter and hands it each message.
-// It returns once the subscription is in place, so nothing the cameras
-// produce afterwards is missed; stop ends it.
-func watch(ctx context.Context, o mqttc.Options, filter string, handle func(topic string, payload []byte)) (stop func(), err error) {
-	o.ClientID, o.StatusTopic = "", ""
-	ready := make(chan struct{})
-	var once sync.Once // called again after each reconnect
-	o.OnSubscribed = func() { once.Do(func() { close(ready) }) }
-	// Not ended by ctx: it outlives the publisher, to show the final offline.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- mqttc.Subscribe(ctx, o, []string{filter}, handle) }()
-	select {
-	case <-ready:
-		return func() {
-			time.Sleep(watchGrace) // the broker forwards the last messages after acknowledging them
-			cancel()
-			<-done
-		}, nil
-	case err := <-done:
-		cancel()
-		return nil, fmt.Errorf("watch %s: %w", filter, err)
-	case <-time.After(o.ConnectTimeout):
-		cancel()
-		<-done
-		return nil, fmt.Errorf("watch %s: not subscribed after %v", filter, o.ConnectTimeout)
 	}
 }

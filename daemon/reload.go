@@ -1,14 +1,11 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -56,39 +53,60 @@ func (r *headReloader) Reload(reason string) (string, error) {
 // atomic rename needs none, but costs only this delay.
 const settle = 300 * time.Millisecond
 
-// watch reloads on SIGHUP and when the head file changes, until ctx is done.
-// It watches the folder, not the file: an install renames a new file over the
+// headWatcher says when the head file has changed (model.watch_head). It
+// watches the folder, not the file: an install renames a new file over the
 // old one, which a watch on the old inode would never see.
-func (r *headReloader) watch(ctx context.Context) error {
+type headWatcher struct {
+	changed chan struct{} // one pending change at most
+	w       *fsnotify.Watcher
+	done    chan struct{}
+}
+
+func watchHead(path string, log *slog.Logger) (*headWatcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch model.head: %w", err)
+		return nil, fmt.Errorf("watch model.head: %w", err)
 	}
-	defer w.Close()
-	if err := w.Add(filepath.Dir(r.path)); err != nil {
-		return fmt.Errorf("watch model.head folder %s: %w", filepath.Dir(r.path), err)
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("watch model.head folder %s: %w", filepath.Dir(path), err)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	h := &headWatcher{changed: make(chan struct{}, 1), w: w, done: make(chan struct{})}
+	go h.run(path, log)
+	return h, nil
+}
+
+// run turns file events into changes until the watcher is closed.
+func (h *headWatcher) run(path string, log *slog.Logger) {
+	defer close(h.done)
 	var due <-chan time.Time
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-hup:
-			_, _ = r.Reload("SIGHUP")
-		case ev := <-w.Events:
-			if filepath.Clean(ev.Name) == r.path && ev.Has(fsnotify.Create|fsnotify.Write|fsnotify.Rename) {
+		case ev, ok := <-h.w.Events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(ev.Name) == path && ev.Has(fsnotify.Create|fsnotify.Write|fsnotify.Rename) {
 				due = time.After(settle)
 			}
-		case err := <-w.Errors:
-			r.log.Warn("watching model.head", "err", err)
+		case err, ok := <-h.w.Errors:
+			if !ok {
+				return
+			}
+			log.Warn("watching model.head", "err", err)
 		case <-due:
 			due = nil
-			if _, err := os.Stat(r.path); err == nil { // a rename away is followed by the new file's create
-				_, _ = r.Reload("head file changed")
+			if _, err := os.Stat(path); err == nil { // a rename away is followed by the new file's create
+				select {
+				case h.changed <- struct{}{}:
+				default: // a reload is already due
+				}
 			}
 		}
 	}
+}
+
+func (h *headWatcher) close() {
+	_ = h.w.Close() // closes Events and Errors
+	<-h.done
 }

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +18,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
-	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/setup"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -111,7 +111,8 @@ func (r benchReport) print(w io.Writer) {
 }
 
 // benchPipeline runs the daemon itself on one file with an embedded broker on
-// a free port, so the figures include decoding, detection, inference and publishing.
+// a free port, so the figures include decoding, detection, inference and
+// publishing; it measures from the verdicts as a subscriber receives them.
 func benchPipeline(ctx context.Context, base *config.Config, source, detector string) (pipelineResult, error) {
 	cfg := *base
 	kind, model, _ := strings.Cut(detector, ":")
@@ -119,14 +120,28 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 	cfg.MQTT.Broker, cfg.MQTT.Listen = config.EmbeddedBroker, "127.0.0.1:0"
 	cfg.Cameras = []config.Camera{{Name: "bench", Source: source}}
 	res := pipelineResult{Detector: kind}
+	d, err := daemon.New(ctx, &cfg, newLogger("warn"))
+	if err != nil {
+		return res, err
+	}
+	defer d.Close()
 	var (
-		mu          sync.Mutex
 		lat         []float64
 		first, last time.Time
+		bad         error
 	)
-	err := daemon.Run(ctx, &cfg, daemon.Options{Log: newLogger("warn"), OnVerdict: func(v *pipeline.Verdict) {
-		mu.Lock()
-		defer mu.Unlock()
+	verdicts := cfg.MQTT.TopicPrefix + "/bench/verdict"
+	// The watch hands messages over one at a time, and stop returns after the
+	// last: these need no lock.
+	w, err := watchDaemon(ctx, d.MQTTOptions(), cfg.MQTT.TopicPrefix+"/#", func(topic string, payload []byte) {
+		if topic != verdicts {
+			return
+		}
+		var v pipeline.Verdict
+		if err := json.Unmarshal(payload, &v); err != nil {
+			bad = fmt.Errorf("verdict %s: %w", payload, err)
+			return
+		}
 		now := time.Now()
 		if first.IsZero() {
 			first = now
@@ -136,8 +151,11 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 		if len(v.Faces) > 0 {
 			res.WithFaces++
 		}
-	}})
+	})
 	if err != nil {
+		return res, err
+	}
+	if err := errors.Join(d.Run(ctx), w.stop(), bad); err != nil {
 		return res, err
 	}
 	res.Frames = len(lat)
@@ -159,8 +177,7 @@ func percentile(sorted []float64, q float64) float64 {
 // benchModel times backbone+head on random input (the model's cost does not
 // depend on pixel values), after one warm-up run per batch size.
 func benchModel(cfg *config.Config, batches []int, iterations int) ([]modelResult, error) {
-	eng, err := engine.New(engine.Options{Library: cfg.Model.Runtime, Providers: cfg.Model.Providers,
-		Threads: cfg.Model.Threads, Logger: newLogger("warn")})
+	eng, err := setup.Engine(cfg, newLogger("warn"))
 	if err != nil {
 		return nil, err
 	}

@@ -401,6 +401,100 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestCheckConfigAndRunAgree: check-config and run make the same file checks,
+// so a missing file gets the same message from both, and run reports it
+// before starting anything.
+func TestCheckConfigAndRunAgree(t *testing.T) {
+	backbone, head := testenv.Models(t)
+	clip := capturetest.Clip(t)
+	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: embedded\n  listen: 127.0.0.1:0\nmodel:\n  backbone: %s\n  head: %s\n  runtime: %s\n"+
+		"faces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: %s\n", backbone, head, testenv.ORTLibrary(t), clip)
+	for _, tc := range []struct{ name, from, to, key, file string }{
+		{"missing head", head, "/nonexistent/head.onnx", "model.head", "/nonexistent/head.onnx"},
+		{"missing camera file", clip, "/nonexistent/clip.mp4", "cameras[0].source (cam1)", "/nonexistent/clip.mp4"},
+		{"missing password file", "  listen:", "  username: u\n  password_file: /nonexistent/pw\n  listen:", "mqtt.password_file", "/nonexistent/pw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(strings.Replace(good, tc.from, tc.to, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var msgs []string
+			for _, sub := range []string{"check-config", "run"} {
+				var stderr bytes.Buffer
+				cmd := exec.Command(deepfaked(t), sub, "--config", p)
+				cmd.Stderr = &stderr
+				if err := cmd.Run(); err == nil {
+					t.Fatalf("%s succeeded with %s", sub, tc.name)
+				}
+				lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+				msgs = append(msgs, lines[len(lines)-1])
+			}
+			if msgs[0] != msgs[1] {
+				t.Fatalf("check-config and run disagree:\n check-config: %s\n run:          %s", msgs[0], msgs[1])
+			}
+			if !strings.Contains(msgs[0], tc.key) || !strings.Contains(msgs[0], tc.file) || !strings.Contains(msgs[0], p) {
+				t.Errorf("message does not name the config, %s and %s: %s", tc.key, tc.file, msgs[0])
+			}
+		})
+	}
+}
+
+// shortClip writes a 20-frame clip with a face.
+func shortClip(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clip.avi")
+	if err := capturetest.Write(p, 20, 25); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRunWatch: `run --watch` prints, from a subscription of its own, the
+// retained online, one verdict per frame and, last, offline, even with the
+// embedded broker that stops when the daemon does.
+func TestRunWatch(t *testing.T) {
+	cfg := writeConfig(t, "embedded\n  listen: 127.0.0.1:0", shortClip(t), 0, false)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(deepfaked(t), "run", "--watch", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run --watch: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	verdicts := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "deepfaked/it-dev/cam1/verdict {") {
+			verdicts++
+		}
+	}
+	if lines[0] != "deepfaked/it-dev/status online" || lines[len(lines)-1] != "deepfaked/it-dev/status offline" || verdicts != 20 {
+		t.Fatalf("want online, 20 verdicts, offline; got %d verdicts in:\n%s", verdicts, stdout.String())
+	}
+}
+
+// TestBench: bench runs the daemon on --source and counts, from the verdicts
+// it receives over MQTT, every frame; the model timing covers each --batch.
+func TestBench(t *testing.T) {
+	cfg := writeConfig(t, "tcp://127.0.0.1:1", shortClip(t), 0, false) // bench uses its own embedded broker
+	out, err := exec.Command(deepfaked(t), "bench", "--config", cfg, "--source", shortClip(t), "--batch", "1,2",
+		"--iterations", "2", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var r benchReport
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	if len(r.Pipeline) != 1 || r.Pipeline[0].Frames != 20 || r.Pipeline[0].FPS <= 0 || r.Pipeline[0].LatencyP50 <= 0 ||
+		r.Pipeline[0].LatencyP99 < r.Pipeline[0].LatencyP50 || r.Pipeline[0].WithFaces > 20 {
+		t.Errorf("pipeline figures for 20 frames: %+v", r.Pipeline)
+	}
+	if len(r.Model) != 2 || r.Model[0].Batch != 1 || r.Model[1].Batch != 2 || r.Model[1].MSPerFace <= 0 {
+		t.Errorf("model figures: %+v", r.Model)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, err := exec.Command(deepfaked(t), "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "deepfaked ") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,4 +179,197 @@ func TestHotReload(t *testing.T) {
 			t.Fatalf("verdict %d is frame %d: a frame was lost across a head switch", i, v.Frame)
 		}
 	}
+}
+
+// notifySocket listens where systemd would (NOTIFY_SOCKET) and passes on each
+// state line the daemon sends (READY=1, STOPPING=1).
+func notifySocket(t *testing.T) (path string, states <-chan string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch := make(chan string, 16)
+	go func() {
+		defer close(ch)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			for _, s := range strings.Split(strings.TrimSpace(string(buf[:n])), "\n") {
+				ch <- s
+			}
+		}
+	}()
+	return path, ch
+}
+
+// runningDaemon is `deepfaked run` started as systemd would start it.
+type runningDaemon struct {
+	cmd    *exec.Cmd
+	stderr *testenv.SyncBuffer
+	done   chan error
+	states <-chan string
+}
+
+func startRun(t *testing.T, cfg string) *runningDaemon {
+	t.Helper()
+	sock, states := notifySocket(t)
+	r := &runningDaemon{cmd: exec.Command(deepfaked(t), "run", "--config", cfg), stderr: &testenv.SyncBuffer{},
+		done: make(chan error, 1), states: states}
+	r.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	r.cmd.Stderr = r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			_ = r.cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
+}
+
+// waitReady returns as soon as the daemon has sent READY=1.
+func (r *runningDaemon) waitReady(t *testing.T) {
+	t.Helper()
+	timeout := time.After(120 * time.Second)
+	for {
+		select {
+		case s := <-r.states:
+			if s == "READY=1" {
+				return
+			}
+		case err := <-r.done:
+			t.Fatalf("deepfaked exited before READY=1: %v\n%s", err, r.stderr)
+		case <-timeout:
+			t.Fatalf("no READY=1 within 120s\n%s", r.stderr)
+		}
+	}
+}
+
+// alive fails the test if the daemon has exited.
+func (r *runningDaemon) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		t.Fatalf("deepfaked exited: %v (%v)\n%s", err, r.cmd.ProcessState, r.stderr)
+	default:
+	}
+}
+
+// stop sends SIGTERM and wants exit status 0.
+func (r *runningDaemon) stop(t *testing.T) {
+	t.Helper()
+	r.alive(t)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit within 30s of SIGTERM\n%s", r.stderr)
+	}
+}
+
+func reloadConfig(t *testing.T, broker, head string, extra ...string) string {
+	t.Helper()
+	backbone, _ := testenv.Models(t)
+	lines := append([]string{
+		"device_id: hup", "mqtt:", "  broker: " + broker,
+		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t)}, extra...)
+	lines = append(lines, "faces:", "  detector: haar",
+		"cameras:", "  - name: cam1", "    source: "+capturetest.Clip(t), "    loop: true", "")
+	cfg := filepath.Join(t.TempDir(), "deepfaked.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestSIGHUPWatchHeadOff: with model.watch_head false, replacing the head
+// file changes nothing by itself, and SIGHUP (`systemctl reload`) reloads the
+// head and leaves the daemon running. (Before, the file was watched whatever
+// the key said, and SIGHUP was handled only by the file watcher, so a daemon
+// whose watch had failed died of it.)
+func TestSIGHUPWatchHeadOff(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	_, origHead := testenv.Models(t)
+	head := filepath.Join(t.TempDir(), "head.onnx")
+	replaceFile(t, origHead, head)
+	origID := fileID(t, head)
+	newHead := filepath.Join(t.TempDir(), "new.onnx")
+	newID := exportHead(t, newHead, 7, []int{1280, 4, 4}, 0.42)
+	sub := subscribe(t, broker, "deepfaked/hup/cam1/verdict")
+	r := startRun(t, reloadConfig(t, broker, head, "  watch_head: false"))
+	r.waitReady(t)
+
+	heads := func(m []message) []string {
+		var out []string
+		for _, x := range m {
+			var v verdictHead
+			if err := json.Unmarshal(x.payload, &v); err != nil {
+				t.Fatalf("verdict: %v", err)
+			}
+			out = append(out, v.Model.Head)
+		}
+		return out
+	}
+	sub.waitFor(t, "3 verdicts", 60*time.Second, func(m []message) bool { r.alive(t); return len(m) >= 3 })
+	replaceFile(t, newHead, head)
+	// Several times the watch's settle delay, and 30 verdicts: all from the old head.
+	n, since := len(sub.snapshot()), time.Now()
+	sub.waitFor(t, "30 verdicts and 1s after replacing the file", 60*time.Second, func(m []message) bool {
+		r.alive(t)
+		return len(m) >= n+30 && time.Since(since) > 1*time.Second
+	})
+	for i, h := range heads(sub.snapshot()) {
+		if h != origID {
+			t.Fatalf("verdict %d came from head %s after the file was replaced: model.watch_head: false was not honoured", i, h)
+		}
+	}
+
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	sub.waitFor(t, "verdicts from the new head after SIGHUP", 60*time.Second, func(m []message) bool {
+		r.alive(t)
+		h := heads(m)
+		return len(h) > 0 && h[len(h)-1] == newID
+	})
+	if !strings.Contains(r.stderr.String(), "reason=SIGHUP") {
+		t.Errorf("the reload does not say SIGHUP asked for it:\n%s", r.stderr)
+	}
+	r.stop(t)
+}
+
+// TestSIGHUPRightAfterReady: systemd may send SIGHUP as soon as it has
+// READY=1; the daemon must already take it as a reload, not die of it.
+func TestSIGHUPRightAfterReady(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	_, head := testenv.Models(t)
+	r := startRun(t, reloadConfig(t, broker, head))
+	r.waitReady(t)
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(r.stderr.String(), `msg="head unchanged" reason=SIGHUP`) {
+		r.alive(t)
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP right after READY=1 did not reload within 30s\n%s", r.stderr)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log; the process's exit is checked each time
+	}
+	r.stop(t)
 }

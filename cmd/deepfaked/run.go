@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,12 +30,22 @@ SIGINT or SIGTERM stops capture, publishes the verdicts of frames in flight and
 			if err != nil {
 				return err
 			}
-			log := newLogger(cfg.LogLevel)
-			opts := daemon.Options{Log: log}
-			if watch {
-				opts.Watch = printMessage(cmd.OutOrStdout())
+			d, err := daemon.New(cmd.Context(), cfg, newLogger(cfg.LogLevel))
+			if err != nil {
+				return err
 			}
-			return daemon.Run(cmd.Context(), cfg, opts)
+			defer d.Close()
+			if !watch {
+				return errors.Join(d.Run(cmd.Context()), d.Close())
+			}
+			// Subscribed before the cameras start, so it sees every verdict,
+			// the retained online and, at the end, offline.
+			w, err := watchDaemon(cmd.Context(), d.MQTTOptions(), cfg.MQTT.TopicPrefix+"/#", printMessage(cmd.OutOrStdout()))
+			if err != nil {
+				return err
+			}
+			runErr := d.Run(cmd.Context())
+			return errors.Join(runErr, w.stop(), d.Close())
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file")
@@ -53,8 +64,8 @@ func newCheckConfigCmd() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			if err := cfg.CheckFiles(); err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("%s: %w", path, err)}
+			if err := daemon.CheckFiles(cfg); err != nil { // the same check as run's
+				return &exitError{code: 2, err: err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (device %s, %d camera(s), broker %s)\n", path, cfg.DeviceID, len(cfg.Cameras), cfg.MQTT.Broker)
 			return nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,13 +113,13 @@ func (f fixture) camera(t *testing.T, name string, loop bool, detector string) p
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	det, err := face.New(face.Options{Kind: detector, Engine: f.eng})
+	det, err := face.New(face.Options{Kind: detector, MinSize: 32, Engine: f.eng})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { det.Close() })
 	m := f.clf.Meta()
-	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, Margin: 0.2})
+	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, ColorOrder: m.ColorOrder, Margin: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,9 +135,12 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	const limit = 25 // the clip written without ../shared has 30 frames
 	rec := newRecorder(t)
 	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
-	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4},
+	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4},
 		f.clf, rec.pub, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
 			{Source: &firstN{Source: cams[1].Source, n: limit}, Detector: cams[1].Detector, Pre: cams[1].Pre, WholeFrame: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := p.Run(ctx); err != nil {
@@ -167,24 +171,25 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 }
 
 // Cancelling stops capture, and every frame that was taken is still published:
-// the verdicts of a looping camera are consecutive from 0.
+// the verdicts of a looping camera are consecutive from 0, one per frame taken.
 func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	capturetest.CheckMats(t)
 	f := setup(t)
 	rec := newRecorder(t)
-	var seen sync.WaitGroup
-	seen.Add(1)
-	var once sync.Once
-	n := 0
-	p := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), OnVerdict: func(*pipeline.Verdict) {
-		if n++; n == 5 {
-			once.Do(seen.Done)
-		}
-	}}, f.clf, rec.pub, []pipeline.Camera{f.camera(t, "loop", true, face.Haar)})
+	cam := f.camera(t, "loop", true, face.Haar)
+	src := &counted{Source: cam.Source}
+	cam.Source = src
+	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 8},
+		f.clf, rec.pub, []pipeline.Camera{cam})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	seen.Wait()
+	if got := rec.verdicts(t, "p/loop/verdict", 5); len(got) < 5 {
+		t.Fatalf("%d verdicts before cancelling, want 5", len(got))
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -194,9 +199,10 @@ func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("pipeline did not stop within 30s of cancellation")
 	}
+	n := src.taken
 	vs := rec.verdicts(t, "p/loop/verdict", n)
 	if len(vs) != n {
-		t.Fatalf("%d verdicts arrived, %d were made", len(vs), n)
+		t.Fatalf("%d verdicts arrived for %d frames taken", len(vs), n)
 	}
 	for i, v := range vs {
 		if v.Frame != int64(i) {
@@ -215,15 +221,55 @@ func TestPipelinePublishErrorDoesNotStop(t *testing.T) {
 	}
 	cam := f.camera(t, "a", false, face.None)
 	cam.Source = &firstN{Source: cam.Source, n: 5}
-	made := 0
-	p := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), OnVerdict: func(*pipeline.Verdict) { made++ }},
-		f.clf, rec.pub, []pipeline.Camera{cam})
+	logs := &testenv.SyncBuffer{}
+	p, err := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 1,
+		Log: slog.New(slog.NewTextHandler(logs, nil))}, f.clf, rec.pub, []pipeline.Camera{cam})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if made != 5 {
-		t.Fatalf("%d verdicts made for 5 frames with the publisher failing", made)
+	if n := strings.Count(logs.String(), "publish verdict"); n != 5 {
+		t.Fatalf("%d publish errors logged for 5 frames with the publisher failing:\n%s", n, logs)
 	}
+}
+
+// Invalid options are refused by New, not replaced by a default.
+func TestPipelineNewRefuses(t *testing.T) {
+	f := setup(t)
+	cam := f.camera(t, "a", false, face.None)
+	for _, tc := range []struct {
+		name     string
+		maxFaces int
+		cams     []pipeline.Camera
+		want     string
+	}{
+		{"max faces 0", 0, []pipeline.Camera{cam}, "max faces 0"},
+		{"max faces -1", -1, []pipeline.Camera{cam}, "max faces -1"},
+		{"no cameras", 1, nil, "no cameras"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pipeline.New(pipeline.Options{MaxFaces: tc.maxFaces}, f.clf, nil, tc.cams)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// counted counts the frames a source handed out.
+type counted struct {
+	pipeline.Source
+	taken int // read after Run has returned
+}
+
+func (s *counted) Next(ctx context.Context) (*capture.Frame, error) {
+	f, err := s.Source.Next(ctx)
+	if err == nil {
+		s.taken++
+	}
+	return f, err
 }
 
 // firstN ends a source after n frames, to keep tests short on long clips.

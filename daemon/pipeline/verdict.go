@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"image"
-	"math"
-	"strconv"
 	"time"
 )
 
@@ -50,58 +48,3 @@ func label(p, threshold float64) string {
 }
 
 func boxOf(r image.Rectangle) [4]int { return [4]int{r.Min.X, r.Min.Y, r.Dx(), r.Dy()} }
-
-// AppendJSON appends v as JSON to dst. Written by hand so that publishing a
-// verdict does not allocate per frame; verdict_test.go checks it against
-// encoding/json.
-func (v *Verdict) AppendJSON(dst []byte) []byte {
-	dst = append(dst, `{"device":`...)
-	dst = strconv.AppendQuote(dst, v.Device)
-	dst = append(dst, `,"camera":`...)
-	dst = strconv.AppendQuote(dst, v.Camera)
-	dst = append(dst, `,"frame":`...)
-	dst = strconv.AppendInt(dst, v.Frame, 10)
-	dst = append(dst, `,"ts":"`...)
-	dst = v.TS.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","label":`...)
-	dst = strconv.AppendQuote(dst, v.Label)
-	dst = append(dst, `,"p_fake":`...)
-	dst = appendFloat(dst, v.PFake)
-	dst = append(dst, `,"threshold":`...)
-	dst = appendFloat(dst, v.Threshold)
-	dst = append(dst, `,"faces":[`...)
-	for i := range v.Faces {
-		f := &v.Faces[i]
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"box":[`...)
-		for j, b := range f.Box {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendInt(dst, int64(b), 10)
-		}
-		dst = append(dst, `],"p_fake":`...)
-		dst = appendFloat(dst, f.PFake)
-		dst = append(dst, `,"label":`...)
-		dst = strconv.AppendQuote(dst, f.Label)
-		dst = append(dst, '}')
-	}
-	dst = append(dst, `],"model":{"backbone":`...)
-	dst = strconv.AppendQuote(dst, v.Model.Backbone)
-	dst = append(dst, `,"head":`...)
-	dst = strconv.AppendQuote(dst, v.Model.Head)
-	dst = append(dst, `},"latency_ms":`...)
-	dst = appendFloat(dst, v.LatencyMS)
-	return append(dst, '}')
-}
-
-// appendFloat writes a finite JSON number; NaN or Inf (which JSON cannot hold)
-// become 0 rather than producing an unparsable payload.
-func appendFloat(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		f = 0
-	}
-	return strconv.AppendFloat(dst, f, 'f', -1, 64)
-}

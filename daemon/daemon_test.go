@@ -1,0 +1,390 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// writeConfig writes a config with the real models and runtime, the embedded
+// broker on listen, one camera on source and the extra model: lines.
+func writeConfig(t *testing.T, listen, source string, loop bool, model ...string) string {
+	t.Helper()
+	backbone, head := testenv.Models(t)
+	lines := []string{"device_id: dt", "mqtt:", "  broker: embedded", "  listen: " + listen,
+		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t)}
+	lines = append(lines, model...)
+	lines = append(lines, "faces:", "  detector: haar", "cameras:", "  - name: cam1", "    source: "+source,
+		fmt.Sprintf("    loop: %v", loop), "")
+	p := filepath.Join(t.TempDir(), "deepfaked.yaml")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(t *testing.T, path string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// watcher records what the daemon publishes, through a subscription of its own.
+type watcher struct {
+	mu      sync.Mutex
+	msgs    []string // "topic payload"
+	offline chan struct{}
+}
+
+func watch(t *testing.T, d *daemon.Daemon) *watcher {
+	t.Helper()
+	o := d.MQTTOptions()
+	status := o.StatusTopic
+	o.ClientID = "test-watcher"
+	w := &watcher{offline: make(chan struct{})}
+	var once, offline sync.Once
+	ready := make(chan struct{})
+	o.OnSubscribed = func() { once.Do(func() { close(ready) }) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- mqttc.Subscribe(ctx, o, []string{"deepfaked/dt/#"}, func(topic string, payload []byte) {
+			w.mu.Lock()
+			w.msgs = append(w.msgs, topic+" "+string(payload))
+			w.mu.Unlock()
+			if topic == status && string(payload) == mqttc.StatusOffline {
+				offline.Do(func() { close(w.offline) })
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher not subscribed within 10s")
+	}
+	return w
+}
+
+func (w *watcher) waitOffline(t *testing.T) []string {
+	t.Helper()
+	select {
+	case <-w.offline:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no offline within 10s")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
+}
+
+// notifySocket listens where systemd would and passes on what the daemon sends.
+func notifySocket(t *testing.T) <-chan string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	ch := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			ch <- strings.TrimSpace(string(buf[:n]))
+		}
+	}()
+	return ch
+}
+
+// shortClip writes a 20-frame clip with a face (Megamind's, when installed):
+// these tests are about the daemon's life, not the video.
+func shortClip(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clip.avi")
+	if err := capturetest.Write(p, 20, 25); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// frames counts the frames of a video file as the daemon reads it.
+func frames(t *testing.T, path string) int {
+	t.Helper()
+	c, err := capture.Open(context.Background(), capture.Options{Name: "count", Source: path}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n := 0
+	for {
+		f, err := c.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Release(f)
+		n++
+	}
+}
+
+// TestRunToEnd: a file camera is analysed to its end: one verdict per frame in
+// order, READY=1 before and STOPPING=1 after, online then offline on status;
+// then Close releases everything (the broker's port is free) and may be
+// called again; Run does not run twice.
+func TestRunToEnd(t *testing.T) {
+	capturetest.CheckMats(t)
+	clip := shortClip(t)
+	want := frames(t, clip)
+	states := notifySocket(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	d, err := daemon.New(context.Background(), load(t, writeConfig(t, addr, clip, false)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.MQTTOptions().Broker; got != "tcp://"+addr {
+		t.Errorf("MQTTOptions().Broker = %s, want tcp://%s", got, addr)
+	}
+	w := watch(t, d)
+	if err := d.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	msgs := w.waitOffline(t)
+	var status []string
+	n := 0
+	for _, m := range msgs {
+		topic, payload, _ := strings.Cut(m, " ")
+		switch topic {
+		case "deepfaked/dt/status":
+			status = append(status, payload)
+		case "deepfaked/dt/cam1/verdict":
+			var v pipeline.Verdict
+			if err := json.Unmarshal([]byte(payload), &v); err != nil {
+				t.Fatalf("verdict %s: %v", payload, err)
+			}
+			if v.Frame != int64(n) || v.Device != "dt" || v.Camera != "cam1" {
+				t.Fatalf("verdict %d: %s", n, payload)
+			}
+			n++
+		}
+	}
+	if n != want {
+		t.Errorf("%d verdicts for %d frames", n, want)
+	}
+	if !slices.Equal(status, []string{mqttc.StatusOnline, mqttc.StatusOffline}) {
+		t.Errorf("status %v, want [online offline]", status)
+	}
+	for _, s := range []string{"READY=1", "STOPPING=1"} {
+		select {
+		case got := <-states:
+			if got != s {
+				t.Errorf("systemd got %q, want %q", got, s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("systemd got no %s", s)
+		}
+	}
+	if err := d.Run(context.Background()); err == nil {
+		t.Error("Run ran twice")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	portFree(t, addr)
+}
+
+// TestCloseWithoutRun: a daemon that never ran goes offline and lets its
+// broker's port go.
+func TestCloseWithoutRun(t *testing.T) {
+	capturetest.CheckMats(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	d, err := daemon.New(context.Background(), load(t, writeConfig(t, addr, shortClip(t), true)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := d.MQTTOptions()
+	o.ClientID = "test-late"
+	got := make(chan string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- mqttc.Subscribe(ctx, o, []string{o.StatusTopic}, func(_ string, p []byte) { got <- string(p) })
+	}()
+	defer func() { cancel(); <-done }()
+	if s := <-got; s != mqttc.StatusOnline { // retained
+		t.Fatalf("status %q, want online", s)
+	}
+	for range 2 {
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case s := <-got:
+		if s != mqttc.StatusOffline {
+			t.Fatalf("status %q, want offline", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no offline after Close")
+	}
+	portFree(t, addr)
+}
+
+// TestSIGHUPBeforeRun: SIGHUP is taken as a reload from New on, whether or
+// not the head file is watched: a SIGHUP between New and Run (so before
+// READY=1) is handled by Run, and does not kill the process.
+func TestSIGHUPBeforeRun(t *testing.T) {
+	logs := &testenv.SyncBuffer{}
+	d, err := daemon.New(context.Background(), load(t, writeConfig(t, "127.0.0.1:0", shortClip(t), true, "  watch_head: false")),
+		slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), `msg="head unchanged" reason=SIGHUP`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP not handled within 30s:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewFails: whatever fails at start is reported by New, naming the key or
+// file, and everything taken before it is released: no goroutine is left
+// behind, the embedded broker's port is free again, no Mat is leaked.
+func TestNewFails(t *testing.T) {
+	capturetest.CheckMats(t)
+	clip := shortClip(t)
+	notVideo := filepath.Join(t.TempDir(), "notes.mp4")
+	notModel := filepath.Join(t.TempDir(), "head.onnx")
+	for _, p := range []string{notVideo, notModel} {
+		if err := os.WriteFile(p, []byte("not what it says\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	unreachable := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
+	// os/signal starts its one goroutine on first use, for good: not a leak.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Stop(hup)
+
+	for _, tc := range []struct {
+		name   string
+		edit   func(c *config.Config)
+		listen string
+		want   []string
+	}{
+		{"missing head", func(c *config.Config) { c.Model.Head = "/nonexistent/head.onnx" }, "", []string{"model.head", "/nonexistent/head.onnx"}},
+		{"head not a model", func(c *config.Config) { c.Model.Head = notModel }, "", []string{notModel}},
+		{"listen port busy", nil, busy.Addr().String(), []string{"mqtt.listen", busy.Addr().String()}},
+		{"broker unreachable", func(c *config.Config) { c.MQTT.Broker = unreachable }, "", []string{"connect to broker " + unreachable}},
+		{"camera not a video", func(c *config.Config) { c.Cameras[0].Source = notVideo }, "", []string{"cam1", notVideo}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			listen := tc.listen
+			if listen == "" {
+				listen = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			}
+			cfg := load(t, writeConfig(t, listen, clip, false))
+			if tc.edit != nil {
+				tc.edit(cfg)
+			}
+			before := runtime.NumGoroutine()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			d, err := daemon.New(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				d.Close()
+				t.Fatal("New succeeded")
+			}
+			if d != nil {
+				t.Error("New returned a daemon with its error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q: %v", w, err)
+				}
+			}
+			goroutinesBack(t, before)
+			if tc.listen == "" {
+				portFree(t, listen)
+			}
+		})
+	}
+}
+
+// goroutinesBack waits until no more goroutines run than before.
+func goroutinesBack(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond) // paho and mochi end theirs just after closing
+	}
+}
+
+// portFree checks that nothing listens on addr any more.
+func portFree(t *testing.T, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("port still taken after Close: %v", err)
+	}
+	l.Close()
+}
