@@ -26,17 +26,18 @@ import (
 	"github.com/deepfaked/deepfaked/train"
 )
 
-// base is the smallest accepted config; each row writes one key over it.
-const base = `device_id: edge-01
-mqtt:
-  broker: tcp://127.0.0.1:1883
-model:
-  backbone: models/backbone.onnx
-  head: models/head.onnx
-cameras:
-  - name: cam1
-    source: /path/to/video.mp4
-`
+// base is the smallest accepted config, as docs/configuration.md shows it;
+// each row writes keys over it.
+func base(t *testing.T) []byte {
+	t.Helper()
+	b, err := configdoc.Smallest(docs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func docs(t *testing.T) string { return filepath.Join(testenv.RepoRoot(t), "docs", "configuration.md") }
 
 // probe builds a component's options from a parsed config and returns the
 // field a key should reach; uses names it for failure messages.
@@ -228,7 +229,7 @@ func rows(t *testing.T, dir string) []row {
 // parse is base with row's keys written over it.
 func parse(t *testing.T, r row) *config.Config {
 	t.Helper()
-	src := []byte(base)
+	src := base(t)
 	var err error
 	for k, v := range r.with {
 		if src, err = configdoc.Set(src, k, v); err != nil {
@@ -261,7 +262,7 @@ func TestKeysReachComponents(t *testing.T) {
 // above fails, as does a number, duration or bool whose zero the config takes
 // but no row writes, and a row for a key the docs do not list.
 func TestEveryDocumentedKeyHasARow(t *testing.T) {
-	keys, err := configdoc.Keys(filepath.Join(testenv.RepoRoot(t), "docs", "configuration.md"))
+	keys, err := configdoc.Keys(docs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestEveryDocumentedKeyHasARow(t *testing.T) {
 			continue
 		}
 		if numeric && !hasZero {
-			src, err := configdoc.Set([]byte(base), path, zero)
+			src, err := configdoc.Set(base(t), path, zero)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -304,7 +305,7 @@ func TestEveryDocumentedKeyHasARow(t *testing.T) {
 // from the backbone's metadata; a BGR model gets BGR planes, an RGB one RGB,
 // on a real Mat; the crop collector undoes the same order.
 func TestPreprocessFollowsTheBackbone(t *testing.T) {
-	c, err := config.Parse([]byte(base), "/etc/deepfaked")
+	c, err := config.Parse(base(t), "/etc/deepfaked")
 	if err != nil {
 		t.Fatal(err)
 	}

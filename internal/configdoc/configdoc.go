@@ -83,6 +83,26 @@ func Keys(path string) ([]Key, error) {
 	return keys, nil
 }
 
+// Smallest is the YAML block that the markdown file at path introduces as
+// "The smallest accepted file".
+func Smallest(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	_, rest, ok := strings.Cut(string(data), "The smallest accepted file")
+	if ok {
+		_, rest, ok = strings.Cut(rest, "```yaml\n")
+	}
+	if ok {
+		rest, _, ok = strings.Cut(rest, "```")
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: no yaml block after \"The smallest accepted file\"", path)
+	}
+	return []byte(rest), nil
+}
+
 // Delete, as Set's value, removes the key.
 type Delete struct{}
 
