@@ -2,22 +2,40 @@ package mqttc
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 )
 
-// TestSubscribeWaitsForBroker: started before any broker listens, Subscribe
+// TestSubscribeWaitsForBroker: started before any broker serves, Subscribe
 // keeps trying and receives once the broker is up.
 func TestSubscribeWaitsForBroker(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	// Until the broker starts, its address hangs up on every connection, and
+	// says when one was attempted.
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := down.Addr().String()
+	attempts := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := down.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case attempts <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	got := make(chan message, 10)
 	subscribed := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -27,12 +45,16 @@ func TestSubscribeWaitsForBroker(t *testing.T) {
 			OnSubscribed: func() { subscribed <- struct{}{} }}, []string{"late/#"},
 			func(topic string, payload []byte) { got <- message{topic, string(payload)} })
 	}()
-	time.Sleep(1500 * time.Millisecond) // a few failed attempts
-	select {
-	case err := <-done:
-		t.Fatalf("Subscribe gave up while the broker was down: %v", err)
-	default:
+	for i := range 2 { // a failed attempt, and a retry after it
+		select {
+		case <-attempts:
+		case err := <-done:
+			t.Fatalf("Subscribe gave up while the broker was down: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no connection attempt %d within 10s", i+1)
+		}
 	}
+	down.Close()
 	b, err := StartBroker(addr, nil)
 	if err != nil {
 		t.Fatal(err)
