@@ -40,15 +40,6 @@ func (d *Dataset) Features(i int, dst []float32) error {
 	return d.cache.Read(d.offsets[i], dst)
 }
 
-// Labels are the samples' labels, in order.
-func (d *Dataset) Labels() []int {
-	l := make([]int, len(d.Samples))
-	for i, s := range d.Samples {
-		l[i] = s.Label
-	}
-	return l
-}
-
 // WriteFiles writes the samples with train.FeatureWriter (flat float32
 // features and a label,group CSV), for tools outside this program.
 func (d *Dataset) WriteFiles(featuresPath, labelsPath string) error {
@@ -68,13 +59,4 @@ func (d *Dataset) WriteFiles(featuresPath, labelsPath string) error {
 		}
 	}
 	return w.Close()
-}
-
-// Subset is a dataset of samples idx of d, in that order, over the same cache.
-func (d *Dataset) Subset(idx []int) *Dataset {
-	s := &Dataset{cache: d.cache, Samples: make([]Sample, len(idx)), offsets: make([]int64, len(idx))}
-	for k, i := range idx {
-		s.Samples[k], s.offsets[k] = d.Samples[i], d.offsets[i]
-	}
-	return s
 }

@@ -2,11 +2,15 @@ package features
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -161,18 +165,26 @@ func TestExtract(t *testing.T) {
 			t.Fatalf("sample %d: cached features differ", i)
 		}
 	}
-	// Subset and WriteFiles keep samples and features together.
-	sub := again.Dataset.Subset([]int{idx["fake/fc.jpg"], idx["real/ra.png"]})
+	// WriteFiles keeps samples and features together, in order.
 	fp, lp := filepath.Join(t.TempDir(), "f.f32"), filepath.Join(t.TempDir(), "l.csv")
-	if err := sub.WriteFiles(fp, lp); err != nil {
+	if err := again.Dataset.WriteFiles(fp, lp); err != nil {
 		t.Fatal(err)
 	}
-	lab, _ := os.ReadFile(lp)
-	if string(lab) != "label,group\n1,fake/fc.jpg\n0,real/ra.png\n" {
-		t.Errorf("labels file %q", lab)
+	wantLabels := "label,group\n"
+	for _, s := range again.Dataset.Samples {
+		wantLabels += fmt.Sprintf("%d,%s\n", s.Label, s.Group)
 	}
-	if st, _ := os.Stat(fp); st.Size() != int64(8*m.bb.FeatureSize()) {
-		t.Errorf("features file %d bytes", st.Size())
+	if lab, _ := os.ReadFile(lp); string(lab) != wantLabels || !strings.Contains(wantLabels, "1,fake/fc.jpg\n") {
+		t.Errorf("labels file %q, want %q", lab, wantLabels)
+	}
+	packed, _ := os.ReadFile(fp)
+	if len(packed) != 4*len(feats2)*m.bb.FeatureSize() {
+		t.Fatalf("features file %d bytes", len(packed))
+	}
+	for j, v := range feats2[0] {
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(packed[4*j:])); got != v {
+			t.Fatalf("features file: sample 0 feature %d is %g, want %g", j, got, v)
+		}
 	}
 }
 
