@@ -63,7 +63,7 @@ func LoadFeatures(ctx context.Context, opts FeatureOptions) (*Features, error) {
 		}
 		key.Crop = opts.CropKey
 	default:
-		return nil, fmt.Errorf("--crop %q: want %s or %s", opts.Crop, CropNone, CropFace)
+		return nil, fmt.Errorf("crop mode %q: want %s or %s", opts.Crop, CropNone, CropFace)
 	}
 	start := time.Now()
 	folder, err := dataset.Load(opts.Dir)
