@@ -43,10 +43,11 @@ const metaPrefix = "deepfaked."
 
 // Metadata describes how a model expects its input and what its output means.
 type Metadata struct {
-	Role         string // "backbone", "head", or "" when not stated
-	InputSize    int    // face crop side S in pixels
+	Role      string // "backbone", "head", or "" when not stated
+	InputSize int    // face crop side S in pixels
+	// Mean and Std normalise x/255 per input channel, in the model's ColorOrder.
 	Mean, Std    [3]float32
-	ColorOrder   string // "RGB" or "BGR"
+	ColorOrder   string // "RGB" or "BGR": the order of the input's channel planes
 	ClassNames   []string
 	FeatureShape [3]int // backbone output per face: channels, height, width
 	Weights      string // where the weights came from, e.g. "random:seed=0"
