@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,8 +56,7 @@ type Daemon struct {
 	cams      []openCamera
 	pipe      *pipeline.Pipeline
 
-	ran       bool // Run was called; guarded by runMu
-	runMu     sync.Mutex
+	ran       atomic.Bool // Run was called
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -189,13 +189,9 @@ func (d *Daemon) MQTTOptions() mqttc.Options { return d.mqtt }
 // watcher can see it before Close stops an embedded broker) and returns. It
 // sends READY=1 to systemd once running. Run runs once.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.runMu.Lock()
-	if d.ran {
-		d.runMu.Unlock()
+	if d.ran.Swap(true) {
 		return errors.New("daemon: Run called twice")
 	}
-	d.ran = true
-	d.runMu.Unlock()
 
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
