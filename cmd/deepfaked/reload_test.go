@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,10 +217,13 @@ type runningDaemon struct {
 	states <-chan string
 }
 
-func startRun(t *testing.T, cfg string) *runningDaemon {
+// startRun starts `deepfaked run --config cfg`, through wrap (a command
+// that ends by running its arguments) when given.
+func startRun(t *testing.T, cfg string, wrap ...string) *runningDaemon {
 	t.Helper()
 	sock, states := notifySocket(t)
-	r := &runningDaemon{cmd: exec.Command(deepfaked(t), "run", "--config", cfg), stderr: &testenv.SyncBuffer{},
+	args := slices.Concat(wrap, []string{deepfaked(t), "run", "--config", cfg})
+	r := &runningDaemon{cmd: exec.Command(args[0], args[1:]...), stderr: &testenv.SyncBuffer{},
 		done: make(chan error, 1), states: states}
 	r.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	r.cmd.Stderr = r.stderr
@@ -353,6 +357,32 @@ func TestSIGHUPWatchHeadOff(t *testing.T) {
 	r.stop(t)
 }
 
+// noInotify runs its arguments in a user namespace of their own where no
+// inotify instance may be made, as on a board whose inotify limits are spent.
+var noInotify = []string{"unshare", "--user", "--map-root-user", "sh", "-c",
+	`echo 0 > /proc/sys/user/max_inotify_instances && exec "$0" "$@"`}
+
+// TestSIGHUPWithoutInotify: when the head file cannot be watched (no inotify
+// instance left), the daemon says so and carries on, and SIGHUP still
+// reloads the head instead of ending the daemon.
+func TestSIGHUPWithoutInotify(t *testing.T) {
+	if out, err := exec.Command(noInotify[0], append(noInotify[1:], "true")...).CombinedOutput(); err != nil {
+		t.Skipf("cannot make a user namespace without inotify here: %v %s", err, out)
+	}
+	broker := testenv.Mosquitto(t)
+	_, head := testenv.Models(t)
+	r := startRun(t, reloadConfig(t, broker, head), noInotify...)
+	r.waitReady(t)
+	if !strings.Contains(r.stderr.String(), "hot reload on head file change is off") {
+		t.Fatalf("the failed file watch is not reported:\n%s", r.stderr)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	r.waitLog(t, `msg="head unchanged" reason=SIGHUP`)
+	r.stop(t)
+}
+
 // TestSIGHUPRightAfterReady: systemd may send SIGHUP as soon as it has
 // READY=1; the daemon must already take it as a reload, not die of it.
 func TestSIGHUPRightAfterReady(t *testing.T) {
@@ -363,13 +393,19 @@ func TestSIGHUPRightAfterReady(t *testing.T) {
 	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	r.waitLog(t, `msg="head unchanged" reason=SIGHUP`)
+	r.stop(t)
+}
+
+// waitLog waits up to 30s for want in the daemon's log, failing if it exits.
+func (r *runningDaemon) waitLog(t *testing.T, want string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.stderr.String(), `msg="head unchanged" reason=SIGHUP`) {
+	for !strings.Contains(r.stderr.String(), want) {
 		r.alive(t)
 		if time.Now().After(deadline) {
-			t.Fatalf("SIGHUP right after READY=1 did not reload within 30s\n%s", r.stderr)
+			t.Fatalf("%q not logged within 30s\n%s", want, r.stderr)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the log; the process's exit is checked each time
 	}
-	r.stop(t)
 }
