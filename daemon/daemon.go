@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.eng, err = setup.Engine(cfg, log); err != nil {
 		return d, err
 	}
-	if d.clf, err = infer.LoadClassifier(d.eng, cfg.Model.Backbone, cfg.Model.Head); err != nil {
+	if d.clf, err = setup.Classifier(cfg, d.eng); err != nil {
 		return d, err
 	}
 	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", d.clf.BackboneID(),
@@ -107,10 +107,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.mqtt, err = setup.MQTTOptions(cfg); err != nil {
 		return d, err
 	}
-	if cfg.MQTT.Broker == config.EmbeddedBroker {
-		if d.broker, err = mqttc.StartBroker(cfg.MQTT.Listen, log); err != nil {
-			return d, fmt.Errorf("mqtt.listen %s: %w", cfg.MQTT.Listen, err)
-		}
+	if d.broker, err = setup.EmbeddedBroker(cfg, log); err != nil {
+		return d, err
+	}
+	if d.broker != nil {
 		d.mqtt.Broker = d.broker.URL()
 	}
 	if cfg.Train.Collect.Enabled() {
@@ -121,8 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 		log.Info("collecting face crops for labelling", "dir", c.Dir, "band", []float64{c.BandLow, c.BandHigh}, "every_n", c.EveryN)
 	}
 	mo := d.mqtt
-	if cfg.MQTT.Commands.Enabled {
-		d.cmds = command.New(cfg.MQTT.TopicPrefix, cfg.MQTT.Commands.MaxPayload, d.commands(), log)
+	if d.cmds = setup.Commands(cfg, d.commands(setup.LabelFolders(cfg)), log); d.cmds != nil {
 		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: d.cmds.Filter(), Handle: d.cmds.Handle})
 	}
 	if d.pub, err = mqttc.Connect(ctx, mo, log); err != nil {
@@ -150,8 +149,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	return d, nil
 }
 
-// commands are the MQTT commands (mqtt.commands).
-func (d *Daemon) commands() map[string]command.Handler {
+// commands are the MQTT commands (mqtt.commands); label moves crops between folders.
+func (d *Daemon) commands(folders collect.Folders) map[string]command.Handler {
 	return map[string]command.Handler{
 		"reload": func(_ context.Context, payload []byte) (string, error) {
 			if err := command.ParseEmpty(payload); err != nil {
@@ -166,9 +165,9 @@ func (d *Daemon) commands() map[string]command.Handler {
 			}
 			var paths []string
 			if d.collector != nil {
-				paths, err = d.collector.Label(ctx, d.cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
+				paths, err = d.collector.Label(ctx, folders.Dataset, lc.Camera, lc.Frame, lc.Label)
 			} else {
-				paths, err = collect.Label(d.cfg.Train.Collect.Dir, d.cfg.Train.Dataset, lc.Camera, lc.Frame, lc.Label)
+				paths, err = folders.Label(lc.Camera, lc.Frame, lc.Label)
 			}
 			if err != nil {
 				return "", err

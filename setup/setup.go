@@ -15,13 +15,30 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/workflow"
 )
+
+// LogLevel is log_level as a slog level. The config accepts only debug,
+// info, warn and error.
+func LogLevel(cfg *config.Config) slog.Level {
+	switch cfg.LogLevel {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
 
 // EngineOptions are the ONNX Runtime engine's options (model.runtime,
 // model.providers, model.threads).
@@ -37,6 +54,11 @@ func Engine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 		return nil, fmt.Errorf("model.runtime: %w", err)
 	}
 	return eng, nil
+}
+
+// Classifier loads the backbone and the head (model.backbone, model.head).
+func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, error) {
+	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head)
 }
 
 // DetectorOptions are the face detector's options (the faces: section).
@@ -91,6 +113,29 @@ func MQTTOptions(cfg *config.Config) (mqttc.Options, error) {
 	return o, nil
 }
 
+// EmbeddedBroker starts the broker inside the daemon on mqtt.listen when
+// mqtt.broker is embedded; it returns nil when the broker is elsewhere.
+func EmbeddedBroker(cfg *config.Config, log *slog.Logger) (*mqttc.Broker, error) {
+	if cfg.MQTT.Broker != config.EmbeddedBroker {
+		return nil, nil
+	}
+	b, err := mqttc.StartBroker(cfg.MQTT.Listen, log)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.listen %s: %w", cfg.MQTT.Listen, err)
+	}
+	return b, nil
+}
+
+// Commands is the dispatcher of the MQTT commands (mqtt.commands) to
+// handlers, under mqtt.topic_prefix; nil when commands are off.
+func Commands(cfg *config.Config, handlers map[string]command.Handler, log *slog.Logger) *command.Dispatcher {
+	c := cfg.MQTT.Commands
+	if !c.Enabled {
+		return nil
+	}
+	return command.New(cfg.MQTT.TopicPrefix, c.MaxPayload, handlers, log)
+}
+
 // Threshold is model.threshold, unset when the config leaves it out.
 func Threshold(cfg *config.Config) spec.Threshold {
 	if cfg.Model.Threshold == nil {
@@ -113,8 +158,22 @@ func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
 		MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder}
 }
 
-// TrainConfig is the head training's configuration (the train: section).
-func TrainConfig(t config.Train) train.Config {
+// LabelFolders are where `deepfaked label` and the MQTT label command take
+// crops from (train.collect.dir) and put them (train.dataset).
+func LabelFolders(cfg *config.Config) collect.Folders {
+	return collect.Folders{Collect: cfg.Train.Collect.Dir, Dataset: cfg.Train.Dataset}
+}
+
+// WorkflowOptions are `deepfaked train`'s options from the train: section and
+// model.head, the head the install gate compares with and replaces; the
+// caller adds the data's and the command line's.
+func WorkflowOptions(cfg *config.Config) workflow.Options {
+	t := cfg.Train
+	return workflow.Options{Train: trainConfig(t), Holdout: t.Holdout, GateMargin: t.GateMargin, Head: cfg.Model.Head}
+}
+
+// trainConfig is the head training's configuration (the train: section).
+func trainConfig(t config.Train) train.Config {
 	return train.Config{LR: t.LR, L1: t.L1, WeightDecay: t.WeightDecay, Dropout: t.Dropout, BatchSize: t.BatchSize,
 		Epochs: t.Epochs, Patience: t.Patience, Folds: t.Folds, Seed: int64(t.Seed),
 		ClassWeights: t.ClassWeights == config.ClassWeightsBalanced}

@@ -1,10 +1,18 @@
 package setup_test
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"image"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,15 +23,18 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/configdoc"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/workflow"
 )
 
 // base is the smallest accepted config, as docs/configuration.md shows it;
@@ -85,12 +96,113 @@ func collectOpt(field string, f func(collect.Options) any) probe {
 }
 
 func trainOpt(field string, f func(train.Config) any) probe {
-	return probe{"setup.TrainConfig: train.Config." + field, func(_ *testing.T, c *config.Config) any { return f(setup.TrainConfig(c.Train)) }}
+	return probe{"setup.WorkflowOptions: workflow.Options.Train." + field, func(_ *testing.T, c *config.Config) any {
+		return f(setup.WorkflowOptions(c).Train)
+	}}
 }
 
-// direct is a key its user reads from the config as it is, not through setup.
-func direct(user string, f func(*config.Config) any) probe {
-	return probe{"read as is by " + user, func(_ *testing.T, c *config.Config) any { return f(c) }}
+func workflowOpt(field string, f func(workflow.Options) any) probe {
+	return probe{"setup.WorkflowOptions: workflow.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.WorkflowOptions(c)) }}
+}
+
+func labelFolder(field string, f func(collect.Folders) any) probe {
+	return probe{"setup.LabelFolders: collect.Folders." + field, func(_ *testing.T, c *config.Config) any { return f(setup.LabelFolders(c)) }}
+}
+
+// logLevel is the lowest standard level a slog handler at log_level writes.
+var logLevel = probe{"setup.LogLevel: the lowest level a slog handler at it writes", func(_ *testing.T, c *config.Config) any {
+	h := slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: setup.LogLevel(c)})
+	for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		if h.Enabled(context.Background(), l) {
+			return l
+		}
+	}
+	return "none"
+}}
+
+// broker starts the embedded broker, when there is one, and says where it listens.
+var broker = probe{"setup.EmbeddedBroker: mqttc.Broker.URL (none: the broker is elsewhere)", func(t *testing.T, c *config.Config) any {
+	b, err := setup.EmbeddedBroker(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == nil {
+		return "none"
+	}
+	defer b.Close()
+	return b.URL()
+}}
+
+var commands = probe{"setup.Commands: a command.Dispatcher (nil: commands off)", func(_ *testing.T, c *config.Config) any {
+	return setup.Commands(c, nil, slog.Default()) != nil
+}}
+
+// answers receives a command dispatcher's answers.
+type answers chan command.Result
+
+func (a answers) Publish(_ string, payload []byte) error {
+	var r command.Result
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return err
+	}
+	a <- r
+	return nil
+}
+
+// payloadLimit is what the dispatcher answers to a command of max_payload
+// bytes and to one a byte longer.
+var payloadLimit = probe{"setup.Commands: command.Dispatcher.Handle's answers at max_payload and a byte over", func(t *testing.T, c *config.Config) any {
+	size := func(_ context.Context, p []byte) (string, error) { return fmt.Sprint(len(p)), nil }
+	d := setup.Commands(c, map[string]command.Handler{"size": size}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	defer func() { cancel(); <-ran }()
+	got := make(answers, 1)
+	go func() { d.Run(ctx, got); close(ran) }()
+	var out []string
+	for _, n := range []int{c.MQTT.Commands.MaxPayload, c.MQTT.Commands.MaxPayload + 1} {
+		d.Handle(c.MQTT.TopicPrefix+"/cmd/size", []byte(strings.Repeat(" ", n)))
+		select { // the first answer comes from Run, which then answers refusals too
+		case r := <-got:
+			out = append(out, r.Result+r.Error)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no answer to a command of %d bytes", n)
+		}
+	}
+	return out
+}}
+
+// classifier loads the models the config names and returns one of their IDs.
+func classifier(field string, f func(*infer.Classifier) any) probe {
+	return probe{"setup.Classifier: infer.Classifier." + field, func(t *testing.T, c *config.Config) any {
+		eng, err := setup.Engine(c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		clf, err := setup.Classifier(c, eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer clf.Close()
+		return f(clf)
+	}}
+}
+
+// fileID is a model's ID: the first 12 hex digits of its file's sha256.
+func fileID(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])[:12]
+}
+
+// shownBy is a key no component's options carry: daemon.New reads it as it
+// is, and the tests named show what it does.
+func shownBy(tests string, f func(*config.Config) any) probe {
+	return probe{"read as is by daemon.New; " + tests + " show its effect", func(_ *testing.T, c *config.Config) any { return f(c) }}
 }
 
 type row struct {
@@ -119,20 +231,37 @@ func rows(t *testing.T, dir string) []row {
 	yunet := map[string]any{"faces.detector": "yunet", "faces.model": "yunet.onnx"}
 	band := map[string]any{"train.collect.band_high": 0.8}
 	tlsOn := func(o mqttc.Options) any { return o.TLS != nil && o.TLS.InsecureSkipVerify }
-	dataset := direct("deepfaked label, train, the MQTT label command", func(c *config.Config) any { return c.Train.Dataset })
-	commands := direct("daemon.New: command.New when true", func(c *config.Config) any { return c.MQTT.Commands.Enabled })
+	dataset := labelFolder("Dataset", func(f collect.Folders) any { return f.Dataset })
+	listen := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
+	listen1, listen2 := listen(), listen()
+	cmdsOn := map[string]any{"mqtt.commands.enabled": true}
+	backbone, head := testenv.Models(t)
+	runtime := testenv.ORTLibrary(t)
+	// A head of its own, not the one `make models` wrote: the config's path is
+	// the only way the classifier can find it.
+	ownHead := filepath.Join(dir, "head.onnx")
+	if err := train.NewHead(1280*4*4, 7).ExportONNX(ownHead, train.ExportInfo{InputSize: 128, FeatureShape: []int{1280, 4, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	withHead := map[string]any{"model.runtime": runtime, "model.head": head}
+	withBackbone := map[string]any{"model.runtime": runtime, "model.backbone": backbone}
+	watchHead := shownBy("cmd/deepfaked TestHotReload and TestSIGHUPWatchHeadOff", func(c *config.Config) any { return c.Model.WatchHead })
 	return []row{
 		{"device_id", "pi_7", nil, "pi_7", pipelineOpt("Device", func(o pipeline.Options) any { return o.Device })},
 		{"device_id", "pi_7", nil, "deepfaked-pi_7", mqttOpt("ClientID", func(o mqttc.Options) any { return o.ClientID })},
 		{"device_id", "pi_7", nil, "deepfaked/pi_7/status", mqttOpt("StatusTopic", func(o mqttc.Options) any { return o.StatusTopic })},
-		{"log_level", "debug", nil, "debug", direct("deepfaked run: newLogger", func(c *config.Config) any { return c.LogLevel })},
+		{"log_level", "debug", nil, slog.LevelDebug, logLevel},
+		{"log_level", "info", nil, slog.LevelInfo, logLevel},
+		{"log_level", "warn", nil, slog.LevelWarn, logLevel},
+		{"log_level", "error", nil, slog.LevelError, logLevel},
 		{"state_dir", "/srv/df", nil, "/srv/df/collect", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
 		{"state_dir", "state", nil, "/etc/deepfaked/state/dataset", dataset},
 		{"mqtt", map[string]any{"broker": "tcp://b"}, nil, "tcp://b", mqttOpt("Broker", func(o mqttc.Options) any { return o.Broker })},
 		{"mqtt.broker", "tcp://127.0.0.1", nil, "tcp://127.0.0.1", mqttOpt("Broker (mqttc fills the port)", func(o mqttc.Options) any { return o.Broker })},
 		{"mqtt.broker", "wss://b:8443/mqtt", nil, "wss://b:8443/mqtt", mqttOpt("Broker", func(o mqttc.Options) any { return o.Broker })},
-		{"mqtt.broker", config.EmbeddedBroker, nil, "127.0.0.1:1883", direct("daemon.New: mqttc.StartBroker(mqtt.listen)", func(c *config.Config) any { return c.MQTT.Listen })},
-		{"mqtt.listen", "0.0.0.0:0", embedded, "0.0.0.0:0", direct("daemon.New: mqttc.StartBroker", func(c *config.Config) any { return c.MQTT.Listen })},
+		{"mqtt.broker", config.EmbeddedBroker, map[string]any{"mqtt.listen": listen1}, "tcp://" + listen1, broker},
+		{"mqtt.broker", "tcp://b", nil, "none", broker},
+		{"mqtt.listen", listen2, embedded, "tcp://" + listen2, broker},
 		{"mqtt.client_id", "me", nil, "me", mqttOpt("ClientID", func(o mqttc.Options) any { return o.ClientID })},
 		{"mqtt.username", "edge", nil, "edge", mqttOpt("Username", func(o mqttc.Options) any { return o.Username })},
 		{"mqtt.password_file", pw, user, "s3cret", mqttOpt("Password", func(o mqttc.Options) any { return o.Password })},
@@ -152,10 +281,12 @@ func rows(t *testing.T, dir string) []row {
 		{"mqtt.commands", map[string]any{"enabled": true}, nil, true, commands},
 		{"mqtt.commands.enabled", true, nil, true, commands},
 		{"mqtt.commands.enabled", false, nil, false, commands},
-		{"mqtt.commands.max_payload", 16, nil, 16, direct("daemon.New: command.New", func(c *config.Config) any { return c.MQTT.Commands.MaxPayload })},
+		{"mqtt.commands.max_payload", 16, cmdsOn, []string{"16", "payload of 17 bytes exceeds the limit of 16"}, payloadLimit},
+		{"mqtt.commands.max_payload", 100, cmdsOn, []string{"100", "payload of 101 bytes exceeds the limit of 100"}, payloadLimit},
 		{"model", map[string]any{"backbone": "b.onnx", "head": "h.onnx", "threads": 2}, nil, 2, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
-		{"model.backbone", "b.onnx", nil, "/etc/deepfaked/b.onnx", direct("infer.LoadClassifier, LoadBackbone", func(c *config.Config) any { return c.Model.Backbone })},
-		{"model.head", "/opt/h.onnx", nil, "/opt/h.onnx", direct("infer.LoadClassifier, LoadHead, the head watcher, train --install", func(c *config.Config) any { return c.Model.Head })},
+		{"model.backbone", backbone, withHead, fileID(t, backbone), classifier("BackboneID", func(c *infer.Classifier) any { return c.BackboneID() })},
+		{"model.head", ownHead, withBackbone, fileID(t, ownHead), classifier("HeadID", func(c *infer.Classifier) any { return c.HeadID() })},
+		{"model.head", "/opt/h.onnx", nil, "/opt/h.onnx", workflowOpt("Head (the install gate's)", func(o workflow.Options) any { return o.Head })},
 		{"model.runtime", "lib/libonnxruntime.so", nil, "/etc/deepfaked/lib/libonnxruntime.so", engineOpt("Library", func(o engine.Options) any { return o.Library })},
 		{"model.runtime", "libonnxruntime.so.1", nil, "libonnxruntime.so.1", engineOpt("Library", func(o engine.Options) any { return o.Library })},
 		{"model.runtime", "", nil, "", engineOpt("Library (engine searches)", func(o engine.Options) any { return o.Library })},
@@ -166,8 +297,8 @@ func rows(t *testing.T, dir string) []row {
 		{"model.threshold", 0, nil, spec.ThresholdOf(0), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
 		{"model.threshold", 0.7, nil, spec.ThresholdOf(0.7), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
 		{"model.threshold", configdoc.Delete{}, nil, spec.NoThreshold, pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
-		{"model.watch_head", false, nil, false, direct("daemon.New: watchHead when true", func(c *config.Config) any { return c.Model.WatchHead })},
-		{"model.watch_head", true, nil, true, direct("daemon.New: watchHead when true", func(c *config.Config) any { return c.Model.WatchHead })},
+		{"model.watch_head", false, nil, false, watchHead},
+		{"model.watch_head", true, nil, true, watchHead},
 		{"faces", map[string]any{"detector": "none"}, nil, face.None, detectorOpt("Kind", func(o face.Options) any { return o.Kind })},
 		{"faces.detector", "yunet", map[string]any{"faces.model": "y.onnx"}, face.YuNet, detectorOpt("Kind", func(o face.Options) any { return o.Kind })},
 		{"faces.detector", "haar", nil, face.Haar, detectorOpt("Kind", func(o face.Options) any { return o.Kind })},
@@ -207,12 +338,13 @@ func rows(t *testing.T, dir string) []row {
 		{"train.class_weights", "balanced", nil, true, trainOpt("ClassWeights", func(c train.Config) any { return c.ClassWeights })},
 		{"train.seed", 0, nil, int64(0), trainOpt("Seed", func(c train.Config) any { return c.Seed })},
 		{"train.seed", 42, nil, int64(42), trainOpt("Seed", func(c train.Config) any { return c.Seed })},
-		{"train.gate_margin", 0, nil, 0.0, direct("deepfaked train: workflow.Options.GateMargin", func(c *config.Config) any { return c.Train.GateMargin })},
-		{"train.gate_margin", 0.05, nil, 0.05, direct("deepfaked train: workflow.Options.GateMargin", func(c *config.Config) any { return c.Train.GateMargin })},
-		{"train.holdout", 0.5, nil, 0.5, direct("deepfaked train: workflow.Options.Holdout", func(c *config.Config) any { return c.Train.Holdout })},
+		{"train.gate_margin", 0, nil, 0.0, workflowOpt("GateMargin", func(o workflow.Options) any { return o.GateMargin })},
+		{"train.gate_margin", 0.05, nil, 0.05, workflowOpt("GateMargin", func(o workflow.Options) any { return o.GateMargin })},
+		{"train.holdout", 0.5, nil, 0.5, workflowOpt("Holdout", func(o workflow.Options) any { return o.Holdout })},
 		{"train.dataset", "data", nil, "/etc/deepfaked/data", dataset},
 		{"train.collect", map[string]any{"every_n": 5}, nil, 5, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
 		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
+		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", labelFolder("Collect", func(f collect.Folders) any { return f.Collect })},
 		{"train.collect.band_low", 0, band, 0.0, collectOpt("BandLow", func(o collect.Options) any { return o.BandLow })},
 		{"train.collect.band_low", 0.2, band, 0.2, collectOpt("BandLow", func(o collect.Options) any { return o.BandLow })},
 		{"train.collect.band_high", 0, nil, 0.0, collectOpt("BandHigh", func(o collect.Options) any { return o.BandHigh })},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
-	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
@@ -120,7 +120,7 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 	cfg.MQTT.Broker, cfg.MQTT.Listen = config.EmbeddedBroker, "127.0.0.1:0"
 	cfg.Cameras = []config.Camera{{Name: "bench", Source: source}}
 	res := pipelineResult{Detector: kind}
-	d, err := daemon.New(ctx, &cfg, newLogger("warn"))
+	d, err := daemon.New(ctx, &cfg, newLogger(slog.LevelWarn))
 	if err != nil {
 		return res, err
 	}
@@ -177,12 +177,12 @@ func percentile(sorted []float64, q float64) float64 {
 // benchModel times backbone+head on random input (the model's cost does not
 // depend on pixel values), after one warm-up run per batch size.
 func benchModel(cfg *config.Config, batches []int, iterations int) ([]modelResult, error) {
-	eng, err := setup.Engine(cfg, newLogger("warn"))
+	eng, err := setup.Engine(cfg, newLogger(slog.LevelWarn))
 	if err != nil {
 		return nil, err
 	}
 	defer eng.Close()
-	clf, err := infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head)
+	clf, err := setup.Classifier(cfg, eng)
 	if err != nil {
 		return nil, err
 	}

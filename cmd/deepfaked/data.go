@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,7 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 			s.Close()
 		}
 	}()
-	if s.eng, err = setup.Engine(cfg, newLogger("warn")); err != nil {
+	if s.eng, err = setup.Engine(cfg, newLogger(slog.LevelWarn)); err != nil {
 		return s, err
 	}
 	if s.backbone, err = infer.LoadBackbone(s.eng, cfg.Model.Backbone); err != nil {

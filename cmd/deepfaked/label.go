@@ -11,6 +11,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/setup"
 )
 
 func newLabelCmd() *cobra.Command {
@@ -39,16 +40,16 @@ first. Run it as the daemon's user (sudo -u deepfaked) or as root.`,
 			if err != nil {
 				return err
 			}
-			collectDir := cfg.Train.Collect.Dir
-			if dataset == "" {
-				dataset = cfg.Train.Dataset
+			folders := setup.LabelFolders(cfg)
+			if dataset != "" {
+				folders.Dataset = dataset
 			}
 			byFrame := cmd.Flags().Changed("camera") || cmd.Flags().Changed("frame")
 			switch {
 			case list && (byFrame || path != "" || label != ""):
 				return errors.New("--list takes no --camera, --frame, --path or --label")
 			case list:
-				return listCrops(cmd, collectDir)
+				return listCrops(cmd, folders.Collect)
 			case byFrame && path != "":
 				return errors.New("give either --camera and --frame, or --path")
 			case byFrame && (camera == "" || !cmd.Flags().Changed("frame")):
@@ -60,9 +61,9 @@ first. Run it as the daemon's user (sudo -u deepfaked) or as root.`,
 			}
 			var moved []string
 			if byFrame {
-				moved, err = collect.Label(collectDir, dataset, camera, frame, label)
+				moved, err = folders.Label(camera, frame, label)
 			} else {
-				moved, err = collect.LabelPath(collectDir, dataset, path, label)
+				moved, err = folders.LabelPath(path, label)
 			}
 			for _, p := range moved { // also those moved before an error
 				fmt.Fprintln(cmd.OutOrStdout(), p)
@@ -70,7 +71,7 @@ first. Run it as the daemon's user (sudo -u deepfaked) or as root.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "labelled %d crop(s) %s in %s\n", len(moved), label, dataset)
+			fmt.Fprintf(cmd.ErrOrStderr(), "labelled %d crop(s) %s in %s\n", len(moved), label, folders.Dataset)
 			return nil
 		},
 	}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/setup"
 )
 
 func newRunCmd() *cobra.Command {
@@ -30,7 +30,7 @@ SIGINT or SIGTERM stops capture, publishes the verdicts of frames in flight and
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(cmd.Context(), cfg, newLogger(cfg.LogLevel))
+			d, err := daemon.New(cmd.Context(), cfg, newLogger(setup.LogLevel(cfg)))
 			if err != nil {
 				return err
 			}
@@ -86,18 +86,8 @@ func newVersionCmd() *cobra.Command {
 	}
 }
 
-// newLogger logs structured text to stderr (journald keeps it under systemd).
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+// newLogger logs structured text to stderr (journald keeps it under systemd):
+// run at log_level, the commands that draw progress at slog.LevelWarn.
+func newLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }

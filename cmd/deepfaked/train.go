@@ -65,7 +65,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if err != nil {
 				return err
 			}
-			tc := cfg.Train
+			tc := &cfg.Train // the flags override the config's train: section
 			fl := cmd.Flags()
 			set := func(name string, apply func()) {
 				if fl.Changed(name) {
@@ -85,8 +85,8 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if !slices.Contains(config.ClassWeights(), tc.ClassWeights) {
 				return fmt.Errorf("--class-weights %q: want one of %v", tc.ClassWeights, config.ClassWeights())
 			}
-			trainCfg := setup.TrainConfig(tc)
-			if err := trainCfg.Validate(); err != nil {
+			opts := setup.WorkflowOptions(cfg)
+			if err := opts.Train.Validate(); err != nil {
 				return err
 			}
 			s, err := loadFeatures(ctx, cfg, df, stderr)
@@ -99,27 +99,26 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			}
 			bar := newProgressBar(stderr, "train")
 			fold := 0
-			r, err := workflow.Run(ctx, s.Dataset, workflow.Options{Train: trainCfg, Out: out,
-				Backbone: s.backboneInfo(cfg.Model.Backbone), Source: s.Source,
-				Install: doInstall, Holdout: tc.Holdout, GateMargin: tc.GateMargin, Head: cfg.Model.Head,
-				OpenHead: func(path string) (workflow.Head, error) {
-					return infer.LoadHead(s.eng, path, s.backbone.FeatureSize())
-				},
-				Began: began,
-				HeldOut: func(held, total int) {
-					fmt.Fprintf(stderr, "holding out %d of %d images (train.holdout %g) to compare with the installed head\n", held, total, tc.Holdout)
-				},
-				Progress: func(p train.Progress) {
-					if p.Fold != fold { // each fit gets its own rate
-						bar.done()
-						fold = p.Fold
-					}
-					what := "final"
-					if p.Folds > 0 {
-						what = fmt.Sprintf("fold %d/%d", p.Fold, p.Folds)
-					}
-					bar.update((p.Epoch-1)*p.Steps+p.Step, p.Epochs*p.Steps, p.ETA, fmt.Sprintf("%s epoch %d/%d loss %.4f", what, p.Epoch, p.Epochs, p.Loss))
-				}})
+			opts.Out, opts.Install, opts.Began = out, doInstall, began
+			opts.Backbone, opts.Source = s.backboneInfo(cfg.Model.Backbone), s.Source
+			opts.OpenHead = func(path string) (workflow.Head, error) {
+				return infer.LoadHead(s.eng, path, s.backbone.FeatureSize())
+			}
+			opts.HeldOut = func(held, total int) {
+				fmt.Fprintf(stderr, "holding out %d of %d images (train.holdout %g) to compare with the installed head\n", held, total, opts.Holdout)
+			}
+			opts.Progress = func(p train.Progress) {
+				if p.Fold != fold { // each fit gets its own rate
+					bar.done()
+					fold = p.Fold
+				}
+				what := "final"
+				if p.Folds > 0 {
+					what = fmt.Sprintf("fold %d/%d", p.Fold, p.Folds)
+				}
+				bar.update((p.Epoch-1)*p.Steps+p.Step, p.Epochs*p.Steps, p.ETA, fmt.Sprintf("%s epoch %d/%d loss %.4f", what, p.Epoch, p.Epochs, p.Loss))
+			}
+			r, err := workflow.Run(ctx, s.Dataset, opts)
 			bar.done()
 			if err != nil {
 				return err

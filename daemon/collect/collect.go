@@ -172,9 +172,9 @@ type entry struct {
 }
 
 type labelReq struct {
-	datasetDir, camera, label, path string
-	frame                           int64
-	reply                           chan labelResult
+	datasetDir, camera, label string
+	frame                     int64
+	reply                     chan labelResult
 }
 
 type labelResult struct {
@@ -349,16 +349,11 @@ func (c *Collector) Stats() Stats {
 	return Stats{Saved: c.saved.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), Removed: c.removed.Load()}
 }
 
-// Label labels the crops of camera's frame like the package's Label, after the
+// Label labels the crops of camera's frame like Folders.Label, after the
 // crops offered before the call have been written, and forgets them in the
 // rotation.
 func (c *Collector) Label(ctx context.Context, datasetDir, camera string, frame int64, label string) ([]string, error) {
 	return c.request(ctx, labelReq{datasetDir: datasetDir, camera: camera, frame: frame, label: label})
-}
-
-// LabelPath is Label for one crop file, like the package's LabelPath.
-func (c *Collector) LabelPath(ctx context.Context, datasetDir, path, label string) ([]string, error) {
-	return c.request(ctx, labelReq{datasetDir: datasetDir, path: path, label: label})
 }
 
 func (c *Collector) request(ctx context.Context, r labelReq) ([]string, error) {
@@ -433,13 +428,7 @@ func (c *Collector) drain() {
 }
 
 func (c *Collector) label(r labelReq) labelResult {
-	var res labelResult
-	var moved []string
-	if r.path != "" {
-		moved, res.paths, res.err = labelPath(c.opts.Dir, r.datasetDir, r.path, r.label)
-	} else {
-		moved, res.paths, res.err = labelFrame(c.opts.Dir, r.datasetDir, r.camera, r.frame, r.label)
-	}
+	moved, paths, err := labelFrame(c.opts.Dir, r.datasetDir, r.camera, r.frame, r.label)
 	if len(moved) > 0 {
 		c.index = slices.DeleteFunc(c.index, func(e entry) bool {
 			if slices.Contains(moved, e.jpeg) {
@@ -450,7 +439,7 @@ func (c *Collector) label(r labelReq) labelResult {
 			return false
 		})
 	}
-	return res
+	return labelResult{paths: paths, err: err}
 }
 
 // save writes the sidecar and then the JPEG, each atomically: a JPEG in the

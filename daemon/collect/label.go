@@ -31,20 +31,26 @@ func Identity(camera string, ts time.Time) string {
 	return camera + "@" + ts.UTC().Truncate(IdentityWindow).Format("20060102T1504Z")
 }
 
+// Folders are where labelling takes crops from and puts them.
+type Folders struct {
+	Collect string // the collector's folder (Options.Dir)
+	Dataset string // the data folder `deepfaked train --data` reads
+}
+
 // Label moves the crops collected from camera's frame (every face of it) out
-// of collectDir into datasetDir/real/ or datasetDir/fake/, their sidecars
-// into datasetDir/meta/, and lists them in datasetDir/labels.csv, which
-// `deepfaked train --data datasetDir` reads. It returns the new image paths.
-// When the frame number was collected more than once (the daemon restarted or
-// a file looped), the newest capture is labelled.
-func Label(collectDir, datasetDir, camera string, frame int64, label string) ([]string, error) {
-	_, dst, err := labelFrame(collectDir, datasetDir, camera, frame, label)
+// of f.Collect into f.Dataset/real/ or f.Dataset/fake/, their sidecars into
+// f.Dataset/meta/, and lists them in f.Dataset/labels.csv, which
+// `deepfaked train --data` reads. It returns the new image paths. When the
+// frame number was collected more than once (the daemon restarted or a file
+// looped), the newest capture is labelled.
+func (f Folders) Label(camera string, frame int64, label string) ([]string, error) {
+	_, dst, err := labelFrame(f.Collect, f.Dataset, camera, frame, label)
 	return dst, err
 }
 
 // LabelPath is Label for one collected crop, named by its JPEG or sidecar path.
-func LabelPath(collectDir, datasetDir, path, label string) ([]string, error) {
-	_, dst, err := labelPath(collectDir, datasetDir, path, label)
+func (f Folders) LabelPath(path, label string) ([]string, error) {
+	_, dst, err := labelPath(f.Collect, f.Dataset, path, label)
 	return dst, err
 }
 

@@ -51,6 +51,7 @@ func TestLabel(t *testing.T) {
 	capturetest.CheckMats(t)
 	collect := collected(t)
 	data := t.TempDir()
+	folders := Folders{Collect: collect, Dataset: data}
 	// An image the owner put there by hand, before labels.csv existed.
 	if err := os.MkdirAll(filepath.Join(data, "real", "old"), 0o750); err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestLabel(t *testing.T) {
 	}
 
 	// The newest capture of frame 5 (one face, a later run) only.
-	got, err := Label(collect, data, "cam", 5, dataset.Fake)
+	got, err := folders.Label("cam", 5, dataset.Fake)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestLabel(t *testing.T) {
 		t.Fatalf("Label moved %v, want %v", got, want)
 	}
 	// Now the earlier run's two faces of frame 5.
-	got, err = Label(collect, data, "cam", 5, dataset.Real)
+	got, err = folders.Label("cam", 5, dataset.Real)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("second Label of frame 5: %v, %v; want both faces of the earlier run", got, err)
 	}
@@ -82,7 +83,7 @@ func TestLabel(t *testing.T) {
 	if len(side) != 1 {
 		t.Fatalf("frame 7 sidecars %v", side)
 	}
-	if _, err := LabelPath(collect, data, side[0], dataset.Fake); err != nil {
+	if _, err := folders.LabelPath(side[0], dataset.Fake); err != nil {
 		t.Fatal(err)
 	}
 
@@ -135,21 +136,22 @@ func TestLabelErrors(t *testing.T) {
 	capturetest.CheckMats(t)
 	collect := collected(t)
 	data := t.TempDir()
+	folders := Folders{Collect: collect, Dataset: data}
 	for _, tc := range []struct {
 		name   string
 		label  func() ([]string, error)
 		errHas string
 	}{
-		{"unknown frame", func() ([]string, error) { return Label(collect, data, "cam", 99, dataset.Fake) }, "camera cam frame 99: no collected crop"},
-		{"unknown camera", func() ([]string, error) { return Label(collect, data, "cam9", 5, dataset.Fake) }, "camera cam9 has no collected crops"},
-		{"bad label", func() ([]string, error) { return Label(collect, data, "cam", 5, "Fake") }, `label "Fake": want real or fake`},
-		{"bad camera", func() ([]string, error) { return Label(collect, data, "../cam", 5, dataset.Real) }, `camera "../cam"`},
-		{"negative frame", func() ([]string, error) { return Label(collect, data, "cam", -1, dataset.Real) }, "frame -1 is negative"},
+		{"unknown frame", func() ([]string, error) { return folders.Label("cam", 99, dataset.Fake) }, "camera cam frame 99: no collected crop"},
+		{"unknown camera", func() ([]string, error) { return folders.Label("cam9", 5, dataset.Fake) }, "camera cam9 has no collected crops"},
+		{"bad label", func() ([]string, error) { return folders.Label("cam", 5, "Fake") }, `label "Fake": want real or fake`},
+		{"bad camera", func() ([]string, error) { return folders.Label("../cam", 5, dataset.Real) }, `camera "../cam"`},
+		{"negative frame", func() ([]string, error) { return folders.Label("cam", -1, dataset.Real) }, "frame -1 is negative"},
 		{"path outside", func() ([]string, error) {
-			return LabelPath(collect, data, filepath.Join(data, "cam", "000000000005-1-00.jpg"), dataset.Real)
+			return folders.LabelPath(filepath.Join(data, "cam", "000000000005-1-00.jpg"), dataset.Real)
 		}, "is not a collected crop"},
 		{"path missing", func() ([]string, error) {
-			return LabelPath(collect, data, filepath.Join(collect, "cam", "000000000005-1-00.jpg"), dataset.Real)
+			return folders.LabelPath(filepath.Join(collect, "cam", "000000000005-1-00.jpg"), dataset.Real)
 		}, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,7 +170,7 @@ func TestLabelErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(data, dataset.LabelsFile), bad, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Label(collect, data, "cam", 6, dataset.Real); err == nil || !strings.Contains(err.Error(), "want path,label,identity") {
+	if _, err := folders.Label("cam", 6, dataset.Real); err == nil || !strings.Contains(err.Error(), "want path,label,identity") {
 		t.Errorf("bad labels.csv: %v", err)
 	}
 	if b := must(os.ReadFile(filepath.Join(data, dataset.LabelsFile))); string(b) != string(bad) {
