@@ -88,6 +88,41 @@ type Model struct {
 	// WatchHead reloads the head when its file changes. SIGHUP and the MQTT
 	// reload command work whatever it says.
 	WatchHead bool `yaml:"watch_head"`
+	// TensorRT configures the tensorrt execution provider; CUDA the cuda one
+	// (and the GPU both use). Only read when model.providers lists them.
+	TensorRT TensorRT `yaml:"tensorrt"`
+	CUDA     CUDA     `yaml:"cuda"`
+}
+
+// TensorRT holds the TensorRT execution provider's options; the names follow
+// ONNX Runtime's trt_* provider options.
+type TensorRT struct {
+	// FP16 and INT8 allow TensorRT to pick FP16 and INT8 kernels
+	// (trt_fp16_enable, trt_int8_enable). INT8 is needed for a quantised (QDQ) model.
+	FP16 bool `yaml:"fp16"`
+	INT8 bool `yaml:"int8"`
+	// CacheDir holds the engine and timing caches, one folder per model,
+	// ONNX Runtime version, TensorRT version and GPU.
+	CacheDir string `yaml:"cache_dir"`
+	// EngineCache and TimingCache turn the caches on (trt_engine_cache_enable,
+	// trt_timing_cache_enable).
+	EngineCache bool `yaml:"engine_cache"`
+	TimingCache bool `yaml:"timing_cache"`
+	// MaxWorkspaceSize bounds TensorRT's scratch memory in bytes (trt_max_workspace_size).
+	MaxWorkspaceSize int `yaml:"max_workspace_size"`
+	// BuilderOptimizationLevel is trt_builder_optimization_level, 0..5.
+	BuilderOptimizationLevel int `yaml:"builder_optimization_level"`
+	// EPContext dumps the built engine as an EP-context model
+	// (trt_dump_ep_context_model) that later starts load instead of building.
+	EPContext bool `yaml:"ep_context"`
+}
+
+// CUDA holds the CUDA execution provider's options.
+type CUDA struct {
+	// DeviceID is the GPU (device_id), for TensorRT as well.
+	DeviceID int `yaml:"device_id"`
+	// MemoryLimit bounds the CUDA provider's memory arena in bytes (gpu_mem_limit); 0 is none.
+	MemoryLimit int `yaml:"memory_limit"`
 }
 
 // Faces configures the face detector.
@@ -147,6 +182,11 @@ const (
 	DefaultMinSize    = 40
 	DefaultScore      = 0.6
 	DefaultMaxFaces   = 8
+	// DefaultTRTWorkspace is model.tensorrt.max_workspace_size: 1 GiB, ONNX
+	// Runtime's old default, a quarter of the smallest Jetson Orin's memory.
+	DefaultTRTWorkspace = 1 << 30
+	// DefaultTRTOptLevel is TensorRT's own default builder optimisation level.
+	DefaultTRTOptLevel = 3
 	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
 	EmbeddedBroker = "embedded"
 )
@@ -158,8 +198,10 @@ func defaults() Config {
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
 		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload}},
-		Model:    Model{WatchHead: true},
-		Train:    DefaultTrain(),
+		Model: Model{WatchHead: true,
+			TensorRT: TensorRT{FP16: true, EngineCache: true, TimingCache: true,
+				MaxWorkspaceSize: DefaultTRTWorkspace, BuilderOptimizationLevel: DefaultTRTOptLevel}},
+		Train: DefaultTrain(),
 		Faces: Faces{
 			Detector: DefaultDetector,
 			Margin:   DefaultMargin,
@@ -183,6 +225,9 @@ func (c *Config) derive() {
 	}
 	if c.Train.Collect.Dir == "" {
 		c.Train.Collect.Dir = filepath.Join(c.StateDir, "collect")
+	}
+	if c.Model.TensorRT.CacheDir == "" {
+		c.Model.TensorRT.CacheDir = filepath.Join(c.StateDir, "trt-cache")
 	}
 	if c.MQTT.Broker == EmbeddedBroker && c.MQTT.Listen == "" {
 		c.MQTT.Listen = DefaultListen
@@ -264,6 +309,7 @@ func (c *Config) resolve(dir string) {
 	for _, p := range []*string{
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
 		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.Collect.Dir,
+		&c.Model.TensorRT.CacheDir,
 	} {
 		abs(p)
 	}

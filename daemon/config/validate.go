@@ -23,6 +23,18 @@ var (
 // MaxFaces bounds faces.max_faces, the batch of one frame.
 const MaxFaces = 64
 
+// Bounds of the GPU keys: a workspace from 1 MiB to 64 GiB (the largest
+// Jetson has 64 GB shared with the CPU), at most 64 GPUs, a CUDA arena of at
+// least 16 MiB (below that no model fits) and at most 1 TiB.
+// They are int64 so that the checks compile where int has 32 bits.
+const (
+	MinTRTWorkspace int64 = 1 << 20
+	MaxTRTWorkspace int64 = 64 << 30
+	MaxGPUs               = 64
+	MinCUDAMemory   int64 = 16 << 20
+	MaxCUDAMemory   int64 = 1 << 40
+)
+
 // Validate checks a Config whose defaults are filled in (as Load and Parse
 // return it, or after changing one in code). It reports every problem at once.
 func (c *Config) Validate() error {
@@ -233,6 +245,22 @@ func (m *Model) check(k checker) {
 	k.atLeast("model.threads", m.Threads, 0)
 	if m.Threshold != nil {
 		k.between("model.threshold", *m.Threshold, 0, 1)
+	}
+	t := m.TensorRT
+	if w := int64(t.MaxWorkspaceSize); w < MinTRTWorkspace || w > MaxTRTWorkspace {
+		k.fail("model.tensorrt.max_workspace_size", "must be %d (1 MiB) to %d (64 GiB) bytes, got %d", MinTRTWorkspace, MaxTRTWorkspace, t.MaxWorkspaceSize)
+	}
+	if t.BuilderOptimizationLevel < 0 || t.BuilderOptimizationLevel > 5 {
+		k.fail("model.tensorrt.builder_optimization_level", "must be 0..5, got %d", t.BuilderOptimizationLevel)
+	}
+	if t.EPContext && !t.EngineCache {
+		k.fail("model.tensorrt.ep_context", "needs model.tensorrt.engine_cache: true (the EP-context model is kept with the engine cache)")
+	}
+	if m.CUDA.DeviceID < 0 || m.CUDA.DeviceID >= MaxGPUs {
+		k.fail("model.cuda.device_id", "must be 0..%d, got %d", MaxGPUs-1, m.CUDA.DeviceID)
+	}
+	if l := int64(m.CUDA.MemoryLimit); l != 0 && (l < MinCUDAMemory || l > MaxCUDAMemory) {
+		k.fail("model.cuda.memory_limit", "must be 0 (no limit) or %d (16 MiB) to %d (1 TiB) bytes, got %d", MinCUDAMemory, MaxCUDAMemory, l)
 	}
 }
 
