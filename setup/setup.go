@@ -41,10 +41,29 @@ func LogLevel(cfg *config.Config) slog.Level {
 }
 
 // EngineOptions are the ONNX Runtime engine's options (model.runtime,
-// model.providers, model.threads).
+// model.providers, model.threads, model.tensorrt, model.cuda). TensorRT
+// builds its engines for batches up to faces.max_faces, a frame's batch.
 func EngineOptions(cfg *config.Config, log *slog.Logger) engine.Options {
-	return engine.Options{Library: cfg.Model.Runtime, Providers: cfg.Model.Providers,
-		Threads: cfg.Model.Threads, Logger: log}
+	m := cfg.Model
+	t := m.TensorRT
+	return engine.Options{Library: m.Runtime, Providers: m.Providers, Threads: m.Threads,
+		TensorRT: engine.TensorRTOptions{FP16: t.FP16, INT8: t.INT8, CacheDir: t.CacheDir,
+			EngineCache: t.EngineCache, TimingCache: t.TimingCache, MaxWorkspaceSize: int64(t.MaxWorkspaceSize),
+			BuilderOptimizationLevel: t.BuilderOptimizationLevel, EPContext: t.EPContext},
+		CUDA:     engine.CUDAOptions{DeviceID: m.CUDA.DeviceID, MemoryLimit: int64(m.CUDA.MemoryLimit)},
+		MaxBatch: cfg.Faces.MaxFaces, Logger: log}
+}
+
+// AvailableProviders says which of model.providers the runtime library
+// (model.runtime) has, in the order sessions use them, cpu last. For
+// `deepfaked check-config`; it loads the library.
+func AvailableProviders(cfg *config.Config) ([]string, error) {
+	o := EngineOptions(cfg, nil)
+	got, err := engine.Available(o.Library, o.Providers, o.CUDA)
+	if err != nil {
+		return nil, fmt.Errorf("model.runtime: %w", err)
+	}
+	return got, nil
 }
 
 // Engine starts the ONNX Runtime engine the config describes.

@@ -375,6 +375,10 @@ func TestCheckConfig(t *testing.T) {
 		{"bad value", strings.Replace(good, "fps: 0", "fps: -3", 1), 2, []string{"fps", "-3"}},
 		{"bad provider", strings.Replace(good, "  head:", "  providers: [npu]\n  head:", 1), 2, []string{"providers", "npu"}},
 		{"missing model file", strings.Replace(good, head, "/nonexistent/head.onnx", 1), 2, []string{"/nonexistent/head.onnx"}},
+		// The npm runtime is a CPU build: the GPU providers are warned about, not refused.
+		{"gpu providers the runtime lacks", strings.Replace(good, "  head:", "  providers: [tensorrt, cuda, cpu]\n  runtime: "+testenv.ORTLibrary(t)+"\n  head:", 1), 0,
+			[]string{"ok", "warning: model.providers: this ONNX Runtime has no tensorrt provider; run skips it and uses cpu",
+				"warning: model.providers: this ONNX Runtime has no cuda provider"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
