@@ -46,6 +46,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newVersionCmd(), newWatchCmd(), newBenchCmd(), newTrainCmd(), newEvalCmd(), newRollbackCmd(), newLabelCmd())
+	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newVersionCmd(), newWatchCmd(), newBenchCmd(), newTrainCmd(), newEvalCmd(), newRollbackCmd(), newLabelCmd(), newQuantizeCmd())
 	return root
 }

@@ -28,7 +28,19 @@ const (
 	KeyTrainedAt      = "deepfaked.trained_at"
 	KeyTrainSetSHA256 = "deepfaked.train_set_sha256"
 	KeyMetrics        = "deepfaked.metrics"
+	// Written by `deepfaked quantize` on an INT8 backbone; kept in Metadata.Extra.
+	KeyQuantization         = "deepfaked.quantization"           // QuantizationINT8QDQ
+	KeyQuantizationMethod   = "deepfaked.quantization_method"    // calibration: minmax, percentile:99.999
+	KeyQuantizationWeights  = "deepfaked.quantization_weights"   // per-channel or per-tensor, int8 or int7 (reduce range)
+	KeyCalibrationSetSHA256 = "deepfaked.calibration_set_sha256" // of the preprocessed samples, in order
+	KeyCalibrationSamples   = "deepfaked.calibration_samples"
+	KeySourceModelSHA256    = "deepfaked.source_model_sha256" // the float model quantised
+	KeyQuantizedAt          = "deepfaked.quantized_at"        // RFC 3339, UTC
 )
+
+// QuantizationINT8QDQ is KeyQuantization's value for a static INT8 model in
+// QDQ form: int8 weights (symmetric) and activations (asymmetric), int32 biases.
+const QuantizationINT8QDQ = "int8-qdq-s8s8"
 
 // FormatVersion is the metadata format this package understands.
 const FormatVersion = "1"

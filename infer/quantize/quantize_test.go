@@ -1,0 +1,279 @@
+package quantize_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/onnxpb"
+	"github.com/deepfaked/deepfaked/infer/quantize"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+func newEngine(t testing.TB) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t), Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+func fileSHA(t testing.TB, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// randomBatch is n seeded standard-normal faces, like normalised crops.
+func randomBatch(n, size int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 0))
+	x := make([]float32, n*3*size*size)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return x
+}
+
+// sliceSource hands out samples from a slice.
+type sliceSource struct {
+	x    []float32
+	per  int
+	next int
+}
+
+func (s *sliceSource) Total() int { return len(s.x) / s.per }
+func (s *sliceSource) Next(_ context.Context, dst []float32) error {
+	if s.next >= s.Total() {
+		return io.EOF
+	}
+	copy(dst, s.x[s.next*s.per:(s.next+1)*s.per])
+	s.next++
+	return nil
+}
+
+// quantizeFile calibrates float on the samples and writes the INT8 model to dir.
+func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.Source, size int, cal quantize.CalibrationOptions, opts quantize.Options) string {
+	t.Helper()
+	f, err := quantize.Load(float)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal.TempDir = t.TempDir()
+	c, err := quantize.NewCalibrator(eng, f, size, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := quantize.Calibrate(context.Background(), c, src, 8, nil); err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := c.Ranges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Metadata = quantize.MetadataFor(quantize.Info{Method: quantize.MethodName(cal), Options: opts, SetSHA256: c.SetSHA256(),
+		Samples: c.Samples(), SourceSHA256: f.SHA256, QuantizedAt: time.Now(), Backbone: spec.DefaultMetadata(), FloatMetadata: quantize.Metadata(f.Model)})
+	data, err := quantize.Quantize(f, ranges, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "backbone.int8.onnx")
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// features runs x (n faces) through the backbone at path.
+func features(t testing.TB, eng *engine.Engine, path string, x []float32, n int) []float32 {
+	t.Helper()
+	b, err := infer.LoadBackbone(eng, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	out := make([]float32, n*b.FeatureSize())
+	for i := 0; i < n; i += 8 {
+		k := min(8, n-i)
+		per := len(x) / n
+		if err := b.Features(x[i*per:(i+k)*per], k, out[i*b.FeatureSize():(i+k)*b.FeatureSize()]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// cosine is the mean over faces of the cosine similarity of their features.
+func cosine(a, b []float32, n int) float64 {
+	per := len(a) / n
+	sum := 0.0
+	for i := range n {
+		var ab, aa, bb float64
+		for j := i * per; j < (i+1)*per; j++ {
+			ab += float64(a[j]) * float64(b[j])
+			aa += float64(a[j]) * float64(a[j])
+			bb += float64(b[j]) * float64(b[j])
+		}
+		sum += ab / math.Sqrt(aa*bb+1e-30)
+	}
+	return sum / float64(n)
+}
+
+func loadModel(t testing.TB, path string) *onnxpb.ModelProto {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(data, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestQuantizeRandomBackbone quantises `make models`' backbone on random
+// inputs and checks the output file: it loads and runs, has QDQ nodes with a
+// weight scale per output channel, keeps and adds metadata, and leaves the
+// float file as it was.
+func TestQuantizeRandomBackbone(t *testing.T) {
+	eng := newEngine(t)
+	float, _ := testenv.Models(t)
+	before := fileSHA(t, float)
+	const n, size = 32, 128
+	x := randomBatch(n, size, 1)
+	for _, method := range []quantize.CalibrationOptions{{Method: quantize.MethodMinMax}, {Method: quantize.MethodPercentile, Percentile: 99.999}} {
+		t.Run(method.Method, func(t *testing.T) {
+			out := quantizeFile(t, eng, float, &sliceSource{x: x, per: 3 * size * size}, size, method, quantize.Options{})
+			if got := fileSHA(t, float); got != before {
+				t.Fatalf("float model changed: sha256 %s, was %s", got, before)
+			}
+			m := loadModel(t, out)
+			ops := map[string]int{}
+			perChannel := 0
+			inits := map[string]*onnxpb.TensorProto{}
+			for _, in := range m.GetGraph().GetInitializer() {
+				inits[in.GetName()] = in
+			}
+			for _, nd := range m.GetGraph().GetNode() {
+				ops[nd.GetOpType()]++
+				if nd.GetOpType() == "DequantizeLinear" {
+					if q := inits[nd.GetInput()[0]]; q != nil && q.GetDataType() == int32(onnxpb.TensorProto_INT8) && len(q.GetDims()) == 4 {
+						if s := inits[nd.GetInput()[1]]; len(s.GetDims()) == 1 && s.GetDims()[0] == q.GetDims()[0] {
+							perChannel++
+						}
+					}
+				}
+			}
+			if ops["Conv"] != 52 || perChannel != 52 || ops["QuantizeLinear"] == 0 || ops["Relu"] != 0 {
+				t.Errorf("ops %v, %d per-channel int8 weights: want 52 Convs each with per-channel weights, Q/DQ pairs, Relus folded", ops, perChannel)
+			}
+			md := quantize.Metadata(m)
+			for _, k := range []string{spec.KeyQuantization, spec.KeyQuantizationMethod, spec.KeyCalibrationSetSHA256, spec.KeySourceModelSHA256, spec.KeyQuantizedAt, spec.KeyRole, spec.KeyWeights} {
+				if md[k] == "" {
+					t.Errorf("metadata %s missing (have %v)", k, md)
+				}
+			}
+			if md[spec.KeySourceModelSHA256] != before {
+				t.Errorf("metadata %s = %s, want %s", spec.KeySourceModelSHA256, md[spec.KeySourceModelSHA256], before)
+			}
+			if !strings.HasPrefix(md[spec.KeyQuantizationMethod], method.Method) {
+				t.Errorf("metadata %s = %s, want %s…", spec.KeyQuantizationMethod, md[spec.KeyQuantizationMethod], method.Method)
+			}
+			test := randomBatch(16, size, 2)
+			cos := cosine(features(t, eng, float, test, 16), features(t, eng, out, test, 16), 16)
+			t.Logf("%s: feature cosine similarity INT8 vs FP32 %.4f", method.Method, cos)
+			if cos < 0.95 {
+				t.Errorf("feature cosine similarity %.4f, want >= 0.95", cos)
+			}
+		})
+	}
+}
+
+var _ = preprocess.RGB
+
+// sharedFaces is a FolderSource over the shared DFDC test crops, preprocessed like the daemon.
+func sharedFaces(t testing.TB, dir string, max int) *quantize.FolderSource {
+	t.Helper()
+	m := spec.DefaultMetadata()
+	pre, err := preprocess.New(preprocess.Params{Size: m.InputSize, Mean: m.Mean, Std: m.Std, ColorOrder: m.ColorOrder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pre.Close() })
+	src, err := quantize.NewFolderSource(dir, max, pre, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// drain reads every sample of src.
+func drain(t testing.TB, src quantize.Source, per int) ([]float32, int) {
+	var x []float32
+	n := 0
+	for {
+		buf := make([]float32, per)
+		err := src.Next(context.Background(), buf)
+		if err == io.EOF {
+			return x, n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		x = append(x, buf...)
+		n++
+	}
+}
+
+// TestPerChannelVsPerTensor quantises the DFDC-trained MnasNet on real face
+// crops with per-channel and per-tensor weight scales and compares features
+// with FP32 on other faces: per-tensor scales wreck the depthwise convolutions.
+func TestPerChannelVsPerTensor(t *testing.T) {
+	shared := testenv.Shared(t)
+	float := testenv.SharedFile(t, "models/backbone/mnasnet0_75_dfdc_features.onnx")
+	eng := newEngine(t)
+	const size = 128
+	per := 3 * size * size
+	test, n := drain(t, sharedFaces(t, filepath.Join(shared, "data/dfdc-faces/test"), 64), per)
+	want := features(t, eng, float, test, n)
+	for _, c := range []struct {
+		name   string
+		opts   quantize.Options
+		cal    quantize.CalibrationOptions
+		minCos float64
+	}{
+		{"per-channel minmax", quantize.Options{}, quantize.CalibrationOptions{Method: quantize.MethodMinMax}, 0.97},
+		{"per-channel percentile", quantize.Options{}, quantize.CalibrationOptions{Method: quantize.MethodPercentile, Percentile: 99.999}, 0.97},
+		{"per-tensor minmax", quantize.Options{PerTensorWeights: true}, quantize.CalibrationOptions{Method: quantize.MethodMinMax}, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := quantizeFile(t, eng, float, sharedFaces(t, filepath.Join(shared, "data/dfdc-faces/train"), 128), size, c.cal, c.opts)
+			cos := cosine(want, features(t, eng, out, test, n), n)
+			t.Logf("%s: feature cosine similarity INT8 vs FP32 on %d faces: %.4f", c.name, n, cos)
+			if cos < c.minCos {
+				t.Errorf("cosine similarity %.4f, want >= %.2f", cos, c.minCos)
+			}
+		})
+	}
+}
