@@ -53,7 +53,7 @@ func cudaProviderOptions(o CUDAOptions) map[string]string {
 type trtFiles struct {
 	engineDir string // engine cache for this model, runtime and GPU
 	timingDir string // timing cache for this runtime and GPU, shared by models
-	context   string // the EP-context model to write, and to open on later starts
+	context   string // the EP-context model to write (in engineDir), opened by later starts
 	profile   string // "name:1x3x128x128,..." per dynamic-batch input; empty: none
 	maxShape  string
 }
@@ -78,18 +78,20 @@ func tensorRTProviderOptions(o TensorRTOptions, cuda CUDAOptions, f trtFiles) ma
 	if o.MaxWorkspaceSize > 0 {
 		m["trt_max_workspace_size"] = strconv.FormatInt(o.MaxWorkspaceSize, 10)
 	}
-	if f.engineDir != "" {
-		m["trt_engine_cache_path"] = f.engineDir
-	}
 	if f.timingDir != "" {
 		m["trt_timing_cache_path"] = f.timingDir
 	}
-	if f.context != "" {
-		// Embedded (mode 1): the context model holds the engine itself, so it
-		// does not depend on where the engine cache is.
+	switch {
+	case f.context != "":
+		// The EP keeps the engine beside the context model, which names it by
+		// a path relative to itself (embed mode 0): trt_engine_cache_path must
+		// then be relative to the context model's folder, and empty is that
+		// folder, the model's engine folder.
 		m["trt_dump_ep_context_model"] = "1"
-		m["trt_ep_context_embed_mode"] = "1"
+		m["trt_ep_context_embed_mode"] = "0"
 		m["trt_ep_context_file_path"] = f.context
+	case f.engineDir != "":
+		m["trt_engine_cache_path"] = f.engineDir
 	}
 	if f.profile != "" {
 		m["trt_profile_min_shapes"] = f.profile

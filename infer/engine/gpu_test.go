@@ -55,8 +55,10 @@ func TestTensorRTProviderOptions(t *testing.T) {
 			with("device_id", "2", "trt_fp16_enable", "1", "trt_int8_enable", "1", "trt_max_workspace_size", "1073741824", "trt_builder_optimization_level", "5")},
 		{"caches", TensorRTOptions{}, CUDAOptions{}, trtFiles{engineDir: "/c/m", timingDir: "/c/t"},
 			with("trt_engine_cache_enable", "1", "trt_engine_cache_path", "/c/m", "trt_timing_cache_enable", "1", "trt_timing_cache_path", "/c/t")},
-		{"ep context, embedded", TensorRTOptions{}, CUDAOptions{}, trtFiles{context: "/c/m/backbone_ctx.onnx"},
-			with("trt_dump_ep_context_model", "1", "trt_ep_context_embed_mode", "1", "trt_ep_context_file_path", "/c/m/backbone_ctx.onnx")},
+		{"ep context: the engine beside it, no absolute engine cache path", TensorRTOptions{}, CUDAOptions{},
+			trtFiles{engineDir: "/c/m", timingDir: "/c/t", context: "/c/m/backbone_ctx.onnx"},
+			with("trt_dump_ep_context_model", "1", "trt_ep_context_embed_mode", "0", "trt_ep_context_file_path", "/c/m/backbone_ctx.onnx",
+				"trt_engine_cache_enable", "1", "trt_timing_cache_enable", "1", "trt_timing_cache_path", "/c/t")},
 		{"batch profile", TensorRTOptions{}, CUDAOptions{}, trtFiles{profile: "input:1x3x128x128", maxShape: "input:8x3x128x128"},
 			with("trt_profile_min_shapes", "input:1x3x128x128", "trt_profile_opt_shapes", "input:8x3x128x128", "trt_profile_max_shapes", "input:8x3x128x128")},
 	} {
