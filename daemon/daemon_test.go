@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -230,41 +231,61 @@ func TestRunToEnd(t *testing.T) {
 	portFree(t, addr)
 }
 
-// TestCloseWithoutRun: a daemon that never ran goes offline and lets its
-// broker's port go.
+// TestCloseWithoutRun: a daemon that never ran still says goodbye: Close
+// (twice) leaves `offline` retained on its broker. A real mosquitto, not the
+// embedded broker: that one stops with the daemon, so what it had not yet
+// forwarded to a subscriber could never be checked.
 func TestCloseWithoutRun(t *testing.T) {
 	capturetest.CheckMats(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	d, err := daemon.New(context.Background(), load(t, writeConfig(t, addr, shortClip(t), true)), nil)
+	broker := testenv.Mosquitto(t)
+	path := writeConfig(t, "127.0.0.1:0", shortClip(t), true)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := regexp.MustCompile(`(?m)^  broker: embedded\n  listen: .*$`).ReplaceAllString(string(b), "  broker: "+broker)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(context.Background(), load(t, path), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := d.MQTTOptions()
-	o.ClientID = "test-late"
-	got := make(chan string, 10)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- mqttc.Subscribe(ctx, o, []string{o.StatusTopic}, func(_ string, p []byte) { got <- string(p) })
-	}()
-	defer func() { cancel(); <-done }()
-	if s := <-got; s != mqttc.StatusOnline { // retained
-		t.Fatalf("status %q, want online", s)
+	status := func() string { // the retained status, as a subscriber arriving now sees it
+		t.Helper()
+		o.ClientID = ""
+		got := make(chan string, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- mqttc.Subscribe(ctx, o, []string{o.StatusTopic}, func(_ string, p []byte) {
+				select {
+				case got <- string(p):
+				default:
+				}
+			})
+		}()
+		defer func() { cancel(); <-done }()
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("no retained status within 10s")
+			return ""
+		}
+	}
+	if s := status(); s != mqttc.StatusOnline {
+		t.Fatalf("status %q before Close, want online", s)
 	}
 	for range 2 {
 		if err := d.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	select {
-	case s := <-got:
-		if s != mqttc.StatusOffline {
-			t.Fatalf("status %q, want offline", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no offline after Close")
+	if s := status(); s != mqttc.StatusOffline {
+		t.Fatalf("status %q after Close, want offline", s)
 	}
-	portFree(t, addr)
 }
 
 // TestSIGHUPBeforeRun: SIGHUP is taken as a reload from New on, whether or
