@@ -343,17 +343,22 @@ func (e *Engine) newSession(path string, inputs, outputs []string, files trtFile
 		// One inter-op thread: our graphs are sequential, extra threads only spin.
 		_ = so.SetInterOpNumThreads(1)
 	}
-	for _, p := range e.providers {
-		var err error
-		switch p {
-		case provider.TensorRT:
-			err = appendTensorRT(so, tensorRTProviderOptions(e.opts.TensorRT, e.opts.CUDA, files))
-		case provider.CUDA:
-			err = appendCUDA(so, cudaProviderOptions(e.opts.CUDA))
+	e.restored("enabling the providers for "+path, sigguard.Guard(func() {
+		for _, p := range e.providers {
+			switch p {
+			case provider.TensorRT:
+				err = appendTensorRT(so, tensorRTProviderOptions(e.opts.TensorRT, e.opts.CUDA, files))
+			case provider.CUDA:
+				err = appendCUDA(so, cudaProviderOptions(e.opts.CUDA))
+			}
+			if err != nil {
+				err = fmt.Errorf("enable %s for %s: %w", p, path, err)
+				return
+			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("enable %s for %s: %w", p, path, err)
-		}
+	}))
+	if err != nil {
+		return nil, err
 	}
 	var done func()
 	if build {
