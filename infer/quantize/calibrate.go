@@ -59,6 +59,7 @@ type tensorStats struct {
 	min, max float32
 	hist     []float64 // |x| in [0, top) over percentileBins bins
 	top      float64
+	chMax    []float32 // per channel (dimension 1) of a 4-D tensor
 }
 
 // NewCalibrator writes f with the extra outputs to a temporary file and opens
@@ -137,6 +138,9 @@ func (c *Calibrator) Add(input []float32, n int) error {
 			return fmt.Errorf("calibrate %s: tensor %q is not float32", c.f.Path, c.names[i])
 		}
 		c.stats[i].add(t.GetData(), c.opts.Method == MethodPercentile)
+		if sh := t.GetShape(); len(sh) == 4 {
+			c.stats[i].addChannels(t.GetData(), int(sh[0]), int(sh[1]), int(sh[2]*sh[3]))
+		}
 	}
 	var b [4]byte
 	for _, v := range input[:n*per] {
@@ -171,6 +175,24 @@ func (s *tensorStats) add(x []float32, hist bool) {
 	}
 	for _, v := range x {
 		s.hist[s.bin(math.Abs(float64(v)))]++
+	}
+}
+
+func (s *tensorStats) addChannels(x []float32, n, ch, hw int) {
+	if len(s.chMax) != ch {
+		s.chMax = make([]float32, ch)
+		for i := range s.chMax {
+			s.chMax[i] = float32(math.Inf(-1))
+		}
+	}
+	for b := range n {
+		for c := range ch {
+			m := s.chMax[c]
+			for _, v := range x[(b*ch+c)*hw : (b*ch+c+1)*hw] {
+				m = max(m, v)
+			}
+			s.chMax[c] = m
+		}
 	}
 }
 
@@ -214,6 +236,18 @@ func (c *Calibrator) Ranges() (map[string]Range, error) {
 		out[name] = r
 	}
 	return out, nil
+}
+
+// ChannelMax is, for every 4-D tensor of f.Tensors, each channel's largest
+// value seen (for equalisation; see Options.Equalize).
+func (c *Calibrator) ChannelMax() map[string][]float32 {
+	out := map[string][]float32{}
+	for i, name := range c.names {
+		if c.stats[i].chMax != nil {
+			out[name] = slices.Clone(c.stats[i].chMax)
+		}
+	}
+	return out
 }
 
 // Close frees the session and removes the temporary model.

@@ -55,6 +55,9 @@ func MetadataFor(in Info) map[string]string {
 	if in.Options.PerTensorWeights {
 		weights = "per-tensor"
 	}
+	if in.Options.ChannelMax != nil {
+		weights += " equalised"
+	}
 	if in.Options.ReduceRange {
 		weights += " int7 (reduce range)"
 	} else {

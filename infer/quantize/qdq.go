@@ -35,6 +35,13 @@ type Options struct {
 	// that reads one runs in float, so it costs speed; it is for finding
 	// which tensors lose accuracy.
 	Float []string
+	// ChannelMax, when set (Calibrator.ChannelMax), equalises the channels
+	// of each Relu output read by one Conv before quantising (see equalize).
+	ChannelMax map[string][]float32
+	// FloatNodes names Convs to leave in float, reading and writing
+	// quantised tensors through DequantizeLinear and QuantizeLinear (as
+	// ONNX Runtime's nodes_to_exclude).
+	FloatNodes []string
 	// Metadata is set on the output (metadata_props), replacing the float
 	// model's entries of the same keys and keeping the others.
 	Metadata map[string]string
@@ -51,6 +58,9 @@ func Quantize(f *Float, ranges map[string]Range, opts Options) ([]byte, error) {
 	m := proto.Clone(f.Model).(*onnxpb.ModelProto)
 	g := m.GetGraph()
 	q := &builder{f: f, opts: opts, dq: map[string]string{}, quantised: map[string]bool{}, scale: map[string]float32{}}
+	if opts.ChannelMax != nil {
+		q.vals = equalize(f, opts.ChannelMax)
+	}
 	if ir := m.GetIrVersion(); ir < 7 {
 		m.IrVersion = proto.Int64(7)
 	}
@@ -122,7 +132,9 @@ func Quantize(f *Float, ranges map[string]Range, opts Options) ([]byte, error) {
 				n.Input[i] = dequantise(in, n.GetName())
 			}
 		}
-		if n.GetOpType() == "Conv" {
+		if n.GetOpType() == "Conv" && slices.Contains(opts.FloatNodes, n.GetName()) {
+			q.floatConv(n)
+		} else if n.GetOpType() == "Conv" {
 			if err := q.conv(n); err != nil {
 				return nil, fmt.Errorf("quantize %s: node %q: %w", f.Path, n.GetName(), err)
 			}
@@ -170,6 +182,16 @@ type builder struct {
 	replaced  map[string]bool
 	weightDQ  map[string]string // weight initializer → its DequantizeLinear output
 	wScale    map[string][]float32
+	vals      map[string][]float32 // initializers changed by equalisation
+}
+
+// values are initializer name's floats, as equalised.
+func (q *builder) values(name string) []float32 {
+	if v, ok := q.vals[name]; ok {
+		return v
+	}
+	v, _ := floats(q.f.inits[name])
+	return v
 }
 
 // conv rewires a Conv's weight and bias through DequantizeLinear of their
@@ -183,7 +205,7 @@ func (q *builder) conv(n *onnxpb.NodeProto) error {
 	wName := in[1]
 	w := q.f.inits[wName]
 	if _, done := q.weightDQ[wName]; !done {
-		vals, _ := floats(w)
+		vals := q.values(wName)
 		qw, scales := quantizeWeights(vals, int(w.GetDims()[0]), q.opts)
 		zps := make([]int8, len(scales))
 		var sDims []int64
@@ -208,7 +230,7 @@ func (q *builder) conv(n *onnxpb.NodeProto) error {
 	n.Input[1] = q.weightDQ[wName]
 	if len(in) > 2 && in[2] != "" && quantisedInput { // with a float input the bias stays float
 		bName := in[2]
-		b, _ := floats(q.f.inits[bName])
+		b := q.values(bName)
 		ws := q.wScale[wName]
 		qb := make([]int32, len(b))
 		bs := make([]float32, len(b))
@@ -229,6 +251,12 @@ func (q *builder) conv(n *onnxpb.NodeProto) error {
 		q.nodes = append(q.nodes, dq)
 		q.replaced[bName] = true
 		n.Input[2] = dq.GetOutput()[0]
+	} else if len(in) > 2 && in[2] != "" { // a float input: the bias stays float, as equalised
+		if v, ok := q.vals[in[2]]; ok {
+			name := n.GetName() + "/" + in[2] + "_equalised"
+			q.inits = append(q.inits, floatTensor(name, []int64{int64(len(v))}, v))
+			n.Input[2] = name
+		}
 	}
 	return nil
 }
@@ -348,4 +376,15 @@ func Metadata(m *onnxpb.ModelProto) map[string]string {
 		out[p.GetKey()] = p.GetValue()
 	}
 	return out
+}
+
+// floatConv keeps a Conv's weight and bias in float, as equalised.
+func (q *builder) floatConv(n *onnxpb.NodeProto) {
+	for i, in := range n.GetInput()[1:] {
+		if v, ok := q.vals[in]; ok && in != "" {
+			name := n.GetName() + "/" + in + "_equalised"
+			q.inits = append(q.inits, floatTensor(name, q.f.inits[in].GetDims(), v))
+			n.Input[i+1] = name
+		}
+	}
 }

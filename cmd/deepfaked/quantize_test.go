@@ -1,0 +1,136 @@
+package main
+
+import (
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+func sha(t *testing.T, path string) [32]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(data)
+}
+
+// TestQuantizeCommand runs deepfaked quantize on `make models`' backbone with
+// real face crops: it writes a model infer.LoadBackbone loads, with the
+// quantisation metadata, leaves the float model alone, and its accuracy guard
+// refuses (exit 3, nothing written) below --min-agreement.
+func TestQuantizeCommand(t *testing.T) {
+	data := trainData(t, 8)
+	dir := t.TempDir()
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	before := sha(t, backbone)
+	out := filepath.Join(dir, "backbone.int8.onnx")
+
+	stdout, stderr, err := runCmd(t, newQuantizeCmd(), "--config", cfg, "--calib", data, "--out", out, "--eval", data, "--min-agreement", "0")
+	if err != nil {
+		t.Fatalf("quantize: %v\n%s\n%s", err, stdout, stderr)
+	}
+	for _, want := range []string{"calibrated", "FP32", "INT8", "verdicts agree on", "wrote " + out} {
+		if !strings.Contains(stdout+stderr, want) {
+			t.Errorf("output lacks %q:\n%s\n%s", want, stdout, stderr)
+		}
+	}
+	if sha(t, backbone) != before {
+		t.Fatal("the float backbone changed")
+	}
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	b, err := infer.LoadBackbone(eng, out)
+	if err != nil {
+		t.Fatalf("the INT8 backbone does not load: %v", err)
+	}
+	meta := b.Meta()
+	b.Close()
+	if meta.Extra[spec.KeyQuantization] != spec.QuantizationINT8QDQ || meta.Extra[spec.KeyQuantizationMethod] != "minmax" ||
+		meta.Extra[spec.KeyCalibrationSamples] != "16" || len(meta.Extra[spec.KeyCalibrationSetSHA256]) != 64 || meta.Weights == "" {
+		t.Errorf("metadata: %+v", meta)
+	}
+
+	// The guard: ask for more agreement than there was.
+	m := regexp.MustCompile(`verdicts agree on ([0-9.]+)%`).FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("no agreement in:\n%s", stdout)
+	}
+	agree, _ := strconv.ParseFloat(m[1], 64)
+	if agree >= 100 {
+		t.Logf("INT8 agreed with FP32 on every image; the refusal is not exercised")
+		return
+	}
+	refused := filepath.Join(dir, "refused.onnx")
+	stdout, stderr, err = runCmd(t, newQuantizeCmd(), "--config", cfg, "--calib", data, "--out", refused, "--eval", data,
+		"--min-agreement", strconv.FormatFloat(agree/100+0.001, 'f', 4, 64))
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitGuardRefused || !strings.Contains(err.Error(), "nothing written") {
+		t.Fatalf("quantize below --min-agreement: %v; want exit %d\n%s\n%s", err, exitGuardRefused, stdout, stderr)
+	}
+	if _, err := os.Stat(refused); !os.IsNotExist(err) {
+		t.Errorf("%s exists after the guard refused: %v", refused, err)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(dir, ".refused.onnx.candidate-*")); len(ents) > 0 {
+		t.Errorf("candidate left behind: %v", ents)
+	}
+}
+
+func TestQuantizeCommandRefuses(t *testing.T) {
+	dir := t.TempDir()
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no calibration", []string{}, "give one of --calib DIR or --calib-video FILE"},
+		{"both calibrations", []string{"--calib", dir, "--calib-video", "x.mp4"}, "give one of"},
+		{"out is the float model", []string{"--calib", dir, "--out", backbone}, "never overwritten"},
+		{"method", []string{"--calib", dir, "--method", "entropy"}, `--method "entropy"`},
+		{"crop", []string{"--calib", dir, "--crop", "square"}, `--crop "square"`},
+		{"min agreement", []string{"--calib", dir, "--min-agreement", "99"}, "--min-agreement 99"},
+		{"no images", []string{"--calib", dir, "--out", filepath.Join(dir, "x.onnx")}, "no images"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := runCmd(t, newQuantizeCmd(), append([]string{"--config", cfg}, c.args...)...)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v; want it to say %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestQuantizeCalibVideo calibrates on the faces Haar finds in a real video.
+func TestQuantizeCalibVideo(t *testing.T) {
+	video := testenv.SharedFile(t, "data/videos/real/ffpp_004.mp4")
+	dir := t.TempDir()
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	out := filepath.Join(dir, "video.int8.onnx")
+	stdout, stderr, err := runCmd(t, newQuantizeCmd(), "--config", cfg, "--calib-video", video, "--calib-max", "12", "--out", out)
+	if err != nil {
+		t.Fatalf("quantize: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "on 12 faces") {
+		t.Errorf("want 12 calibration faces:\n%s", stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}

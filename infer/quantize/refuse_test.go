@@ -1,0 +1,119 @@
+package quantize_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deepfaked/deepfaked/infer/onnxpb"
+	"github.com/deepfaked/deepfaked/infer/quantize"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// TestLoadRefuses: a model the quantiser cannot handle is refused with the reason.
+func TestLoadRefuses(t *testing.T) {
+	float, _ := testenv.Models(t)
+	good, err := os.ReadFile(float)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(m *onnxpb.ModelProto)) []byte {
+		m := &onnxpb.ModelProto{}
+		if err := proto.Unmarshal(good, m); err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		data, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"unknown op", edit(func(m *onnxpb.ModelProto) {
+			for _, n := range m.Graph.Node {
+				if n.GetOpType() == "Relu" {
+					n.OpType = proto.String("Sigmoid")
+					break
+				}
+			}
+		}), "op Sigmoid is not one this quantiser knows"},
+		{"corrupt file", good[:len(good)/3], "is not an ONNX model"},
+		{"not a model", []byte("deepfaked\n"), "is not an ONNX model"},
+		{"empty file", nil, "is not an ONNX model"},
+		{"old opset", edit(func(m *onnxpb.ModelProto) { m.OpsetImport[0].Version = proto.Int64(9) }), "opset 9"},
+		{"input rank", edit(func(m *onnxpb.ModelProto) {
+			tt := m.Graph.Input[0].GetType().GetTensorType()
+			tt.Shape.Dim = tt.Shape.Dim[:3]
+		}), "has rank 3"},
+		{"int64 input", edit(func(m *onnxpb.ModelProto) {
+			m.Graph.Input[0].GetType().GetTensorType().ElemType = proto.Int32(int32(onnxpb.TensorProto_INT64))
+		}), "is not a float32 tensor"},
+		{"external weights", edit(func(m *onnxpb.ModelProto) {
+			m.Graph.Initializer[0].DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+		}), "external file"},
+		{"computed weight", edit(func(m *onnxpb.ModelProto) {
+			m.Graph.Initializer = m.Graph.Initializer[1:]
+		}), "which no earlier node makes"},
+		{"second input", edit(func(m *onnxpb.ModelProto) {
+			m.Graph.Input = append(m.Graph.Input, proto.Clone(m.Graph.Input[0]).(*onnxpb.ValueInfoProto))
+			m.Graph.Input[1].Name = proto.String("other")
+		}), "2 graph inputs"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "model.onnx")
+			if err := os.WriteFile(p, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := quantize.Load(p)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("Load: %v; want an error naming %s and saying %q", err, p, c.want)
+			}
+		})
+	}
+	if _, err := quantize.Load(filepath.Join(t.TempDir(), "missing.onnx")); err == nil {
+		t.Fatal("Load of a missing file: no error")
+	}
+}
+
+// TestEqualizeIsExact: equalisation changes the weights but not what the
+// float model computes (everything left in float, weights included).
+func TestEqualizeIsExact(t *testing.T) {
+	eng := newEngine(t)
+	float, _ := testenv.Models(t)
+	f, err := quantize.Load(float)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var convs []string
+	for _, n := range f.Model.GetGraph().GetNode() {
+		if n.GetOpType() == "Conv" {
+			convs = append(convs, n.GetName())
+		}
+	}
+	const n, size = 8, 128
+	x := randomBatch(n, size, 3)
+	// quantizeFile equalises with the calibrated channel maxima.
+	out := quantizeFile(t, eng, float, &sliceSource{x: randomBatch(16, size, 4), per: 3 * size * size}, size,
+		quantize.CalibrationOptions{Method: quantize.MethodMinMax}, quantize.Options{Float: f.Tensors, FloatNodes: convs})
+	m := loadModel(t, out)
+	changed := 0
+	for _, in := range m.GetGraph().GetInitializer() {
+		if strings.HasSuffix(in.GetName(), "_equalised") {
+			changed++
+		}
+	}
+	if changed < 20 {
+		t.Errorf("%d initializers equalised; want most of MnasNet's expand and depthwise convolutions'", changed)
+	}
+	if cos := cosine(features(t, eng, float, x, n), features(t, eng, out, x, n), n); cos < 0.99999 {
+		t.Errorf("equalised float model: feature cosine similarity %.6f with the original; want 1", cos)
+	}
+}
