@@ -154,7 +154,7 @@ the calibration set's sha256, the float model's sha256 and the date.`,
 			}
 			fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s) in %.1fs\n", len(ranges), cal.Samples(), quantize.MethodName(calOpts), time.Since(began).Seconds())
 			if equalize {
-				opts.ChannelMax = cal.ChannelMax()
+				opts.Channels = cal.ChannelRanges()
 			}
 			opts.Metadata = quantize.MetadataFor(quantize.Info{Method: quantize.MethodName(calOpts), Options: opts,
 				SetSHA256: cal.SetSHA256(), Samples: cal.Samples(), SourceSHA256: f.SHA256, QuantizedAt: time.Now(),

@@ -59,7 +59,7 @@ type tensorStats struct {
 	min, max float32
 	hist     []float64 // |x| in [0, top) over percentileBins bins
 	top      float64
-	chMax    []float32 // per channel (dimension 1) of a 4-D tensor
+	ch       []Range // per channel (dimension 1) of a 4-D tensor
 }
 
 // NewCalibrator writes f with the extra outputs to a temporary file and opens
@@ -179,19 +179,19 @@ func (s *tensorStats) add(x []float32, hist bool) {
 }
 
 func (s *tensorStats) addChannels(x []float32, n, ch, hw int) {
-	if len(s.chMax) != ch {
-		s.chMax = make([]float32, ch)
-		for i := range s.chMax {
-			s.chMax[i] = float32(math.Inf(-1))
+	if len(s.ch) != ch {
+		s.ch = make([]Range, ch)
+		for i := range s.ch {
+			s.ch[i] = Range{Min: float32(math.Inf(1)), Max: float32(math.Inf(-1))}
 		}
 	}
 	for b := range n {
 		for c := range ch {
-			m := s.chMax[c]
+			r := s.ch[c]
 			for _, v := range x[(b*ch+c)*hw : (b*ch+c+1)*hw] {
-				m = max(m, v)
+				r.Min, r.Max = min(r.Min, v), max(r.Max, v)
 			}
-			s.chMax[c] = m
+			s.ch[c] = r
 		}
 	}
 }
@@ -238,13 +238,13 @@ func (c *Calibrator) Ranges() (map[string]Range, error) {
 	return out, nil
 }
 
-// ChannelMax is, for every 4-D tensor of f.Tensors, each channel's largest
-// value seen (for equalisation; see Options.Equalize).
-func (c *Calibrator) ChannelMax() map[string][]float32 {
-	out := map[string][]float32{}
+// ChannelRanges are, for every 4-D tensor of f.Tensors, each channel's
+// range seen (for equalisation; see Options.Channels).
+func (c *Calibrator) ChannelRanges() map[string][]Range {
+	out := map[string][]Range{}
 	for i, name := range c.names {
-		if c.stats[i].chMax != nil {
-			out[name] = slices.Clone(c.stats[i].chMax)
+		if c.stats[i].ch != nil {
+			out[name] = slices.Clone(c.stats[i].ch)
 		}
 	}
 	return out

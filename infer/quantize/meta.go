@@ -55,7 +55,7 @@ func MetadataFor(in Info) map[string]string {
 	if in.Options.PerTensorWeights {
 		weights = "per-tensor"
 	}
-	if in.Options.ChannelMax != nil {
+	if in.Options.Channels != nil {
 		weights += " equalised"
 	}
 	if in.Options.ReduceRange {

@@ -3,6 +3,7 @@ package quantize
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -35,9 +36,9 @@ type Options struct {
 	// that reads one runs in float, so it costs speed; it is for finding
 	// which tensors lose accuracy.
 	Float []string
-	// ChannelMax, when set (Calibrator.ChannelMax), equalises the channels
-	// of each Relu output read by one Conv before quantising (see equalize).
-	ChannelMax map[string][]float32
+	// Channels, when set (Calibrator.ChannelRanges), equalises channels
+	// before quantising (see equalize).
+	Channels map[string][]Range
 	// FloatNodes names Convs to leave in float, reading and writing
 	// quantised tensors through DequantizeLinear and QuantizeLinear (as
 	// ONNX Runtime's nodes_to_exclude).
@@ -58,8 +59,11 @@ func Quantize(f *Float, ranges map[string]Range, opts Options) ([]byte, error) {
 	m := proto.Clone(f.Model).(*onnxpb.ModelProto)
 	g := m.GetGraph()
 	q := &builder{f: f, opts: opts, dq: map[string]string{}, quantised: map[string]bool{}, scale: map[string]float32{}}
-	if opts.ChannelMax != nil {
-		q.vals = equalize(f, opts.ChannelMax)
+	if opts.Channels != nil {
+		var changed map[string]Range
+		q.vals, changed = equalize(f, opts.Channels, ranges)
+		ranges = maps.Clone(ranges)
+		maps.Copy(ranges, changed)
 	}
 	if ir := m.GetIrVersion(); ir < 7 {
 		m.IrVersion = proto.Int64(7)

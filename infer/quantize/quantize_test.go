@@ -91,7 +91,7 @@ func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.ChannelMax = c.ChannelMax() // as the CLI does by default
+	opts.Channels = c.ChannelRanges() // as the CLI does by default
 	opts.Metadata = quantize.MetadataFor(quantize.Info{Method: quantize.MethodName(cal), Options: opts, SetSHA256: c.SetSHA256(),
 		Samples: c.Samples(), SourceSHA256: f.SHA256, QuantizedAt: time.Now(), Backbone: spec.DefaultMetadata(), FloatMetadata: quantize.Metadata(f.Model)})
 	data, err := quantize.Quantize(f, ranges, opts)
