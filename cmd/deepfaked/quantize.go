@@ -136,30 +136,28 @@ the calibration set's sha256, the float model's sha256 and the date.`,
 				src = vs
 			}
 			calOpts := quantize.CalibrationOptions{Method: method, Percentile: percentile, TempDir: filepath.Dir(out)}
-			cal, err := quantize.NewCalibrator(eng, f, fp32.Meta().InputSize, calOpts)
-			if err != nil {
-				return err
-			}
-			defer cal.Close()
 			bar := newProgressBar(stderr, "calibrate")
+			pass := 1
 			began := time.Now()
-			err = quantize.Calibrate(ctx, cal, src, 8, func(p quantize.Progress) { bar.update(p.Done, p.Total, -1, "faces") })
+			cal, err := quantize.CalibrateModel(ctx, eng, f, src, quantize.RunOptions{CalibrationOptions: calOpts,
+				Size: fp32.Meta().InputSize, Batch: 8, Equalize: equalize}, func(p quantize.Progress) {
+				if p.Pass != pass {
+					bar.done()
+					bar = newProgressBar(stderr, "calibrate equalised")
+					pass = p.Pass
+				}
+				bar.update(p.Done, p.Total, -1, "faces")
+			})
 			bar.done()
 			if err != nil {
 				return err
 			}
-			ranges, err := cal.Ranges()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s) in %.1fs\n", len(ranges), cal.Samples(), quantize.MethodName(calOpts), time.Since(began).Seconds())
-			if equalize {
-				opts.Channels = cal.ChannelRanges()
-			}
-			opts.Metadata = quantize.MetadataFor(quantize.Info{Method: quantize.MethodName(calOpts), Options: opts,
-				SetSHA256: cal.SetSHA256(), Samples: cal.Samples(), SourceSHA256: f.SHA256, QuantizedAt: time.Now(),
+			fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s%s) in %.1fs\n", len(cal.Ranges), cal.Samples, cal.Method,
+				map[bool]string{true: ", equalised", false: ""}[cal.Equalized], time.Since(began).Seconds())
+			opts.Metadata = quantize.MetadataFor(quantize.Info{Method: cal.Method, Equalized: cal.Equalized, Options: opts,
+				SetSHA256: cal.SetSHA256, Samples: cal.Samples, SourceSHA256: f.SHA256, QuantizedAt: time.Now(),
 				Backbone: fp32.Meta(), FloatMetadata: quantize.Metadata(f.Model)})
-			data, err := quantize.Quantize(f, ranges, opts)
+			data, err := quantize.Quantize(cal.Float, cal.Ranges, opts)
 			if err != nil {
 				return err
 			}
@@ -201,13 +199,13 @@ the calibration set's sha256, the float model's sha256 and the date.`,
 	fl.IntVar(&calibMax, "calib-max", 300, "most calibration faces (spread over the folder; the first found in the video)")
 	fl.Float64Var(&calibFPS, "calib-fps", 2, "video frames per second of video to look for faces in")
 	fl.StringVar(&out, "out", "", "INT8 model to write (default: the backbone's path with .int8.onnx)")
-	fl.StringVar(&method, "method", quantize.MethodMinMax, "calibration: minmax or percentile")
+	fl.StringVar(&method, "method", quantize.MethodMinMax, "calibration: minmax, percentile or entropy (KL divergence, as TensorRT)")
 	fl.Float64Var(&percentile, "percentile", 99.999, "with --method percentile: the share of |values| each range keeps, in percent")
 	fl.StringVar(&eval, "eval", "", "labelled crops to compare FP32 and INT8 on (with model.head); the INT8 model is written only if the guard passes")
 	fl.Float64Var(&minAgreement, "min-agreement", 0.99, "with --eval: the least share of verdicts FP32 and INT8 must agree on")
 	fl.StringVar(&reduceRange, "reduce-range", "auto", "7-bit weights: auto (on x86-64 without VNNI), yes or no")
 	fl.StringVar(&activations, "activations", "auto", "activation type: auto (uint8 on x86-64, int8 elsewhere), int8 or uint8")
-	fl.BoolVar(&equalize, "equalize", true, "equalise the channels of each Relu output read by one Conv (exact in float, cuts INT8 error)")
+	fl.BoolVar(&equalize, "equalize", true, "equalise activation channels before calibrating (exact in float, cuts INT8 error; keeps the calibration faces in memory for a second pass)")
 	fl.BoolVar(&perTensor, "per-tensor", false, "one weight scale per Conv instead of per channel (for comparison only: it ruins depthwise convolutions)")
 	return cmd
 }

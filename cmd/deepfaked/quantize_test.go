@@ -102,7 +102,7 @@ func TestQuantizeCommandRefuses(t *testing.T) {
 		{"no calibration", []string{}, "give one of --calib DIR or --calib-video FILE"},
 		{"both calibrations", []string{"--calib", dir, "--calib-video", "x.mp4"}, "give one of"},
 		{"out is the float model", []string{"--calib", dir, "--out", backbone}, "never overwritten"},
-		{"method", []string{"--calib", dir, "--method", "entropy"}, `--method "entropy"`},
+		{"method", []string{"--calib", dir, "--method", "kl"}, `--method "kl"`},
 		{"crop", []string{"--calib", dir, "--crop", "square"}, `--crop "square"`},
 		{"min agreement", []string{"--calib", dir, "--min-agreement", "99"}, "--min-agreement 99"},
 		{"no images", []string{"--calib", dir, "--out", filepath.Join(dir, "x.onnx")}, "no images"},

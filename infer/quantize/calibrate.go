@@ -22,10 +22,11 @@ import (
 const (
 	MethodMinMax     = "minmax"
 	MethodPercentile = "percentile"
+	MethodEntropy    = "entropy"
 )
 
 // Methods are the calibration methods, for flags and messages.
-var Methods = []string{MethodMinMax, MethodPercentile}
+var Methods = []string{MethodMinMax, MethodPercentile, MethodEntropy}
 
 // percentileBins is the histogram resolution of the percentile method (ONNX
 // Runtime's calibrator uses the same).
@@ -33,7 +34,7 @@ const percentileBins = 2048
 
 // CalibrationOptions choose how ranges are found.
 type CalibrationOptions struct {
-	Method string // MethodMinMax or MethodPercentile
+	Method string // MethodMinMax, MethodPercentile or MethodEntropy
 	// Percentile is the share of |values| each range keeps, in percent
 	// (MethodPercentile), e.g. 99.999; the rest are clipped.
 	Percentile float64
@@ -137,7 +138,7 @@ func (c *Calibrator) Add(input []float32, n int) error {
 		if !ok {
 			return fmt.Errorf("calibrate %s: tensor %q is not float32", c.f.Path, c.names[i])
 		}
-		c.stats[i].add(t.GetData(), c.opts.Method == MethodPercentile)
+		c.stats[i].add(t.GetData(), c.opts.Method != MethodMinMax)
 		if sh := t.GetShape(); len(sh) == 4 {
 			c.stats[i].addChannels(t.GetData(), int(sh[0]), int(sh[1]), int(sh[2]*sh[3]))
 		}
@@ -233,6 +234,16 @@ func (c *Calibrator) Ranges() (map[string]Range, error) {
 			thr := float32(float64(min(k+1, percentileBins)) * s.top / percentileBins)
 			r = Range{Min: max(s.min, -thr), Max: min(s.max, thr)}
 		}
+		if c.opts.Method == MethodEntropy {
+			levels := 128 // a signed tensor's 8 bits cover -thr..thr: 128 levels for |x|
+			if s.min >= 0 {
+				levels = 256
+			}
+			h := slices.Clone(s.hist)
+			h[0] = 0 // exact zeros (Relu floors, padding) are exact at any range
+			thr := float32(float64(entropyBins(h, levels)) * s.top / percentileBins)
+			r = Range{Min: max(s.min, -thr), Max: min(s.max, thr)}
+		}
 		out[name] = r
 	}
 	return out, nil
@@ -248,6 +259,65 @@ func (c *Calibrator) ChannelRanges() map[string][]Range {
 		}
 	}
 	return out
+}
+
+// entropyBins is how many of hist's bins the range should keep so that the
+// clipped distribution, quantised to levels levels, is closest to the
+// original in Kullback-Leibler divergence (TensorRT's entropy calibration).
+func entropyBins(hist []float64, levels int) int {
+	if len(hist) <= levels {
+		return len(hist)
+	}
+	best, bestKL := len(hist), math.Inf(1)
+	p := make([]float64, len(hist))
+	q := make([]float64, len(hist))
+	tail := 0.0
+	for _, v := range hist {
+		tail += v
+	}
+	for _, v := range hist[:levels-1] {
+		tail -= v
+	}
+	for i := levels; i <= len(hist); i++ {
+		tail -= hist[i-1]
+		copy(p, hist[:i])
+		p[i-1] += tail // outliers clip to the last bin
+		// Quantise hist[:i] to levels bins, spread back over the non-empty bins.
+		for j := range levels {
+			lo, hi := j*i/levels, (j+1)*i/levels
+			sum, nonzero := 0.0, 0
+			for k := lo; k < hi; k++ {
+				sum += hist[k]
+				if hist[k] > 0 {
+					nonzero++
+				}
+			}
+			for k := lo; k < hi; k++ {
+				q[k] = 0
+				if hist[k] > 0 {
+					q[k] = sum / float64(nonzero)
+				}
+			}
+		}
+		var ps, qs float64
+		for k := range i {
+			ps += p[k]
+			qs += q[k]
+		}
+		if ps == 0 || qs == 0 {
+			continue
+		}
+		kl := 0.0
+		for k := range i {
+			if p[k] > 0 {
+				kl += p[k] / ps * math.Log((p[k]/ps)/max(q[k]/qs, 1e-12))
+			}
+		}
+		if kl < bestKL {
+			best, bestKL = i, kl
+		}
+	}
+	return best
 }
 
 // Close frees the session and removes the temporary model.

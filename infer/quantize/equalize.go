@@ -1,7 +1,10 @@
 package quantize
 
 import (
+	"fmt"
 	"math"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/deepfaked/deepfaked/infer/onnxpb"
 )
@@ -23,13 +26,14 @@ const readerAlpha = 0.5
 //     Relu(x)/a for a > 0, and zero padding stays zero. A depthwise Conv2
 //     absorbs a_i whole, so a_i = max_i/max; a full one, a_i = (max_i/max)^0.5.
 //     T's range does not change (its largest channel keeps a = 1).
-//   - A residual stream: tensors joined by Adds, made by Convs without a
-//     Relu and read by full Convs and the Adds. Every tensor of the stream
-//     takes the same a_i = (absmax_i/absmax)^0.5 (the Adds then add alike
-//     scaled channels); their ranges are recomputed from the channel ranges.
+//   - A residual stream: tensors joined by Adds (or a Conv output alone),
+//     made by Convs without a Relu and read by full Convs and the Adds.
+//     Every tensor of the stream takes the same a_i = (absmax_i/absmax)^0.5
+//     (the Adds then add alike scaled channels).
 //
-// It returns the changed initializers and the changed tensor ranges.
-func equalize(f *Float, channels map[string][]Range, ranges map[string]Range) (map[string][]float32, map[string]Range) {
+// The tensors' distributions change, so ranges are calibrated afterwards, on
+// the equalised model. It returns the changed initializers.
+func equalize(f *Float, channels map[string][]Range) map[string][]float32 {
 	e := newEqualizer(f)
 	for t, c := range f.folded {
 		r := e.readers[t]
@@ -53,7 +57,6 @@ func equalize(f *Float, channels map[string][]Range, ranges map[string]Range) (m
 		e.scaleOutputs(conv1, a)
 		e.scaleInputs(conv2, a)
 	}
-	changed := map[string]Range{}
 	for _, g := range e.streams(channels) {
 		ch := len(channels[g.tensors[0]])
 		top := float32(0)
@@ -74,21 +77,27 @@ func equalize(f *Float, channels map[string][]Range, ranges map[string]Range) (m
 		for _, r := range g.readers {
 			e.scaleInputs(r, a)
 		}
-		for _, t := range g.tensors {
-			var lo, hi float32
-			for i, x := range channels[t] {
-				lo, hi = min(lo, x.Min/a[i]), max(hi, x.Max/a[i])
-			}
-			// A percentile range clips the same share of the new range.
-			all := channelSpan(channels[t])
-			if old := ranges[t]; all.Min < 0 && all.Max > 0 {
-				lo *= max(old.Min, all.Min) / all.Min
-				hi *= min(old.Max, all.Max) / all.Max
-			}
-			changed[t] = Range{Min: lo, Max: hi}
+	}
+	return e.vals
+}
+
+// Equalized is f with its channels equalised (see equalize) by the channel
+// ranges calibrated on it (Calibrator.ChannelRanges). It computes what f
+// computes; only its weights differ.
+func Equalized(f *Float, channels map[string][]Range) (*Float, error) {
+	vals := equalize(f, channels)
+	m := proto.Clone(f.Model).(*onnxpb.ModelProto)
+	for _, t := range m.GetGraph().GetInitializer() {
+		if v, ok := vals[t.GetName()]; ok {
+			e := floatTensor(t.GetName(), t.GetDims(), v)
+			t.RawData, t.FloatData = e.RawData, nil
 		}
 	}
-	return e.vals, changed
+	out := &Float{Path: f.Path, SHA256: f.SHA256, Model: m}
+	if err := out.check(); err != nil {
+		return nil, fmt.Errorf("quantize: equalised %s: %w", f.Path, err)
+	}
+	return out, nil
 }
 
 func factor(m, top float32, alpha float64) float32 {
@@ -96,14 +105,6 @@ func factor(m, top float32, alpha float64) float32 {
 		return 1
 	}
 	return float32(max(math.Pow(float64(m/top), alpha), 1e-4))
-}
-
-func channelSpan(cr []Range) Range {
-	var r Range
-	for _, x := range cr {
-		r.Min, r.Max = min(r.Min, x.Min), max(r.Max, x.Max)
-	}
-	return r
 }
 
 type equalizer struct {

@@ -15,6 +15,7 @@ import (
 // Info describes a quantisation for the output's metadata.
 type Info struct {
 	Method        string // as calibrated, e.g. "minmax" or "percentile:99.999"
+	Equalized     bool   // channels were equalised before calibrating (Calibration.Equalized)
 	Options       Options
 	SetSHA256     string // Calibrator.SetSHA256
 	Samples       int
@@ -55,7 +56,7 @@ func MetadataFor(in Info) map[string]string {
 	if in.Options.PerTensorWeights {
 		weights = "per-tensor"
 	}
-	if in.Options.Channels != nil {
+	if in.Equalized {
 		weights += " equalised"
 	}
 	if in.Options.ReduceRange {

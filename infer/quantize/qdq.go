@@ -3,7 +3,6 @@ package quantize
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 
@@ -36,9 +35,6 @@ type Options struct {
 	// that reads one runs in float, so it costs speed; it is for finding
 	// which tensors lose accuracy.
 	Float []string
-	// Channels, when set (Calibrator.ChannelRanges), equalises channels
-	// before quantising (see equalize).
-	Channels map[string][]Range
 	// FloatNodes names Convs to leave in float, reading and writing
 	// quantised tensors through DequantizeLinear and QuantizeLinear (as
 	// ONNX Runtime's nodes_to_exclude).
@@ -59,12 +55,6 @@ func Quantize(f *Float, ranges map[string]Range, opts Options) ([]byte, error) {
 	m := proto.Clone(f.Model).(*onnxpb.ModelProto)
 	g := m.GetGraph()
 	q := &builder{f: f, opts: opts, dq: map[string]string{}, quantised: map[string]bool{}, scale: map[string]float32{}}
-	if opts.Channels != nil {
-		var changed map[string]Range
-		q.vals, changed = equalize(f, opts.Channels, ranges)
-		ranges = maps.Clone(ranges)
-		maps.Copy(ranges, changed)
-	}
 	if ir := m.GetIrVersion(); ir < 7 {
 		m.IrVersion = proto.Int64(7)
 	}
@@ -136,9 +126,7 @@ func Quantize(f *Float, ranges map[string]Range, opts Options) ([]byte, error) {
 				n.Input[i] = dequantise(in, n.GetName())
 			}
 		}
-		if n.GetOpType() == "Conv" && slices.Contains(opts.FloatNodes, n.GetName()) {
-			q.floatConv(n)
-		} else if n.GetOpType() == "Conv" {
+		if n.GetOpType() == "Conv" && !slices.Contains(opts.FloatNodes, n.GetName()) {
 			if err := q.conv(n); err != nil {
 				return nil, fmt.Errorf("quantize %s: node %q: %w", f.Path, n.GetName(), err)
 			}
@@ -186,14 +174,10 @@ type builder struct {
 	replaced  map[string]bool
 	weightDQ  map[string]string // weight initializer → its DequantizeLinear output
 	wScale    map[string][]float32
-	vals      map[string][]float32 // initializers changed by equalisation
 }
 
-// values are initializer name's floats, as equalised.
+// values are initializer name's floats.
 func (q *builder) values(name string) []float32 {
-	if v, ok := q.vals[name]; ok {
-		return v
-	}
 	v, _ := floats(q.f.inits[name])
 	return v
 }
@@ -255,12 +239,6 @@ func (q *builder) conv(n *onnxpb.NodeProto) error {
 		q.nodes = append(q.nodes, dq)
 		q.replaced[bName] = true
 		n.Input[2] = dq.GetOutput()[0]
-	} else if len(in) > 2 && in[2] != "" { // a float input: the bias stays float, as equalised
-		if v, ok := q.vals[in[2]]; ok {
-			name := n.GetName() + "/" + in[2] + "_equalised"
-			q.inits = append(q.inits, floatTensor(name, []int64{int64(len(v))}, v))
-			n.Input[2] = name
-		}
 	}
 	return nil
 }
@@ -380,15 +358,4 @@ func Metadata(m *onnxpb.ModelProto) map[string]string {
 		out[p.GetKey()] = p.GetValue()
 	}
 	return out
-}
-
-// floatConv keeps a Conv's weight and bias in float, as equalised.
-func (q *builder) floatConv(n *onnxpb.NodeProto) {
-	for i, in := range n.GetInput()[1:] {
-		if v, ok := q.vals[in]; ok && in != "" {
-			name := n.GetName() + "/" + in + "_equalised"
-			q.inits = append(q.inits, floatTensor(name, q.f.inits[in].GetDims(), v))
-			n.Input[i+1] = name
-		}
-	}
 }

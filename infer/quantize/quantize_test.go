@@ -79,22 +79,14 @@ func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.S
 		t.Fatal(err)
 	}
 	cal.TempDir = t.TempDir()
-	c, err := quantize.NewCalibrator(eng, f, size, cal)
+	// Equalised, as the command does by default.
+	c, err := quantize.CalibrateModel(context.Background(), eng, f, src, quantize.RunOptions{CalibrationOptions: cal, Size: size, Batch: 8, Equalize: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := quantize.Calibrate(context.Background(), c, src, 8, nil); err != nil {
-		t.Fatal(err)
-	}
-	ranges, err := c.Ranges()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Channels = c.ChannelRanges() // as the CLI does by default
-	opts.Metadata = quantize.MetadataFor(quantize.Info{Method: quantize.MethodName(cal), Options: opts, SetSHA256: c.SetSHA256(),
-		Samples: c.Samples(), SourceSHA256: f.SHA256, QuantizedAt: time.Now(), Backbone: spec.DefaultMetadata(), FloatMetadata: quantize.Metadata(f.Model)})
-	data, err := quantize.Quantize(f, ranges, opts)
+	opts.Metadata = quantize.MetadataFor(quantize.Info{Method: c.Method, Equalized: c.Equalized, Options: opts, SetSHA256: c.SetSHA256,
+		Samples: c.Samples, SourceSHA256: f.SHA256, QuantizedAt: time.Now(), Backbone: spec.DefaultMetadata(), FloatMetadata: quantize.Metadata(f.Model)})
+	data, err := quantize.Quantize(c.Float, c.Ranges, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
