@@ -343,6 +343,18 @@ func (e *Engine) newSession(path string, inputs, outputs []string, files trtFile
 		// One inter-op thread: our graphs are sequential, extra threads only spin.
 		_ = so.SetInterOpNumThreads(1)
 	}
+	// Worker threads sleep between runs instead of spinning. Every session has
+	// a pool of its own (backbone, head, a detector per camera), and after a
+	// run ONNX Runtime's workers spin for work by default: on a small CPU they
+	// take the cores the next session, decoding and face detection need. On
+	// the 2-core test machine backbone + head at batch 8 took 2.2-2.5x as long
+	// per face with spinning as without; without it they are within 20 % of a
+	// lone backbone session (infer's BenchmarkClassifyVsBare).
+	for _, k := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+		if err := so.AddSessionConfigEntry(k, "0"); err != nil {
+			return nil, fmt.Errorf("session options for %s: %s: %w", path, k, err)
+		}
+	}
 	e.restored("enabling the providers for "+path, sigguard.Guard(func() {
 		for _, p := range e.providers {
 			switch p {
