@@ -36,17 +36,30 @@ func newQuantizeCmd() *cobra.Command {
 		Short: "Quantise the backbone to INT8 (QDQ), calibrated on face crops or a video, guarded against accuracy loss",
 		Long: `Statically quantise model.backbone to INT8 in QDQ form: weights int8,
 symmetric, one scale per output channel (every Conv, depthwise included);
-activations 8-bit with ranges calibrated by running the float model through
-ONNX Runtime on --calib (a folder of images, preprocessed as the daemon does;
---crop face crops each to its largest face) or on the faces faces.detector
-finds in --calib-video. Biases are int32 (input scale × weight scale).
+activations 8-bit, asymmetric, with ranges calibrated by running the float
+model through ONNX Runtime on --calib (a folder of images, preprocessed as
+the daemon does; --crop face crops each to its largest face) or on the faces
+faces.detector finds in --calib-video. Biases are int32 (input scale x weight
+scale). The graph output (the features the head reads) stays float.
+
+Before calibrating, activation channels are equalised (--equalize): each
+channel is scaled down where it is made and back up where it is read, so the
+float model computes the same but small channels use more of the 8-bit grid.
+--method: percentile (default, 99.999% of |x| kept), minmax, or entropy
+(TensorRT's KL divergence; clips too much for MnasNet).
+
+Activations are uint8 on x86-64 (ONNX Runtime computes U8S8 there and fuses
+every Conv and Add only so) and int8 elsewhere (S8S8); weights use 7 bits on
+x86-64 CPUs without VNNI, whose int16 sums can saturate (--reduce-range).
 
 --eval DIR (labelled crops: DIR/real, DIR/fake or DIR/labels.csv) scores the
-float and INT8 backbones with model.head side by side and writes the INT8
-model only when their verdicts agree on at least --min-agreement of the
-images; otherwise exit status 3 and nothing is written. The float model is
-never modified. The output (default <backbone>.int8.onnx) records the method,
-the calibration set's sha256, the float model's sha256 and the date.`,
+float and INT8 backbones with model.head side by side (AUC, F1, accuracy, the
+share of verdicts that agree at the decision threshold) and writes the INT8
+model only when they agree on at least --min-agreement of the images;
+otherwise exit status 3 and nothing is written. The float model is never
+modified. The output (default <backbone>.int8.onnx) records the method, the
+calibration set's sha256, the float model's sha256 and the date; point
+model.backbone at it to use it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -199,7 +212,7 @@ the calibration set's sha256, the float model's sha256 and the date.`,
 	fl.IntVar(&calibMax, "calib-max", 300, "most calibration faces (spread over the folder; the first found in the video)")
 	fl.Float64Var(&calibFPS, "calib-fps", 2, "video frames per second of video to look for faces in")
 	fl.StringVar(&out, "out", "", "INT8 model to write (default: the backbone's path with .int8.onnx)")
-	fl.StringVar(&method, "method", quantize.MethodMinMax, "calibration: minmax, percentile or entropy (KL divergence, as TensorRT)")
+	fl.StringVar(&method, "method", quantize.MethodPercentile, "calibration: minmax, percentile or entropy (KL divergence, as TensorRT)")
 	fl.Float64Var(&percentile, "percentile", 99.999, "with --method percentile: the share of |values| each range keeps, in percent")
 	fl.StringVar(&eval, "eval", "", "labelled crops to compare FP32 and INT8 on (with model.head); the INT8 model is written only if the guard passes")
 	fl.Float64Var(&minAgreement, "min-agreement", 0.99, "with --eval: the least share of verdicts FP32 and INT8 must agree on")

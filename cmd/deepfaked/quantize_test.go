@@ -60,7 +60,7 @@ func TestQuantizeCommand(t *testing.T) {
 	}
 	meta := b.Meta()
 	b.Close()
-	if meta.Extra[spec.KeyQuantization] != spec.QuantizationINT8QDQ || meta.Extra[spec.KeyQuantizationMethod] != "minmax" ||
+	if meta.Extra[spec.KeyQuantization] != spec.QuantizationINT8QDQ || meta.Extra[spec.KeyQuantizationMethod] != "percentile:99.999" ||
 		meta.Extra[spec.KeyCalibrationSamples] != "16" || len(meta.Extra[spec.KeyCalibrationSetSHA256]) != 64 || meta.Weights == "" {
 		t.Errorf("metadata: %+v", meta)
 	}
