@@ -30,6 +30,7 @@ func newQuantizeCmd() *cobra.Command {
 		calibMax                                                                      int
 		calibFPS, percentile, minAgreement                                            float64
 		perTensor, equalize                                                           bool
+		keepFloat                                                                     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "quantize",
@@ -167,6 +168,9 @@ model.backbone at it to use it.`,
 			}
 			fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s%s) in %.1fs\n", len(cal.Ranges), cal.Samples, cal.Method,
 				map[bool]string{true: ", equalised", false: ""}[cal.Equalized], time.Since(began).Seconds())
+			if opts.FloatNodes, opts.Float, err = cal.Float.FloatParts(keepFloat); err != nil {
+				return fmt.Errorf("--keep-float: %w", err)
+			}
 			opts.Metadata = quantize.MetadataFor(quantize.Info{Method: cal.Method, Equalized: cal.Equalized, Options: opts,
 				SetSHA256: cal.SetSHA256, Samples: cal.Samples, SourceSHA256: f.SHA256, QuantizedAt: time.Now(),
 				Backbone: fp32.Meta(), FloatMetadata: quantize.Metadata(f.Model)})
@@ -219,6 +223,7 @@ model.backbone at it to use it.`,
 	fl.StringVar(&reduceRange, "reduce-range", "auto", "7-bit weights: auto (on x86-64 without VNNI), yes or no")
 	fl.StringVar(&activations, "activations", "auto", "activation type: auto (uint8 on x86-64, int8 elsewhere), int8 or uint8")
 	fl.BoolVar(&equalize, "equalize", true, "equalise activation channels before calibrating (exact in float, cuts INT8 error; keeps the calibration faces in memory for a second pass)")
+	fl.StringSliceVar(&keepFloat, "keep-float", nil, "leave in float the nodes whose names start with this (repeatable; e.g. /14/ for the last Conv): more accurate, slower")
 	fl.BoolVar(&perTensor, "per-tensor", false, "one weight scale per Conv instead of per channel (for comparison only: it ruins depthwise convolutions)")
 	return cmd
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/sha256"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,6 +108,7 @@ func TestQuantizeCommandRefuses(t *testing.T) {
 		{"crop", []string{"--calib", dir, "--crop", "square"}, `--crop "square"`},
 		{"min agreement", []string{"--calib", dir, "--min-agreement", "99"}, "--min-agreement 99"},
 		{"no images", []string{"--calib", dir, "--out", filepath.Join(dir, "x.onnx")}, "no images"},
+		{"keep-float", []string{"--calib", pngDir(t), "--keep-float", "/nope/", "--out", filepath.Join(dir, "x.onnx")}, "no node"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, _, err := runCmd(t, newQuantizeCmd(), append([]string{"--config", cfg}, c.args...)...)
@@ -133,4 +136,23 @@ func TestQuantizeCalibVideo(t *testing.T) {
 	if _, err := os.Stat(out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pngDir is a folder with one grey 64x64 PNG.
+func pngDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	img := image.NewGray(image.Rect(0, 0, 64, 64))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i)
+	}
+	f, err := os.Create(filepath.Join(dir, "grey.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -231,3 +231,46 @@ func floats(t *onnxpb.TensorProto) ([]float32, error) {
 	}
 	return slices.Clone(t.GetFloatData()), nil
 }
+
+// FloatParts are the Convs and activations to leave in float for the nodes
+// whose names start with one of prefixes (Options.FloatNodes and Float): the
+// nodes, the tensors they make (a folded Relu's output included), and the
+// graph input when only they read it.
+func (f *Float) FloatParts(prefixes []string) (nodes, tensors []string, err error) {
+	for _, p := range prefixes {
+		found := false
+		for _, n := range f.Model.GetGraph().GetNode() {
+			if !strings.HasPrefix(n.GetName(), p) {
+				continue
+			}
+			found = true
+			out := n.GetOutput()[0]
+			if n.GetOpType() == "Conv" {
+				nodes = append(nodes, n.GetName())
+			}
+			tensors = append(tensors, out)
+			for r, c := range f.folded {
+				if c == out {
+					tensors = append(tensors, r)
+				}
+			}
+		}
+		if !found {
+			return nil, nil, fmt.Errorf("no node of %s is named %s…", f.Path, p)
+		}
+	}
+	// The graph input stays float too when only float nodes read it.
+	readers := 0
+	for _, n := range f.Model.GetGraph().GetNode() {
+		if slices.Contains(n.GetInput(), f.Input) {
+			if !slices.Contains(nodes, n.GetName()) {
+				return nodes, tensors, nil
+			}
+			readers++
+		}
+	}
+	if readers > 0 {
+		tensors = append(tensors, f.Input)
+	}
+	return nodes, tensors, nil
+}
