@@ -337,3 +337,4 @@ func normalisedError(a, b []float32, n int) float64 {
 	}
 	return math.Sqrt(errSum / spread)
 }
+
