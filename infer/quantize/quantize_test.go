@@ -337,4 +337,3 @@ func normalisedError(a, b []float32, n int) float64 {
 	}
 	return math.Sqrt(errSum / spread)
 }
-
