@@ -149,6 +149,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	return d, nil
 }
 
+// ObserveStages shows o every published frame's stage times (see
+// pipeline.Observer); call it before Run. It is for `deepfaked bench`, which
+// otherwise measures the daemon from outside, through its verdicts.
+func (d *Daemon) ObserveStages(o pipeline.Observer) { d.pipe.Observe(o) }
+
 // commands are the MQTT commands (mqtt.commands); label moves crops between folders.
 func (d *Daemon) commands(folders collect.Folders) map[string]command.Handler {
 	return map[string]command.Handler{

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -56,10 +57,12 @@ func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classif
 }
 
 // HeadInfo names the head that made a batch's verdicts: its ID and its stored
-// decision threshold, which must go together across a swap.
+// decision threshold, which must go together across a swap. Backbone and Head
+// are how long the batch's two runs took (`deepfaked bench` reports them).
 type HeadInfo struct {
-	ID        string
-	Threshold spec.Threshold
+	ID             string
+	Threshold      spec.Threshold
+	Backbone, Head time.Duration
 }
 
 // Classify runs n faces (NCHW, n*3*S*S floats, preprocessed as Meta says)
@@ -85,12 +88,15 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 		c.feat = make([]float32, need)
 		c.logits = make([]float32, 2*n)
 	}
+	start := time.Now()
 	if err := c.b.Features(input, n, c.feat); err != nil {
 		return HeadInfo{}, err
 	}
+	features := time.Now()
 	if err := h.Logits(c.feat, n, c.logits); err != nil {
 		return HeadInfo{}, err
 	}
+	logits := time.Now()
 	for i := range n {
 		p := spec.PFake(c.logits[2*i], c.logits[2*i+1])
 		if math.IsNaN(p) {
@@ -98,7 +104,7 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 		}
 		pFake[i] = float32(p)
 	}
-	return HeadInfo{ID: h.id, Threshold: h.Threshold()}, nil
+	return HeadInfo{ID: h.id, Threshold: h.Threshold(), Backbone: features.Sub(start), Head: logits.Sub(features)}, nil
 }
 
 // SwapHead makes h the head for every later batch and returns the previous

@@ -48,6 +48,9 @@ func TestLoadClassifierFromMakeModels(t *testing.T) {
 	if info.ID != c.HeadID() || info.Threshold != c.Threshold() {
 		t.Errorf("Classify returned head %s, current head is %s", info.ID, c.HeadID())
 	}
+	if info.Backbone <= 0 || info.Head <= 0 {
+		t.Errorf("Classify says the backbone took %v and the head %v", info.Backbone, info.Head)
+	}
 	face := 3 * size * size
 	for i := range n {
 		var one [1]float32

@@ -8,13 +8,17 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
@@ -35,7 +39,13 @@ func newBenchCmd() *cobra.Command {
 		Long: `Measure, in one run so the figures compare side by side:
   - the whole pipeline (decode, faces, model, MQTT publish to an embedded broker)
     on --source with fps 0, once per --detector (kind or kind:model.onnx):
-    analysed frames/s and verdict latency (capture to publish) p50/p99;
+    analysed frames/s and faces/s, verdict latency (capture to publish)
+    p50/p99, each stage's p50/p99 (decode, detect, preprocess, queue: waiting
+    for the inference goroutine, backbone, head, publish), the process's CPU %
+    and peak RSS;
+  - the bounds the pipeline is measured against, on the same source: frames/s
+    of decoding alone, and of decoding plus face detection alone (one
+    goroutine, as a camera's);
   - backbone+head milliseconds per face at each --batch size.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,8 +55,12 @@ func newBenchCmd() *cobra.Command {
 			}
 			var report benchReport
 			if source != "" {
+				decode, err := benchSource(cmd.Context(), cfg, source, "")
+				if err != nil {
+					return fmt.Errorf("bench decoding alone: %w", err)
+				}
 				for _, d := range detectors {
-					r, err := benchPipeline(cmd.Context(), cfg, source, d)
+					r, err := benchPipeline(cmd.Context(), cfg, source, d, decode)
 					if err != nil {
 						return fmt.Errorf("bench detector %s: %w", d, err)
 					}
@@ -75,12 +89,55 @@ func newBenchCmd() *cobra.Command {
 }
 
 type pipelineResult struct {
-	Detector   string  `json:"detector"`
-	Frames     int     `json:"frames"`
-	WithFaces  int     `json:"frames_with_faces"`
-	FPS        float64 `json:"frames_per_s"`
-	LatencyP50 float64 `json:"latency_p50_ms"`
-	LatencyP99 float64 `json:"latency_p99_ms"`
+	Detector  string  `json:"detector"`
+	Frames    int     `json:"frames"`
+	WithFaces int     `json:"frames_with_faces"`
+	Faces     int     `json:"faces"`
+	FPS       float64 `json:"frames_per_s"`
+	FacesPerS float64 `json:"faces_per_s"`
+	// The bounds: frames/s of decoding alone and of decoding plus detection
+	// alone, and the pipeline's frames/s as a fraction of the latter.
+	DecodeFPS   float64       `json:"decode_only_frames_per_s"`
+	DetectFPS   float64       `json:"decode_detect_only_frames_per_s"`
+	OfDetectFPS float64       `json:"fraction_of_decode_detect"`
+	LatencyP50  float64       `json:"latency_p50_ms"`
+	LatencyP99  float64       `json:"latency_p99_ms"`
+	CPUPercent  float64       `json:"cpu_percent"` // 100 is one core busy
+	PeakRSSMB   float64       `json:"peak_rss_mb"`
+	Stages      []stageResult `json:"stages"`
+}
+
+type stageResult struct {
+	Stage string  `json:"stage"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+}
+
+// stageNames are the pipeline's stages in order; stageTimes.Observe measures them.
+var stageNames = [...]string{"decode", "detect", "preprocess", "queue", "backbone", "head", "publish"}
+
+// stageTimes keeps each stage's durations in ms, from the daemon's pipeline
+// (daemon.ObserveStages). Backbone and head count frames with faces only.
+type stageTimes [len(stageNames)][]float64
+
+func (s *stageTimes) Observe(st *pipeline.Stages) {
+	d := [...]time.Duration{st.Read.Sub(st.Next), st.Detected.Sub(st.Read), st.Preprocessed.Sub(st.Detected),
+		st.Dequeued.Sub(st.Preprocessed), st.Backbone, st.Head, st.Published.Sub(st.Classified)}
+	for i, v := range d {
+		if st.Faces == 0 && (stageNames[i] == "backbone" || stageNames[i] == "head") {
+			continue
+		}
+		s[i] = append(s[i], v.Seconds()*1e3)
+	}
+}
+
+func (s *stageTimes) results() []stageResult {
+	out := make([]stageResult, len(stageNames))
+	for i, name := range stageNames {
+		slices.Sort(s[i])
+		out[i] = stageResult{Stage: name, P50: percentile(s[i], 0.50), P99: percentile(s[i], 0.99)}
+	}
+	return out
 }
 
 type modelResult struct {
@@ -97,11 +154,27 @@ type benchReport struct {
 func (r benchReport) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(r.Pipeline) > 0 {
-		fmt.Fprintln(tw, "detector\tframes\twith faces\tframes/s\tlatency p50 ms\tlatency p99 ms\t")
+		fmt.Fprintln(tw, "detector\tframes\twith faces\tfaces\tframes/s\tfaces/s\tdecode only\tdecode+detect\tof decode+detect\tlatency p50 ms\tp99 ms\tCPU %\tpeak RSS MB\t")
 		for _, p := range r.Pipeline {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t\n", p.Detector, p.Frames, p.WithFaces, p.FPS, p.LatencyP50, p.LatencyP99)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", p.Detector, p.Frames, p.WithFaces, p.Faces,
+				p.FPS, p.FacesPerS, p.DecodeFPS, p.DetectFPS, 100*p.OfDetectFPS, p.LatencyP50, p.LatencyP99, p.CPUPercent, p.PeakRSSMB)
 		}
-		fmt.Fprintln(tw, "\t\t\t\t\t\t")
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t")
+		tw.Flush()
+		fmt.Fprint(tw, "stage ms p50/p99")
+		for _, name := range stageNames {
+			fmt.Fprintf(tw, "\t%s", name)
+		}
+		fmt.Fprintln(tw, "\t")
+		for _, p := range r.Pipeline {
+			fmt.Fprint(tw, p.Detector)
+			for _, st := range p.Stages {
+				fmt.Fprintf(tw, "\t%.2f/%.2f", st.P50, st.P99)
+			}
+			fmt.Fprintln(tw, "\t")
+		}
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
+		tw.Flush()
 	}
 	fmt.Fprintln(tw, "batch\tms/batch\tms/face\t")
 	for _, m := range r.Model {
@@ -112,19 +185,28 @@ func (r benchReport) print(w io.Writer) {
 
 // benchPipeline runs the daemon itself on one file with an embedded broker on
 // a free port, so the figures include decoding, detection, inference and
-// publishing; it measures from the verdicts as a subscriber receives them.
-func benchPipeline(ctx context.Context, base *config.Config, source, detector string) (pipelineResult, error) {
+// publishing; it measures from the verdicts as a subscriber receives them,
+// and takes the stage times from the pipeline (daemon.ObserveStages). First
+// it measures decoding plus detection alone on the same file.
+func benchPipeline(ctx context.Context, base *config.Config, source, detector string, decodeFPS float64) (pipelineResult, error) {
 	cfg := *base
 	kind, model, _ := strings.Cut(detector, ":")
 	cfg.Faces.Detector, cfg.Faces.Model = kind, model
 	cfg.MQTT.Broker, cfg.MQTT.Listen = config.EmbeddedBroker, "127.0.0.1:0"
 	cfg.Cameras = []config.Camera{{Name: "bench", Source: source}}
-	res := pipelineResult{Detector: kind}
+	res := pipelineResult{Detector: kind, DecodeFPS: decodeFPS}
+	var err error
+	if res.DetectFPS, err = benchSource(ctx, &cfg, source, kind); err != nil {
+		return res, fmt.Errorf("decoding and detection alone: %w", err)
+	}
+	resetPeakRSS()
 	d, err := daemon.New(ctx, &cfg, newLogger(slog.LevelWarn))
 	if err != nil {
 		return res, err
 	}
 	defer d.Close()
+	var stages stageTimes
+	d.ObserveStages(&stages)
 	var (
 		lat         []float64
 		first, last time.Time
@@ -150,21 +232,110 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 		lat = append(lat, v.LatencyMS)
 		if len(v.Faces) > 0 {
 			res.WithFaces++
+			res.Faces += len(v.Faces)
 		}
 	})
 	if err != nil {
 		return res, err
 	}
+	cpu0, start := cpuTime(), time.Now()
 	if err := errors.Join(d.Run(ctx), w.stop(), bad); err != nil {
 		return res, err
 	}
+	res.CPUPercent = 100 * (cpuTime() - cpu0).Seconds() / time.Since(start).Seconds()
+	res.PeakRSSMB = peakRSSMB()
 	res.Frames = len(lat)
 	if res.Frames > 1 {
 		res.FPS = float64(res.Frames-1) / last.Sub(first).Seconds()
+		res.FacesPerS = res.FPS * float64(res.Faces) / float64(res.Frames)
+	}
+	if res.DetectFPS > 0 {
+		res.OfDetectFPS = res.FPS / res.DetectFPS
 	}
 	slices.Sort(lat)
 	res.LatencyP50, res.LatencyP99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.Stages = stages.results()
 	return res, nil
+}
+
+// benchSource is the frames/s of reading source at fps 0 on one goroutine, as
+// a pipeline camera does, and detecting faces in each frame with detector
+// (cfg's faces: options) unless it is empty.
+func benchSource(ctx context.Context, cfg *config.Config, source, detector string) (float64, error) {
+	log := newLogger(slog.LevelWarn)
+	var det face.Detector
+	if detector != "" {
+		eng, err := setup.Engine(cfg, log)
+		if err != nil {
+			return 0, err
+		}
+		defer eng.Close()
+		if det, err = setup.Detector(cfg, eng); err != nil {
+			return 0, err
+		}
+		defer det.Close()
+	}
+	cam, err := capture.Open(ctx, setup.CameraOptions(config.Camera{Name: "bench", Source: source}), log)
+	if err != nil {
+		return 0, err
+	}
+	defer cam.Close()
+	var boxes []face.Box
+	frames, start := 0, time.Now()
+	for {
+		f, err := cam.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if det != nil {
+			boxes, err = det.Detect(f.Mat, boxes[:0])
+		}
+		cam.Release(f)
+		if err != nil {
+			return 0, err
+		}
+		frames++
+	}
+	if frames == 0 {
+		return 0, fmt.Errorf("%s has no frames", source)
+	}
+	return float64(frames) / time.Since(start).Seconds(), nil
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// resetPeakRSS starts the process's peak RSS (VmHWM) over from its current
+// RSS, so that each detector's figure is its own (Linux 4.0 and later).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSSMB is the process's peak RSS since resetPeakRSS, in MiB: VmHWM, or
+// getrusage's lifetime peak where /proc cannot be read.
+func peakRSSMB() float64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				var kb float64
+				if _, err := fmt.Sscanf(rest, "%f kB", &kb); err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
 }
 
 func percentile(sorted []float64, q float64) float64 {

@@ -478,7 +478,9 @@ func TestRunWatch(t *testing.T) {
 }
 
 // TestBench: bench runs the daemon on --source and counts, from the verdicts
-// it receives over MQTT, every frame; the model timing covers each --batch.
+// it receives over MQTT, every frame; it reports each stage of the pipeline,
+// the process's CPU and memory and the decode and decode+detect bounds under
+// the JSON keys below; the model timing covers each --batch.
 func TestBench(t *testing.T) {
 	cfg := writeConfig(t, "tcp://127.0.0.1:1", shortClip(t), 0, false) // bench uses its own embedded broker
 	out, err := exec.Command(deepfaked(t), "bench", "--config", cfg, "--source", shortClip(t), "--batch", "1,2",
@@ -486,13 +488,43 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
+	var keys struct {
+		Pipeline []map[string]json.RawMessage `json:"pipeline"`
+		Model    []map[string]json.RawMessage `json:"model"`
+	}
+	if err := json.Unmarshal(out, &keys); err != nil || len(keys.Pipeline) != 1 || len(keys.Model) != 2 {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"detector", "frames", "frames_with_faces", "faces", "frames_per_s", "faces_per_s",
+		"decode_only_frames_per_s", "decode_detect_only_frames_per_s", "fraction_of_decode_detect",
+		"latency_p50_ms", "latency_p99_ms", "cpu_percent", "peak_rss_mb", "stages"} {
+		if _, ok := keys.Pipeline[0][k]; !ok {
+			t.Errorf("bench --json: pipeline has no %q\n%s", k, out)
+		}
+	}
+	for _, k := range []string{"batch", "ms_per_batch", "ms_per_face"} {
+		if _, ok := keys.Model[0][k]; !ok {
+			t.Errorf("bench --json: model has no %q\n%s", k, out)
+		}
+	}
 	var r benchReport
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
-	if len(r.Pipeline) != 1 || r.Pipeline[0].Frames != 20 || r.Pipeline[0].FPS <= 0 || r.Pipeline[0].LatencyP50 <= 0 ||
-		r.Pipeline[0].LatencyP99 < r.Pipeline[0].LatencyP50 || r.Pipeline[0].WithFaces > 20 {
-		t.Errorf("pipeline figures for 20 frames: %+v", r.Pipeline)
+	p := r.Pipeline[0]
+	if p.Frames != 20 || p.FPS <= 0 || p.LatencyP50 <= 0 || p.LatencyP99 < p.LatencyP50 || p.WithFaces > 20 ||
+		p.Faces < p.WithFaces || p.DecodeFPS <= 0 || p.DetectFPS <= 0 || p.OfDetectFPS <= 0 || p.CPUPercent <= 0 || p.PeakRSSMB <= 0 {
+		t.Errorf("pipeline figures for 20 frames: %+v", p)
+	}
+	var stages []string
+	for _, st := range p.Stages {
+		stages = append(stages, st.Stage)
+		if st.P99 < st.P50 || st.P50 < 0 {
+			t.Errorf("stage %s: p50 %v ms, p99 %v ms", st.Stage, st.P50, st.P99)
+		}
+	}
+	if want := []string{"decode", "detect", "preprocess", "queue", "backbone", "head", "publish"}; !slices.Equal(stages, want) {
+		t.Errorf("stages %v, want %v", stages, want)
 	}
 	if len(r.Model) != 2 || r.Model[0].Batch != 1 || r.Model[1].Batch != 2 || r.Model[1].MSPerFace <= 0 {
 		t.Errorf("model figures: %+v", r.Model)

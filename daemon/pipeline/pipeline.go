@@ -86,6 +86,29 @@ type Options struct {
 	Collector Collector
 }
 
+// Stages are when one frame passed each step of the pipeline. The camera
+// goroutine asked its source for the frame at Next and had it at Read (for a
+// file, Read-Next is the decode; a live source's includes the wait for the next
+// frame), found the faces by Detected and filled the model input by
+// Preprocessed; the inference goroutine took it at Dequeued, had the verdicts
+// at Classified (Backbone and Head are the two model runs; zero without faces)
+// and handed the verdict to the publisher at Published.
+type Stages struct {
+	Camera string
+	Frame  int64
+	Faces  int
+
+	Next, Read, Detected, Preprocessed, Dequeued, Classified, Published time.Time
+	Backbone, Head                                                      time.Duration
+}
+
+// Observer sees every published frame's Stages (`deepfaked bench` installs
+// one). It is called on the inference goroutine right after the publish, so it
+// must return quickly, and st is only valid during the call.
+type Observer interface {
+	Observe(st *Stages)
+}
+
 // Pipeline runs cameras through a classifier to a publisher.
 type Pipeline struct {
 	opts Options
@@ -93,6 +116,7 @@ type Pipeline struct {
 	pub  Publisher
 	cams []Camera
 	log  *slog.Logger
+	obs  Observer
 	// sample is one face's model input length, 3*S*S.
 	sample int
 }
@@ -112,8 +136,14 @@ func New(opts Options, clf Classifier, pub Publisher, cams []Camera) (*Pipeline,
 	return &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log}, nil
 }
 
+// Observe installs o, which sees each published frame's stage times; call it
+// before Run. The times are taken on every frame anyway (a few time.Now calls
+// into fields of the frame's pooled job), so observing costs only o's own work.
+func (p *Pipeline) Observe(o Observer) { p.obs = o }
+
 // job carries one preprocessed frame from a camera to the inference goroutine.
 type job struct {
+	st     Stages
 	cam    *camState
 	frame  int64
 	ts     time.Time
@@ -172,10 +202,35 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
+// read is one Source.Next result, with when it was asked for and returned.
+type read struct {
+	f          *capture.Frame
+	err        error
+	next, read time.Time
+}
+
+// runCamera reads frames on a goroutine of its own and detects and
+// preprocesses them on this one, so that decoding the next frame overlaps
+// finding faces in this one. The hand-over is unbuffered: the reader holds at
+// most one frame, which waits at most one detection (a live source's frame is
+// that much older when analysed). The reader stops after the first error,
+// which is the last thing it sends, so every frame it read is handled.
 func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs chan<- *job) {
 	log := p.log.With("camera", cs.name)
+	reads := make(chan read)
+	go func() {
+		for {
+			next := time.Now()
+			f, err := cs.Source.Next(ctx)
+			reads <- read{f: f, err: err, next: next, read: time.Now()}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for {
-		f, err := cs.Source.Next(ctx)
+		r := <-reads
+		f, err, next, read := r.f, r.err, r.next, r.read
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
@@ -188,6 +243,7 @@ func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs
 			return
 		}
 		j := <-cs.free
+		j.st.Next, j.st.Read = next, read
 		if err := p.prepare(cs, f, j, sample); err != nil {
 			log.Warn("frame skipped", "frame", f.Index, "err", err)
 			cs.Source.Release(f)
@@ -204,6 +260,7 @@ func (p *Pipeline) prepare(cs *camState, f *capture.Frame, j *job, sample int) e
 	j.frame, j.ts, j.n, j.boxes = f.Index, f.Time, 0, j.boxes[:0]
 	faces, err := cs.Detector.Detect(f.Mat, cs.faces[:0])
 	cs.faces = faces[:0]
+	j.st.Detected = time.Now()
 	if err != nil {
 		return fmt.Errorf("face detection: %w", err)
 	}
@@ -225,6 +282,7 @@ func (p *Pipeline) prepare(cs *camState, f *capture.Frame, j *job, sample int) e
 		j.boxes = append(j.boxes, b.Rect)
 		j.n++
 	}
+	j.st.Preprocessed = time.Now()
 	return nil
 }
 
@@ -236,6 +294,8 @@ func (p *Pipeline) threshold(head spec.Threshold) float64 {
 func (p *Pipeline) infer(jobs <-chan *job) {
 	backbone := p.clf.BackboneID()
 	for j := range jobs {
+		j.st.Dequeued = time.Now()
+		j.st.Backbone, j.st.Head = 0, 0
 		v := &j.result
 		v.Frame, v.TS, v.Faces, v.PFake, v.Label = j.frame, j.ts, v.Faces[:0], 0, LabelNone
 		v.Model.Backbone, v.Model.Head = backbone, p.clf.HeadID()
@@ -248,6 +308,7 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 				continue
 			}
 			v.Model.Head, v.Threshold = head.ID, p.threshold(head.Threshold)
+			j.st.Backbone, j.st.Head = head.Backbone, head.Head
 			for i := range j.n {
 				pf := float64(j.pFake[i])
 				v.Faces = append(v.Faces, FaceResult{Box: boxOf(j.boxes[i]), PFake: pf, Label: label(pf, v.Threshold)})
@@ -255,6 +316,7 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 			}
 			v.Label = label(v.PFake, v.Threshold)
 		}
+		j.st.Classified = time.Now()
 		// Before publishing, so that a label command for this frame finds its crops.
 		if p.opts.Collector != nil {
 			for i := range j.n {
@@ -276,6 +338,11 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 		}
 		if err != nil {
 			p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err)
+		}
+		if p.obs != nil {
+			j.st.Published = time.Now()
+			j.st.Camera, j.st.Frame, j.st.Faces = j.cam.name, j.frame, j.n
+			p.obs.Observe(&j.st)
 		}
 		j.cam.free <- j
 	}

@@ -84,6 +84,12 @@ func (r *recorder) verdicts(t *testing.T, topic string, want int) []pipeline.Ver
 	}
 }
 
+// stageLog keeps each camera's observed stages; the pipeline calls it on its
+// inference goroutine, which Run waits for.
+type stageLog struct{ byCam map[string][]pipeline.Stages }
+
+func (l *stageLog) Observe(st *pipeline.Stages) { l.byCam[st.Camera] = append(l.byCam[st.Camera], *st) }
+
 type fixture struct {
 	clf  *infer.Classifier
 	eng  *engine.Engine
@@ -141,12 +147,28 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	obs := &stageLog{byCam: map[string][]pipeline.Stages{}}
+	p.Observe(obs)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, cam := range []string{"a", "b"} {
+		sts := obs.byCam[cam]
+		if len(sts) != limit {
+			t.Fatalf("camera %s: observer saw %d frames, want %d", cam, len(sts), limit)
+		}
+		for i, st := range sts {
+			times := []time.Time{st.Next, st.Read, st.Detected, st.Preprocessed, st.Dequeued, st.Classified, st.Published}
+			if st.Frame != int64(i) || slices.ContainsFunc(times, time.Time.IsZero) ||
+				!slices.IsSortedFunc(times, func(a, b time.Time) int { return a.Compare(b) }) {
+				t.Fatalf("camera %s frame %d: stages out of order or missing: %+v", cam, i, st)
+			}
+			if (st.Faces > 0) != (st.Backbone > 0 && st.Head > 0) {
+				t.Fatalf("camera %s frame %d: %d faces but backbone %v, head %v", cam, i, st.Faces, st.Backbone, st.Head)
+			}
+		}
 		vs := rec.verdicts(t, "deepfaked/dev/"+cam+"/verdict", limit)
 		if len(vs) != limit {
 			t.Fatalf("camera %s: %d verdicts for %d frames", cam, len(vs), limit)
