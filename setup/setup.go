@@ -166,7 +166,7 @@ func Threshold(cfg *config.Config) spec.Threshold {
 // PipelineOptions are the pipeline's options; the caller adds the logger.
 func PipelineOptions(cfg *config.Config) pipeline.Options {
 	return pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix,
-		Threshold: Threshold(cfg), MaxFaces: cfg.Faces.MaxFaces}
+		Threshold: Threshold(cfg), MaxFaces: cfg.Faces.MaxFaces, BatchWait: time.Duration(cfg.Model.BatchWait)}
 }
 
 // CollectOptions are the crop collector's options (train.collect); meta says

@@ -296,6 +296,8 @@ func rows(t *testing.T, dir string) []row {
 		{"model.threads", 0, nil, 0, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
 		{"model.threads", 3, nil, 3, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
 		{"model.threshold", 0, nil, spec.ThresholdOf(0), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
+		{"model.batch_wait", "0s", nil, time.Duration(0), pipelineOpt("BatchWait", func(o pipeline.Options) any { return o.BatchWait })},
+		{"model.batch_wait", "20ms", nil, 20 * time.Millisecond, pipelineOpt("BatchWait", func(o pipeline.Options) any { return o.BatchWait })},
 		{"model.threshold", 0.7, nil, spec.ThresholdOf(0.7), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
 		{"model.threshold", configdoc.Delete{}, nil, spec.NoThreshold, pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
 		{"model.watch_head", false, nil, false, watchHead},

@@ -41,8 +41,9 @@ func newBenchCmd() *cobra.Command {
     on --source with fps 0, once per --detector (kind or kind:model.onnx):
     analysed frames/s and faces/s, verdict latency (capture to publish)
     p50/p99, each stage's p50/p99 (decode, detect, preprocess, queue: waiting
-    for the inference goroutine, backbone, head, publish), the process's CPU %
-    and peak RSS;
+    for the inference goroutine, batch_wait: for other cameras' faces
+    (model.batch_wait), backbone, head, publish), the process's CPU % and
+    peak RSS;
   - the bounds the pipeline is measured against, on the same source: frames/s
     of decoding alone, and of decoding plus face detection alone (one
     goroutine, as a camera's);
@@ -114,7 +115,7 @@ type stageResult struct {
 }
 
 // stageNames are the pipeline's stages in order; stageTimes.Observe measures them.
-var stageNames = [...]string{"decode", "detect", "preprocess", "queue", "backbone", "head", "publish"}
+var stageNames = [...]string{"decode", "detect", "preprocess", "queue", "batch_wait", "backbone", "head", "publish"}
 
 // stageTimes keeps each stage's durations in ms, from the daemon's pipeline
 // (daemon.ObserveStages). Backbone and head count frames with faces only.
@@ -122,7 +123,8 @@ type stageTimes [len(stageNames)][]float64
 
 func (s *stageTimes) Observe(st *pipeline.Stages) {
 	d := [...]time.Duration{st.Read.Sub(st.Next), st.Detected.Sub(st.Read), st.Preprocessed.Sub(st.Detected),
-		st.Dequeued.Sub(st.Preprocessed), st.Backbone, st.Head, st.Published.Sub(st.Classified)}
+		st.Dequeued.Sub(st.Preprocessed), st.Classified.Sub(st.Dequeued) - st.Backbone - st.Head,
+		st.Backbone, st.Head, st.Published.Sub(st.Classified)}
 	for i, v := range d {
 		if st.Faces == 0 && (stageNames[i] == "backbone" || stageNames[i] == "head") {
 			continue

@@ -523,7 +523,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("stage %s: p50 %v ms, p99 %v ms", st.Stage, st.P50, st.P99)
 		}
 	}
-	if want := []string{"decode", "detect", "preprocess", "queue", "backbone", "head", "publish"}; !slices.Equal(stages, want) {
+	if want := []string{"decode", "detect", "preprocess", "queue", "batch_wait", "backbone", "head", "publish"}; !slices.Equal(stages, want) {
 		t.Errorf("stages %v, want %v", stages, want)
 	}
 	if len(r.Model) != 2 || r.Model[0].Batch != 1 || r.Model[1].Batch != 2 || r.Model[1].MSPerFace <= 0 {

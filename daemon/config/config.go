@@ -88,6 +88,9 @@ type Model struct {
 	// WatchHead reloads the head when its file changes. SIGHUP and the MQTT
 	// reload command work whatever it says.
 	WatchHead bool `yaml:"watch_head"`
+	// BatchWait is how long a model run waits for other cameras' faces to
+	// fill its batch (up to faces.max_faces); 0 runs what is already waiting.
+	BatchWait Duration `yaml:"batch_wait"`
 	// TensorRT configures the tensorrt execution provider; CUDA the cuda one
 	// (and the GPU both use). Only read when model.providers lists them.
 	TensorRT TensorRT `yaml:"tensorrt"`
@@ -182,6 +185,10 @@ const (
 	DefaultMinSize    = 40
 	DefaultScore      = 0.6
 	DefaultMaxFaces   = 8
+	// DefaultBatchWait is model.batch_wait: a small part of a frame's time at 25 fps.
+	DefaultBatchWait = Duration(5 * time.Millisecond)
+	// MaxBatchWait bounds model.batch_wait: longer only adds latency.
+	MaxBatchWait = Duration(time.Second)
 	// DefaultTRTWorkspace is model.tensorrt.max_workspace_size: 1 GiB, ONNX
 	// Runtime's old default, a quarter of the smallest Jetson Orin's memory.
 	DefaultTRTWorkspace = 1 << 30
@@ -198,7 +205,7 @@ func defaults() Config {
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
 		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload}},
-		Model: Model{WatchHead: true,
+		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait,
 			TensorRT: TensorRT{FP16: true, EngineCache: true, TimingCache: true,
 				MaxWorkspaceSize: DefaultTRTWorkspace, BuilderOptimizationLevel: DefaultTRTOptLevel}},
 		Train: DefaultTrain(),

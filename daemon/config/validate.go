@@ -243,6 +243,9 @@ func (m *Model) check(k checker) {
 		seen[p] = i
 	}
 	k.atLeast("model.threads", m.Threads, 0)
+	if w := m.BatchWait; w < 0 || w > MaxBatchWait {
+		k.fail("model.batch_wait", "must be from 0s to %s, got %s", MaxBatchWait, w)
+	}
 	if m.Threshold != nil {
 		k.between("model.threshold", *m.Threshold, 0, 1)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -114,7 +115,12 @@ func setup(t *testing.T) fixture {
 
 func (f fixture) camera(t *testing.T, name string, loop bool, detector string) pipeline.Camera {
 	t.Helper()
-	src, err := capture.Open(context.Background(), capture.Options{Name: name, Source: f.clip, Loop: loop}, slog.Default())
+	return f.cameraOn(t, name, f.clip, loop, detector)
+}
+
+func (f fixture) cameraOn(t *testing.T, name, source string, loop bool, detector string) pipeline.Camera {
+	t.Helper()
+	src, err := capture.Open(context.Background(), capture.Options{Name: name, Source: source, Loop: loop}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +196,72 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 			t.Errorf("haar found faces in %d of %d frames of a clip with a face", faces, limit)
 		}
 	}
+}
+
+// Two cameras on two real videos share model runs (model.batch_wait): some
+// runs hold faces of both, and yet each camera gets one verdict per frame, in
+// order, with the faces and scores its frames get when it runs alone.
+func TestPipelineBatchesCameras(t *testing.T) {
+	capturetest.CheckMats(t)
+	f := setup(t)
+	const frames = 30
+	videos := map[string]string{
+		"a": testenv.SharedFile(t, "data/videos/real/ffpp_004.mp4"),
+		"b": testenv.SharedFile(t, "data/videos/real/ffpp_519.mp4"),
+	}
+	rec := newRecorder(t)
+	run := func(prefix string, wait time.Duration, names ...string) *stageLog {
+		var cams []pipeline.Camera
+		for _, n := range names {
+			c := f.cameraOn(t, n, videos[n], false, face.Haar)
+			c.Source = &firstN{Source: c.Source, n: frames}
+			cams = append(cams, c)
+		}
+		p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: prefix, Threshold: spec.ThresholdOf(0.5), MaxFaces: 8, BatchWait: wait},
+			f.clf, rec.pub, cams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs := &stageLog{byCam: map[string][]pipeline.Stages{}}
+		p.Observe(obs)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := p.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return obs
+	}
+	obs := run("both", 50*time.Millisecond, "a", "b")
+	run("alone", 0, "a")
+	run("alone", 0, "b")
+	shared := 0
+	for _, cam := range []string{"a", "b"} {
+		for _, st := range obs.byCam[cam] {
+			if st.Faces > 0 && st.Batch > st.Faces {
+				shared++
+			}
+		}
+		got := rec.verdicts(t, "both/"+cam+"/verdict", frames)
+		want := rec.verdicts(t, "alone/"+cam+"/verdict", frames)
+		if len(got) != frames || len(want) != frames {
+			t.Fatalf("camera %s: %d verdicts batched with the other camera, %d alone, for %d frames", cam, len(got), len(want), frames)
+		}
+		for i, v := range got {
+			w := want[i]
+			if v.Frame != int64(i) || v.Camera != cam || len(v.Faces) != len(w.Faces) {
+				t.Fatalf("camera %s verdict %d: frame %d camera %s, %d faces; alone: %d faces", cam, i, v.Frame, v.Camera, len(v.Faces), len(w.Faces))
+			}
+			for k := range v.Faces {
+				if v.Faces[k].Box != w.Faces[k].Box || math.Abs(v.Faces[k].PFake-w.Faces[k].PFake) > 1e-4 {
+					t.Fatalf("camera %s frame %d face %d: %+v batched, %+v alone", cam, i, k, v.Faces[k], w.Faces[k])
+				}
+			}
+		}
+	}
+	if shared == 0 {
+		t.Errorf("no frame shared a model run with the other camera's faces")
+	}
+	t.Logf("%d of %d frames shared a model run", shared, 2*frames)
 }
 
 // Cancelling stops capture, and every frame that was taken is still published:
