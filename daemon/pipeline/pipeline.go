@@ -1,6 +1,8 @@
-// Package pipeline ties cameras to inference: each camera's goroutine pulls
-// frames, finds faces and preprocesses the crops; one inference goroutine runs
-// all faces of a frame through the classifier in one batch and publishes the
+// Package pipeline ties cameras to inference: each camera has a reader
+// goroutine that decodes frames and a goroutine that finds faces in them and
+// preprocesses the crops; one inference goroutine runs the faces of frames
+// from all cameras through the classifier in shared batches (up to MaxFaces
+// faces, waiting at most BatchWait for more) and publishes each frame's
 // verdict. Frame buffers are pooled per camera; the verdict's JSON is a fresh
 // slice per frame, which the publisher keeps until the broker acknowledges it.
 package pipeline
