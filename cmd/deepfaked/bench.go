@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
@@ -30,6 +32,7 @@ func newBenchCmd() *cobra.Command {
 		path, source string
 		detectors    []string
 		batches      []int
+		backbones    []string
 		iterations   int
 		asJSON       bool
 	)
@@ -47,7 +50,8 @@ func newBenchCmd() *cobra.Command {
   - the bounds the pipeline is measured against, on the same source: frames/s
     of decoding alone, and of decoding plus face detection alone (one
     goroutine, as a camera's);
-  - backbone+head milliseconds per face at each --batch size.`,
+  - backbone+head milliseconds per face and faces/s at each --batch size, for
+    each --backbone (FP32 and INT8 side by side: they take turns run by run).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
@@ -68,7 +72,7 @@ func newBenchCmd() *cobra.Command {
 					report.Pipeline = append(report.Pipeline, r)
 				}
 			}
-			if report.Model, err = benchModel(cfg, batches, iterations); err != nil {
+			if report.Model, err = benchModel(cfg, backbones, batches, iterations); err != nil {
 				return err
 			}
 			if asJSON {
@@ -84,6 +88,7 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&source, "source", "", "video to run the pipeline on (empty: model timing only)")
 	cmd.Flags().StringSliceVar(&detectors, "detector", []string{"haar"}, "face detectors to compare: kind or kind:model.onnx (repeatable)")
 	cmd.Flags().IntSliceVar(&batches, "batch", []int{1, 8}, "batch sizes for model timing")
+	cmd.Flags().StringSliceVar(&backbones, "backbone", nil, "backbones to time side by side with model.head, e.g. the FP32 and the INT8 one (repeatable; default model.backbone)")
 	cmd.Flags().IntVar(&iterations, "iterations", 30, "timed model runs per batch size")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -143,9 +148,13 @@ func (s *stageTimes) results() []stageResult {
 }
 
 type modelResult struct {
+	Backbone   string  `json:"backbone"`
 	Batch      int     `json:"batch"`
 	MSPerBatch float64 `json:"ms_per_batch"`
 	MSPerFace  float64 `json:"ms_per_face"`
+	FacesPerS  float64 `json:"faces_per_s"`
+	// VsFirst is faces/s over the first backbone's at this batch size.
+	VsFirst float64 `json:"faces_per_s_vs_first"`
 }
 
 type benchReport struct {
@@ -178,9 +187,9 @@ func (r benchReport) print(w io.Writer) {
 		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
 		tw.Flush()
 	}
-	fmt.Fprintln(tw, "batch\tms/batch\tms/face\t")
+	fmt.Fprintln(tw, "backbone\tbatch\tms/batch\tms/face\tfaces/s\tvs first\t")
 	for _, m := range r.Model {
-		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t\n", m.Batch, m.MSPerBatch, m.MSPerFace)
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.0f\t%.2fx\t\n", filepath.Base(m.Backbone), m.Batch, m.MSPerBatch, m.MSPerFace, m.FacesPerS, m.VsFirst)
 	}
 	tw.Flush()
 }
@@ -348,40 +357,60 @@ func percentile(sorted []float64, q float64) float64 {
 }
 
 // benchModel times backbone+head on random input (the model's cost does not
-// depend on pixel values), after one warm-up run per batch size.
-func benchModel(cfg *config.Config, batches []int, iterations int) ([]modelResult, error) {
+// depend on pixel values), after one warm-up run per batch size, for each
+// backbone (model.backbone when none is given; FP32 and INT8, say) with
+// model.head. The backbones take turns run by run, so that a noisy machine
+// slows them alike and the ratio to the first holds.
+func benchModel(cfg *config.Config, backbones []string, batches []int, iterations int) ([]modelResult, error) {
+	if len(backbones) == 0 {
+		backbones = []string{cfg.Model.Backbone}
+	}
 	eng, err := setup.Engine(cfg, newLogger(slog.LevelWarn))
 	if err != nil {
 		return nil, err
 	}
 	defer eng.Close()
-	clf, err := setup.Classifier(cfg, eng)
-	if err != nil {
-		return nil, err
+	clfs := make([]*infer.Classifier, len(backbones))
+	for i, b := range backbones {
+		c := *cfg
+		c.Model.Backbone = b
+		if clfs[i], err = setup.Classifier(&c, eng); err != nil {
+			return nil, fmt.Errorf("--backbone %s: %w", b, err)
+		}
+		defer clfs[i].Close()
 	}
-	defer clf.Close()
-	s := clf.InputSize()
 	var out []modelResult
 	for _, n := range batches {
 		if n < 1 {
 			return nil, fmt.Errorf("--batch %d: must be >= 1", n)
 		}
-		in := make([]float32, n*3*s*s)
-		for i := range in {
-			in[i] = rand.Float32()*4 - 2
-		}
+		ins := make([][]float32, len(clfs))
 		p := make([]float32, n)
-		if _, err := clf.Classify(in, n, p); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		for range iterations {
-			if _, err := clf.Classify(in, n, p); err != nil {
+		for i, clf := range clfs {
+			s := clf.InputSize()
+			ins[i] = make([]float32, n*3*s*s)
+			for k := range ins[i] {
+				ins[i][k] = rand.Float32()*4 - 2
+			}
+			if _, err := clf.Classify(ins[i], n, p); err != nil {
 				return nil, err
 			}
 		}
-		ms := float64(time.Since(start).Microseconds()) / 1000 / float64(iterations)
-		out = append(out, modelResult{Batch: n, MSPerBatch: ms, MSPerFace: ms / float64(n)})
+		spent := make([]time.Duration, len(clfs))
+		for range iterations {
+			for i, clf := range clfs {
+				start := time.Now()
+				if _, err := clf.Classify(ins[i], n, p); err != nil {
+					return nil, err
+				}
+				spent[i] += time.Since(start)
+			}
+		}
+		for i, b := range backbones {
+			ms := spent[i].Seconds() * 1e3 / float64(iterations)
+			out = append(out, modelResult{Backbone: b, Batch: n, MSPerBatch: ms, MSPerFace: ms / float64(n),
+				FacesPerS: 1e3 * float64(n) / ms, VsFirst: spent[0].Seconds() / spent[i].Seconds()})
+		}
 	}
 	return out, nil
 }

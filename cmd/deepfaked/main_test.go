@@ -483,8 +483,9 @@ func TestRunWatch(t *testing.T) {
 // the JSON keys below; the model timing covers each --batch.
 func TestBench(t *testing.T) {
 	cfg := writeConfig(t, "tcp://127.0.0.1:1", shortClip(t), 0, false) // bench uses its own embedded broker
+	backbone, _ := testenv.Models(t)
 	out, err := exec.Command(deepfaked(t), "bench", "--config", cfg, "--source", shortClip(t), "--batch", "1,2",
-		"--iterations", "2", "--json").Output()
+		"--backbone", backbone, "--backbone", backbone, "--iterations", "2", "--json").Output()
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
@@ -492,7 +493,7 @@ func TestBench(t *testing.T) {
 		Pipeline []map[string]json.RawMessage `json:"pipeline"`
 		Model    []map[string]json.RawMessage `json:"model"`
 	}
-	if err := json.Unmarshal(out, &keys); err != nil || len(keys.Pipeline) != 1 || len(keys.Model) != 2 {
+	if err := json.Unmarshal(out, &keys); err != nil || len(keys.Pipeline) != 1 || len(keys.Model) != 4 {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
 	for _, k := range []string{"detector", "frames", "frames_with_faces", "faces", "frames_per_s", "faces_per_s",
@@ -502,7 +503,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("bench --json: pipeline has no %q\n%s", k, out)
 		}
 	}
-	for _, k := range []string{"batch", "ms_per_batch", "ms_per_face"} {
+	for _, k := range []string{"backbone", "batch", "ms_per_batch", "ms_per_face", "faces_per_s", "faces_per_s_vs_first"} {
 		if _, ok := keys.Model[0][k]; !ok {
 			t.Errorf("bench --json: model has no %q\n%s", k, out)
 		}
@@ -526,7 +527,10 @@ func TestBench(t *testing.T) {
 	if want := []string{"decode", "detect", "preprocess", "queue", "batch_wait", "backbone", "head", "publish"}; !slices.Equal(stages, want) {
 		t.Errorf("stages %v, want %v", stages, want)
 	}
-	if len(r.Model) != 2 || r.Model[0].Batch != 1 || r.Model[1].Batch != 2 || r.Model[1].MSPerFace <= 0 {
+	// Two backbones (the same file twice) at batch 1, then both at batch 2.
+	if len(r.Model) != 4 || r.Model[0].Batch != 1 || r.Model[1].Batch != 1 || r.Model[3].Batch != 2 ||
+		r.Model[3].MSPerFace <= 0 || r.Model[3].FacesPerS <= 0 || r.Model[2].VsFirst != 1 || r.Model[3].VsFirst <= 0 ||
+		r.Model[1].Backbone != backbone {
 		t.Errorf("model figures: %+v", r.Model)
 	}
 }
