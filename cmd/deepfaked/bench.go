@@ -35,6 +35,7 @@ func newBenchCmd() *cobra.Command {
 		backbones    []string
 		iterations   int
 		asJSON       bool
+		cameras      int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -59,13 +60,16 @@ func newBenchCmd() *cobra.Command {
 				return err
 			}
 			var report benchReport
+			if cameras < 1 {
+				return fmt.Errorf("--cameras %d: must be >= 1", cameras)
+			}
 			if source != "" {
 				decode, err := benchSource(cmd.Context(), cfg, source, "")
 				if err != nil {
 					return fmt.Errorf("bench decoding alone: %w", err)
 				}
 				for _, d := range detectors {
-					r, err := benchPipeline(cmd.Context(), cfg, source, d, decode)
+					r, err := benchPipeline(cmd.Context(), cfg, source, d, cameras, decode)
 					if err != nil {
 						return fmt.Errorf("bench detector %s: %w", d, err)
 					}
@@ -86,6 +90,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file (models, providers, threads, faces)")
 	cmd.Flags().StringVar(&source, "source", "", "video to run the pipeline on (empty: model timing only)")
+	cmd.Flags().IntVar(&cameras, "cameras", 1, "cameras reading --source at once, sharing model runs (model.batch_wait)")
 	cmd.Flags().StringSliceVar(&detectors, "detector", []string{"haar"}, "face detectors to compare: kind or kind:model.onnx (repeatable)")
 	cmd.Flags().IntSliceVar(&batches, "batch", []int{1, 8}, "batch sizes for model timing")
 	cmd.Flags().StringSliceVar(&backbones, "backbone", nil, "backbones to time side by side with model.head, e.g. the FP32 and the INT8 one (repeatable; default model.backbone)")
@@ -95,14 +100,19 @@ func newBenchCmd() *cobra.Command {
 }
 
 type pipelineResult struct {
-	Detector  string  `json:"detector"`
-	Frames    int     `json:"frames"`
-	WithFaces int     `json:"frames_with_faces"`
-	Faces     int     `json:"faces"`
-	FPS       float64 `json:"frames_per_s"`
-	FacesPerS float64 `json:"faces_per_s"`
+	Detector  string `json:"detector"`
+	Frames    int    `json:"frames"`
+	WithFaces int    `json:"frames_with_faces"`
+	Faces     int    `json:"faces"`
+	Cameras   int    `json:"cameras"`
+	// FacesPerRun is the mean number of faces a model run took (frames from
+	// all cameras share runs).
+	FacesPerRun float64 `json:"faces_per_model_run"`
+	FPS         float64 `json:"frames_per_s"`
+	FacesPerS   float64 `json:"faces_per_s"`
 	// The bounds: frames/s of decoding alone and of decoding plus detection
-	// alone, and the pipeline's frames/s as a fraction of the latter.
+	// alone (one stream), and the pipeline's frames/s (all cameras) as a
+	// fraction of the latter.
 	DecodeFPS   float64       `json:"decode_only_frames_per_s"`
 	DetectFPS   float64       `json:"decode_detect_only_frames_per_s"`
 	OfDetectFPS float64       `json:"fraction_of_decode_detect"`
@@ -124,9 +134,15 @@ var stageNames = [...]string{"decode", "detect", "preprocess", "queue", "batch_w
 
 // stageTimes keeps each stage's durations in ms, from the daemon's pipeline
 // (daemon.ObserveStages). Backbone and head count frames with faces only.
-type stageTimes [len(stageNames)][]float64
+type stageTimes struct {
+	ms   [len(stageNames)][]float64
+	runs float64 // model runs: each frame's share of the run its faces went through
+}
 
 func (s *stageTimes) Observe(st *pipeline.Stages) {
+	if st.Faces > 0 {
+		s.runs += float64(st.Faces) / float64(st.Batch)
+	}
 	d := [...]time.Duration{st.Read.Sub(st.Next), st.Detected.Sub(st.Read), st.Preprocessed.Sub(st.Detected),
 		st.Dequeued.Sub(st.Preprocessed), st.Classified.Sub(st.Dequeued) - st.Backbone - st.Head,
 		st.Backbone, st.Head, st.Published.Sub(st.Classified)}
@@ -134,15 +150,15 @@ func (s *stageTimes) Observe(st *pipeline.Stages) {
 		if st.Faces == 0 && (stageNames[i] == "backbone" || stageNames[i] == "head") {
 			continue
 		}
-		s[i] = append(s[i], v.Seconds()*1e3)
+		s.ms[i] = append(s.ms[i], v.Seconds()*1e3)
 	}
 }
 
 func (s *stageTimes) results() []stageResult {
 	out := make([]stageResult, len(stageNames))
 	for i, name := range stageNames {
-		slices.Sort(s[i])
-		out[i] = stageResult{Stage: name, P50: percentile(s[i], 0.50), P99: percentile(s[i], 0.99)}
+		slices.Sort(s.ms[i])
+		out[i] = stageResult{Stage: name, P50: percentile(s.ms[i], 0.50), P99: percentile(s.ms[i], 0.99)}
 	}
 	return out
 }
@@ -165,12 +181,12 @@ type benchReport struct {
 func (r benchReport) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(r.Pipeline) > 0 {
-		fmt.Fprintln(tw, "detector\tframes\twith faces\tfaces\tframes/s\tfaces/s\tdecode only\tdecode+detect\tof decode+detect\tlatency p50 ms\tp99 ms\tCPU %\tpeak RSS MB\t")
+		fmt.Fprintln(tw, "detector\tcameras\tframes\twith faces\tfaces\tfaces/run\tframes/s\tfaces/s\tdecode only\tdecode+detect\tof decode+detect\tlatency p50 ms\tp99 ms\tCPU %\tpeak RSS MB\t")
 		for _, p := range r.Pipeline {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", p.Detector, p.Frames, p.WithFaces, p.Faces,
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", p.Detector, p.Cameras, p.Frames, p.WithFaces, p.Faces, p.FacesPerRun,
 				p.FPS, p.FacesPerS, p.DecodeFPS, p.DetectFPS, 100*p.OfDetectFPS, p.LatencyP50, p.LatencyP99, p.CPUPercent, p.PeakRSSMB)
 		}
-		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t")
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
 		tw.Flush()
 		fmt.Fprint(tw, "stage ms p50/p99")
 		for _, name := range stageNames {
@@ -199,13 +215,16 @@ func (r benchReport) print(w io.Writer) {
 // publishing; it measures from the verdicts as a subscriber receives them,
 // and takes the stage times from the pipeline (daemon.ObserveStages). Then
 // it measures decoding plus detection alone on the same file.
-func benchPipeline(ctx context.Context, base *config.Config, source, detector string, decodeFPS float64) (pipelineResult, error) {
+func benchPipeline(ctx context.Context, base *config.Config, source, detector string, cameras int, decodeFPS float64) (pipelineResult, error) {
 	cfg := *base
 	kind, model, _ := strings.Cut(detector, ":")
 	cfg.Faces.Detector, cfg.Faces.Model = kind, model
 	cfg.MQTT.Broker, cfg.MQTT.Listen = config.EmbeddedBroker, "127.0.0.1:0"
-	cfg.Cameras = []config.Camera{{Name: "bench", Source: source}}
-	res := pipelineResult{Detector: kind, DecodeFPS: decodeFPS}
+	cfg.Cameras = nil
+	for i := range cameras {
+		cfg.Cameras = append(cfg.Cameras, config.Camera{Name: fmt.Sprintf("bench%d", i+1), Source: source})
+	}
+	res := pipelineResult{Detector: kind, Cameras: cameras, DecodeFPS: decodeFPS}
 	resetPeakRSS()
 	d, err := daemon.New(ctx, &cfg, newLogger(slog.LevelWarn))
 	if err != nil {
@@ -219,11 +238,10 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 		first, last time.Time
 		bad         error
 	)
-	verdicts := cfg.MQTT.TopicPrefix + "/bench/verdict"
 	// The watch hands messages over one at a time, and stop returns after the
 	// last: these need no lock.
 	w, err := watchDaemon(ctx, d.MQTTOptions(), cfg.MQTT.TopicPrefix+"/#", func(topic string, payload []byte) {
-		if topic != verdicts {
+		if !isVerdict(topic, cfg.MQTT.TopicPrefix) {
 			return
 		}
 		var v pipeline.Verdict
@@ -267,6 +285,9 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 	slices.Sort(lat)
 	res.LatencyP50, res.LatencyP99 = percentile(lat, 0.50), percentile(lat, 0.99)
 	res.Stages = stages.results()
+	if stages.runs > 0 {
+		res.FacesPerRun = float64(res.Faces) / stages.runs
+	}
 	return res, nil
 }
 
@@ -315,6 +336,13 @@ func benchSource(ctx context.Context, cfg *config.Config, source, detector strin
 		return 0, fmt.Errorf("%s has no frames", source)
 	}
 	return float64(frames) / time.Since(start).Seconds(), nil
+}
+
+// isVerdict says whether topic is <prefix>/<camera>/verdict.
+func isVerdict(topic, prefix string) bool {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	cam, ok2 := strings.CutSuffix(rest, "/verdict")
+	return ok && ok2 && cam != "" && !strings.Contains(cam, "/")
 }
 
 // cpuTime is the CPU time the process has used, user and system.

@@ -496,7 +496,7 @@ func TestBench(t *testing.T) {
 	if err := json.Unmarshal(out, &keys); err != nil || len(keys.Pipeline) != 1 || len(keys.Model) != 4 {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
-	for _, k := range []string{"detector", "frames", "frames_with_faces", "faces", "frames_per_s", "faces_per_s",
+	for _, k := range []string{"detector", "cameras", "frames", "frames_with_faces", "faces", "faces_per_model_run", "frames_per_s", "faces_per_s",
 		"decode_only_frames_per_s", "decode_detect_only_frames_per_s", "fraction_of_decode_detect",
 		"latency_p50_ms", "latency_p99_ms", "cpu_percent", "peak_rss_mb", "stages"} {
 		if _, ok := keys.Pipeline[0][k]; !ok {
@@ -513,7 +513,7 @@ func TestBench(t *testing.T) {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
 	p := r.Pipeline[0]
-	if p.Frames != 20 || p.FPS <= 0 || p.LatencyP50 <= 0 || p.LatencyP99 < p.LatencyP50 || p.WithFaces > 20 ||
+	if p.Frames != 20 || p.Cameras != 1 || (p.WithFaces > 0 && p.FacesPerRun < 1) || p.FPS <= 0 || p.LatencyP50 <= 0 || p.LatencyP99 < p.LatencyP50 || p.WithFaces > 20 ||
 		p.Faces < p.WithFaces || p.DecodeFPS <= 0 || p.DetectFPS <= 0 || p.OfDetectFPS <= 0 || p.CPUPercent <= 0 || p.PeakRSSMB <= 0 {
 		t.Errorf("pipeline figures for 20 frames: %+v", p)
 	}
@@ -532,6 +532,25 @@ func TestBench(t *testing.T) {
 		r.Model[3].MSPerFace <= 0 || r.Model[3].FacesPerS <= 0 || r.Model[2].VsFirst != 1 || r.Model[3].VsFirst <= 0 ||
 		r.Model[1].Backbone != backbone {
 		t.Errorf("model figures: %+v", r.Model)
+	}
+}
+
+// TestBenchCameras: with --cameras 2 both cameras read the clip, and bench
+// counts the verdicts of both.
+func TestBenchCameras(t *testing.T) {
+	clip := shortClip(t)
+	cfg := writeConfig(t, "tcp://127.0.0.1:1", clip, 0, false)
+	out, err := exec.Command(deepfaked(t), "bench", "--config", cfg, "--source", clip, "--cameras", "2", "--batch", "1",
+		"--iterations", "1", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var r benchReport
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	if len(r.Pipeline) != 1 || r.Pipeline[0].Cameras != 2 || r.Pipeline[0].Frames != 40 {
+		t.Errorf("two cameras on 20 frames: %+v", r.Pipeline)
 	}
 }
 
