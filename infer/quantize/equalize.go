@@ -35,7 +35,18 @@ const readerAlpha = 0.5
 // the equalised model. It returns the changed initializers.
 func equalize(f *Float, channels map[string][]Range) map[string][]float32 {
 	e := newEqualizer(f)
-	for t, c := range f.folded {
+	// In graph order, not map order: in a chain Conv→Relu→Conv→Relu→Conv the
+	// middle Conv is scaled by both pairs, so the order decides the result and
+	// the same model must quantise to the same file every time.
+	for _, n := range f.Model.GetGraph().GetNode() {
+		if len(n.GetOutput()) == 0 {
+			continue
+		}
+		t := n.GetOutput()[0]
+		c, ok := f.folded[t]
+		if !ok {
+			continue
+		}
 		r := e.readers[t]
 		cr := channels[t]
 		if len(r) != 1 || r[0].GetOpType() != "Conv" || r[0].GetInput()[0] != t || len(cr) == 0 {

@@ -105,6 +105,18 @@ func TestEqualizeIsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same model and ranges equalise to the same weights every time (a
+	// chain of Relu→Conv pairs once went in map order, and two quantize runs
+	// of one model then disagreed with FP32 on 75 % and 94 % of verdicts).
+	for range 5 {
+		again, err := quantize.Equalized(f, c.ChannelRanges())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(again.Model, fe.Model) {
+			t.Fatal("equalising the same model with the same ranges twice gave different weights")
+		}
+	}
 	data, err := proto.Marshal(fe.Model)
 	if err != nil {
 		t.Fatal(err)
