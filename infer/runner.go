@@ -1,12 +1,8 @@
 package infer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -136,27 +132,13 @@ func (r *runner) close() error {
 	return nil
 }
 
-// fileID is the first 12 hex digits of the file's sha256: short enough for logs
-// and verdicts, long enough to tell exports apart.
-func fileID(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
-}
-
 // readModel hashes the file and parses its metadata, checking it is not the other role.
 func readModel(path, role string) (id string, meta spec.Metadata, err error) {
-	id, err = fileID(path)
+	sum, err := spec.FileSHA256(path)
 	if err != nil {
 		return "", meta, fmt.Errorf("%s model: %w", role, err)
 	}
+	id = sum[:spec.IDLength]
 	props, err := engine.Metadata(path)
 	if err != nil {
 		return "", meta, fmt.Errorf("%s model %s is not a readable ONNX model: %w", role, path, err)

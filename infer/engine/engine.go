@@ -17,6 +17,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/deepfaked/deepfaked/infer/provider"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/sigguard"
 )
 
@@ -405,7 +406,7 @@ func (e *Engine) prepareTensorRT(path string, ins []ort.InputOutputInfo) (trtFil
 	if t.CacheDir == "" || !t.EngineCache && !t.TimingCache {
 		return files, path
 	}
-	sum, err := fileSHA256(path)
+	sum, err := spec.FileSHA256(path)
 	if err != nil {
 		e.log.Warn("cannot hash the model for the TensorRT cache; building without a cache", "model", path, "err", err)
 		return files, path

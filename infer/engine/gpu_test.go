@@ -12,6 +12,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -176,7 +177,7 @@ func TestPrepareTensorRT(t *testing.T) {
 	if open != model {
 		t.Fatalf("first start opens %s, want the model", open)
 	}
-	sum, err := fileSHA256(model)
+	sum, err := spec.FileSHA256(model)
 	if err != nil {
 		t.Fatal(err)
 	}
