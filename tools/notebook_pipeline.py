@@ -62,19 +62,10 @@ def find_cascade(path):
 
 
 def load_head(head, path):
-    """Loads a head saved with torch.save: the whole module, or its state_dict
-    (keys 1.weight, 1.bias, 1.running_mean, ..., 3.weight, 3.bias)."""
-    import torch
+    """Loads a head saved with torch.save (a module, a state_dict or a
+    checkpoint holding one; read as export_model reads weights)."""
     try:
-        obj = torch.load(path, map_location="cpu")
-    except Exception as e:  # torch raises many kinds for a bad file
-        fail("cannot read head file %s: %s" % (path, e))
-    if isinstance(obj, torch.nn.Module):
-        obj = obj.state_dict()
-    if not isinstance(obj, dict):
-        fail("head file %s holds a %s, not a state_dict" % (path, type(obj).__name__))
-    try:
-        head.load_state_dict(obj, strict=True)
+        head.load_state_dict(export_model.load_state_dict(path), strict=True)
     except RuntimeError as e:
         fail("head file %s does not fit Sequential(Flatten, BatchNorm1d, Dropout, Linear(.., 2)):\n%s" % (path, e))
     head.eval()
