@@ -155,7 +155,8 @@ func (h Handler) String() string {
 	return fmt.Sprintf("function=%v onstack=%v address=%#x", h.Function, h.OnStack, h.Address)
 }
 
-// Inspect reports sig's current handler.
+// Inspect reports sig's current handler. It and InstallForeign serve the
+// tests here and in infer/engine: _test.go files cannot use cgo.
 func Inspect(sig syscall.Signal) Handler {
 	var fn, on C.int
 	var addr C.uintptr_t
