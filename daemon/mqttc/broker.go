@@ -64,11 +64,19 @@ func (b *Broker) Close() error { return b.server.Close() }
 // tcpListener serves mochi on a listener that is already open, so that
 // StartBroker reports a busy port itself and knows the port it got. (mochi's
 // own TCP and Net listeners share one error variable among the connection
-// goroutines, which the race detector rightly flags.)
+// goroutines, which the race detector rightly flags.) It keeps its
+// connections so that Close can end them itself: mochi's CloseFn
+// (Clients.GetByListener, v2.7.9) read-locks the client list twice, which
+// deadlocks when a client leaving at that moment asks for the write lock in
+// between (seen as a hung broker Close under the race detector).
 type tcpListener struct {
 	listener net.Listener
 	log      *slog.Logger
 	once     sync.Once
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
 }
 
 func (l *tcpListener) ID() string       { return "tcp" }
@@ -90,7 +98,12 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		if !l.track(conn) {
+			_ = conn.Close()
+			return
+		}
 		go func() {
+			defer l.untrack(conn)
 			if err := establish(l.ID(), conn); err != nil {
 				l.log.Debug("client connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 			}
@@ -98,9 +111,36 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+// track keeps conn for Close; false once Close has run.
+func (l *tcpListener) track(conn net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = map[net.Conn]struct{}{}
+	}
+	l.conns[conn] = struct{}{}
+	return true
+}
+
+func (l *tcpListener) untrack(conn net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.conns, conn)
+}
+
+// Close stops accepting and closes every connection; each client's read
+// then fails and mochi removes the client as for any lost connection.
+func (l *tcpListener) Close(listeners.CloseFn) {
 	l.once.Do(func() {
 		_ = l.listener.Close()
-		closeClients(l.ID())
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.closed = true
+		for c := range l.conns {
+			_ = c.Close()
+		}
 	})
 }
