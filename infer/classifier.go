@@ -144,6 +144,9 @@ func (c *Classifier) FeatureSize() int { return c.b.FeatureSize() }
 // BackboneID is the backbone file's sha256 prefix.
 func (c *Classifier) BackboneID() string { return c.b.id }
 
+// Precision is the backbone's (spec.Metadata.Precision).
+func (c *Classifier) Precision() string { return c.b.meta.Precision() }
+
 // HeadID is the current head file's sha256 prefix.
 func (c *Classifier) HeadID() string { return c.head.Load().id }
 

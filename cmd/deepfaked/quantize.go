@@ -26,7 +26,7 @@ const exitGuardRefused = 3
 
 func newQuantizeCmd() *cobra.Command {
 	var (
-		cfgPath, calib, calibVideo, crop, out, method, eval, reduceRange, activations string
+		cfgPath, floatPath, calib, calibVideo, crop, out, method, eval, reduceRange, activations string
 		calibMax                                                                      int
 		calibFPS, percentile, minAgreement                                            float64
 		perTensor, equalize                                                           bool
@@ -82,6 +82,9 @@ model.backbone at it to use it.`,
 				return err
 			}
 			float := cfg.Model.Backbone
+			if floatPath != "" {
+				float = floatPath
+			}
 			if out == "" {
 				out = strings.TrimSuffix(float, filepath.Ext(float)) + ".int8.onnx"
 			}
@@ -197,7 +200,7 @@ model.backbone at it to use it.`,
 			}
 			int8m.Close()
 			if eval != "" {
-				if err := guard(cmd, cfg, tmp.Name(), eval, crop, minAgreement, stdout); err != nil {
+				if err := guard(cmd, cfg, float, tmp.Name(), eval, crop, minAgreement, stdout); err != nil {
 					return err
 				}
 			}
@@ -210,6 +213,7 @@ model.backbone at it to use it.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&cfgPath, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file (model.backbone, model.head for --eval, runtime, faces)")
+	fl.StringVar(&floatPath, "float", "", "float backbone to quantise (default: model.backbone), e.g. when the config already points at the INT8 one")
 	fl.StringVar(&calib, "calib", "", "calibration images: a folder (searched recursively) of face crops, or of pictures with --crop face")
 	fl.StringVar(&calibVideo, "calib-video", "", "calibration video: the faces faces.detector finds in its frames")
 	fl.StringVar(&crop, "crop", workflow.CropNone, "with --calib and --eval: none (images are face crops) or face (crop the largest face, as the daemon does)")
@@ -261,7 +265,7 @@ func reportFolder(w io.Writer, fs *quantize.FolderSource) {
 
 // guard scores the float backbone and the candidate with model.head on a
 // labelled folder and refuses the candidate below minAgreement.
-func guard(cmd *cobra.Command, cfg *config.Config, candidate, dir, crop string, minAgreement float64, stdout io.Writer) error {
+func guard(cmd *cobra.Command, cfg *config.Config, float, candidate, dir, crop string, minAgreement float64, stdout io.Writer) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
 	type side struct {
 		name  string
@@ -269,7 +273,7 @@ func guard(cmd *cobra.Command, cfg *config.Config, candidate, dir, crop string, 
 		paths []string
 	}
 	var sides []side
-	for _, c := range []struct{ name, backbone string }{{"FP32", cfg.Model.Backbone}, {"INT8", candidate}} {
+	for _, c := range []struct{ name, backbone string }{{"FP32", float}, {"INT8", candidate}} {
 		c2 := *cfg
 		c2.Model.Backbone = c.backbone
 		s, err := loadFeatures(ctx, &c2, dataFlags{config: "", data: dir, crop: crop}, stderr)

@@ -63,7 +63,8 @@ func TestQuantizeCommand(t *testing.T) {
 	meta := b.Meta()
 	b.Close()
 	if meta.Extra[spec.KeyQuantization] != spec.QuantizationINT8QDQ || meta.Extra[spec.KeyQuantizationMethod] != "percentile:99.999" ||
-		meta.Extra[spec.KeyCalibrationSamples] != "16" || len(meta.Extra[spec.KeyCalibrationSetSHA256]) != 64 || meta.Weights == "" {
+		meta.Extra[spec.KeyCalibrationSamples] != "16" || len(meta.Extra[spec.KeyCalibrationSetSHA256]) != 64 || meta.Weights == "" ||
+		meta.Precision() != spec.PrecisionINT8 {
 		t.Errorf("metadata: %+v", meta)
 	}
 
@@ -155,4 +156,37 @@ func pngDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestQuantizeFloatFlag quantises --float when model.backbone is already the
+// INT8 model (as in the example configs), and refuses to quantise that INT8
+// model again. The calibration folder holds a photo (--crop face crops its
+// face, as the daemon would) and a picture with no face (used whole, with a
+// warning).
+func TestQuantizeFloatFlag(t *testing.T) {
+	dir := t.TempDir()
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, testenv.INT8Backbone(t), head, 0)
+	calib := pngDir(t)
+	photo, err := os.ReadFile("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
+	if err != nil {
+		t.Fatalf("%v (opencv-doc is installed by make deps)", err)
+	}
+	if err := os.WriteFile(filepath.Join(calib, "messi.jpg"), photo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "again.int8.onnx")
+	_, _, err = runCmd(t, newQuantizeCmd(), "--config", cfg, "--calib", calib, "--out", out)
+	if err == nil || !strings.Contains(err.Error(), "is already quantised") {
+		t.Fatalf("quantising the INT8 model: %v; want it refused as already quantised", err)
+	}
+	stdout, stderr, err := runCmd(t, newQuantizeCmd(), "--config", cfg, "--float", backbone, "--calib", calib, "--crop", "face", "--out", out)
+	if err != nil {
+		t.Fatalf("quantize --float: %v\n%s\n%s", err, stdout, stderr)
+	}
+	for _, want := range []string{"on 2 faces", "no face found in 1 calibration image(s); used them whole: " + filepath.Join(calib, "grey.png"), "wrote " + out} {
+		if !strings.Contains(stdout+stderr, want) {
+			t.Errorf("output lacks %q:\n%s\n%s", want, stdout, stderr)
+		}
+	}
 }

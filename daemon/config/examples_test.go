@@ -45,7 +45,8 @@ func TestExampleConfigs(t *testing.T) {
 // that `make demo` can run.
 func TestDemoConfig(t *testing.T) {
 	root := testenv.RepoRoot(t)
-	backbone, head := testenv.Models(t)
+	_, head := testenv.Models(t)
+	backbone := testenv.INT8Backbone(t)
 	c, err := config.Load(filepath.Join(root, "configs", "demo.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ type Classifier interface {
 	Classify(input []float32, n int, pFake []float32) (infer.HeadInfo, error)
 	BackboneID() string
 	HeadID() string
+	Precision() string // the backbone's: spec.PrecisionFP32 or spec.PrecisionINT8
 	Threshold() spec.Threshold
 	InputSize() int
 }
@@ -436,7 +437,7 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	backbone := p.clf.BackboneID()
 	v := &j.result
 	v.Frame, v.TS, v.Faces, v.PFake, v.Label = j.frame, j.ts, v.Faces[:0], 0, LabelNone
-	v.Model.Backbone, v.Model.Head = backbone, p.clf.HeadID()
+	v.Model.Backbone, v.Model.Head, v.Model.Precision = backbone, p.clf.HeadID(), p.clf.Precision()
 	v.Threshold = p.threshold(p.clf.Threshold())
 	if j.n > 0 {
 		v.Model.Head, v.Threshold = head.ID, p.threshold(head.Threshold)

@@ -184,7 +184,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 			if v.Frame != int64(i) || v.Camera != cam || v.Device != "dev" {
 				t.Fatalf("camera %s verdict %d: frame %d camera %s device %s", cam, i, v.Frame, v.Camera, v.Device)
 			}
-			if v.Model.Backbone != f.clf.BackboneID() || v.Model.Head != f.clf.HeadID() {
+			if v.Model.Backbone != f.clf.BackboneID() || v.Model.Head != f.clf.HeadID() || v.Model.Precision != spec.PrecisionFP32 {
 				t.Fatalf("model ids %+v", v.Model)
 			}
 			faces += len(v.Faces)

@@ -27,10 +27,12 @@ type FaceResult struct {
 	Label string  `json:"label"`
 }
 
-// ModelIDs are the first 12 hex characters of each model file's sha256.
+// ModelIDs are the first 12 hex characters of each model file's sha256, and
+// the precision the backbone runs at (fp32, or int8 for a quantised one).
 type ModelIDs struct {
-	Backbone string `json:"backbone"`
-	Head     string `json:"head"`
+	Backbone  string `json:"backbone"`
+	Head      string `json:"head"`
+	Precision string `json:"precision"`
 }
 
 // Labels.

@@ -17,7 +17,7 @@ func BenchmarkVerdictPayload(b *testing.B) {
 	v := Verdict{Device: "edge-01", Camera: "cam1", Frame: 12345, TS: time.Now(), Label: LabelFake, PFake: 0.87654321, Threshold: 0.5,
 		Faces: []FaceResult{{Box: [4]int{100, 120, 80, 80}, PFake: 0.87654321, Label: LabelFake},
 			{Box: [4]int{300, 90, 60, 60}, PFake: 0.0123456, Label: LabelReal}},
-		Model: ModelIDs{"0123456789ab", "ba9876543210"}, LatencyMS: 23.456}
+		Model: ModelIDs{"0123456789ab", "ba9876543210", "int8"}, LatencyMS: 23.456}
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

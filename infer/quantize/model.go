@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deepfaked/deepfaked/infer/onnxpb"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // Ops the quantiser knows: MnasNet exported with its batch norms folded is
@@ -63,6 +64,9 @@ func Load(path string) (*Float, error) {
 	}
 	if m.GetGraph() == nil || len(m.GetGraph().GetNode()) == 0 {
 		return nil, fmt.Errorf("quantize: %s is not an ONNX model: no graph nodes", path)
+	}
+	if q := Metadata(m)[spec.KeyQuantization]; q != "" {
+		return nil, fmt.Errorf("quantize: %s is already quantised (%s from the float model with sha256 %s); quantise that float model", path, q, Metadata(m)[spec.KeySourceModelSHA256])
 	}
 	f := &Float{Path: path, SHA256: hex.EncodeToString(sum[:]), Model: m}
 	if err := f.check(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deepfaked/deepfaked/infer/onnxpb"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/infer/quantize"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
@@ -45,6 +46,9 @@ func TestLoadRefuses(t *testing.T) {
 				}
 			}
 		}), "op Sigmoid is not one this quantiser knows"},
+		{"already quantised", edit(func(m *onnxpb.ModelProto) {
+			m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(spec.KeyQuantization), Value: proto.String(spec.QuantizationINT8QDQ)})
+		}), "is already quantised (int8-qdq-s8s8"},
 		{"corrupt file", good[:len(good)/3], "is not an ONNX model"},
 		{"not a model", []byte("deepfaked\n"), "is not an ONNX model"},
 		{"empty file", nil, "is not an ONNX model"},

@@ -42,6 +42,21 @@ const (
 // QDQ form: int8 weights (symmetric) and activations (asymmetric), int32 biases.
 const QuantizationINT8QDQ = "int8-qdq-s8s8"
 
+// Precisions a backbone runs at, as verdicts report them (Metadata.Precision).
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionINT8 = "int8"
+)
+
+// Precision is PrecisionINT8 for a model deepfaked quantize wrote, else
+// PrecisionFP32.
+func (m Metadata) Precision() string {
+	if m.Extra[KeyQuantization] == QuantizationINT8QDQ {
+		return PrecisionINT8
+	}
+	return PrecisionFP32
+}
+
 // FormatVersion is the metadata format this package understands.
 const FormatVersion = "1"
 

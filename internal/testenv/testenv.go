@@ -89,6 +89,17 @@ func Models(t testing.TB) (backbone, head string) {
 	return backbone, head
 }
 
+// INT8Backbone returns models/backbone.int8.onnx, the quantised backbone
+// `make models` writes and the example configs use.
+func INT8Backbone(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "models", "backbone.int8.onnx")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("model %s missing: run `make models`", p)
+	}
+	return p
+}
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
