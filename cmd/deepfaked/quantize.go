@@ -27,10 +27,10 @@ const exitGuardRefused = 3
 func newQuantizeCmd() *cobra.Command {
 	var (
 		cfgPath, floatPath, calib, calibVideo, crop, out, method, eval, reduceRange, activations string
-		calibMax                                                                      int
-		calibFPS, percentile, minAgreement                                            float64
-		perTensor, equalize                                                           bool
-		keepFloat                                                                     []string
+		calibMax                                                                                 int
+		calibFPS, percentile, minAgreement                                                       float64
+		perTensor, equalize                                                                      bool
+		keepFloat                                                                                []string
 	)
 	cmd := &cobra.Command{
 		Use:   "quantize",

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deepfaked/deepfaked/infer/onnxpb"
-	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/infer/quantize"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
