@@ -35,7 +35,7 @@ $(FLOAT_MODELS): tools/export_model.py
 
 # Calibrated on every face Haar finds in the demo video. Without labelled
 # faces there is no accuracy guard here: run quantize with --eval on yours.
-models/backbone.int8.onnx: models/backbone.onnx bin/deepfaked
+models/backbone.int8.onnx: models/backbone.onnx | bin/deepfaked
 	bin/deepfaked quantize --config configs/demo.yaml --float models/backbone.onnx \
 		--calib-video $(DEMO_VIDEO) --calib-fps 0 --out $@
 

@@ -12,4 +12,7 @@ else
 	echo "bench: $video not found; using the demo video and haar only" >&2
 	video=/usr/share/doc/opencv-doc/examples/data/Megamind.avi
 fi
-exec bin/deepfaked bench --config configs/demo.yaml --source "$video" "$@" --batch 1,8
+# The pipeline runs the config's INT8 backbone; the model table times it
+# against the float one it was quantised from, run by run in turns.
+exec bin/deepfaked bench --config configs/demo.yaml --source "$video" "$@" --batch 1,8 \
+	--backbone models/backbone.onnx --backbone models/backbone.int8.onnx

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/deepfaked/deepfaked/internal/malloctune"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -26,6 +28,11 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	// Before ONNX Runtime, FFmpeg and OpenCV start their threads (see
+	// malloctune; MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ override).
+	if err := malloctune.Apply(malloctune.Settings{Arenas: 2, MMapThreshold: 128 << 10}); err != nil {
+		fmt.Fprintln(os.Stderr, "deepfaked: warning:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
