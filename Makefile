@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: all deps models build test vet demo bench bench-quality fmt clean install
+.PHONY: all deps models build test vet units demo bench bench-quality fmt clean install
 
 all: build
 
@@ -47,7 +47,7 @@ bin/deepfaked: $(GOFILES)
 vet: deps
 	$(GO) vet ./...
 
-test: deps models build vet
+test: deps models build vet units
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
@@ -58,6 +58,11 @@ demo: deps models build
 # Pipeline throughput and latency, and per-face model time (see README).
 bench: deps models build
 	@sh scripts/bench.sh
+
+# The systemd units: sandbox score at most 2.5 of 10 (systemd-analyze security)
+# and systemd-analyze verify on a `make install` into a staging tree.
+units: build models
+	@sh scripts/check-units.sh
 
 PREFIX ?= /usr/local
 # A service install: binary, ONNX Runtime, unit, an example config if none is there.
@@ -71,7 +76,8 @@ install: build models
 	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 configs/raspberry-pi.yaml $(DESTDIR)/etc/deepfaked/deepfaked.yaml
 	install -d $(DESTDIR)/var/lib/deepfaked/models
 	for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m; done
-	getent passwd deepfaked >/dev/null || useradd --system --home /var/lib/deepfaked --shell /usr/sbin/nologin --groups video deepfaked
+	# Into a staging tree (DESTDIR) no user is made: the package's postinst makes it.
+	[ -n "$(DESTDIR)" ] || getent passwd deepfaked >/dev/null || useradd --system --home /var/lib/deepfaked --shell /usr/sbin/nologin --groups video deepfaked
 
 # Head-training quality and speed against the reference recipe (needs ../shared).
 bench-quality: deps build
