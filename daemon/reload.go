@@ -31,17 +31,24 @@ func (r *headReloader) Reload(reason string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.clf.HeadID()
-	h, err := infer.LoadHead(r.eng, r.path, r.clf.FeatureSize())
-	if err != nil {
+	refuse := func(err error) (string, error) {
 		r.log.Error("new head refused; the current head keeps serving", "reason", reason, "head", r.path, "current", cur, "err", err)
 		return "", fmt.Errorf("head %s refused, %s keeps serving: %w", r.path, cur, err)
+	}
+	h, err := infer.LoadHead(r.eng, r.path, r.clf.FeatureSize())
+	if err != nil {
+		return refuse(err)
 	}
 	if h.ID() == cur {
 		_ = h.Close()
 		r.log.Info("head unchanged", "reason", reason, "head", r.path, "id", cur)
 		return "head " + cur + " unchanged", nil
 	}
-	old := r.clf.SwapHead(h)
+	old, err := r.clf.SwapHead(h)
+	if err != nil {
+		_ = h.Close()
+		return refuse(err)
+	}
 	if err := old.Close(); err != nil {
 		r.log.Warn("closing the previous head", "id", old.ID(), "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +39,44 @@ func NewClassifier(b *Backbone, h *Head) (*Classifier, error) {
 			h.r.sess.Path, h.FeatureSize(), b.r.sess.Path, b.FeatureSize())
 	}
 	c := &Classifier{b: b}
+	if err := c.trial(h); err != nil {
+		return nil, err
+	}
 	c.head.Store(h)
 	return c, nil
 }
+
+// trial runs a grey face through the backbone and h and refuses non-finite
+// outputs: a model with NaN or infinite weights loads and runs, but Classify
+// would fail on every batch and no verdict would be published.
+func (c *Classifier) trial(h *Head) error {
+	m := c.b.Meta()
+	plane := m.InputSize * m.InputSize
+	in := make([]float32, 3*plane)
+	for k := range 3 {
+		v := (0.5 - m.Mean[k]) / m.Std[k]
+		for i := range plane {
+			in[k*plane+i] = v
+		}
+	}
+	feat := make([]float32, c.b.FeatureSize())
+	if err := c.b.Features(in, 1, feat); err != nil {
+		return fmt.Errorf("trial run of backbone %s: %w", c.b.r.sess.Path, err)
+	}
+	if i := slices.IndexFunc(feat, notFinite); i >= 0 {
+		return fmt.Errorf("backbone %s gives a non-finite feature (%v at %d) for a grey test face: its weights are broken", c.b.r.sess.Path, feat[i], i)
+	}
+	logits := make([]float32, 2)
+	if err := h.Logits(feat, 1, logits); err != nil {
+		return fmt.Errorf("trial run of head %s: %w", h.r.sess.Path, err)
+	}
+	if slices.ContainsFunc(logits, notFinite) {
+		return fmt.Errorf("head %s gives non-finite logits %v for a grey test face: its weights are broken", h.r.sess.Path, logits)
+	}
+	return nil
+}
+
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
 
 // LoadClassifier loads a backbone and a head that fits it.
 func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classifier, error) {
@@ -111,14 +147,22 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 // one, which the caller should Close. It waits for the batch in flight, which
 // finishes with the head it started with. h must take FeatureSize() features
 // (load it with LoadHead(eng, path, c.FeatureSize())); a head that does not
-// fit makes Classify fail. It panics on a nil head.
-func (c *Classifier) SwapHead(h *Head) (old *Head) {
+// fit makes Classify fail. A head with non-finite outputs on a trial face is
+// refused: the current one stays and the caller keeps h. It panics on a nil
+// head.
+func (c *Classifier) SwapHead(h *Head) (old *Head, err error) {
 	if h == nil {
 		panic("infer: SwapHead(nil)")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.head.Swap(h)
+	if c.closed {
+		return nil, errors.New("swap head: classifier is closed")
+	}
+	if err := c.trial(h); err != nil {
+		return nil, err
+	}
+	return c.head.Swap(h), nil
 }
 
 // Close waits for the batch in flight, then closes the backbone and the current head.

@@ -183,7 +183,10 @@ func TestSwapHeadDuringClassify(t *testing.T) {
 			seen[info.ID]++
 		}
 	})
-	old := c.SwapHead(h2)
+	old, err := c.SwapHead(h2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := old.Close(); err != nil {
 		t.Error(err)
 	}
