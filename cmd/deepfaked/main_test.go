@@ -363,7 +363,11 @@ func TestRunSIGTERM(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	backbone, head := testenv.Models(t)
-	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: tcp://127.0.0.1:1883\nmodel:\n  backbone: %s\n  head: %s\nfaces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: /dev/video0\n    fps: 0\n", backbone, head)
+	garbage := filepath.Join(t.TempDir(), "garbage.bin")
+	if err := os.WriteFile(garbage, []byte("not a model, not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: tcp://127.0.0.1:1883\nmodel:\n  backbone: %s\n  head: %s\n  runtime: %s\nfaces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: /dev/video0\n    fps: 0\n", backbone, head, testenv.ORTLibrary(t))
 	tests := []struct {
 		name     string
 		cfg      string
@@ -375,8 +379,12 @@ func TestCheckConfig(t *testing.T) {
 		{"bad value", strings.Replace(good, "fps: 0", "fps: -3", 1), 2, []string{"fps", "-3"}},
 		{"bad provider", strings.Replace(good, "  head:", "  providers: [npu]\n  head:", 1), 2, []string{"providers", "npu"}},
 		{"missing model file", strings.Replace(good, head, "/nonexistent/head.onnx", 1), 2, []string{"/nonexistent/head.onnx"}},
+		// check-config loads the models as run does (and runs a trial face).
+		{"corrupt model", strings.Replace(good, head, garbage, 1), 2, []string{garbage}},
+		{"head that does not fit", strings.Replace(good, head, backbone, 1), 2, []string{backbone}},
+		{"CA that is not PEM", strings.Replace(good, "tcp://127.0.0.1:1883", "ssl://127.0.0.1:8883\n  tls:\n    ca: "+garbage, 1), 2, []string{"mqtt.tls", garbage}},
 		// The npm runtime is a CPU build: the GPU providers are warned about, not refused.
-		{"gpu providers the runtime lacks", strings.Replace(good, "  head:", "  providers: [tensorrt, cuda, cpu]\n  runtime: "+testenv.ORTLibrary(t)+"\n  head:", 1), 0,
+		{"gpu providers the runtime lacks", strings.Replace(good, "  head:", "  providers: [tensorrt, cuda, cpu]\n  head:", 1), 0,
 			[]string{"ok", "warning: model.providers: this ONNX Runtime has no tensorrt provider; run skips it and uses cpu",
 				"warning: model.providers: this ONNX Runtime has no cuda provider"}},
 	}

@@ -71,6 +71,9 @@ func newCheckConfigCmd() *cobra.Command {
 			if err := daemon.CheckFiles(cfg); err != nil { // the same check as run's
 				return &exitError{code: 2, err: err}
 			}
+			if err := daemon.CheckLoads(cfg, newLogger(slog.LevelWarn)); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (device %s, %d camera(s), broker %s)\n", path, cfg.DeviceID, len(cfg.Cameras), cfg.MQTT.Broker)
 			warnProviders(cmd.ErrOrStderr(), cfg)
 			return nil

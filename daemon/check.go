@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/setup"
+)
+
+// CheckLoads loads what New loads before it serves, with the same setup
+// calls, and releases it: the engine, the classifier (a trial face through
+// backbone and head, refusing non-finite outputs), the face detector, and the
+// broker options (password file, TLS material). check-config runs it after
+// CheckFiles, so ExecStartPre fails on a corrupt or mismatched model, a
+// non-PEM CA or a key that is not the certificate's, as run would.
+func CheckLoads(cfg *config.Config, log *slog.Logger) error {
+	eng, err := setup.Engine(cfg, log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	defer eng.Close()
+	clf, err := setup.Classifier(cfg, eng)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	clf.Close()
+	det, err := setup.Detector(cfg, eng)
+	if err != nil {
+		return fmt.Errorf("%s: faces: %w", cfg.Path, err)
+	}
+	det.Close()
+	if _, err := setup.MQTTOptions(cfg); err != nil {
+		return fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	return nil
+}
