@@ -1,0 +1,342 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+func open(t *testing.T, o Options) (*Outbox, *testenv.SyncBuffer) {
+	t.Helper()
+	logs := new(testenv.SyncBuffer)
+	o.Log = slog.New(slog.NewTextHandler(logs, nil))
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 1 << 20
+	}
+	b, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, logs
+}
+
+func msg(i int) Message {
+	return Message{Topic: fmt.Sprintf("cam%d/verdict", i%3), Payload: fmt.Appendf(nil, `{"n":%d}`, i), QoS: 1, Retained: i%5 == 0}
+}
+
+func appendN(t *testing.T, b *Outbox, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if _, err := b.Append(msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readAll reads every pending record in order, without acknowledging.
+func readAll(t *testing.T, b *Outbox) []Record {
+	t.Helper()
+	var out []Record
+	var from uint64
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		r, err := b.Read(ctx, from)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+		from = r.Seq + 1
+	}
+}
+
+func payloads(rs []Record) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, string(r.Payload))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestRestartReplaysUnacknowledgedOnly(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir})
+	appendN(t, b, 0, 10)
+	r, err := b.Read(context.Background(), 0)
+	if err != nil || r.Seq != 1 || r.Message.Topic != msg(0).Topic || !r.Retained || r.QoS != 1 {
+		t.Fatalf("first record %+v, %v", r, err)
+	}
+	b.Ack(4)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = open(t, Options{Dir: dir})
+	got := readAll(t, b)
+	if len(got) != 6 || got[0].Seq != 5 || payloads(got) != `{"n":4} {"n":5} {"n":6} {"n":7} {"n":8} {"n":9}` {
+		t.Fatalf("after restart: %d records from seq %d: %s", len(got), got[0].Seq, payloads(got))
+	}
+	seq, err := b.Append(msg(10))
+	if err != nil || seq != 11 {
+		t.Fatalf("next seq %d, %v; want 11", seq, err)
+	}
+}
+
+// TestCrashKeepsUnacknowledged: without Close (a crash), what was appended is
+// there at the next Open, and what was acknowledged a flush ago is not.
+func TestCrashKeepsUnacknowledged(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir, Fsync: 20 * time.Millisecond})
+	appendN(t, b, 0, 5)
+	b.Ack(2)
+	if err := b.flush(); err != nil { // as the background does within Fsync
+		t.Fatal(err)
+	}
+	appendN(t, b, 5, 3)
+	c, _ := open(t, Options{Dir: dir})
+	if got := readAll(t, c); len(got) != 6 || got[0].Seq != 3 {
+		t.Fatalf("after a crash: %s", payloads(got))
+	}
+}
+
+func TestTornRecordTruncated(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir})
+	appendN(t, b, 0, 3)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	whole, _ := os.ReadFile(segs[0])
+	frame, _ := appendFrame(nil, &Record{Seq: 4, Time: time.Now(), Message: msg(3)})
+	for _, tail := range [][]byte{frame[:3], frame[:len(frame)-1], append(bytes.Clone(frame[:len(frame)-1]), frame[len(frame)-1]^1)} {
+		if err := os.WriteFile(segs[0], append(bytes.Clone(whole), tail...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b, logs := open(t, Options{Dir: dir})
+		if got := readAll(t, b); payloads(got) != `{"n":0} {"n":1} {"n":2}` {
+			t.Fatalf("tail of %d bytes: %s", len(tail), payloads(got))
+		}
+		if !strings.Contains(logs.String(), "torn or corrupt record cut off") {
+			t.Errorf("no log line for the torn record:\n%s", logs)
+		}
+		if st, _ := os.Stat(segs[0]); st.Size() != int64(len(whole)) {
+			t.Errorf("segment is %d bytes, want cut to %d", st.Size(), len(whole))
+		}
+		if seq, err := b.Append(msg(3)); err != nil || seq != 4 {
+			t.Fatalf("append after the cut: %d, %v", seq, err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ = open(t, Options{Dir: dir})
+		if got := readAll(t, b); len(got) != 4 {
+			t.Fatalf("after appending past the cut: %s", payloads(got))
+		}
+		b.Close()
+		if err := os.WriteFile(segs[0], whole, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestBoundsDropOldest(t *testing.T) {
+	size := frameSize(&Message{Topic: msg(0).Topic, Payload: msg(0).Payload}) // {"n":0}..{"n":9}: the same size
+	b, logs := open(t, Options{Dir: t.TempDir(), MaxBytes: 5 * size, Fsync: 10 * time.Millisecond})
+	for i := range 10 {
+		appendN(t, b, i, 1)
+		time.Sleep(15 * time.Millisecond) // flushes in between: the warning must still come once
+	}
+	st := b.Stats()
+	if st.Pending != 5 || st.Bytes != 5*size || st.DroppedFull != 5 || st.DroppedAge != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := readAll(t, b); payloads(got) != `{"n":5} {"n":6} {"n":7} {"n":8} {"n":9}` {
+		t.Fatalf("kept %s, want the newest five", payloads(got))
+	}
+	time.Sleep(30 * time.Millisecond)
+	if n := strings.Count(logs.String(), "oldest undelivered messages dropped"); n != 1 {
+		t.Errorf("%d drop warnings, want 1 (rate-limited):\n%s", n, logs)
+	}
+	if _, err := b.Append(Message{Topic: "big", Payload: make([]byte, 5*size)}); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("a message over the bound: %v", err)
+	}
+}
+
+func TestMaxAgeDropsOld(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir, MaxAge: time.Hour, Now: clock})
+	appendN(t, b, 0, 3)
+	mu.Lock()
+	now = now.Add(30 * time.Minute)
+	mu.Unlock()
+	appendN(t, b, 3, 2)
+	mu.Lock()
+	now = now.Add(31 * time.Minute)
+	mu.Unlock()
+	if got := readAll(t, b); payloads(got) != `{"n":3} {"n":4}` {
+		t.Fatalf("kept %s", payloads(got))
+	}
+	if st := b.Stats(); st.DroppedAge != 3 || st.DroppedFull != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestSegmentsRemoved: delivered segments leave the disk; the files stay
+// within MaxBytes plus one segment.
+func TestSegmentsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir, MaxBytes: 1 << 20})
+	payload := make([]byte, 4000)
+	for range 200 {
+		if _, err := b.Append(Message{Topic: "t", Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+	if len(segs) < 4 {
+		t.Fatalf("%d segments for 800 kB", len(segs))
+	}
+	b.Ack(150)
+	left, _ := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+	if len(left) >= len(segs) {
+		t.Fatalf("%d segments before, %d after acknowledging 150 of 200", len(segs), len(left))
+	}
+	b.Ack(200)
+	if left, _ = filepath.Glob(filepath.Join(dir, "*"+segSuffix)); len(left) != 1 {
+		t.Fatalf("%d segments left with nothing pending", len(left))
+	}
+}
+
+// TestFsyncPolicy: with Fsync 0 a record is synced before Append returns;
+// with an interval it is synced within it, not at once.
+func TestFsyncPolicy(t *testing.T) {
+	b, _ := open(t, Options{Dir: t.TempDir()})
+	appendN(t, b, 0, 1)
+	b.mu.Lock()
+	dirty := b.dirty || b.dirDirty
+	b.mu.Unlock()
+	if dirty {
+		t.Fatal("Fsync 0: Append returned before the fsync")
+	}
+	b, _ = open(t, Options{Dir: t.TempDir(), Fsync: 200 * time.Millisecond})
+	appendN(t, b, 0, 1)
+	start := time.Now()
+	for {
+		b.mu.Lock()
+		dirty := b.dirty || b.dirDirty
+		b.mu.Unlock()
+		if !dirty {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatal("Fsync 200ms: not synced after 1s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 50*time.Millisecond {
+		t.Errorf("synced after %v: the interval policy synced at once", took)
+	}
+}
+
+func TestReadWaitsAndWaitEmpty(t *testing.T) {
+	b, _ := open(t, Options{Dir: t.TempDir()})
+	got := make(chan Record, 1)
+	go func() {
+		r, _ := b.Read(context.Background(), 0)
+		got <- r
+	}()
+	time.Sleep(20 * time.Millisecond)
+	appendN(t, b, 0, 1)
+	select {
+	case r := <-got:
+		if r.Seq != 1 {
+			t.Fatalf("read %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not wake on Append")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.WaitEmpty(ctx); err == nil {
+		t.Fatal("WaitEmpty returned with a record pending")
+	}
+	go b.Ack(1)
+	if err := b.WaitEmpty(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	good, _ := appendFrame(nil, &Record{Seq: 7, Time: time.Unix(1, 2), Message: Message{Topic: "a/b", Payload: []byte("{}"), QoS: 1, Retained: true}})
+	f.Add(good)
+	f.Add(good[:5])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, err := frameLen(data)
+		if err != nil || n > len(data) {
+			return
+		}
+		r, err := decodeFrame(data[:n])
+		if err != nil {
+			return
+		}
+		again, err := appendFrame(nil, &r)
+		if err != nil || !bytes.Equal(again, data[:n]) {
+			t.Fatalf("decoded %+v re-encodes as %x, not %x (%v)", r, again, data[:n], err)
+		}
+	})
+}
+
+// FuzzOpenSegment: whatever a segment file holds, Open keeps a valid prefix
+// and a later Append and Open work.
+func FuzzOpenSegment(f *testing.F) {
+	var good []byte
+	for i := range 3 {
+		good, _ = appendFrame(good, &Record{Seq: uint64(i + 1), Time: time.Unix(0, 0), Message: msg(i)})
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-2])
+	f.Add(append(bytes.Clone(good), 0xff, 0, 0, 0))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d%s", 1, segSuffix)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(Options{Dir: dir, MaxBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := b.Stats().Pending
+		if len(data) >= len(good) && bytes.Equal(data[:len(good)], good) && n < 3 {
+			t.Fatalf("lost valid records: %d pending", n)
+		}
+		if _, err := b.Append(msg(9)); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		if b, err = Open(Options{Dir: dir, MaxBytes: 1 << 20}); err != nil || b.Stats().Pending != n+1 {
+			t.Fatalf("reopen: %v, want %d pending", err, n+1)
+		}
+		b.Close()
+	})
+}
