@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -44,11 +45,24 @@ type Frame struct {
 	Time time.Time
 }
 
-// Reconnect back-off for live sources that fail.
+// Back-off between attempts to open a source that failed to open or to read,
+// live or file: capped, exponential, with jitter (see backoff).
 const (
 	minBackoff = 250 * time.Millisecond
 	maxBackoff = 30 * time.Second
 )
+
+// backoff spaces retries out. Each wait is drawn from the upper half of the
+// current step, so cameras that failed together (a switch rebooted) do not
+// retry in step.
+type backoff struct{ step time.Duration }
+
+func (b *backoff) reset() { b.step = 0 }
+
+func (b *backoff) next() time.Duration {
+	b.step = min(max(2*b.step, minBackoff), maxBackoff)
+	return b.step/2 + rand.N(b.step/2+1)
+}
 
 // poolCap bounds the idle frames kept for reuse; more are made when the
 // consumer holds many, and the extras are closed on Release.
@@ -66,7 +80,8 @@ type Camera struct {
 	closed bool
 
 	// File mode: state owned by the goroutine calling Next.
-	vc       *gocv.VideoCapture
+	vc       *gocv.VideoCapture // nil until the file opens
+	retry    backoff
 	pos      int64   // stream index of the next frame the capture will return
 	want     float64 // stream index of the next frame to analyse (sampling)
 	step     float64 // frames between samples
@@ -81,9 +96,13 @@ type Camera struct {
 	nextAt  time.Time     // earliest time Next may hand out a frame (FPS pacing)
 }
 
-// Open parses opts.Source and opens it. A live source gets a grabber goroutine
-// that reads until ctx is cancelled or Close is called, reconnecting after
-// failures.
+// Open parses opts.Source and starts the camera. Only a bad option or source
+// is an error: a source that does not open (a missing or unreadable file, an
+// absent device, a stream that refuses or never answers) is retried with
+// back-off, logged, and never holds up the caller or other cameras. A live
+// source gets a grabber goroutine that opens and reads it until ctx is
+// cancelled or Close is called; a file is opened here and, if that fails, by
+// Next.
 func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) {
 	if log == nil {
 		log = slog.Default()
@@ -99,24 +118,55 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
 	}
 	c := &Camera{opts: opts, src: src, log: log.With("camera", opts.Name, "source", src.String())}
-	vc, err := c.openCapture()
-	if err != nil {
-		return nil, err
-	}
 	if !src.Live() {
-		c.vc = vc
-		c.step = 1
-		if opts.FPS > 0 {
-			if srcFPS := vc.Get(gocv.VideoCaptureFPS); srcFPS > 0 && !math.IsNaN(srcFPS) && srcFPS > opts.FPS {
-				c.step = srcFPS / opts.FPS
-			}
+		if vc, err := c.openCapture(); err != nil {
+			c.log.Warn("camera open failed; retrying when frames are asked for", "err", err)
+		} else {
+			c.adopt(vc)
 		}
 		return c, nil
 	}
 	gctx, stop := context.WithCancel(ctx)
 	c.stop, c.ready, c.done = stop, make(chan struct{}, 1), make(chan struct{})
-	go c.grab(gctx, vc)
+	go c.grab(gctx)
 	return c, nil
+}
+
+// adopt makes vc the file's capture and sets the sampling step from its frame rate.
+func (c *Camera) adopt(vc *gocv.VideoCapture) {
+	c.vc = vc
+	c.step = 1
+	if c.opts.FPS > 0 {
+		if srcFPS := vc.Get(gocv.VideoCaptureFPS); srcFPS > 0 && !math.IsNaN(srcFPS) && srcFPS > c.opts.FPS {
+			c.step = srcFPS / c.opts.FPS
+		}
+	}
+}
+
+// reopenFile opens the file, waiting with back-off between attempts, until
+// it opens or ctx is done.
+func (c *Camera) reopenFile(ctx context.Context) error {
+	for {
+		vc, err := c.openCapture()
+		if err == nil {
+			c.adopt(vc)
+			return nil
+		}
+		if err := c.retryAfter(ctx, "camera open failed; retrying", err); err != nil {
+			return err
+		}
+	}
+}
+
+// retryAfter logs why and waits the next back-off; it returns ctx's error
+// if ctx ends first.
+func (c *Camera) retryAfter(ctx context.Context, msg string, why error) error {
+	d := c.retry.next()
+	c.log.Warn(msg, "err", why, "retry_in", d.Round(time.Millisecond))
+	if !sleep(ctx, d) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // Name is the camera's configured name.
@@ -179,6 +229,12 @@ func (c *Camera) nextFile(ctx context.Context) (*Frame, error) {
 	}
 	f := c.get()
 	for {
+		if c.vc == nil {
+			if err := c.reopenFile(ctx); err != nil {
+				c.Release(f)
+				return nil, err
+			}
+		}
 		idx := max(int64(math.Round(c.want)), c.pos)
 		if skip := idx - c.pos; skip > 0 {
 			// Grab decodes nothing for most codecs: skipping costs demuxing only.
@@ -191,64 +247,73 @@ func (c *Camera) nextFile(ctx context.Context) (*Frame, error) {
 		if ok {
 			f.Index, f.Time = c.pos-1, time.Now()
 			c.want += c.step
+			c.retry.reset()
 			return f, nil
+		}
+		if c.pos == c.loopBase { // nothing read since it opened: empty, truncated or being written
+			c.vc.Close()
+			c.vc = nil
+			err := fmt.Errorf("camera %q: file %s has no readable frames", c.opts.Name, c.src.Target)
+			if err := c.retryAfter(ctx, "camera file unreadable; retrying", err); err != nil {
+				c.Release(f)
+				return nil, err
+			}
+			continue
 		}
 		if !c.opts.Loop {
 			c.Release(f)
 			return nil, io.EOF
 		}
-		if c.pos == c.loopBase {
-			c.Release(f)
-			return nil, fmt.Errorf("camera %q: file %s has no readable frames", c.opts.Name, c.src.Target)
-		}
 		// Reopen rather than seek: seeking is unreliable for many containers.
-		vc, err := c.openCapture()
-		if err != nil {
-			c.Release(f)
-			return nil, fmt.Errorf("rewind: %w", err)
-		}
+		// A file that has gone is waited for like one that never opened.
 		c.vc.Close()
-		c.vc = vc
+		c.vc = nil
 		c.loopBase = c.pos
 	}
 }
 
 // grab reads the live source continuously, keeping only the newest frame.
-func (c *Camera) grab(ctx context.Context, vc *gocv.VideoCapture) {
+func (c *Camera) grab(ctx context.Context) {
 	defer close(c.done)
+	var vc *gocv.VideoCapture
 	defer func() {
 		if vc != nil {
 			vc.Close()
 		}
 	}()
-	var index int64
-	backoff := minBackoff
+	var (
+		index int64
+		retry backoff
+		opens int
+	)
 	for ctx.Err() == nil {
 		if vc == nil {
 			var err error
 			if vc, err = c.openCapture(); err != nil {
-				c.log.Warn("camera reconnect failed", "err", err, "retry_in", backoff)
-				if !sleep(ctx, backoff) {
+				d := retry.next()
+				c.log.Warn("camera open failed; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
+				if !sleep(ctx, d) {
 					break
 				}
-				backoff = min(backoff*2, maxBackoff)
 				continue
 			}
-			c.log.Info("camera reconnected")
+			if opens++; opens > 1 {
+				c.log.Info("camera reconnected")
+			}
 		}
 		f := c.get()
 		if !vc.Read(&f.Mat) || f.Mat.Empty() {
 			c.Release(f)
 			vc.Close()
 			vc = nil
-			c.log.Warn("camera read failed; reconnecting", "retry_in", backoff)
-			if !sleep(ctx, backoff) {
+			d := retry.next()
+			c.log.Warn("camera read failed; reconnecting", "retry_in", d.Round(time.Millisecond))
+			if !sleep(ctx, d) {
 				break
 			}
-			backoff = min(backoff*2, maxBackoff)
 			continue
 		}
-		backoff = minBackoff
+		retry.reset()
 		f.Index, f.Time = index, time.Now()
 		index++
 		c.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -250,47 +251,124 @@ func TestPoolReusesMats(t *testing.T) {
 	}
 }
 
-func TestFileErrors(t *testing.T) {
+// logBuffer collects a logger's lines for tests that look for a message.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestOpenErrors: a bad option or source is an error from Open, naming the
+// camera; a source that does not open is not: Open returns at once, and the
+// camera waits for it, retrying, with a log line that names camera and source.
+func TestOpenErrors(t *testing.T) {
 	capturetest.CheckMats(t)
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.mp4")
 	if err := os.WriteFile(garbage, []byte("this is not a video"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty.mp4")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, source string
 		opts         Options
-		want         []string
+		openErr      []string // Open fails, naming these
+		log          []string // else the retry log names these
 	}{
-		{"missing file", filepath.Join(dir, "nope.mp4"), Options{}, []string{`camera "cam"`, "nope.mp4"}},
-		{"not a video", garbage, Options{}, []string{`camera "cam"`, "garbage.mp4"}},
-		{"missing device", "/dev/video99", Options{}, []string{`camera "cam"`, "/dev/video99"}},
-		{"missing device index", "97", Options{}, []string{`camera "cam"`, "device 97"}},
-		{"bad source", "ftp://x/y", Options{}, []string{`camera "cam"`, "ftp"}},
-		{"negative fps", "clip.mp4", Options{FPS: -1}, []string{`camera "cam"`, "fps"}},
+		{"bad source", "ftp://x/y", Options{}, []string{`camera "cam"`, "ftp"}, nil},
+		{"negative fps", "clip.mp4", Options{FPS: -1}, []string{`camera "cam"`, "fps"}, nil},
+		{"missing file", filepath.Join(dir, "nope.mp4"), Options{}, nil, []string{"camera open failed; retrying", "camera=cam", "nope.mp4"}},
+		{"not a video", garbage, Options{}, nil, []string{"camera open failed; retrying", "garbage.mp4"}},
+		{"zero-byte video", empty, Options{Loop: true}, nil, []string{"retrying", "empty.mp4"}},
+		{"missing device", "/dev/video99", Options{}, nil, []string{"camera open failed; retrying", "/dev/video99"}},
+		{"missing device index", "97", Options{}, nil, []string{"camera open failed; retrying", "device 97"}},
+		{"closed port", "rtsp://127.0.0.1:9/stream", Options{}, nil, []string{"camera open failed; retrying", "rtsp://127.0.0.1:9/stream"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
 			o.Name, o.Source = "cam", tc.source
-			c, err := Open(context.Background(), o, testLogger(t))
-			if err == nil {
-				c.Close()
-				t.Fatal("Open succeeded")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
+			var logs logBuffer
+			began := time.Now()
+			c, err := Open(context.Background(), o, slog.New(slog.NewTextHandler(&logs, nil)))
+			if tc.openErr != nil {
+				if err == nil {
+					c.Close()
+					t.Fatal("Open succeeded")
 				}
+				for _, w := range tc.openErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v; want the camera, retrying", err)
+			}
+			defer c.Close()
+			if d := time.Since(began); d > 2*time.Second {
+				t.Errorf("Open took %v", d)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			if f, err := c.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Next: frame %v, err %v; want it to wait until the deadline", f, err)
+			}
+			for _, w := range tc.log {
+				if !strings.Contains(logs.String(), w) {
+					t.Errorf("log does not mention %q:\n%s", w, logs.String())
+				}
+			}
+			if n := strings.Count(logs.String(), "retry_in="); n < 2 {
+				t.Errorf("%d attempts in 1.5 s; want retries:\n%s", n, logs.String())
 			}
 		})
 	}
 }
 
+// TestFileAppears: a file that is not there at start is read once it appears.
+func TestFileAppears(t *testing.T) {
+	capturetest.CheckMats(t)
+	clip := writeClip(t, 6, 25)
+	later := filepath.Join(t.TempDir(), "later.avi")
+	c, err := Open(context.Background(), Options{Name: "late", Source: later}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.AfterFunc(700*time.Millisecond, func() {
+		data, _ := os.ReadFile(clip)
+		os.WriteFile(later+".tmp", data, 0o600)
+		os.Rename(later+".tmp", later)
+	})
+	if got := readAll(t, c, 100); fmt.Sprint(got) != fmt.Sprint(seq(0, 6)) {
+		t.Fatalf("frames %v, want 0..5", got)
+	}
+}
+
 func TestFileVanishes(t *testing.T) {
 	capturetest.CheckMats(t)
-	t.Run("deleted while looping", func(t *testing.T) {
+	t.Run("deleted while looping, then back", func(t *testing.T) {
 		clip := writeClip(t, 8, 25)
+		data, err := os.ReadFile(clip)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c, err := Open(context.Background(), Options{Name: "gone", Source: clip, Loop: true}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
@@ -299,22 +377,32 @@ func TestFileVanishes(t *testing.T) {
 		if err := os.Remove(clip); err != nil {
 			t.Fatal(err)
 		}
-		// The open file still reads to its end; the rewind then fails clearly.
-		got := 0
-		for {
+		// The open file still reads to its end; then the rewind waits for it.
+		for i := range 8 {
 			f, err := c.Next(context.Background())
 			if err != nil {
-				if !strings.Contains(err.Error(), "clip.avi") || !strings.Contains(err.Error(), `"gone"`) {
-					t.Fatalf("error %q does not name the camera and file", err)
-				}
-				break
+				t.Fatalf("frame %d: %v", i, err)
 			}
 			c.Release(f)
-			got++
 		}
-		if got != 8 {
-			t.Fatalf("read %d frames before the rewind failed, want 8", got)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if f, err := c.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Next while the file is gone: frame %v, err %v; want a wait", f, err)
 		}
+		cancel()
+		if err := os.WriteFile(clip, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		f, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after the file came back: %v", err)
+		}
+		if f.Index != 8 {
+			t.Errorf("index %d after the file came back, want 8 (indexes go on across loops)", f.Index)
+		}
+		c.Release(f)
 	})
 	t.Run("truncated", func(t *testing.T) {
 		clip := writeClip(t, 30, 25)
