@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -79,9 +80,15 @@ type Camera struct {
 	pool   []*Frame
 	closed bool
 
+	// retry is owned by the goroutine that opens and reads: Next's for a
+	// file, the grabber's for a live source.
+	retry backoff
+	// Health (Status), written by that goroutine, read from any.
+	retrying atomic.Bool
+	progress atomic.Int64 // unix ns: the last frame read, or an attempt's end or start
+
 	// File mode: state owned by the goroutine calling Next.
 	vc       *gocv.VideoCapture // nil until the file opens
-	retry    backoff
 	pos      int64   // stream index of the next frame the capture will return
 	want     float64 // stream index of the next frame to analyse (sampling)
 	step     float64 // frames between samples
@@ -118,6 +125,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
 	}
 	c := &Camera{opts: opts, src: src, log: log.With("camera", opts.Name, "source", src.String())}
+	c.progressed()
 	if !src.Live() {
 		if vc, err := c.openCapture(); err != nil {
 			c.log.Warn("camera open failed; retrying when frames are asked for", "err", err)
@@ -158,15 +166,37 @@ func (c *Camera) reopenFile(ctx context.Context) error {
 	}
 }
 
-// retryAfter logs why and waits the next back-off; it returns ctx's error
-// if ctx ends first.
+// retryAfter logs why and waits the next back-off, as Status says; it
+// returns ctx's error if ctx ends first.
 func (c *Camera) retryAfter(ctx context.Context, msg string, why error) error {
 	d := c.retry.next()
 	c.log.Warn(msg, "err", why, "retry_in", d.Round(time.Millisecond))
-	if !sleep(ctx, d) {
+	c.retrying.Store(true)
+	c.progressed()
+	ok := sleep(ctx, d)
+	c.retrying.Store(false)
+	c.progressed()
+	if !ok {
 		return ctx.Err()
 	}
 	return nil
+}
+
+func (c *Camera) progressed() { c.progress.Store(time.Now().UnixNano()) }
+
+// Status says what a camera is doing, for a watchdog: a camera that is
+// neither retrying nor making progress is stuck in a call that does not
+// return (a read that hangs).
+type Status struct {
+	// Retrying: between failed attempts to open or read, in its back-off.
+	Retrying bool
+	// Progress is when it last read a frame, began an attempt or gave one up.
+	Progress time.Time
+}
+
+// Status is safe to call from any goroutine.
+func (c *Camera) Status() Status {
+	return Status{Retrying: c.retrying.Load(), Progress: time.Unix(0, c.progress.Load())}
 }
 
 // Name is the camera's configured name.
@@ -248,6 +278,7 @@ func (c *Camera) nextFile(ctx context.Context) (*Frame, error) {
 			f.Index, f.Time = c.pos-1, time.Now()
 			c.want += c.step
 			c.retry.reset()
+			c.progressed()
 			return f, nil
 		}
 		if c.pos == c.loopBase { // nothing read since it opened: empty, truncated or being written
@@ -283,16 +314,13 @@ func (c *Camera) grab(ctx context.Context) {
 	}()
 	var (
 		index int64
-		retry backoff
 		opens int
 	)
 	for ctx.Err() == nil {
 		if vc == nil {
 			var err error
 			if vc, err = c.openCapture(); err != nil {
-				d := retry.next()
-				c.log.Warn("camera open failed; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
-				if !sleep(ctx, d) {
+				if c.retryAfter(ctx, "camera open failed; retrying", err) != nil {
 					break
 				}
 				continue
@@ -306,14 +334,13 @@ func (c *Camera) grab(ctx context.Context) {
 			c.Release(f)
 			vc.Close()
 			vc = nil
-			d := retry.next()
-			c.log.Warn("camera read failed; reconnecting", "retry_in", d.Round(time.Millisecond))
-			if !sleep(ctx, d) {
+			if c.retryAfter(ctx, "camera read failed; reconnecting", errors.New("no frame")) != nil {
 				break
 			}
 			continue
 		}
-		retry.reset()
+		c.retry.reset()
+		c.progressed()
 		f.Index, f.Time = index, time.Now()
 		index++
 		c.mu.Lock()

@@ -524,3 +524,42 @@ func decodeSeq(m gocv.Mat) int64 {
 	}
 	return n
 }
+
+// TestStatus: a camera waiting out its back-off says so; one reading frames
+// shows recent progress and no retrying.
+func TestStatus(t *testing.T) {
+	capturetest.CheckMats(t)
+	for _, src := range []string{filepath.Join(t.TempDir(), "nope.avi"), "rtsp://127.0.0.1:9/stream"} {
+		c, err := Open(context.Background(), Options{Name: "s", Source: src}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		go func() {
+			if f, err := c.Next(ctx); err == nil {
+				c.Release(f)
+			}
+		}()
+		for !c.Status().Retrying && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("%s: never reported retrying", src)
+		}
+		cancel()
+		c.Close()
+	}
+	c, err := Open(context.Background(), Options{Name: "ok", Source: writeClip(t, 3, 25)}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Release(f)
+	if s := c.Status(); s.Retrying || time.Since(s.Progress) > time.Second {
+		t.Errorf("after a frame: %+v", s)
+	}
+}
