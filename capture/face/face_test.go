@@ -353,3 +353,20 @@ func TestExplicitZeros(t *testing.T) {
 		})
 	}
 }
+
+// TestCascadeErrorIsShort: the bytes of a garbage cascade are not echoed
+// into the error (and so into the log) beyond a short, quoted excerpt.
+func TestCascadeErrorIsShort(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "huge.xml")
+	if err := os.WriteFile(p, []byte("<"+strings.Repeat("x\u200b", 5000)+"/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Kind: Haar, Model: p})
+	if err == nil {
+		d.Close()
+		t.Fatal("New succeeded")
+	}
+	if msg := err.Error(); len(msg) > 300 || !strings.Contains(msg, "huge.xml") || strings.Contains(msg, "\u200b") {
+		t.Fatalf("error is %d bytes, or does not name the file, or carries the raw bytes: %.400q", len(msg), msg)
+	}
+}

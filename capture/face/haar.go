@@ -2,6 +2,7 @@ package face
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"image"
 	"os"
@@ -105,6 +106,10 @@ func checkCascade(path string) error {
 	depth := 0
 	for {
 		tok, err := dec.Token()
+		var syntax *xml.SyntaxError
+		if errors.As(err, &syntax) { // its message quotes the file's bytes
+			return fmt.Errorf("not an OpenCV cascade XML file: XML syntax error on line %d", syntax.Line)
+		}
 		if err != nil {
 			return fmt.Errorf("not an OpenCV cascade XML file: %w", err)
 		}
@@ -115,7 +120,7 @@ func checkCascade(path string) error {
 		depth++
 		if depth == 1 {
 			if se.Name.Local != "opencv_storage" {
-				return fmt.Errorf("not an OpenCV cascade: root element <%s>, want <opencv_storage>", se.Name.Local)
+				return fmt.Errorf("not an OpenCV cascade: root element %.40q, want opencv_storage", se.Name.Local)
 			}
 			continue
 		}
@@ -127,6 +132,6 @@ func checkCascade(path string) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("not an OpenCV cascade: first element <%s>", se.Name.Local)
+		return fmt.Errorf("not an OpenCV cascade: first element %.40q", se.Name.Local)
 	}
 }
