@@ -11,6 +11,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 func TestParseEmpty(t *testing.T) {
@@ -60,7 +61,7 @@ func TestDispatcher(t *testing.T) {
 		},
 		"fail": func(context.Context, []byte) (string, error) { return "", errors.New("it broke") },
 	}, slog.Default())
-	pub, err := mqttc.Connect(context.Background(), mqttc.Options{Broker: b.URL(), ClientID: "daemon", QoS: 1,
+	pub, err := mqttc.Connect(context.Background(), mqttc.Options{Outbox: testenv.Outbox(t), Broker: b.URL(), ClientID: "daemon", QoS: 1,
 		Subscriptions: []mqttc.Subscription{{Filter: d.Filter(), Handle: d.Handle}}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestDispatcher(t *testing.T) {
 			results <- r
 		})
 	<-subReady
-	sender, err := mqttc.Connect(context.Background(), mqttc.Options{Broker: b.URL(), ClientID: "sender", QoS: 1}, nil)
+	sender, err := mqttc.Connect(context.Background(), mqttc.Options{Outbox: testenv.Outbox(t), Broker: b.URL(), ClientID: "sender", QoS: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

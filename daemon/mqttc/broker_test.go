@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 func TestEmbeddedBroker(t *testing.T) {
@@ -17,7 +19,7 @@ func TestEmbeddedBroker(t *testing.T) {
 		t.Fatalf("Addr %q URL %q: want the actual port", b.Addr(), b.URL())
 	}
 	// Retained: published before anyone subscribes, delivered on subscribe.
-	p, err := Connect(context.Background(), Options{Broker: b.URL(), ClientID: clientID("pub"), QoS: 1, StatusTopic: "emb/status"}, nil)
+	p, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: b.URL(), ClientID: clientID("pub"), QoS: 1, StatusTopic: "emb/status"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestEmbeddedBroker(t *testing.T) {
 	// Closed: the port is free again and nothing answers there.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if p, err := Connect(ctx, Options{Broker: b.URL()}, nil); err == nil {
+	if p, err := Connect(ctx, Options{Outbox: testenv.Outbox(t), Broker: b.URL()}, nil); err == nil {
 		p.Close(context.Background())
 		t.Error("connected to a closed broker")
 	}

@@ -99,7 +99,7 @@ func waitLive(t *testing.T, broker, probe string, probes <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := Connect(ctx, Options{Broker: broker, ClientID: clientID("prober")}, nil)
+	p, err := Connect(ctx, Options{Outbox: testenv.Outbox(t), Broker: broker, ClientID: clientID("prober")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

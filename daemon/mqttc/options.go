@@ -29,7 +29,11 @@ type Options struct {
 	// and the broker never drops the client for silence).
 	KeepAlive      time.Duration
 	ConnectTimeout time.Duration // how long Connect waits for the first connection; also each attempt's limit
-	MaxPending     int           // messages kept while the broker is unreachable; beyond it Publish fails
+	// MaxPending bounds the messages handed to paho and not yet acknowledged
+	// (Connect); what waits beyond it stays in the Outbox.
+	MaxPending int
+	// Outbox, for Connect, holds every message until the broker acknowledges it.
+	Outbox Outbox
 	// OnSubscribed, for Subscribe, is called each time the broker has granted
 	// the subscriptions (after the first connect and every reconnect).
 	OnSubscribed func()
@@ -57,6 +61,7 @@ const (
 	// MaxKeepAlive is the longest keep-alive MQTT can carry (a 16-bit count of seconds).
 	maxKeepAlive = 65535 * time.Second
 	// MQTT packet ids are 16-bit, so paho cannot hold more QoS>0 messages in flight.
+	// (The default of 1000 keeps a link busy; more only fills paho's memory.)
 	maxPendingLimit = 65000
 	// Retry quickly at start (the embedded broker or a local mosquitto may come up a moment
 	// later) and keep reconnect back-off short: an edge device wants its verdicts flowing again soon.

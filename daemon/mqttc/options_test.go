@@ -19,7 +19,7 @@ func TestKeepAliveReachesBroker(t *testing.T) {
 	for _, ka := range []time.Duration{0, 7 * time.Second} {
 		t.Run(ka.String(), func(t *testing.T) {
 			id := clientID("keepalive")
-			p, err := Connect(context.Background(), Options{Broker: m.URL(), ClientID: id, KeepAlive: ka}, nil)
+			p, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: m.URL(), ClientID: id, KeepAlive: ka}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,181 +7,257 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/deepfaked/deepfaked/daemon/outbox"
 )
 
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("mqtt: publisher closed")
 
-// Publisher publishes to one broker and keeps publishing across broker restarts:
-// QoS 1/2 messages published while the broker is unreachable wait in paho's
-// in-memory store (at most Options.MaxPending) and go out after reconnecting.
+// Outbox is where messages wait, on disk, until the broker has acknowledged
+// them (an *outbox.Outbox): Publish appends, the publisher reads them in
+// order and acknowledges each on its PUBACK.
+type Outbox interface {
+	Append(m outbox.Message) (uint64, error)
+	Read(ctx context.Context, from uint64) (outbox.Record, error)
+	Ack(seq uint64)
+	WaitEmpty(ctx context.Context) error
+	Stats() outbox.Stats
+}
+
+// Publisher publishes to one broker through an Outbox, so that nothing is
+// lost to a broker outage, a lost connection or a daemon restart: a message
+// leaves the outbox only when the broker has acknowledged it, and after every
+// (re)connection what is left is sent again, oldest first. Delivery is at
+// least once: a message whose PUBACK was lost with the connection, or that
+// was acknowledged less than a flush before a crash, is sent again.
+//
+// It does not trust paho with any of this: paho's token reports success for a
+// publish that a resumed session replaced (eclipse/paho.mqtt.golang#563), a
+// clean session throws paho's store away, and its memory is bounded. So the
+// connection is a clean session that paho does not reconnect on its own: the
+// publisher reconnects, and a lost connection fails every token in flight.
 type Publisher struct {
 	client mqtt.Client
 	opts   Options
 	log    *slog.Logger
+	box    Outbox
 
-	mu      sync.Mutex // orders Publish against Close
-	closed  bool
-	unacked atomic.Int64    // published, not yet acknowledged (or failed); at most MaxPending
-	outbox  chan outMsg     // to hand to paho, whose Publish can block while a dead connection is noticed
-	acks    chan pendingMsg // handed to paho, oldest first
-	stop    chan struct{}   // closed by Close to abandon what the broker never acknowledged
-	sent    chan struct{}   // closed when the sender has finished
-	drained chan struct{}   // closed when the waiter has finished
+	mu     sync.Mutex // orders Publish against Close
+	closed bool
+
+	stop     context.CancelFunc // ends the connection loop
+	done     chan struct{}      // closed when the connection loop has ended
+	lost     chan struct{}      // a connection was lost (1 buffered)
+	up       chan struct{}      // closed once the first connection has published "online"
+	upOnce   sync.Once
+	inFlight int
 }
 
-type outMsg struct {
-	topic   string
-	payload []byte
-}
-
+// pendingMsg is a message handed to paho, awaiting its acknowledgement.
 type pendingMsg struct {
+	seq   uint64
 	topic string
 	token mqtt.Token
 }
 
-// Connect connects to opts.Broker and returns once connected and the retained
-// "online" status is published. It gives up when ctx is done or after
-// opts.ConnectTimeout, with an error naming the broker and the last failure.
-// After that the connection is re-established on its own whenever it drops.
+// Connect starts publishing to opts.Broker through opts.Outbox. It waits for
+// the first connection (and the retained "online") up to opts.ConnectTimeout;
+// if the broker is not there by then it logs so and returns anyway: messages
+// wait in the outbox, and the connection is retried with back-off until
+// Close. It fails for options that can never work (a bad broker URL) and when
+// ctx ends first.
 func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	if opts.Outbox == nil {
+		return nil, fmt.Errorf("mqtt: broker %s: no outbox to publish through", opts.Broker)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Publisher{
-		opts:    opts,
-		log:     log,
-		outbox:  make(chan outMsg, opts.MaxPending),
-		acks:    make(chan pendingMsg, opts.MaxPending),
-		stop:    make(chan struct{}),
-		sent:    make(chan struct{}),
-		drained: make(chan struct{}),
-	}
+	p := &Publisher{opts: opts, log: log, box: opts.Outbox, done: make(chan struct{}),
+		lost: make(chan struct{}, 1), up: make(chan struct{}), inFlight: opts.MaxPending}
 	var (
 		last        lastError
 		connections atomic.Int64
-		firstOnline = make(chan mqtt.Token, 1)
 	)
 	co := clientOptions(opts, log, &last).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			log.Warn("mqtt connection lost", "broker", opts.Broker, "err", err, "outbox_pending", p.box.Stats().Pending)
+			select {
+			case p.lost <- struct{}{}:
+			default:
+			}
+		}).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			n := connections.Add(1)
 			if n == 1 {
-				log.Info("mqtt connected", "broker", opts.Broker, "client_id", opts.ClientID)
+				log.Info("mqtt connected", "broker", opts.Broker, "client_id", opts.ClientID, "outbox_pending", p.box.Stats().Pending)
 			} else {
-				log.Info("mqtt reconnected", "broker", opts.Broker, "client_id", opts.ClientID, "connections", n)
+				log.Info("mqtt reconnected", "broker", opts.Broker, "client_id", opts.ClientID, "connections", n, "outbox_pending", p.box.Stats().Pending)
 			}
 			subscribeAll(c, opts, log)
-			if opts.StatusTopic == "" {
-				if n == 1 {
-					firstOnline <- nil
+			if opts.StatusTopic != "" {
+				// paho calls this in its own goroutine, so waiting here holds nothing up.
+				t := c.Publish(opts.StatusTopic, opts.QoS, true, StatusOnline)
+				if t.Wait(); t.Error() != nil {
+					log.Warn("mqtt status publish failed", "broker", opts.Broker, "topic", opts.StatusTopic, "err", t.Error())
 				}
-				return
 			}
-			// After a reconnect "online" goes at QoS 0, so paho never stores
-			// it: the reconnect's resume runs alongside this handler and could
-			// resend a stored "online" after Close's "offline", leaving the
-			// wrong state retained. A lost "online" means a lost connection,
-			// whose will says offline. The first connect has no resume (clean
-			// session), and Connect waits for the broker to hold "online".
-			qos := byte(0)
-			if n == 1 {
-				qos = opts.QoS
-			}
-			t := c.Publish(opts.StatusTopic, qos, true, StatusOnline)
-			if n == 1 {
-				firstOnline <- t
-				return
-			}
-			// paho calls this in its own goroutine, so waiting here holds nothing up.
-			if t.Wait(); t.Error() != nil {
-				log.Warn("mqtt status publish failed", "broker", opts.Broker, "topic", opts.StatusTopic, "err", t.Error())
-			}
+			p.upOnce.Do(func() { close(p.up) })
 		})
 	if opts.StatusTopic != "" {
 		co.SetWill(opts.StatusTopic, StatusOffline, opts.QoS, true)
 	}
 	p.client = mqtt.NewClient(co)
+	runCtx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	go p.run(runCtx, &last)
 
-	ctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	wait, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
-	fail := func(err error) (*Publisher, error) {
-		p.client.Disconnect(0) // stops paho's connect retries
-		if why := last.get(); why != nil && ctx.Err() != nil {
-			err = fmt.Errorf("%w (last attempt: %w)", err, why)
-		}
-		return nil, fmt.Errorf("mqtt: connect to broker %s: %w", opts.Broker, err)
-	}
-	if err := waitToken(ctx, p.client.Connect()); err != nil {
-		return fail(err)
-	}
 	select {
-	case t := <-firstOnline:
-		if t != nil {
-			if err := waitToken(ctx, t); err != nil {
-				return fail(fmt.Errorf("publish %q on %s: %w", StatusOnline, opts.StatusTopic, err))
+	case <-p.up:
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			p.stop()
+			<-p.done
+			p.client.Disconnect(0)
+			err := fmt.Errorf("mqtt: connect to broker %s: %w", opts.Broker, ctx.Err())
+			if why := last.get(); why != nil {
+				err = fmt.Errorf("%w (last attempt: %w)", err, why)
 			}
+			return nil, err
 		}
-	case <-ctx.Done():
-		return fail(ctx.Err())
+		log.Warn("mqtt broker not reachable; publishing into the outbox until it is", "broker", opts.Broker,
+			"waited", opts.ConnectTimeout, "err", last.get(), "outbox_pending", p.box.Stats().Pending)
 	}
-	go p.send()
-	go p.wait()
 	return p, nil
 }
 
-// Publish queues payload for topic with the configured QoS, not retained, and
-// returns at once: it never waits for the broker, and delivery failures are
-// logged. payload must not be modified afterwards. It fails when MaxPending
-// messages already await acknowledgement, as they do while the broker is away.
+// run connects, delivers until the connection is lost, and reconnects with
+// back-off, until ctx ends.
+func (p *Publisher) run(ctx context.Context, last *lastError) {
+	defer close(p.done)
+	backoff := connectRetryInterval
+	for ctx.Err() == nil {
+		select { // a loss reported before this connection belongs to the last one
+		case <-p.lost:
+		default:
+		}
+		if err := waitToken(ctx, p.client.Connect()); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			last.set(err)
+			p.log.Debug("mqtt connect attempt failed", "broker", p.opts.Broker, "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, maxReconnectInterval)
+			continue
+		}
+		backoff = connectRetryInterval
+		p.deliver(ctx)
+	}
+}
+
+// deliver sends the outbox's messages in order, at most inFlight awaiting
+// their acknowledgement, until the connection is lost or ctx ends.
+func (p *Publisher) deliver(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.lost:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	acks := make(chan pendingMsg, p.inFlight)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		if err := p.await(ctx, acks); err != nil {
+			p.log.Warn("mqtt publish not acknowledged; it and those after it are sent again after reconnecting",
+				"broker", p.opts.Broker, "err", err)
+			cancel()
+			// A failure on a live connection (a stalled write): drop it, so
+			// that the next connection starts from the oldest unacknowledged.
+			if p.client.IsConnectionOpen() {
+				p.client.Disconnect(0)
+			}
+		}
+	}()
+	defer func() { <-acked }()
+	defer close(acks)
+	var from uint64
+	for {
+		r, err := p.box.Read(ctx, from)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("mqtt outbox read", "err", err)
+				cancel()
+			}
+			return
+		}
+		t := p.client.Publish(r.Topic, r.QoS, r.Retained, r.Payload)
+		select {
+		case acks <- pendingMsg{seq: r.Seq, topic: r.Topic, token: t}:
+		case <-ctx.Done():
+			return
+		}
+		from = r.Seq + 1
+	}
+}
+
+// await acknowledges messages in the outbox in the order they were sent, as
+// their tokens complete; it stops at the first failure.
+func (p *Publisher) await(ctx context.Context, acks <-chan pendingMsg) error {
+	for m := range acks {
+		select {
+		case <-m.token.Done():
+		case <-ctx.Done():
+			return nil
+		}
+		if err := m.token.Error(); err != nil {
+			return fmt.Errorf("seq %d on %s: %w", m.seq, m.topic, err)
+		}
+		p.box.Ack(m.seq)
+	}
+	return nil
+}
+
+// Publish appends payload for topic (the configured QoS, not retained) to
+// the outbox and returns: it never waits for the broker. It fails only when
+// the outbox cannot store the message. payload is not kept.
 func (p *Publisher) Publish(topic string, payload []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	if p.unacked.Load() >= int64(p.opts.MaxPending) {
-		return fmt.Errorf("mqtt: broker %s: %d messages await delivery, dropping one on %s", p.opts.Broker, p.opts.MaxPending, topic)
+	if _, err := p.box.Append(outbox.Message{Topic: topic, Payload: payload, QoS: p.opts.QoS}); err != nil {
+		return fmt.Errorf("mqtt: broker %s: %w", p.opts.Broker, err)
 	}
-	p.unacked.Add(1)
-	p.outbox <- outMsg{topic: topic, payload: payload} // never blocks: unacked bounds it
 	return nil
 }
 
-// send hands queued messages to paho in order.
-func (p *Publisher) send() {
-	defer close(p.sent)
-	defer close(p.acks)
-	for m := range p.outbox {
-		p.acks <- pendingMsg{topic: m.topic, token: p.client.Publish(m.topic, p.opts.QoS, false, m.payload)}
-	}
-}
-
-// wait collects publish results in order, so that unacked bounds what paho's
-// store holds and Close can wait for it to empty.
-func (p *Publisher) wait() {
-	defer close(p.drained)
-	for m := range p.acks {
-		select {
-		case <-m.token.Done():
-			p.unacked.Add(-1)
-			if err := m.token.Error(); err != nil {
-				p.log.Warn("mqtt publish failed", "broker", p.opts.Broker, "topic", m.topic, "err", err)
-			}
-		case <-p.stop:
-			return
-		}
-	}
-}
-
-// Close waits (bounded by ctx) for publishes the broker has not yet
-// acknowledged, publishes the retained "offline" status and disconnects.
-// It returns an error when ctx ended before everything was delivered.
+// Close waits (bounded by ctx) until the broker has acknowledged everything
+// in the outbox, publishes the retained "offline" status and disconnects.
+// It returns an error saying how many messages remain in the outbox (for
+// the next start) when ctx ended first.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -189,14 +265,19 @@ func (p *Publisher) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	close(p.outbox)
 	p.mu.Unlock()
 
 	var errs []error
+	if err := p.box.WaitEmpty(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("mqtt: broker %s: %d messages not acknowledged before close, kept in the outbox for the next start: %w",
+			p.opts.Broker, p.box.Stats().Pending, err))
+	}
+	p.stop()
+	// A publish caught writing to a dead connection holds the loop for up to
+	// writeTimeout; Disconnect below ends it.
 	select {
-	case <-p.drained:
+	case <-p.done:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("mqtt: broker %s: %d messages not acknowledged before close: %w", p.opts.Broker, p.unacked.Load(), ctx.Err()))
 	}
 	if p.opts.StatusTopic != "" && p.client.IsConnectionOpen() {
 		t := p.client.Publish(p.opts.StatusTopic, p.opts.QoS, true, StatusOffline)
@@ -205,14 +286,6 @@ func (p *Publisher) Close(ctx context.Context) error {
 		}
 	}
 	p.client.Disconnect(disconnectQuiesceMS)
-	close(p.stop)
-	// Disconnected, paho fails what is left at once, except a publish caught
-	// writing to the dead connection, which takes up to writeTimeout.
-	select {
-	case <-p.sent:
-		<-p.drained
-	case <-ctx.Done():
-	}
 	p.log.Info("mqtt disconnected", "broker", p.opts.Broker)
 	return errors.Join(errs...)
 }

@@ -10,6 +10,8 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // TestSubscribeWaitsForBroker: started before any broker serves, Subscribe
@@ -61,7 +63,7 @@ func TestSubscribeWaitsForBroker(t *testing.T) {
 	}
 	defer b.Close()
 	// Retained, so it arrives whenever the subscription is made.
-	p, err := Connect(context.Background(), Options{Broker: b.URL(), ClientID: clientID("late-pub"), QoS: 1, StatusTopic: "late/status"}, nil)
+	p, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: b.URL(), ClientID: clientID("late-pub"), QoS: 1, StatusTopic: "late/status"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func newRecorder(t *testing.T) *recorder {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	<-ready
-	if r.pub, err = mqttc.Connect(context.Background(), mqttc.Options{Broker: b.URL(), ClientID: "pipeline", QoS: 1}, nil); err != nil {
+	if r.pub, err = mqttc.Connect(context.Background(), mqttc.Options{Outbox: testenv.Outbox(t), Broker: b.URL(), ClientID: "pipeline", QoS: 1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.pub.Close(context.Background()) })

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // BenchmarkVerdictPayload measures the per-frame publishing path: the verdict
@@ -32,7 +33,7 @@ func BenchmarkVerdictPayload(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer br.Close()
-		pub, err := mqttc.Connect(context.Background(), mqttc.Options{Broker: br.URL(), ClientID: "bench", QoS: 1, ConnectTimeout: 10 * time.Second}, nil)
+		pub, err := mqttc.Connect(context.Background(), mqttc.Options{Outbox: testenv.Outbox(b), Broker: br.URL(), ClientID: "bench", QoS: 1, ConnectTimeout: 10 * time.Second}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

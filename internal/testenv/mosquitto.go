@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,6 +33,25 @@ type MosquittoBroker struct {
 // for TLS). It is stopped when the test ends.
 func StartMosquitto(t testing.TB, extraConf string) *MosquittoBroker {
 	t.Helper()
+	return startMosquitto(t, "persistence false\n"+extraConf)
+}
+
+// StartPersistentMosquitto is StartMosquitto with persistence on, in a
+// folder of the test's own, and no limit on the messages queued for a
+// client: what a deployment that must not lose verdicts configures
+// (README: MQTT). A broker stopped with Terminate keeps persistent sessions
+// and their queued messages across Start.
+func StartPersistentMosquitto(t testing.TB, extraConf string) *MosquittoBroker {
+	t.Helper()
+	conf := fmt.Sprintf("persistence true\npersistence_location %s/\nmax_queued_messages 0\n%s", t.TempDir(), extraConf)
+	if os.Geteuid() == 0 { // else mosquitto drops to its own user, who cannot write the test's folder
+		conf += "user root\n"
+	}
+	return startMosquitto(t, conf)
+}
+
+func startMosquitto(t testing.TB, conf string) *MosquittoBroker {
+	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		bin = "/usr/sbin/mosquitto"
@@ -41,8 +61,8 @@ func StartMosquitto(t testing.TB, extraConf string) *MosquittoBroker {
 	}
 	m := &MosquittoBroker{t: t, bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
 	m.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
-	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n%s",
-		m.addr[strings.LastIndexByte(m.addr, ':')+1:], extraConf)
+	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n%s",
+		m.addr[strings.LastIndexByte(m.addr, ':')+1:], conf)
 	if err := os.WriteFile(m.conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +125,13 @@ func (m *MosquittoBroker) Start() {
 
 // Stop kills mosquitto (SIGKILL, as in a crash: no clean goodbye to clients)
 // and waits for it to exit. Stopping a stopped broker does nothing.
-func (m *MosquittoBroker) Stop() {
+func (m *MosquittoBroker) Stop() { m.stop(os.Kill) }
+
+// Terminate stops mosquitto as `systemctl stop` does (SIGTERM): it saves its
+// persistence database and exits. Terminating a stopped broker does nothing.
+func (m *MosquittoBroker) Terminate() { m.stop(syscall.SIGTERM) }
+
+func (m *MosquittoBroker) stop(sig os.Signal) {
 	m.mu.Lock()
 	cmd, exited := m.cmd, m.exited
 	m.cmd = nil
@@ -113,7 +139,7 @@ func (m *MosquittoBroker) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
+	_ = cmd.Process.Signal(sig)
 	<-exited
 }
 

@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/daemon/outbox"
 )
 
 // RepoRoot is the folder holding go.mod, found by walking up from the working directory.
@@ -116,4 +119,16 @@ func FreePort(t testing.TB) int {
 func Mosquitto(t testing.TB) string {
 	t.Helper()
 	return StartMosquitto(t, "").URL()
+}
+
+// Outbox opens an outbox in a folder of the test's own for a publisher
+// (mqttc.Options.Outbox); it is closed when the test ends.
+func Outbox(t testing.TB) *outbox.Outbox {
+	t.Helper()
+	b, err := outbox.Open(outbox.Options{Dir: t.TempDir(), MaxBytes: 64 << 20, Fsync: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
