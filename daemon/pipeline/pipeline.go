@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -130,6 +131,10 @@ type Pipeline struct {
 	obs  Observer
 	// sample is one face's model input length, 3*S*S.
 	sample int
+	// cams' state once Run has started (for Stuck and Analysed), and when
+	// the inference goroutine began its current model run and publish.
+	states  atomic.Pointer[[]*camState]
+	inModel atomic.Int64
 }
 
 // New makes a pipeline; Run starts it.
@@ -174,6 +179,12 @@ type camState struct {
 	topic string
 	free  chan *job
 	faces []face.Box
+	// For Stuck and Analysed, read from other goroutines: when the reader
+	// went into Source.Next and the camera goroutine into detection (unix
+	// ns, 0 when not there), frames published, and whether the camera ended.
+	inNext, inDetect atomic.Int64
+	analysed         atomic.Int64
+	ended            atomic.Bool
 }
 
 // jobsPerCamera lets a camera preprocess its next frame while the previous
@@ -190,9 +201,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.sample = sample
 	jobs := make(chan *job, len(p.cams))
 	var wg sync.WaitGroup
+	states := make([]*camState, len(p.cams))
 	for i := range p.cams {
 		cs := &camState{Camera: p.cams[i], name: p.cams[i].Source.Name(), free: make(chan *job, jobsPerCamera),
 			faces: make([]face.Box, 0, p.opts.MaxFaces*2)}
+		states[i] = cs
 		cs.topic = p.opts.TopicPrefix + "/" + cs.name + "/verdict"
 		for range jobsPerCamera {
 			cs.free <- &job{cam: cs,
@@ -202,9 +215,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				result: Verdict{Device: p.opts.Device, Camera: cs.name,
 					Faces: make([]FaceResult, 0, p.opts.MaxFaces)}}
 		}
+	}
+	p.states.Store(&states)
+	for _, cs := range states {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer cs.ended.Store(true)
 			p.runCamera(ctx, cs, sample, jobs)
 		}()
 	}
@@ -235,7 +252,9 @@ func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs
 	go func() {
 		for {
 			next := time.Now()
+			cs.inNext.Store(next.UnixNano())
 			f, err := cs.Source.Next(ctx)
+			cs.inNext.Store(0)
 			reads <- read{f: f, err: err, next: next, read: time.Now()}
 			if err != nil {
 				return
@@ -258,7 +277,10 @@ func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs
 		}
 		j := <-cs.free
 		j.st.Next, j.st.Read = next, read
-		if err := p.prepare(cs, f, j, sample); err != nil {
+		cs.inDetect.Store(time.Now().UnixNano())
+		err = p.prepare(cs, f, j, sample)
+		cs.inDetect.Store(0)
+		if err != nil {
 			log.Warn("frame skipped", "frame", f.Index, "err", err)
 			cs.Source.Release(f)
 			cs.free <- j
@@ -374,7 +396,9 @@ func (p *Pipeline) infer(jobs <-chan *job) {
 		if waiting {
 			timer.Stop()
 		}
+		p.inModel.Store(time.Now().UnixNano())
 		p.classify(batch, faces, in, pFake)
+		p.inModel.Store(0)
 		if closed {
 			return
 		}
@@ -470,10 +494,82 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	if err != nil {
 		p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err)
 	}
+	j.cam.analysed.Add(1)
 	if p.obs != nil {
 		j.st.Published = time.Now()
 		j.st.Camera, j.st.Frame, j.st.Faces = j.cam.name, j.frame, j.n
 		p.obs.Observe(&j.st)
 	}
 	j.cam.free <- j
+}
+
+// statuser is a source that says whether it is retrying (capture.Camera).
+type statuser interface {
+	Status() capture.Status
+}
+
+// Stuck says what has hung, or "" when nothing has: a model run (with its
+// publishes) or a camera's face detection taking longer than stall, or a
+// camera inside Source.Next for longer than stall whose source has neither
+// read a frame nor been waiting out a retry back-off in that time (a read or
+// an open that does not return). A camera that is reconnecting, waiting for
+// frames that come slowly, or has ended is not stuck. Safe from any
+// goroutine; "" before Run.
+func (p *Pipeline) Stuck(now time.Time, stall time.Duration) string {
+	over := func(since int64) (time.Duration, bool) {
+		if since == 0 {
+			return 0, false
+		}
+		d := now.Sub(time.Unix(0, since))
+		return d.Round(time.Second), d > stall
+	}
+	if d, ok := over(p.inModel.Load()); ok {
+		return fmt.Sprintf("a model run has not returned for %v", d)
+	}
+	states := p.states.Load()
+	if states == nil {
+		return ""
+	}
+	for _, cs := range *states {
+		if cs.ended.Load() {
+			continue
+		}
+		if d, ok := over(cs.inDetect.Load()); ok {
+			return fmt.Sprintf("camera %s: face detection has not returned for %v", cs.name, d)
+		}
+		d, ok := over(cs.inNext.Load())
+		if !ok {
+			continue
+		}
+		if s, has := cs.Source.(statuser); has {
+			st := s.Status()
+			if st.Retrying || now.Sub(st.Progress) <= stall {
+				continue
+			}
+			return fmt.Sprintf("camera %s: no frame for %v and not retrying: a read or open has not returned", cs.name, now.Sub(st.Progress).Round(time.Second))
+		}
+		return fmt.Sprintf("camera %s: no frame for %v", cs.name, d)
+	}
+	return ""
+}
+
+// CameraCount is one camera's frames published so far.
+type CameraCount struct {
+	Camera string
+	Frames int64
+	Ended  bool
+}
+
+// Analysed is every camera's frames published so far, in camera order; nil
+// before Run. Safe from any goroutine.
+func (p *Pipeline) Analysed() []CameraCount {
+	states := p.states.Load()
+	if states == nil {
+		return nil
+	}
+	out := make([]CameraCount, len(*states))
+	for i, cs := range *states {
+		out[i] = CameraCount{Camera: cs.name, Frames: cs.analysed.Load(), Ended: cs.ended.Load()}
+	}
+	return out
 }

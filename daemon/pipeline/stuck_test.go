@@ -1,0 +1,116 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+)
+
+// hangingMJPEG serves an MJPEG stream that sends frames frames and then
+// stalls with the connection open: FFmpeg's read blocks until OpenCV's
+// 30-second interrupt, the way a camera that freezes behaves.
+func hangingMJPEG(t *testing.T, frames int) string {
+	t.Helper()
+	img := gocv.NewMatWithSize(64, 64, gocv.MatTypeCV8UC3)
+	buf, err := gocv.IMEncode(gocv.JPEGFileExt, img)
+	img.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpg := append([]byte(nil), buf.GetBytes()...)
+	buf.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for { // the request's headers
+					line, err := r.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				fmt.Fprint(c, "HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+				for range frames {
+					fmt.Fprintf(c, "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", len(jpg))
+					c.Write(jpg)
+					fmt.Fprint(c, "\r\n")
+					time.Sleep(40 * time.Millisecond)
+				}
+				<-stop
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String() + "/video.mjpg"
+}
+
+// TestStuck: a camera whose stream freezes is reported stuck once it has
+// been inside a read longer than the bound; a camera on a file that ended
+// and one that is reconnecting are not.
+func TestStuck(t *testing.T) {
+	f := setup(t)
+	frozen := f.cameraOn(t, "frozen", hangingMJPEG(t, 5), false, face.None)
+	ended := f.camera(t, "ended", false, face.None)
+	retrying := f.cameraOn(t, "retrying", "rtsp://127.0.0.1:9/nothing", false, face.None)
+	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}, f.clf, discard{},
+		[]pipeline.Camera{frozen, ended, retrying})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stuck(time.Now(), time.Second); s != "" {
+		t.Fatalf("before Run: %q", s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	const stall = 2 * time.Second
+	deadline := time.Now().Add(20 * time.Second)
+	var why string
+	for why == "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		why = p.Stuck(time.Now(), stall)
+	}
+	if !strings.Contains(why, "camera frozen") || !strings.Contains(why, "not retrying") {
+		t.Fatalf("Stuck = %q; want the frozen camera named", why)
+	}
+	counts := map[string]pipeline.CameraCount{}
+	for !counts["ended"].Ended && time.Now().Before(deadline) { // the file's camera ends on its own
+		time.Sleep(100 * time.Millisecond)
+		for _, c := range p.Analysed() {
+			counts[c.Camera] = c
+		}
+	}
+	if s := p.Stuck(time.Now(), stall); !strings.Contains(s, "camera frozen") {
+		t.Errorf("after the file ended: Stuck = %q; want the frozen camera still", s)
+	}
+	if c := counts["frozen"]; c.Frames < 1 || c.Ended {
+		t.Errorf("frozen camera: %+v; want frames before it froze, not ended", c)
+	}
+	if c := counts["ended"]; !c.Ended || c.Frames < 1 {
+		t.Errorf("ended camera: %+v", c)
+	}
+	if c := counts["retrying"]; c.Frames != 0 || c.Ended {
+		t.Errorf("retrying camera: %+v", c)
+	}
+}
