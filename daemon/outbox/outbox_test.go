@@ -12,13 +12,29 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
-func open(t *testing.T, o Options) (*Outbox, *testenv.SyncBuffer) {
+// syncBuffer collects log lines that the background goroutine writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func open(t *testing.T, o Options) (*Outbox, *syncBuffer) {
 	t.Helper()
-	logs := new(testenv.SyncBuffer)
+	logs := new(syncBuffer)
 	o.Log = slog.New(slog.NewTextHandler(logs, nil))
 	if o.MaxBytes == 0 {
 		o.MaxBytes = 1 << 20
