@@ -18,6 +18,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
@@ -106,8 +107,9 @@ func CameraOptions(c config.Camera) capture.Options {
 	return capture.Options{Name: c.Name, Source: c.Source, FPS: c.FPS, Loop: c.Loop, Width: c.Width, Height: c.Height}
 }
 
-// connectTimeout bounds the first connection to the broker and each attempt.
-const connectTimeout = 30 * time.Second
+// connectTimeout bounds each connection attempt and how long the daemon's
+// start waits for the broker before it runs anyway, publishing into the outbox.
+const connectTimeout = 10 * time.Second
 
 // MQTTOptions are the broker connection's options; secrets are read here,
 // not kept in the config.
@@ -131,6 +133,26 @@ func MQTTOptions(cfg *config.Config) (mqttc.Options, error) {
 	}
 	return o, nil
 }
+
+// OutboxOptions are the on-disk outbox's options (mqtt.outbox); log is
+// where it reports torn records and drops.
+func OutboxOptions(cfg *config.Config, log *slog.Logger) outbox.Options {
+	o := cfg.MQTT.Outbox
+	return outbox.Options{Dir: o.Dir, MaxBytes: int64(o.MaxBytes), MaxAge: time.Duration(o.MaxAge), Fsync: time.Duration(o.Fsync), Log: log}
+}
+
+// Outbox opens the outbox in mqtt.outbox.dir.
+func Outbox(cfg *config.Config, log *slog.Logger) (*outbox.Outbox, error) {
+	b, err := outbox.Open(OutboxOptions(cfg, log))
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.outbox.dir: %w", err)
+	}
+	return b, nil
+}
+
+// DrainTimeout is how long a stopping daemon waits for the broker to
+// acknowledge what is left in the outbox (mqtt.drain_timeout).
+func DrainTimeout(cfg *config.Config) time.Duration { return time.Duration(cfg.MQTT.DrainTimeout) }
 
 // EmbeddedBroker starts the broker inside the daemon on mqtt.listen when
 // mqtt.broker is embedded; it returns nil when the broker is elsewhere.

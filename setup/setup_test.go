@@ -26,6 +26,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
@@ -66,6 +67,12 @@ func mqttOpt(field string, f func(mqttc.Options) any) probe {
 		return f(o)
 	}}
 }
+
+func outboxOpt(field string, f func(outbox.Options) any) probe {
+	return probe{"setup.OutboxOptions: outbox.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.OutboxOptions(c, nil)) }}
+}
+
+var drainTimeout = probe{"setup.DrainTimeout (daemon.Run's wait for the outbox at the end)", func(_ *testing.T, c *config.Config) any { return setup.DrainTimeout(c) }}
 
 func engineOpt(field string, f func(engine.Options) any) probe {
 	return probe{"setup.EngineOptions: engine.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.EngineOptions(c, nil)) }}
@@ -256,6 +263,7 @@ func rows(t *testing.T, dir string) []row {
 		{"log_level", "error", nil, slog.LevelError, logLevel},
 		{"state_dir", "/srv/df", nil, "/srv/df/collect", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
 		{"state_dir", "state", nil, "/etc/deepfaked/state/dataset", dataset},
+		{"state_dir", "/srv/df", nil, "/srv/df/outbox", outboxOpt("Dir", func(o outbox.Options) any { return o.Dir })},
 		{"state_dir", "/srv/df", nil, "/srv/df/trt-cache", engineOpt("TensorRT.CacheDir", func(o engine.Options) any { return o.TensorRT.CacheDir })},
 		{"mqtt", map[string]any{"broker": "tcp://b"}, nil, "tcp://b", mqttOpt("Broker", func(o mqttc.Options) any { return o.Broker })},
 		{"mqtt.broker", "tcp://127.0.0.1", nil, "tcp://127.0.0.1", mqttOpt("Broker (mqttc fills the port)", func(o mqttc.Options) any { return o.Broker })},
@@ -284,6 +292,17 @@ func rows(t *testing.T, dir string) []row {
 		{"mqtt.commands.enabled", false, nil, false, commands},
 		{"mqtt.commands.max_payload", 16, cmdsOn, []string{"16", "payload of 17 bytes exceeds the limit of 16"}, payloadLimit},
 		{"mqtt.commands.max_payload", 100, cmdsOn, []string{"100", "payload of 101 bytes exceeds the limit of 100"}, payloadLimit},
+		{"mqtt.outbox", map[string]any{"max_bytes": 1 << 20}, nil, int64(1 << 20), outboxOpt("MaxBytes", func(o outbox.Options) any { return o.MaxBytes })},
+		{"mqtt.outbox.dir", "ob", nil, "/etc/deepfaked/ob", outboxOpt("Dir", func(o outbox.Options) any { return o.Dir })},
+		{"mqtt.outbox.dir", "/var/spool/df", nil, "/var/spool/df", outboxOpt("Dir", func(o outbox.Options) any { return o.Dir })},
+		{"mqtt.outbox.max_bytes", 65536, nil, int64(65536), outboxOpt("MaxBytes", func(o outbox.Options) any { return o.MaxBytes })},
+		{"mqtt.outbox.max_bytes", 1 << 30, nil, int64(1 << 30), outboxOpt("MaxBytes", func(o outbox.Options) any { return o.MaxBytes })},
+		{"mqtt.outbox.max_age", "0s", nil, time.Duration(0), outboxOpt("MaxAge", func(o outbox.Options) any { return o.MaxAge })},
+		{"mqtt.outbox.max_age", "48h", nil, 48 * time.Hour, outboxOpt("MaxAge", func(o outbox.Options) any { return o.MaxAge })},
+		{"mqtt.outbox.fsync", "0s", nil, time.Duration(0), outboxOpt("Fsync", func(o outbox.Options) any { return o.Fsync })},
+		{"mqtt.outbox.fsync", "5s", nil, 5 * time.Second, outboxOpt("Fsync", func(o outbox.Options) any { return o.Fsync })},
+		{"mqtt.drain_timeout", "0s", nil, time.Duration(0), drainTimeout},
+		{"mqtt.drain_timeout", "2m", nil, 2 * time.Minute, drainTimeout},
 		{"model", map[string]any{"backbone": "b.onnx", "head": "h.onnx", "threads": 2}, nil, 2, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
 		{"model.backbone", backbone, withHead, fileID(t, backbone), classifier("BackboneID", func(c *infer.Classifier) any { return c.BackboneID() })},
 		{"model.head", ownHead, withBackbone, fileID(t, ownHead), classifier("HeadID", func(c *infer.Classifier) any { return c.HeadID() })},

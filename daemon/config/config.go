@@ -55,6 +55,22 @@ type MQTT struct {
 	KeepAlive   Duration `yaml:"keepalive"`
 	// Commands are the MQTT commands the daemon takes on <topic_prefix>/cmd/<name>.
 	Commands Commands `yaml:"commands"`
+	// Outbox keeps every published message on disk until the broker has
+	// acknowledged it.
+	Outbox Outbox `yaml:"outbox"`
+	// DrainTimeout is how long the daemon, stopping, waits for the broker to
+	// acknowledge what is left in the outbox; the rest waits for the next start.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// Outbox bounds the on-disk outbox (package daemon/outbox).
+type Outbox struct {
+	Dir      string   `yaml:"dir"`
+	MaxBytes int      `yaml:"max_bytes"`
+	MaxAge   Duration `yaml:"max_age"` // 0: no age bound
+	// Fsync is how long a written message may wait for its fsync; 0 syncs
+	// each one before it is handed to the broker.
+	Fsync Duration `yaml:"fsync"`
 }
 
 // Commands: off unless enabled, since anyone who may publish to the broker
@@ -194,6 +210,16 @@ const (
 	DefaultTRTWorkspace = 1 << 30
 	// DefaultTRTOptLevel is TensorRT's own default builder optimisation level.
 	DefaultTRTOptLevel = 3
+	// DefaultOutboxBytes is mqtt.outbox.max_bytes: 256 MiB, some 500,000
+	// verdicts, hours of a busy device's output.
+	DefaultOutboxBytes = 256 << 20
+	// DefaultOutboxAge is mqtt.outbox.max_age: a week (a long weekend's outage and then some).
+	DefaultOutboxAge = Duration(7 * 24 * time.Hour)
+	// DefaultOutboxFsync is mqtt.outbox.fsync: a power cut loses at most a
+	// second of verdicts, and an SD card sees one fsync a second, not one a verdict.
+	DefaultOutboxFsync = Duration(time.Second)
+	// DefaultDrainTimeout is mqtt.drain_timeout, well within systemd's 90 s stop timeout.
+	DefaultDrainTimeout = Duration(30 * time.Second)
 	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
 	EmbeddedBroker = "embedded"
 )
@@ -204,7 +230,9 @@ func defaults() Config {
 	return Config{
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
-		MQTT:     MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload}},
+		MQTT: MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload},
+			Outbox:       Outbox{MaxBytes: DefaultOutboxBytes, MaxAge: DefaultOutboxAge, Fsync: DefaultOutboxFsync},
+			DrainTimeout: DefaultDrainTimeout},
 		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait,
 			TensorRT: TensorRT{FP16: true, EngineCache: true, TimingCache: true,
 				MaxWorkspaceSize: DefaultTRTWorkspace, BuilderOptimizationLevel: DefaultTRTOptLevel}},
@@ -232,6 +260,9 @@ func (c *Config) derive() {
 	}
 	if c.Train.Collect.Dir == "" {
 		c.Train.Collect.Dir = filepath.Join(c.StateDir, "collect")
+	}
+	if c.MQTT.Outbox.Dir == "" {
+		c.MQTT.Outbox.Dir = filepath.Join(c.StateDir, "outbox")
 	}
 	if c.Model.TensorRT.CacheDir == "" {
 		c.Model.TensorRT.CacheDir = filepath.Join(c.StateDir, "trt-cache")
@@ -316,7 +347,7 @@ func (c *Config) resolve(dir string) {
 	for _, p := range []*string{
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
 		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.Collect.Dir,
-		&c.Model.TensorRT.CacheDir,
+		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir,
 	} {
 		abs(p)
 	}

@@ -132,9 +132,16 @@ func TestInvalid(t *testing.T) {
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
 		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, train)`},
 		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
-		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands)`},
+		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`},
 		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},
 		{"mqtt.commands.max_payload", 8, `mqtt.commands.max_payload: must be 16..65536 bytes, got 8`},
+		{"mqtt.outbox.max_bytes", 0, `mqtt.outbox.max_bytes: must be 65536 (64 KiB) to 68719476736 (64 GiB) bytes, got 0`},
+		{"mqtt.outbox.max_bytes", 1 << 40, `mqtt.outbox.max_bytes: must be 65536 (64 KiB) to 68719476736 (64 GiB) bytes, got 1099511627776`},
+		{"mqtt.outbox.max_age", "-1s", `mqtt.outbox.max_age: must be from 0s (no bound) to 8760h0m0s, got -1s`},
+		{"mqtt.outbox.max_age", "9000h", `mqtt.outbox.max_age: must be from 0s (no bound) to 8760h0m0s, got 9000h0m0s`},
+		{"mqtt.outbox.fsync", "2m", `mqtt.outbox.fsync: must be from 0s (every message) to 1m0s, got 2m0s`},
+		{"mqtt.drain_timeout", "-1s", `mqtt.drain_timeout: must be from 0s to 1h0m0s, got -1s`},
+		{"mqtt.drain_timeout", "2h", `mqtt.drain_timeout: must be from 0s to 1h0m0s, got 2h0m0s`},
 		{"mqtt.commands.enabled", "yes please", `mqtt.commands.enabled`},
 		{"mqtt.commands.run", true, `unknown key "mqtt.commands.run" (allowed: enabled, max_payload)`},
 		{"mqtt.broker", del{}, `missing required key "mqtt.broker"`},
@@ -290,7 +297,7 @@ cameras:
 		t.Fatal("accepted")
 	}
 	want := []string{
-		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands)`,
+		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`,
 		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
 		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
 		path + `: line 14: cameras[0].fps: must be >= 0, got -1`,

@@ -35,6 +35,17 @@ const (
 	MaxCUDAMemory   int64 = 1 << 40
 )
 
+// Bounds of the outbox keys: at least a few hundred verdicts and at most what
+// an edge device's disk could hold; a year; a minute of verdicts at risk in a
+// power cut; an hour's wait at shutdown (systemd's stop timeout must cover it).
+const (
+	MinOutboxBytes  int64 = 64 << 10
+	MaxOutboxBytes  int64 = 64 << 30
+	MaxOutboxAge          = Duration(365 * 24 * time.Hour)
+	MaxOutboxFsync        = Duration(time.Minute)
+	MaxDrainTimeout       = Duration(time.Hour)
+)
+
 // Validate checks a Config whose defaults are filled in (as Load and Parse
 // return it, or after changing one in code). It reports every problem at once.
 func (c *Config) Validate() error {
@@ -196,6 +207,19 @@ func (m *MQTT) check(k checker) {
 	}
 	if m.Commands.MaxPayload < 16 || m.Commands.MaxPayload > 65536 {
 		k.fail("mqtt.commands.max_payload", "must be 16..65536 bytes, got %d", m.Commands.MaxPayload)
+	}
+	o := m.Outbox
+	if b := int64(o.MaxBytes); b < MinOutboxBytes || b > MaxOutboxBytes {
+		k.fail("mqtt.outbox.max_bytes", "must be %d (64 KiB) to %d (64 GiB) bytes, got %d", MinOutboxBytes, MaxOutboxBytes, o.MaxBytes)
+	}
+	if a := o.MaxAge; a < 0 || a > MaxOutboxAge {
+		k.fail("mqtt.outbox.max_age", "must be from 0s (no bound) to %s, got %s", MaxOutboxAge, a)
+	}
+	if f := o.Fsync; f < 0 || f > MaxOutboxFsync {
+		k.fail("mqtt.outbox.fsync", "must be from 0s (every message) to %s, got %s", MaxOutboxFsync, f)
+	}
+	if d := m.DrainTimeout; d < 0 || d > MaxDrainTimeout {
+		k.fail("mqtt.drain_timeout", "must be from 0s to %s, got %s", MaxDrainTimeout, d)
 	}
 }
 
