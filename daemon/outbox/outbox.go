@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
@@ -61,6 +63,7 @@ type Stats struct {
 
 const (
 	ackFile    = "acked" // the first sequence number not yet acknowledged, in decimal
+	lockFile   = "lock"  // flocked while open
 	segSuffix  = ".seg"  // segments are named by their first record's seq, %020d.seg
 	minSegment = 64 << 10
 	maxSegment = 8 << 20
@@ -96,6 +99,7 @@ type Outbox struct {
 	segBytes int64
 	stop     chan struct{}
 	done     chan struct{}
+	lockF    *os.File // held (flock) until Close
 
 	mu          sync.Mutex
 	closed      bool
@@ -133,6 +137,9 @@ func Open(opts Options) (*Outbox, error) {
 	if err := atomicfile.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox %s: %w", opts.Dir, err)
 	}
+	if err := o.lock(); err != nil {
+		return nil, err
+	}
 	if err := o.load(); err != nil {
 		o.closeFiles()
 		return nil, err
@@ -146,6 +153,22 @@ func Open(opts Options) (*Outbox, error) {
 	}
 	go o.background()
 	return o, nil
+}
+
+// lock takes the folder for this process: two writers would interleave
+// records (a second daemon, or bench, on the same state_dir).
+func (o *Outbox) lock() error {
+	path := filepath.Join(o.opts.Dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("outbox %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("outbox %s is in use by another process (another deepfaked on this folder?): %w", o.opts.Dir, err)
+	}
+	o.lockF = f
+	return nil
 }
 
 // load reads the ack file and every segment.
@@ -558,4 +581,8 @@ func (o *Outbox) closeFiles() {
 		}
 	}
 	o.segs = nil
+	if o.lockF != nil {
+		_ = o.lockF.Close() // releases the flock
+		o.lockF = nil
+	}
 }

@@ -111,6 +111,18 @@ func TestRestartReplaysUnacknowledgedOnly(t *testing.T) {
 	}
 }
 
+// crash ends b as a killed process would: no flush, files (and the flock) closed.
+func crash(b *Outbox) {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	b.mu.Lock()
+	b.closeFiles()
+	b.mu.Unlock()
+}
+
 // TestCrashKeepsUnacknowledged: without Close (a crash), what was appended is
 // there at the next Open, and what was acknowledged a flush ago is not.
 func TestCrashKeepsUnacknowledged(t *testing.T) {
@@ -122,6 +134,7 @@ func TestCrashKeepsUnacknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, b, 5, 3)
+	crash(b)
 	c, _ := open(t, Options{Dir: dir})
 	if got := readAll(t, c); len(got) != 6 || got[0].Seq != 3 {
 		t.Fatalf("after a crash: %s", payloads(got))
@@ -355,4 +368,20 @@ func FuzzOpenSegment(f *testing.F) {
 		}
 		b.Close()
 	})
+}
+
+// TestOneProcessAtATime: a second Open of a folder in use fails (flock), and
+// works once the first is closed.
+func TestOneProcessAtATime(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir})
+	if _, err := Open(Options{Dir: dir, MaxBytes: 1 << 20}); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second Open: %v", err)
+	}
+	b.Close()
+	c, err := Open(Options{Dir: dir, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
