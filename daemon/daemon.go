@@ -9,6 +9,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,15 +29,13 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/setup"
 )
-
-// shutdownTimeout bounds delivering what is still queued and `offline` at the end.
-const shutdownTimeout = 10 * time.Second
 
 // Daemon is a started deepfaked: models loaded, broker connected, cameras open.
 type Daemon struct {
@@ -52,6 +51,7 @@ type Daemon struct {
 	reloader  *headReloader
 	headWatch *headWatcher // nil when model.watch_head is off or the watch failed
 	cmds      *command.Dispatcher
+	box       *outbox.Outbox
 	pub       *mqttc.Publisher
 	cams      []openCamera
 	pipe      *pipeline.Pipeline
@@ -124,6 +124,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.cmds = setup.Commands(cfg, d.commands(setup.LabelFolders(cfg)), log); d.cmds != nil {
 		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: d.cmds.Filter(), Handle: d.cmds.Handle})
 	}
+	if d.box, err = setup.Outbox(cfg, log); err != nil {
+		return d, err
+	}
+	mo.Outbox = d.box
 	if d.pub, err = mqttc.Connect(ctx, mo, log); err != nil {
 		return d, err
 	}
@@ -132,6 +136,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	}
 	po := setup.PipelineOptions(cfg)
 	po.Log = log
+	po.Run = runID()
+	log.Info("verdicts carry this run's id", "run", po.Run)
 	if d.collector != nil { // not a typed nil in the interface
 		po.Collector = d.collector
 	}
@@ -238,17 +244,37 @@ func (d *Daemon) reloads(ctx context.Context) {
 	}
 }
 
-// closePublisher delivers what is queued and publishes `offline`.
+// closePublisher waits up to mqtt.drain_timeout for the broker to
+// acknowledge what is in the outbox and publishes `offline`. What is left is
+// safe on disk for the next start, so that is logged, not an error.
 func (d *Daemon) closePublisher() error {
 	if d.pub == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	drain := setup.DrainTimeout(d.cfg)
+	if n := d.box.Stats().Pending; n > 0 {
+		d.log.Info("waiting for the broker to acknowledge the outbox", "messages", n, "drain_timeout", drain)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := d.pub.Close(ctx); err != nil {
+	err := d.pub.Close(ctx)
+	if n := d.box.Stats().Pending; n > 0 {
+		d.log.Warn("messages not delivered within mqtt.drain_timeout stay in the outbox for the next start",
+			"messages", n, "outbox", d.cfg.MQTT.Outbox.Dir, "drain_timeout", drain)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("mqtt close: %w", err)
 	}
 	return nil
+}
+
+// runID names this process's verdicts (Verdict.Run): its start time, for
+// people, and random bits, so that two starts in one second differ.
+func runID() string {
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + rand.Text()[:8]
 }
 
 // Close releases everything New took, in the reverse order; it may be called
@@ -263,6 +289,11 @@ func (d *Daemon) Close() error {
 		}
 		closeCameras(d.cams)
 		errs = append(errs, d.closePublisher())
+		if d.box != nil { // after the publisher, which reads it until closed
+			if err := d.box.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("mqtt.outbox: close: %w", err))
+			}
+		}
 		if d.collector != nil { // after the pipeline: it writes what is still queued
 			if err := d.collector.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("train.collect: close: %w", err))

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon"
@@ -34,7 +36,7 @@ import (
 func writeConfig(t *testing.T, listen, source string, loop bool, model ...string) string {
 	t.Helper()
 	backbone, head := testenv.Models(t)
-	lines := []string{"device_id: dt", "mqtt:", "  broker: embedded", "  listen: " + listen,
+	lines := []string{"device_id: dt", "state_dir: " + t.TempDir(), "mqtt:", "  broker: embedded", "  listen: " + listen,
 		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t)}
 	lines = append(lines, model...)
 	lines = append(lines, "faces:", "  detector: haar", "cameras:", "  - name: cam1", "    source: "+source,
@@ -408,4 +410,95 @@ func portFree(t *testing.T, addr string) {
 		t.Fatalf("port still taken after Close: %v", err)
 	}
 	l.Close()
+}
+
+// TestBrokerDownFileEnds: with the broker down at start the daemon runs
+// anyway; its file camera ends, it waits mqtt.drain_timeout, says how many
+// verdicts stay in the outbox and exits cleanly; the next start, with the
+// broker back, delivers them (in order, with the first run's id) before its own.
+func TestBrokerDownFileEnds(t *testing.T) {
+	capturetest.CheckMats(t)
+	clip := shortClip(t)
+	want := frames(t, clip)
+	m := testenv.StartPersistentMosquitto(t, "")
+	var mu sync.Mutex
+	seqs := map[string][]int64{} // run: seqs as they arrived
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL()).SetClientID("verdict-store").
+		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).
+		SetDefaultPublishHandler(func(_ mqtt.Client, msg mqtt.Message) {
+			var v pipeline.Verdict
+			if json.Unmarshal(msg.Payload(), &v) == nil {
+				mu.Lock()
+				seqs[v.Run] = append(seqs[v.Run], v.Seq)
+				mu.Unlock()
+			}
+		}))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if tok := sub.Subscribe("deepfaked/dt/+/verdict", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(100)
+	m.Terminate()
+
+	backbone, head := testenv.Models(t)
+	cfgPath := filepath.Join(t.TempDir(), "deepfaked.yaml")
+	body := strings.Join([]string{"device_id: dt", "state_dir: " + t.TempDir(), "mqtt:", "  broker: " + m.URL(), "  drain_timeout: 2s",
+		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t),
+		"faces:", "  detector: haar", "cameras:", "  - name: cam1", "    source: " + clip, ""}, "\n")
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		logs := new(testenv.SyncBuffer)
+		d, err := daemon.New(context.Background(), load(t, cfgPath), slog.New(slog.NewTextHandler(logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := d.Run(context.Background()); err != nil {
+			t.Fatalf("Run: %v\n%s", err, logs)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("ran and drained in %v", time.Since(start).Round(time.Millisecond))
+		return logs.String()
+	}
+	logs := run()
+	if !strings.Contains(logs, "mqtt broker not reachable") ||
+		!strings.Contains(logs, fmt.Sprintf("stay in the outbox for the next start\" messages=%d", want)) {
+		t.Fatalf("first run, broker down: log lacks the start or the %d verdicts left:\n%s", want, logs)
+	}
+	m.Start()
+	logs = run()
+	if strings.Contains(logs, "stay in the outbox") || !strings.Contains(logs, "messages from an earlier run to deliver") {
+		t.Fatalf("second run:\n%s", logs)
+	}
+	wantSeqs := make([]int64, want)
+	for i := range wantSeqs {
+		wantSeqs[i] = int64(i + 1)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		done := len(seqs) == 2
+		for _, s := range seqs {
+			done = done && len(s) >= want
+		}
+		mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seqs) != 2 {
+		t.Fatalf("verdicts of %d runs, want 2: %v", len(seqs), seqs)
+	}
+	for run, s := range seqs {
+		if !slices.Equal(s, wantSeqs) {
+			t.Errorf("run %s: seqs %v, want 1..%d once each in order", run, s, want)
+		}
+	}
 }

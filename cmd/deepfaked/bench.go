@@ -225,6 +225,14 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 		cfg.Cameras = append(cfg.Cameras, config.Camera{Name: fmt.Sprintf("bench%d", i+1), Source: source})
 	}
 	res := pipelineResult{Detector: kind, Cameras: cameras, DecodeFPS: decodeFPS}
+	// An outbox of its own: not the installed daemon's (which holds it), nor
+	// one an interrupted bench left verdicts in.
+	box, err := os.MkdirTemp("", "deepfaked-bench-outbox")
+	if err != nil {
+		return res, fmt.Errorf("bench outbox: %w", err)
+	}
+	defer os.RemoveAll(box)
+	cfg.MQTT.Outbox.Dir = box
 	resetPeakRSS()
 	d, err := daemon.New(ctx, &cfg, newLogger(slog.LevelWarn))
 	if err != nil {

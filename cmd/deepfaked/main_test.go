@@ -127,6 +127,7 @@ func writeConfig(t *testing.T, broker, source string, fps float64, loop bool) st
 	backbone, head := testenv.Models(t)
 	cfg := fmt.Sprintf(`device_id: it-dev
 log_level: debug
+state_dir: %s
 mqtt:
   broker: %s
 model:
@@ -140,7 +141,7 @@ cameras:
     source: %s
     fps: %v
     loop: %v
-`, broker, backbone, head, testenv.ORTLibrary(t), source, fps, loop)
+`, t.TempDir(), broker, backbone, head, testenv.ORTLibrary(t), source, fps, loop)
 	p := filepath.Join(t.TempDir(), "deepfaked.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func TestHotReload(t *testing.T) {
 
 	cfg := filepath.Join(dir, "deepfaked.yaml")
 	body := strings.Join([]string{
-		"device_id: hr", "mqtt:", "  broker: " + broker, "  commands:", "    enabled: true",
+		"device_id: hr", "state_dir: " + t.TempDir(), "mqtt:", "  broker: " + broker, "  commands:", "    enabled: true",
 		"model:", "  backbone: " + backbone, "  head: head.onnx", "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: haar",
 		"cameras:", "  - name: cam1", "    source: " + capturetest.Clip(t), "    loop: true", ""}, "\n")
@@ -290,7 +290,7 @@ func reloadConfig(t *testing.T, broker, head string, extra ...string) string {
 	t.Helper()
 	backbone, _ := testenv.Models(t)
 	lines := append([]string{
-		"device_id: hup", "mqtt:", "  broker: " + broker,
+		"device_id: hup", "state_dir: " + t.TempDir(), "mqtt:", "  broker: " + broker,
 		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t)}, extra...)
 	lines = append(lines, "faces:", "  detector: haar",
 		"cameras:", "  - name: cam1", "    source: "+capturetest.Clip(t), "    loop: true", "")

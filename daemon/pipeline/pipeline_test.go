@@ -147,7 +147,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	const limit = 25 // the clip written without ../shared has 30 frames
 	rec := newRecorder(t)
 	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
-	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4},
+	p, err := pipeline.New(pipeline.Options{Device: "dev", Run: "run-1", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4},
 		f.clf, rec.pub, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
 			{Source: &firstN{Source: cams[1].Source, n: limit}, Detector: cams[1].Detector, Pre: cams[1].Pre, WholeFrame: true}})
 	if err != nil {
@@ -181,8 +181,8 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 		}
 		faces := 0
 		for i, v := range vs {
-			if v.Frame != int64(i) || v.Camera != cam || v.Device != "dev" {
-				t.Fatalf("camera %s verdict %d: frame %d camera %s device %s", cam, i, v.Frame, v.Camera, v.Device)
+			if v.Frame != int64(i) || v.Camera != cam || v.Device != "dev" || v.Run != "run-1" || v.Seq != int64(i+1) {
+				t.Fatalf("camera %s verdict %d: frame %d camera %s device %s run %s seq %d", cam, i, v.Frame, v.Camera, v.Device, v.Run, v.Seq)
 			}
 			if v.Model.Backbone != f.clf.BackboneID() || v.Model.Head != f.clf.HeadID() || v.Model.Precision != spec.PrecisionFP32 {
 				t.Fatalf("model ids %+v", v.Model)

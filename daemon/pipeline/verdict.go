@@ -7,10 +7,17 @@ import (
 
 // Verdict is what is published for one analysed frame. The JSON field names
 // are the public MQTT schema (README: "Verdicts").
+//
+// Delivery is at least once, so a subscriber may see a verdict twice (after a
+// reconnect or a crash); Run and Seq let it drop repeats and see losses: Run
+// names one daemon process, and Seq counts a camera's verdicts in that run
+// from 1 without gaps, except where the outbox dropped the oldest.
 type Verdict struct {
 	Device    string       `json:"device"`
 	Camera    string       `json:"camera"`
 	Frame     int64        `json:"frame"`
+	Run       string       `json:"run"`
+	Seq       int64        `json:"seq"`
 	TS        time.Time    `json:"ts"`
 	Label     string       `json:"label"`
 	PFake     float64      `json:"p_fake"`
