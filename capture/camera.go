@@ -89,10 +89,10 @@ type Camera struct {
 
 	// File mode: state owned by the goroutine calling Next.
 	vc       *gocv.VideoCapture // nil until the file opens
-	pos      int64   // stream index of the next frame the capture will return
-	want     float64 // stream index of the next frame to analyse (sampling)
-	step     float64 // frames between samples
-	loopBase int64   // stream index of the file's first frame in this loop
+	pos      int64              // stream index of the next frame the capture will return
+	want     float64            // stream index of the next frame to analyse (sampling)
+	step     float64            // frames between samples
+	loopBase int64              // stream index of the file's first frame in this loop
 
 	// Live mode.
 	slot    *Frame        // the latest frame, guarded by mu

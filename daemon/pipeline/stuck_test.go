@@ -1,74 +1,22 @@
 package pipeline_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"gocv.io/x/gocv"
-
+	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 )
-
-// hangingMJPEG serves an MJPEG stream that sends frames frames and then
-// stalls with the connection open: FFmpeg's read blocks until OpenCV's
-// 30-second interrupt, the way a camera that freezes behaves.
-func hangingMJPEG(t *testing.T, frames int) string {
-	t.Helper()
-	img := gocv.NewMatWithSize(64, 64, gocv.MatTypeCV8UC3)
-	buf, err := gocv.IMEncode(gocv.JPEGFileExt, img)
-	img.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	jpg := append([]byte(nil), buf.GetBytes()...)
-	buf.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop); l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for { // the request's headers
-					line, err := r.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				fmt.Fprint(c, "HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
-				for range frames {
-					fmt.Fprintf(c, "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", len(jpg))
-					c.Write(jpg)
-					fmt.Fprint(c, "\r\n")
-					time.Sleep(40 * time.Millisecond)
-				}
-				<-stop
-			}()
-		}
-	}()
-	return "http://" + l.Addr().String() + "/video.mjpg"
-}
 
 // TestStuck: a camera whose stream freezes is reported stuck once it has
 // been inside a read longer than the bound; a camera on a file that ended
 // and one that is reconnecting are not.
 func TestStuck(t *testing.T) {
 	f := setup(t)
-	frozen := f.cameraOn(t, "frozen", hangingMJPEG(t, 5), false, face.None)
+	frozen := f.cameraOn(t, "frozen", capturetest.FreezingMJPEG(t, 5), false, face.None)
 	ended := f.camera(t, "ended", false, face.None)
 	retrying := f.cameraOn(t, "retrying", "rtsp://127.0.0.1:9/nothing", false, face.None)
 	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}, f.clf, discard{},
