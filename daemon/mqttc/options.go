@@ -141,7 +141,6 @@ func clientOptions(o Options, log *slog.Logger, last *lastError) *mqtt.ClientOpt
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(maxReconnectInterval).
 		SetWriteTimeout(writeTimeout).
-		SetStore(newCopyingStore()).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			log.Warn("mqtt connection lost", "broker", o.Broker, "err", err)
 		}).
