@@ -337,7 +337,7 @@ func (d *Daemon) openCameras(ctx context.Context) error {
 			det.Close()
 			return fmt.Errorf("camera %s: %w", c.Name, err)
 		}
-		src, err := capture.Open(ctx, setup.CameraOptions(c), d.log.With("camera", c.Name))
+		src, err := capture.Open(ctx, setup.CameraOptions(c), d.log) // it adds camera= and source=
 		if err != nil {
 			det.Close()
 			pre.Close()

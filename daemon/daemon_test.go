@@ -354,7 +354,6 @@ func TestNewFails(t *testing.T) {
 		{"head not a model", func(c *config.Config) { c.Model.Head = notModel }, "", []string{notModel}},
 		{"listen port busy", nil, busy.Addr().String(), []string{"mqtt.listen", busy.Addr().String()}},
 		{"broker unreachable", func(c *config.Config) { c.MQTT.Broker = unreachable }, "", []string{"connect to broker " + unreachable}},
-		{"camera not a video", func(c *config.Config) { c.Cameras[0].Source = notVideo }, "", []string{"cam1", notVideo}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			listen := tc.listen
@@ -499,6 +498,68 @@ func TestBrokerDownFileEnds(t *testing.T) {
 	for run, s := range seqs {
 		if !slices.Equal(s, wantSeqs) {
 			t.Errorf("run %s: seqs %v, want 1..%d once each in order", run, s, want)
+		}
+	}
+}
+
+// TestBadCameraOthersRun: a camera that cannot be opened at start (a file
+// that is not a video) does not stop the daemon: it is retried and logged,
+// and the other camera's every frame is published.
+func TestBadCameraOthersRun(t *testing.T) {
+	capturetest.CheckMats(t)
+	clip := shortClip(t)
+	want := frames(t, clip)
+	notVideo := filepath.Join(t.TempDir(), "notes.mp4")
+	if err := os.WriteFile(notVideo, []byte("not what it says\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := writeConfig(t, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), clip, false)
+	body, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = append(body, []byte("  - name: broken\n    source: "+notVideo+"\n")...)
+	if err := os.WriteFile(p, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := new(testenv.SyncBuffer)
+	d, err := daemon.New(context.Background(), load(t, p), slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatalf("New with one broken camera: %v", err)
+	}
+	defer d.Close()
+	w := watch(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	count := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		n := 0
+		for _, m := range w.msgs {
+			if strings.HasPrefix(m, "deepfaked/dt/cam1/verdict ") {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for count() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != want {
+		t.Errorf("cam1: %d verdicts for %d frames", n, want)
+	}
+	if !strings.Contains(logs.String(), "camera=broken") || !strings.Contains(logs.String(), "retrying") {
+		t.Errorf("the broken camera's retries are not logged:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Count(line, "camera=") > 1 {
+			t.Errorf("camera= twice: %s", line)
 		}
 	}
 }
