@@ -131,6 +131,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.pub, err = mqttc.Connect(ctx, mo, log); err != nil {
 		return d, err
 	}
+	if err := capture.SetFFmpegEnv(setup.IOTimeout(cfg)); err != nil {
+		return d, fmt.Errorf("capture.io_timeout: %w", err)
+	}
 	if err := d.openCameras(ctx); err != nil {
 		return d, err
 	}
@@ -212,6 +215,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		d.log.Warn("systemd notify", "err", err)
+	}
+	if every, err := sddaemon.SdWatchdogEnabled(false); err != nil {
+		d.log.Warn("systemd watchdog", "err", err)
+	} else if every > 0 {
+		stall := setup.WatchdogStall(d.cfg)
+		d.log.Info("systemd watchdog on", "ping_every", every/2, "stall", stall)
+		wg.Go(func() {
+			watchdog(bg, d.pipe, every/2, stall, func(s string) error { _, err := sddaemon.SdNotify(false, s); return err }, d.log)
+		})
 	}
 	d.log.Info("running", "device", d.cfg.DeviceID, "cameras", len(d.cams), "topic_prefix", d.cfg.MQTT.TopicPrefix)
 	err := d.pipe.Run(ctx)

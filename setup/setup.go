@@ -150,6 +150,14 @@ func Outbox(cfg *config.Config, log *slog.Logger) (*outbox.Outbox, error) {
 	return b, nil
 }
 
+// IOTimeout bounds network cameras' connects and reads (capture.io_timeout),
+// for capture.SetFFmpegEnv.
+func IOTimeout(cfg *config.Config) time.Duration { return time.Duration(cfg.Capture.IOTimeout) }
+
+// WatchdogStall is how long a camera read, detection or model run may take
+// before the daemon stops feeding systemd's watchdog (watchdog.stall).
+func WatchdogStall(cfg *config.Config) time.Duration { return time.Duration(cfg.Watchdog.Stall) }
+
 // DrainTimeout is how long a stopping daemon waits for the broker to
 // acknowledge what is left in the outbox (mqtt.drain_timeout).
 func DrainTimeout(cfg *config.Config) time.Duration { return time.Duration(cfg.MQTT.DrainTimeout) }

@@ -72,6 +72,10 @@ func outboxOpt(field string, f func(outbox.Options) any) probe {
 	return probe{"setup.OutboxOptions: outbox.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.OutboxOptions(c, nil)) }}
 }
 
+var ioTimeout = probe{"setup.IOTimeout (capture.SetFFmpegEnv in daemon.New)", func(_ *testing.T, c *config.Config) any { return setup.IOTimeout(c) }}
+
+var watchdogStall = probe{"setup.WatchdogStall (daemon.Run's watchdog)", func(_ *testing.T, c *config.Config) any { return setup.WatchdogStall(c) }}
+
 var drainTimeout = probe{"setup.DrainTimeout (daemon.Run's wait for the outbox at the end)", func(_ *testing.T, c *config.Config) any { return setup.DrainTimeout(c) }}
 
 func engineOpt(field string, f func(engine.Options) any) probe {
@@ -303,6 +307,11 @@ func rows(t *testing.T, dir string) []row {
 		{"mqtt.outbox.fsync", "5s", nil, 5 * time.Second, outboxOpt("Fsync", func(o outbox.Options) any { return o.Fsync })},
 		{"mqtt.drain_timeout", "0s", nil, time.Duration(0), drainTimeout},
 		{"mqtt.drain_timeout", "2m", nil, 2 * time.Minute, drainTimeout},
+		{"capture", map[string]any{"io_timeout": "3s"}, nil, 3 * time.Second, ioTimeout},
+		{"capture.io_timeout", "0s", nil, time.Duration(0), ioTimeout},
+		{"capture.io_timeout", "30s", nil, 30 * time.Second, ioTimeout},
+		{"watchdog", map[string]any{"stall": "20s"}, nil, 20 * time.Second, watchdogStall},
+		{"watchdog.stall", "15s", nil, 15 * time.Second, watchdogStall},
 		{"model", map[string]any{"backbone": "b.onnx", "head": "h.onnx", "threads": 2}, nil, 2, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
 		{"model.backbone", backbone, withHead, fileID(t, backbone), classifier("BackboneID", func(c *infer.Classifier) any { return c.BackboneID() })},
 		{"model.head", ownHead, withBackbone, fileID(t, ownHead), classifier("HeadID", func(c *infer.Classifier) any { return c.HeadID() })},

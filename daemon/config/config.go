@@ -30,6 +30,8 @@ type Config struct {
 	Model    Model    `yaml:"model"`
 	Faces    Faces    `yaml:"faces"`
 	Cameras  []Camera `yaml:"cameras"`
+	Capture  Capture  `yaml:"capture"`
+	Watchdog Watchdog `yaml:"watchdog"`
 	Train    Train    `yaml:"train"`
 
 	// Path is the file the config was loaded from (absolute); empty after Parse.
@@ -166,6 +168,21 @@ type Camera struct {
 	Height int     `yaml:"height"`
 }
 
+// Capture holds what applies to every camera.
+type Capture struct {
+	// IOTimeout bounds a network camera's connect and each of its reads
+	// (FFmpeg's rw_timeout): a stream that stops answering fails after it
+	// and is reconnected. 0 leaves OpenCV's own limit, 30 s.
+	IOTimeout Duration `yaml:"io_timeout"`
+}
+
+// Watchdog is the daemon's side of systemd's WatchdogSec=: it pings only
+// while nothing (a camera read or open, a face detection, a model run) has
+// been stuck for longer than Stall.
+type Watchdog struct {
+	Stall Duration `yaml:"stall"`
+}
+
 // Duration is a time.Duration written in YAML as a Go duration string ("30s", "1m30s").
 type Duration time.Duration
 
@@ -220,6 +237,13 @@ const (
 	DefaultOutboxFsync = Duration(time.Second)
 	// DefaultDrainTimeout is mqtt.drain_timeout, well within systemd's 90 s stop timeout.
 	DefaultDrainTimeout = Duration(30 * time.Second)
+	// DefaultIOTimeout is capture.io_timeout: a stalled stream is noticed in
+	// seconds, and a camera on a slow link still connects.
+	DefaultIOTimeout = Duration(10 * time.Second)
+	// DefaultStall is watchdog.stall: well past capture.io_timeout, a model
+	// run on the slowest board, and a first TensorRT engine build (which
+	// happens before the watchdog starts).
+	DefaultStall = Duration(time.Minute)
 	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
 	EmbeddedBroker = "embedded"
 )
@@ -236,7 +260,9 @@ func defaults() Config {
 		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait,
 			TensorRT: TensorRT{FP16: true, EngineCache: true, TimingCache: true,
 				MaxWorkspaceSize: DefaultTRTWorkspace, BuilderOptimizationLevel: DefaultTRTOptLevel}},
-		Train: DefaultTrain(),
+		Train:    DefaultTrain(),
+		Capture:  Capture{IOTimeout: DefaultIOTimeout},
+		Watchdog: Watchdog{Stall: DefaultStall},
 		Faces: Faces{
 			Detector: DefaultDetector,
 			Margin:   DefaultMargin,

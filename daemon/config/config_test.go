@@ -130,7 +130,12 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"device_id", del{}, `missing required key "device_id"`},
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
-		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, train)`},
+		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, train)`},
+		{"capture.io_timeout", "-1s", `capture.io_timeout: must be from 0s to 5m0s, got -1s`},
+		{"capture.io_timeout", "6m", `capture.io_timeout: must be from 0s to 5m0s, got 6m0s`},
+		{"watchdog.stall", "0s", `watchdog.stall: must be from 1s to 1h0m0s, got 0s`},
+		{"watchdog.stall", "2h", `watchdog.stall: must be from 1s to 1h0m0s, got 2h0m0s`},
+		{"watchdog.stall", "5s", `watchdog.stall: 5s must be longer than capture.io_timeout (10s)`},
 		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
 		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`},
 		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},

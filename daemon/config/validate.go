@@ -46,6 +46,13 @@ const (
 	MaxDrainTimeout       = Duration(time.Hour)
 )
 
+// Bounds of capture.io_timeout and watchdog.stall.
+const (
+	MaxIOTimeout = Duration(5 * time.Minute)
+	MinStall     = Duration(time.Second)
+	MaxStall     = Duration(time.Hour)
+)
+
 // Validate checks a Config whose defaults are filled in (as Load and Parse
 // return it, or after changing one in code). It reports every problem at once.
 func (c *Config) Validate() error {
@@ -148,6 +155,15 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	c.Model.check(k)
 	c.Train.check(k)
 	c.Faces.check(k)
+	if d := c.Capture.IOTimeout; d < 0 || d > MaxIOTimeout {
+		k.fail("capture.io_timeout", "must be from 0s to %s, got %s", MaxIOTimeout, d)
+	}
+	switch d := c.Watchdog.Stall; {
+	case d < MinStall || d > MaxStall:
+		k.fail("watchdog.stall", "must be from %s to %s, got %s", MinStall, MaxStall, d)
+	case d <= c.Capture.IOTimeout:
+		k.fail("watchdog.stall", "%s must be longer than capture.io_timeout (%s): a read may take that long without being stuck", d, c.Capture.IOTimeout)
+	}
 	if len(c.Cameras) == 0 {
 		k.fail("cameras", "at least one camera is required")
 	}

@@ -1,0 +1,75 @@
+package capture
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture/capturetest"
+)
+
+func TestSetFFmpegEnv(t *testing.T) {
+	t.Setenv(ffmpegOptionsEnv, "rtsp_transport;tcp|rw_timeout;99")
+	t.Setenv(ffmpegLogLevelEnv, "")
+	os.Unsetenv(ffmpegLogLevelEnv)
+	if err := SetFFmpegEnv(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := os.Getenv(ffmpegOptionsEnv), "rtsp_transport;tcp|rw_timeout;2000000|timeout;2000000"; got != want {
+		t.Errorf("options %q, want %q", got, want)
+	}
+	if got := os.Getenv(ffmpegLogLevelEnv); got != "8" {
+		t.Errorf("log level %q, want 8", got)
+	}
+	if err := SetFFmpegEnv(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := os.Getenv(ffmpegOptionsEnv); got != "rtsp_transport;tcp" {
+		t.Errorf("with no timeout: options %q", got)
+	}
+}
+
+// TestIOTimeout: a stream that accepts and never answers fails its open
+// after the I/O timeout (not OpenCV's 30 s) and the camera goes on retrying;
+// one that freezes mid-stream has its read fail and reconnects.
+func TestIOTimeout(t *testing.T) {
+	capturetest.CheckMats(t)
+	t.Setenv(ffmpegOptionsEnv, "")
+	if err := SetFFmpegEnv(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	for _, src := range []string{"http://" + l.Addr().String() + "/video.mjpg", capturetest.FreezingMJPEG(t, 3)} {
+		c, err := Open(context.Background(), Options{Name: "t", Source: src}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(8 * time.Second)
+		for !c.Status().Retrying && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !c.Status().Retrying {
+			t.Errorf("%s: not retrying within 8 s", src)
+		}
+		began := time.Now()
+		c.Close()
+		if d := time.Since(began); d > 3*time.Second {
+			t.Errorf("%s: Close took %v", src, d)
+		}
+	}
+}
