@@ -23,9 +23,9 @@ func (c *Collect) check(k checker) {
 	if c.BandLow > c.BandHigh {
 		k.fail("train.collect.band_low", "%g is above train.collect.band_high %g", c.BandLow, c.BandHigh)
 	}
-	k.atLeast("train.collect.every_n", c.EveryN, 0)
-	k.atLeast("train.collect.max_files", c.MaxFiles, 1)
-	k.atLeast("train.collect.max_bytes", c.MaxBytes, 0)
+	k.inRange("train.collect.every_n", c.EveryN, 0, MaxEveryN)
+	k.inRange("train.collect.max_files", c.MaxFiles, 1, MaxFiles)
+	k.inRange("train.collect.max_bytes", c.MaxBytes, 0, MaxCollectB)
 	if c.JPEGQuality < 1 || c.JPEGQuality > 100 {
 		k.fail("train.collect.jpeg_quality", "must be 1..100, got %d", c.JPEGQuality)
 	}

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -313,9 +314,18 @@ func (c *Config) derive() {
 // Load reads, parses and validates the config file at path. Relative paths in it
 // are resolved against the file's folder.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	// Bounded: a config is a few KiB, and --config /dev/zero must not eat memory.
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("config %s: larger than %d KiB; is it the right file?", path, MaxConfigSize>>10)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

@@ -184,7 +184,18 @@ func TestInvalid(t *testing.T) {
 		{"model.providers", []string{"cpu", "npu"}, `model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`},
 		{"model.providers", []string{"cuda", "cpu", "cuda"}, `model.providers[2]: "cuda" is already listed as model.providers[0]`},
 		{"model.providers", "cpu", `model.providers: expected a list, got "cpu"`},
-		{"model.threads", -1, `model.threads: must be >= 0, got -1`},
+		{"model.threads", -1, `model.threads: must be 0..256, got -1`},
+		{"model.threads", 100000000, `model.threads: must be 0..256, got 100000000`},
+		{"device_id", strings.Repeat("d", 70000), `device_id: is 70000 characters long; at most 64`},
+		{"mqtt.client_id", strings.Repeat("c", 129), `mqtt.client_id: is 129 characters long; at most 128`},
+		{"mqtt.topic_prefix", strings.Repeat("t", 257), `mqtt.topic_prefix: is 257 characters long; at most 256`},
+		{"cameras[0].name", strings.Repeat("n", 65), `cameras[0].name: is 65 characters long; at most 64`},
+		{"train.epochs", 1000000000, `train.epochs: must be 1..100000, got 1000000000`},
+		{"train.batch_size", 1 << 20, `train.batch_size: must be 2..65536, got 1048576`},
+		{"train.folds", 1000, `train.folds: must be 2..100, got 1000`},
+		{"train.collect.max_files", 1 << 30, `train.collect.max_files: must be 1..10000000, got 1073741824`},
+		{"faces.min_size", 100000, `faces.min_size: must be 0..4096, got 100000`},
+		{"cameras[0].fps", 1e9, `cameras[0].fps: must be between 0 and 1000, got 1e+09`},
 		{"model.batch_wait", "-1ms", `model.batch_wait: must be from 0s to 1s, got -1ms`},
 		{"model.batch_wait", "2s", `model.batch_wait: must be from 0s to 1s, got 2s`},
 		{"model.threshold", 1.5, `model.threshold: must be between 0 and 1, got 1.5`},
@@ -211,7 +222,7 @@ func TestInvalid(t *testing.T) {
 		{"faces.model", "cascade.onnx", `faces.model: "/etc/deepfaked/cascade.onnx" is not a .xml file`},
 		{"faces.margin", 1.5, `faces.margin: must be between 0 and 1, got 1.5`},
 		{"faces.margin", -0.1, `faces.margin: must be between 0 and 1, got -0.1`},
-		{"faces.min_size", -1, `faces.min_size: must be >= 0, got -1`},
+		{"faces.min_size", -1, `faces.min_size: must be 0..4096, got -1`},
 		{"faces.score", 2, `faces.score: must be between 0 and 1, got 2`},
 		{"faces.max_faces", 0, `faces.max_faces: must be between 1 and 64, got 0`},
 		{"faces.minsize", 3, `unknown key "faces.minsize" (allowed: detector, model, margin, min_size, score, max_faces)`},
@@ -224,12 +235,13 @@ func TestInvalid(t *testing.T) {
 		{"cameras[0].source", "gst:videotestsrc ! autovideosink", `cameras[0].source: camera source "gst:videotestsrc ! autovideosink": GStreamer pipeline must end in appsink`},
 		{"cameras[0].source", "ftp://h/v.mp4", `cameras[0].source: camera source "ftp://h/v.mp4": unsupported URL scheme "ftp"`},
 		{"cameras[0].source", "videos/", `cameras[0].source: camera source "videos/": is a folder`},
-		{"cameras[0].fps", -1, `cameras[0].fps: must be >= 0, got -1`},
-		{"cameras[0].fps", math.Inf(1), `cameras[0].fps: must be >= 0, got +Inf`},
+		{"cameras[0].fps", -1, `cameras[0].fps: must be between 0 and 1000, got -1`},
+		{"cameras[0].fps", math.Inf(1), `cameras[0].fps: must be between 0 and 1000, got +Inf`},
 		{"cameras[0].fps", "fast", `cameras[0].fps: expected a number, got "fast"`},
 		{"cameras[0].loop", "maybe", `cameras[0].loop: expected true or false, got "maybe"`},
 		{"cameras[0].width", 640, `cameras[0]: set both width and height, or neither`},
-		{"cameras[0].height", -480, `cameras[0].height: must be > 0, got -480`},
+		{"cameras[0].height", -480, `cameras[0].height: must be 0..16384, got -480`},
+		{"cameras[0].width", 100000, `cameras[0].width: must be 0..16384, got 100000`},
 		{"cameras[0].url", "x", `unknown key "cameras[0].url" (allowed: name, source, fps, loop, width, height)`},
 	} {
 		t.Run(tc.path+"="+yamlText(t, tc.value), func(t *testing.T) {
@@ -305,7 +317,7 @@ cameras:
 		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`,
 		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
 		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
-		path + `: line 14: cameras[0].fps: must be >= 0, got -1`,
+		path + `: line 14: cameras[0].fps: must be between 0 and 1000, got -1`,
 	}
 	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -542,4 +554,13 @@ func yamlText(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestLoadTooLarge: a file that is not a config (here endless) is refused
+// after MaxConfigSize bytes, not read until memory runs out.
+func TestLoadTooLarge(t *testing.T) {
+	_, err := config.Load("/dev/zero")
+	if err == nil || !strings.Contains(err.Error(), "larger than 1024 KiB") {
+		t.Fatalf("Load(/dev/zero): %v", err)
+	}
 }

@@ -56,15 +56,15 @@ func (t *Train) check(k checker) {
 	if !(t.LR > 0 && t.LR <= 1) {
 		k.fail("train.lr", "must be above 0 and at most 1, got %g", t.LR)
 	}
-	k.atLeast("train.batch_size", t.BatchSize, 2)
+	k.inRange("train.batch_size", t.BatchSize, 2, MaxBatchSize)
 	k.between("train.l1", t.L1, 0, 1)
 	k.between("train.weight_decay", t.WeightDecay, 0, 1)
-	k.atLeast("train.epochs", t.Epochs, 1)
+	k.inRange("train.epochs", t.Epochs, 1, MaxEpochs)
 	if !(t.Dropout >= 0 && t.Dropout < 1) {
 		k.fail("train.dropout", "must be at least 0 and below 1, got %g", t.Dropout)
 	}
-	k.atLeast("train.folds", t.Folds, 2)
-	k.atLeast("train.patience", t.Patience, 0)
+	k.inRange("train.folds", t.Folds, 2, MaxFolds)
+	k.inRange("train.patience", t.Patience, 0, MaxEpochs)
 	k.oneOf("train.class_weights", t.ClassWeights, ClassWeights())
 	k.between("train.gate_margin", t.GateMargin, 0, 1)
 	if !(t.Holdout > 0 && t.Holdout <= 0.5) {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -44,6 +43,24 @@ const (
 	MaxOutboxAge          = Duration(365 * 24 * time.Hour)
 	MaxOutboxFsync        = Duration(time.Minute)
 	MaxDrainTimeout       = Duration(time.Hour)
+)
+
+// Upper bounds of the integer keys, names and the file itself.
+const (
+	MaxThreads    = 256
+	MaxNameLen    = 64
+	MaxClientID   = 128
+	MaxPrefixLen  = 256
+	MaxFPS        = 1000
+	MaxFrameSide  = 16384
+	MaxMinSize    = 4096
+	MaxBatchSize  = 1 << 16
+	MaxEpochs     = 100000
+	MaxFolds      = 100
+	MaxEveryN     = 1 << 30
+	MaxFiles      = 10000000
+	MaxCollectB   = 1 << 40
+	MaxConfigSize = 1 << 20
 )
 
 // Bounds of capture.io_timeout and watchdog.stall.
@@ -113,10 +130,23 @@ func (k checker) between(key string, v, lo, hi float64) {
 	}
 }
 
-func (k checker) atLeast(key string, v, lo int) {
-	if v < lo {
-		k.fail(key, "must be >= %d, got %d", lo, v)
+// inRange checks an integer key. Every numeric key has an upper bound too:
+// a value no device could mean (model.threads: 100000000) must fail the
+// check, not the daemon an hour later.
+func (k checker) inRange(key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		k.fail(key, "must be %d..%d, got %d", lo, hi, v)
 	}
+}
+
+// nameLen bounds names that go into MQTT topics and client ids: a topic may
+// hold 65535 bytes, but a name past this is a mistake, not a name.
+func (k checker) nameLen(key, v string) bool {
+	if len(v) > MaxNameLen {
+		k.fail(key, "is %d characters long; at most %d", len(v), MaxNameLen)
+		return false
+	}
+	return true
 }
 
 func (k checker) suffix(key, path, ext string) {
@@ -146,7 +176,7 @@ func isEnvName(s string) bool {
 
 func (c *Config) check(p *problems, lines map[string]int) {
 	k := checker{p: p, lines: lines}
-	if k.required("device_id", c.DeviceID) && !isName(c.DeviceID) {
+	if k.required("device_id", c.DeviceID) && k.nameLen("device_id", c.DeviceID) && !isName(c.DeviceID) {
 		k.fail("device_id", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.DeviceID)
 	}
 	k.oneOf("log_level", c.LogLevel, logLevels)
@@ -193,6 +223,12 @@ func (m *MQTT) check(k checker) {
 	}
 	if (m.PasswordFile != "" || m.PasswordEnv != "") && m.Username == "" {
 		k.fail("mqtt.username", "required when mqtt.password_file or mqtt.password_env is set")
+	}
+	if len(m.ClientID) > MaxClientID {
+		k.fail("mqtt.client_id", "is %d characters long; at most %d", len(m.ClientID), MaxClientID)
+	}
+	if len(m.TopicPrefix) > MaxPrefixLen {
+		k.fail("mqtt.topic_prefix", "is %d characters long; at most %d", len(m.TopicPrefix), MaxPrefixLen)
 	}
 	if m.QoS < 0 || m.QoS > 2 {
 		k.fail("mqtt.qos", "must be 0, 1 or 2, got %d", m.QoS)
@@ -282,7 +318,7 @@ func (m *Model) check(k checker) {
 		}
 		seen[p] = i
 	}
-	k.atLeast("model.threads", m.Threads, 0)
+	k.inRange("model.threads", m.Threads, 0, MaxThreads)
 	if w := m.BatchWait; w < 0 || w > MaxBatchWait {
 		k.fail("model.batch_wait", "must be from 0s to %s, got %s", MaxBatchWait, w)
 	}
@@ -324,7 +360,7 @@ func (f *Faces) check(k checker) {
 		}
 	}
 	k.between("faces.margin", f.Margin, 0, 1)
-	k.atLeast("faces.min_size", f.MinSize, 0)
+	k.inRange("faces.min_size", f.MinSize, 0, MaxMinSize)
 	k.between("faces.score", f.Score, 0, 1)
 	// All faces of a frame go through the model in one batch: this bounds it.
 	if f.MaxFaces < 1 || f.MaxFaces > MaxFaces {
@@ -333,7 +369,7 @@ func (f *Faces) check(k checker) {
 }
 
 func (c *Camera) check(k checker, key string, names map[string]int, i int) {
-	if k.required(key+".name", c.Name) {
+	if k.required(key+".name", c.Name) && k.nameLen(key+".name", c.Name) {
 		if !isName(c.Name) {
 			k.fail(key+".name", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.Name)
 		} else if j, dup := names[c.Name]; dup {
@@ -347,16 +383,10 @@ func (c *Camera) check(k checker, key string, names map[string]int, i int) {
 			k.fail(key+".source", "%v", err)
 		}
 	}
-	if !(c.FPS >= 0) || math.IsInf(c.FPS, 0) {
-		k.fail(key+".fps", "must be >= 0, got %g", c.FPS)
-	}
+	k.between(key+".fps", c.FPS, 0, MaxFPS)
 	if (c.Width == 0) != (c.Height == 0) {
 		k.fail(key, "set both width and height, or neither")
 	}
-	if c.Width < 0 {
-		k.fail(key+".width", "must be > 0, got %d", c.Width)
-	}
-	if c.Height < 0 {
-		k.fail(key+".height", "must be > 0, got %d", c.Height)
-	}
+	k.inRange(key+".width", c.Width, 0, MaxFrameSide)
+	k.inRange(key+".height", c.Height, 0, MaxFrameSide)
 }
