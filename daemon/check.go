@@ -33,5 +33,10 @@ func CheckLoads(cfg *config.Config, log *slog.Logger) error {
 	if _, err := setup.MQTTOptions(cfg); err != nil {
 		return fmt.Errorf("%s: %w", cfg.Path, err)
 	}
+	if cfg.MQTT.Broker == config.EmbeddedBroker {
+		if _, err := setup.BrokerOptions(cfg, log); err != nil {
+			return fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+	}
 	return nil
 }

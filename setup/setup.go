@@ -168,11 +168,39 @@ func EmbeddedBroker(cfg *config.Config, log *slog.Logger) (*mqttc.Broker, error)
 	if cfg.MQTT.Broker != config.EmbeddedBroker {
 		return nil, nil
 	}
-	b, err := mqttc.StartBroker(cfg.MQTT.Listen, log)
+	o, err := BrokerOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	b, err := mqttc.StartBroker(o)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.listen %s: %w", cfg.MQTT.Listen, err)
 	}
 	return b, nil
+}
+
+// BrokerOptions are the embedded broker's options (mqtt.listen,
+// mqtt.embedded): the users file's users and the daemon's own client
+// (mqtt.username with its password).
+func BrokerOptions(cfg *config.Config, log *slog.Logger) (mqttc.BrokerOptions, error) {
+	m := cfg.MQTT
+	o := mqttc.BrokerOptions{Addr: m.Listen, AllowAnonymous: m.Embedded.AnonymousAllowed(m.Listen),
+		MaxPacketSize: uint32(m.Embedded.MaxPacketSize), Log: log, Users: map[string]string{}}
+	if f := m.Embedded.UsersFile; f != "" {
+		users, err := mqttc.ReadUsers(f)
+		if err != nil {
+			return o, fmt.Errorf("mqtt.embedded.users_file: %w", err)
+		}
+		o.Users = users
+	}
+	if m.Username != "" {
+		pw, err := mqttc.ReadPassword(m.PasswordFile, m.PasswordEnv)
+		if err != nil {
+			return o, fmt.Errorf("mqtt password: %w", err)
+		}
+		o.Users[m.Username] = pw
+	}
+	return o, nil
 }
 
 // Commands is the dispatcher of the MQTT commands (mqtt.commands) to

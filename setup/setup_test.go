@@ -72,6 +72,16 @@ func outboxOpt(field string, f func(outbox.Options) any) probe {
 	return probe{"setup.OutboxOptions: outbox.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.OutboxOptions(c, nil)) }}
 }
 
+func brokerOpt(field string, f func(mqttc.BrokerOptions) any) probe {
+	return probe{"setup.BrokerOptions: mqttc.BrokerOptions." + field, func(t *testing.T, c *config.Config) any {
+		o, err := setup.BrokerOptions(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f(o)
+	}}
+}
+
 var ioTimeout = probe{"setup.IOTimeout (capture.SetFFmpegEnv in daemon.New)", func(_ *testing.T, c *config.Config) any { return setup.IOTimeout(c) }}
 
 var watchdogStall = probe{"setup.WatchdogStall (daemon.Run's watchdog)", func(_ *testing.T, c *config.Config) any { return setup.WatchdogStall(c) }}
@@ -231,6 +241,10 @@ func rows(t *testing.T, dir string) []row {
 	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("# who may connect\ncam-viewer:v13w\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("DEEPFAKED_TEST_PASSWORD", "from-env")
 	pki := testenv.NewPKI(t, dir)
 	ca, cert, key := pki.CA, pki.ClientCert, pki.ClientKey
@@ -275,6 +289,14 @@ func rows(t *testing.T, dir string) []row {
 		{"mqtt.broker", config.EmbeddedBroker, map[string]any{"mqtt.listen": listen1}, "tcp://" + listen1, broker},
 		{"mqtt.broker", "tcp://b", nil, "none", broker},
 		{"mqtt.listen", listen2, embedded, "tcp://" + listen2, broker},
+		{"mqtt.listen", "127.0.0.1:0", embedded, true, brokerOpt("AllowAnonymous (loopback)", func(o mqttc.BrokerOptions) any { return o.AllowAnonymous })},
+		{"mqtt.listen", "0.0.0.0:0", map[string]any{"mqtt.broker": config.EmbeddedBroker, "mqtt.embedded.users_file": users, "mqtt.username": "edge", "mqtt.password_file": pw}, false, brokerOpt("AllowAnonymous (not loopback)", func(o mqttc.BrokerOptions) any { return o.AllowAnonymous })},
+		{"mqtt.embedded", map[string]any{"max_packet_size": 4096}, embedded, uint32(4096), brokerOpt("MaxPacketSize", func(o mqttc.BrokerOptions) any { return o.MaxPacketSize })},
+		{"mqtt.embedded.users_file", users, embedded, map[string]string{"cam-viewer": "v13w"}, brokerOpt("Users", func(o mqttc.BrokerOptions) any { return o.Users })},
+		{"mqtt.embedded.users_file", users, map[string]any{"mqtt.broker": config.EmbeddedBroker, "mqtt.username": "edge", "mqtt.password_file": pw}, map[string]string{"cam-viewer": "v13w", "edge": "s3cret"}, brokerOpt("Users (with the daemon's own)", func(o mqttc.BrokerOptions) any { return o.Users })},
+		{"mqtt.embedded.allow_anonymous", false, map[string]any{"mqtt.broker": config.EmbeddedBroker, "mqtt.embedded.users_file": users, "mqtt.username": "edge", "mqtt.password_file": pw}, false, brokerOpt("AllowAnonymous", func(o mqttc.BrokerOptions) any { return o.AllowAnonymous })},
+		{"mqtt.embedded.allow_anonymous", true, map[string]any{"mqtt.broker": config.EmbeddedBroker, "mqtt.listen": "0.0.0.0:0"}, true, brokerOpt("AllowAnonymous", func(o mqttc.BrokerOptions) any { return o.AllowAnonymous })},
+		{"mqtt.embedded.max_packet_size", 1 << 20, embedded, uint32(1 << 20), brokerOpt("MaxPacketSize", func(o mqttc.BrokerOptions) any { return o.MaxPacketSize })},
 		{"mqtt.client_id", "me", nil, "me", mqttOpt("ClientID", func(o mqttc.Options) any { return o.ClientID })},
 		{"mqtt.username", "edge", nil, "edge", mqttOpt("Username", func(o mqttc.Options) any { return o.Username })},
 		{"mqtt.password_file", pw, user, "s3cret", mqttOpt("Password", func(o mqttc.Options) any { return o.Password })},

@@ -45,7 +45,7 @@ func FuzzParseEmpty(f *testing.F) {
 // TestDispatcher runs commands through a real (embedded) broker: answers come
 // back on <prefix>/cmd/<name>/result, bad ones are refused with a reason.
 func TestDispatcher(t *testing.T) {
-	b, err := mqttc.StartBroker("127.0.0.1:0", nil)
+	b, err := mqttc.StartBroker(mqttc.BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
 	if err != nil {
 		t.Fatal(err)
 	}

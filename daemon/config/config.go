@@ -45,10 +45,12 @@ type MQTT struct {
 	// scheme's default), or "embedded" to run a broker inside the daemon.
 	Broker string `yaml:"broker"`
 	// Listen is the embedded broker's host:port; only used with Broker "embedded".
-	Listen       string `yaml:"listen"`
-	ClientID     string `yaml:"client_id"`
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password_file"`
+	Listen string `yaml:"listen"`
+	// Embedded configures the embedded broker's clients.
+	Embedded     Embedded `yaml:"embedded"`
+	ClientID     string   `yaml:"client_id"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
 	// PasswordEnv names an environment variable holding the password.
 	PasswordEnv string `yaml:"password_env"`
 	QoS         int    `yaml:"qos"`
@@ -169,6 +171,27 @@ type Camera struct {
 	Height int     `yaml:"height"`
 }
 
+// Embedded is who may use the embedded broker, and how much they may send.
+type Embedded struct {
+	// UsersFile holds "name:password" lines; the daemon's own client
+	// (mqtt.username with its password) is let in as well.
+	UsersFile string `yaml:"users_file"`
+	// AllowAnonymous lets clients in without a username; unset, it is true
+	// only while the broker listens on a loopback address.
+	AllowAnonymous *bool `yaml:"allow_anonymous"`
+	// MaxPacketSize bounds every packet a client sends, checked before it
+	// is read.
+	MaxPacketSize int `yaml:"max_packet_size"`
+}
+
+// AnonymousAllowed resolves AllowAnonymous for listen (mqtt.listen).
+func (e Embedded) AnonymousAllowed(listen string) bool {
+	if e.AllowAnonymous != nil {
+		return *e.AllowAnonymous
+	}
+	return isLoopback(listen)
+}
+
 // Capture holds what applies to every camera.
 type Capture struct {
 	// IOTimeout bounds a network camera's connect and each of its reads
@@ -245,6 +268,9 @@ const (
 	// run on the slowest board, and a first TensorRT engine build (which
 	// happens before the watchdog starts).
 	DefaultStall = Duration(time.Minute)
+	// DefaultMaxPacketSize is mqtt.embedded.max_packet_size: a verdict with
+	// many faces is a few KiB, a command at most mqtt.commands.max_payload.
+	DefaultMaxPacketSize = 256 << 10
 	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
 	EmbeddedBroker = "embedded"
 )
@@ -256,6 +282,7 @@ func defaults() Config {
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
 		MQTT: MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload},
+			Embedded:     Embedded{MaxPacketSize: DefaultMaxPacketSize},
 			Outbox:       Outbox{MaxBytes: DefaultOutboxBytes, MaxAge: DefaultOutboxAge, Fsync: DefaultOutboxFsync},
 			DrainTimeout: DefaultDrainTimeout},
 		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait,
@@ -383,7 +410,7 @@ func (c *Config) resolve(dir string) {
 	for _, p := range []*string{
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
 		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.Collect.Dir,
-		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir,
+		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir, &c.MQTT.Embedded.UsersFile,
 	} {
 		abs(p)
 	}
@@ -410,6 +437,7 @@ func (c *Config) CheckFiles() error {
 		{"model.head", c.Model.Head},
 		{"faces.model", c.Faces.Model},
 		{"mqtt.password_file", c.MQTT.PasswordFile},
+		{"mqtt.embedded.users_file", c.MQTT.Embedded.UsersFile},
 		{"mqtt.tls.ca", c.MQTT.TLS.CA},
 		{"mqtt.tls.cert", c.MQTT.TLS.Cert},
 		{"mqtt.tls.key", c.MQTT.TLS.Key},

@@ -131,13 +131,14 @@ func TestInvalid(t *testing.T) {
 		{"device_id", del{}, `missing required key "device_id"`},
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
 		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, train)`},
+		{"mqtt.embedded.max_packet_size", 100, `mqtt.embedded.max_packet_size: must be 1024..268435456, got 100`},
 		{"capture.io_timeout", "-1s", `capture.io_timeout: must be from 0s to 5m0s, got -1s`},
 		{"capture.io_timeout", "6m", `capture.io_timeout: must be from 0s to 5m0s, got 6m0s`},
 		{"watchdog.stall", "0s", `watchdog.stall: must be from 1s to 1h0m0s, got 0s`},
 		{"watchdog.stall", "2h", `watchdog.stall: must be from 1s to 1h0m0s, got 2h0m0s`},
 		{"watchdog.stall", "5s", `watchdog.stall: 5s must be longer than capture.io_timeout (10s)`},
 		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
-		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`},
+		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`},
 		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},
 		{"mqtt.commands.max_payload", 8, `mqtt.commands.max_payload: must be 16..65536 bytes, got 8`},
 		{"mqtt.outbox.max_bytes", 0, `mqtt.outbox.max_bytes: must be 65536 (64 KiB) to 68719476736 (64 GiB) bytes, got 0`},
@@ -314,7 +315,7 @@ cameras:
 		t.Fatal("accepted")
 	}
 	want := []string{
-		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`,
+		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`,
 		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
 		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
 		path + `: line 14: cameras[0].fps: must be between 0 and 1000, got -1`,
@@ -562,5 +563,29 @@ func TestLoadTooLarge(t *testing.T) {
 	_, err := config.Load("/dev/zero")
 	if err == nil || !strings.Contains(err.Error(), "larger than 1024 KiB") {
 		t.Fatalf("Load(/dev/zero): %v", err)
+	}
+}
+
+// TestEmbeddedBrokerRules: off loopback the embedded broker needs users or an
+// explicit allow_anonymous; refusing anonymous clients needs users; users
+// with anonymous refused need the daemon's own username.
+func TestEmbeddedBrokerRules(t *testing.T) {
+	base := "device_id: d\nmodel:\n  backbone: b.onnx\n  head: h.onnx\ncameras:\n  - name: c\n    source: /dev/video0\nmqtt:\n  broker: embedded\n"
+	for _, tc := range []struct{ mqtt, want string }{
+		{"  listen: 127.0.0.1:1883\n", ""},
+		{"  listen: 0.0.0.0:1883\n", "mqtt.listen: 0.0.0.0:1883 is not a loopback address, so clients must log in"},
+		{"  listen: 0.0.0.0:1883\n  embedded:\n    allow_anonymous: true\n", ""},
+		{"  listen: 127.0.0.1:1883\n  embedded:\n    allow_anonymous: false\n", "mqtt.embedded.allow_anonymous: false, and no mqtt.embedded.users_file"},
+		{"  listen: 0.0.0.0:1883\n  embedded:\n    users_file: /etc/deepfaked/users\n", "mqtt.username: required with mqtt.embedded.users_file"},
+		{"  listen: 0.0.0.0:1883\n  username: edge\n  password_file: /etc/deepfaked/pw\n  embedded:\n    users_file: /etc/deepfaked/users\n", ""},
+		{"  listen: '[::1]:1883'\n", ""},
+	} {
+		_, err := config.Parse([]byte(base+tc.mqtt), "/etc/deepfaked")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.mqtt, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: %v; want %q", tc.mqtt, err, tc.want)
+		}
 	}
 }

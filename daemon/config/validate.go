@@ -63,6 +63,12 @@ const (
 	MaxConfigSize = 1 << 20
 )
 
+// Bounds of mqtt.embedded.max_packet_size.
+const (
+	MinPacketSize = 1 << 10
+	MaxPacketSize = 256 << 20
+)
+
 // Bounds of capture.io_timeout and watchdog.stall.
 const (
 	MaxIOTimeout = Duration(5 * time.Minute)
@@ -208,12 +214,32 @@ func (m *MQTT) check(k checker) {
 	if k.required("mqtt.broker", m.Broker) {
 		scheme = checkBroker(k, m.Broker)
 	}
+	k.inRange("mqtt.embedded.max_packet_size", m.Embedded.MaxPacketSize, MinPacketSize, MaxPacketSize)
 	if m.Broker == EmbeddedBroker {
 		if err := checkListen(m.Listen); err != nil {
 			k.fail("mqtt.listen", "%q: %v", m.Listen, err)
 		}
-	} else if m.Listen != "" {
-		k.fail("mqtt.listen", "only used when mqtt.broker is %q", EmbeddedBroker)
+		e := m.Embedded
+		switch {
+		case e.UsersFile != "" || e.AnonymousAllowed(m.Listen):
+		case isLoopback(m.Listen):
+			k.fail("mqtt.embedded.allow_anonymous", "false, and no mqtt.embedded.users_file: no client could connect")
+		default:
+			k.fail("mqtt.listen", "%s is not a loopback address, so clients must log in: set mqtt.embedded.users_file, or mqtt.embedded.allow_anonymous: true to let anyone who can reach it read and publish", m.Listen)
+		}
+		if e.UsersFile != "" && m.Username == "" && !e.AnonymousAllowed(m.Listen) {
+			k.fail("mqtt.username", "required with mqtt.embedded.users_file when anonymous clients are refused: the daemon's own client logs in too")
+		}
+		if e.MaxPacketSize < m.Commands.MaxPayload+MinPacketSize {
+			k.fail("mqtt.embedded.max_packet_size", "%d leaves no room for a command of mqtt.commands.max_payload %d", e.MaxPacketSize, m.Commands.MaxPayload)
+		}
+	} else {
+		if m.Listen != "" {
+			k.fail("mqtt.listen", "only used when mqtt.broker is %q", EmbeddedBroker)
+		}
+		if m.Embedded.UsersFile != "" || m.Embedded.AllowAnonymous != nil {
+			k.fail("mqtt.embedded", "only used when mqtt.broker is %q; for an external broker, set its own users and message_size_limit", EmbeddedBroker)
+		}
 	}
 	if m.PasswordFile != "" && m.PasswordEnv != "" {
 		k.fail("mqtt.password_env", "set only one of mqtt.password_file and mqtt.password_env")
@@ -389,4 +415,17 @@ func (c *Camera) check(k checker, key string, names map[string]int, i int) {
 	}
 	k.inRange(key+".width", c.Width, 0, MaxFrameSide)
 	k.inRange(key+".height", c.Height, 0, MaxFrameSide)
+}
+
+// isLoopback says whether a host:port listens on loopback only.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,6 +1,8 @@
 package mqttc
 
 import (
+	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,13 +11,9 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
-
-// DefaultBrokerAddr is where the embedded broker listens unless told otherwise:
-// loopback only, since it lets any client in.
-const DefaultBrokerAddr = "127.0.0.1:1883"
 
 // Broker is the embedded MQTT broker (mochi-mqtt) for devices without one.
 type Broker struct {
@@ -23,12 +21,23 @@ type Broker struct {
 	addr   net.Addr
 }
 
-// StartBroker starts an MQTT broker on addr ("" for DefaultBrokerAddr; port 0
-// picks a free port) that lets every client in and logs through log.
-func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
-	if addr == "" {
-		addr = DefaultBrokerAddr
-	}
+// BrokerOptions configure StartBroker. Every field is used as given.
+type BrokerOptions struct {
+	Addr string // host:port; port 0 picks a free port
+	// Users may connect with these passwords (username to password).
+	Users map[string]string
+	// AllowAnonymous lets clients in without a username.
+	AllowAnonymous bool
+	// MaxPacketSize bounds every packet a client sends, in bytes; mochi checks
+	// it against the packet's fixed header and disconnects before it reads
+	// the body, so an oversized publish costs no memory. 0: no bound.
+	MaxPacketSize uint32
+	Log           *slog.Logger // nil: discard
+}
+
+// StartBroker starts an MQTT broker as o says.
+func StartBroker(o BrokerOptions) (*Broker, error) {
+	addr, log := o.Addr, o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -36,8 +45,10 @@ func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt broker: listen on %s: %w", addr, err)
 	}
-	s := mochi.New(&mochi.Options{Logger: log.With("component", "mqtt-broker")})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = o.MaxPacketSize
+	s := mochi.New(&mochi.Options{Logger: log.With("component", "mqtt-broker"), Capabilities: caps})
+	if err := s.AddHook(&authHook{users: o.Users, anonymous: o.AllowAnonymous, log: log}, nil); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("mqtt broker on %s: %w", addr, err)
 	}
@@ -144,3 +155,33 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 		}
 	})
 }
+
+// authHook lets in the users with their passwords, and clients without a
+// username when anonymous; every client may then use every topic (the
+// daemon's commands are off unless enabled: protect them with users).
+type authHook struct {
+	mochi.HookBase
+	users     map[string]string
+	anonymous bool
+	log       *slog.Logger
+}
+
+func (h *authHook) ID() string { return "deepfaked-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck}, []byte{b})
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	ok := h.anonymous && user == ""
+	if want, known := h.users[user]; known && user != "" {
+		ok = subtle.ConstantTimeCompare([]byte(want), pk.Connect.Password) == 1
+	}
+	if !ok {
+		h.log.Warn("mqtt broker: client refused: bad username or password", "client", cl.ID, "username", user, "remote", cl.Net.Remote)
+	}
+	return ok
+}
+
+func (h *authHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }

@@ -1,17 +1,21 @@
 package mqttc
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 func TestEmbeddedBroker(t *testing.T) {
 	log, logs := newLog()
-	b, err := StartBroker("127.0.0.1:0", log)
+	b, err := StartBroker(BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +39,7 @@ func TestEmbeddedBroker(t *testing.T) {
 	expect(t, got, "emb/status", StatusOffline, 5*time.Second)
 
 	// A second broker on the same port fails, naming the address.
-	if b2, err := StartBroker(b.Addr(), nil); err == nil {
+	if b2, err := StartBroker(BrokerOptions{Addr: b.Addr(), AllowAnonymous: true}); err == nil {
 		b2.Close()
 		t.Errorf("second broker on %s started", b.Addr())
 	} else if !strings.Contains(err.Error(), b.Addr()) {
@@ -54,5 +58,74 @@ func TestEmbeddedBroker(t *testing.T) {
 	if p, err := Connect(ctx, Options{Outbox: testenv.Outbox(t), Broker: b.URL()}, nil); err == nil {
 		p.Close(context.Background())
 		t.Error("connected to a closed broker")
+	}
+}
+
+// TestEmbeddedBrokerAuth: with users and anonymous clients refused, a client
+// without a username and one with a wrong password are refused and a user
+// gets in; a packet over MaxPacketSize gets its sender disconnected before
+// the broker reads it, and the broker keeps serving.
+func TestEmbeddedBrokerAuth(t *testing.T) {
+	log, logs := newLog()
+	b, err := StartBroker(BrokerOptions{Addr: "127.0.0.1:0", Users: map[string]string{"viewer": "v13w"}, MaxPacketSize: 4096, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	connect := func(user, pw string) (mqtt.Client, error) {
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID(clientID(user)).
+			SetUsername(user).SetPassword(pw).SetAutoReconnect(false).SetConnectRetry(false))
+		tok := c.Connect()
+		if !tok.WaitTimeout(5 * time.Second) {
+			return nil, errors.New("connect timed out")
+		}
+		return c, tok.Error()
+	}
+	if c, err := connect("", ""); err == nil {
+		c.Disconnect(0)
+		t.Error("anonymous client let in")
+	}
+	if c, err := connect("viewer", "wrong"); err == nil {
+		c.Disconnect(0)
+		t.Error("wrong password let in")
+	}
+	if !strings.Contains(logs.String(), "client refused") || strings.Contains(logs.String(), "wrong") {
+		t.Errorf("refusals not logged, or the password printed:\n%s", logs)
+	}
+	sub, err := connect("viewer", "v13w")
+	if err != nil {
+		t.Fatalf("user refused: %v", err)
+	}
+	defer sub.Disconnect(0)
+	got := make(chan string, 4)
+	if tok := sub.Subscribe("t/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	pub, err := connect("viewer", "v13w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Publish("t/big", 1, false, bytes.Repeat([]byte("x"), 1<<20)).WaitTimeout(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for pub.IsConnectionOpen() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pub.IsConnectionOpen() {
+		t.Error("a 1 MiB publish over a 4 KiB limit did not end the sender's connection")
+	}
+	pub.Disconnect(0)
+	ok, err := connect("viewer", "v13w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ok.Disconnect(0)
+	ok.Publish("t/small", 1, false, "fits").WaitTimeout(5 * time.Second)
+	select {
+	case m := <-got:
+		if m != "fits" {
+			t.Errorf("subscriber got %.20q…; want only the small message", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the broker stopped serving after the oversized packet")
 	}
 }

@@ -22,7 +22,7 @@ var brokers = []struct {
 }{
 	{"mosquitto", func(t *testing.T) string { return testenv.Mosquitto(t) }},
 	{"embedded", func(t *testing.T) string {
-		b, err := StartBroker("127.0.0.1:0", nil)
+		b, err := StartBroker(BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,16 +15,9 @@ func ReadPassword(file, env string) (string, error) {
 	case file != "" && env != "":
 		return "", fmt.Errorf("mqtt password: both file %s and environment variable %s given; pick one", file, env)
 	case file != "":
-		info, err := os.Stat(file)
+		b, err := readSecret(file, "mqtt password file")
 		if err != nil {
-			return "", fmt.Errorf("mqtt password file: %w", err)
-		}
-		if info.Mode().Perm()&0o004 != 0 {
-			return "", fmt.Errorf("mqtt password file %s is readable by all users (mode %04o): chmod o-r it", file, info.Mode().Perm())
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("mqtt password file: %w", err)
+			return "", err
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
@@ -42,4 +35,55 @@ func ReadPassword(file, env string) (string, error) {
 		return pw, nil
 	}
 	return "", nil
+}
+
+// readSecret reads a file that holds secrets. A file other users can read is
+// refused, as ssh does with private keys: its secrets would not be secret.
+func readSecret(file, what string) ([]byte, error) {
+	info, err := os.Stat(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if info.Mode().Perm()&0o004 != 0 {
+		return nil, fmt.Errorf("%s %s is readable by all users (mode %04o): chmod o-r it", what, file, info.Mode().Perm())
+	}
+	if info.Size() > maxSecretFile {
+		return nil, fmt.Errorf("%s %s is %d bytes; at most %d", what, file, info.Size(), maxSecretFile)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
+}
+
+const maxSecretFile = 1 << 20
+
+// ReadUsers reads the embedded broker's users file: one "name:password" per
+// line, blank lines and lines starting with # ignored. The file must not be
+// readable by all users.
+func ReadUsers(file string) (map[string]string, error) {
+	b, err := readSecret(file, "mqtt users file")
+	if err != nil {
+		return nil, err
+	}
+	users := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, pw, ok := strings.Cut(line, ":")
+		switch {
+		case !ok || name == "" || pw == "":
+			return nil, fmt.Errorf("mqtt users file %s line %d: want name:password", file, i+1)
+		case users[name] != "":
+			return nil, fmt.Errorf("mqtt users file %s line %d: user %q again", file, i+1, name)
+		}
+		users[name] = pw
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("mqtt users file %s names no user", file)
+	}
+	return users, nil
 }

@@ -57,7 +57,7 @@ func TestSubscribeWaitsForBroker(t *testing.T) {
 		}
 	}
 	down.Close()
-	b, err := StartBroker(addr, nil)
+	b, err := StartBroker(BrokerOptions{Addr: addr, AllowAnonymous: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type recorder struct {
 
 func newRecorder(t *testing.T) *recorder {
 	t.Helper()
-	b, err := mqttc.StartBroker("127.0.0.1:0", nil)
+	b, err := mqttc.StartBroker(mqttc.BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
 	if err != nil {
 		t.Fatal(err)
 	}

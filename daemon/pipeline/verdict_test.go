@@ -28,7 +28,7 @@ func BenchmarkVerdictPayload(b *testing.B) {
 		}
 	})
 	b.Run("encode+publish", func(b *testing.B) {
-		br, err := mqttc.StartBroker("127.0.0.1:0", nil)
+		br, err := mqttc.StartBroker(mqttc.BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
 		if err != nil {
 			b.Fatal(err)
 		}
