@@ -40,6 +40,32 @@ func IsTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, tmpMark)
 }
 
+// RemoveTemps removes the temporary files an interrupted Write of path left
+// beside it (a power cut between creating one and renaming it).
+func RemoveTemps(path string) error {
+	matches, err := filepath.Glob(filepath.Join(filepath.Dir(path), "."+globEscape(filepath.Base(path))+tmpMark+"*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range matches {
+		errs = append(errs, os.Remove(m))
+	}
+	return errors.Join(errs...)
+}
+
+// globEscape quotes filepath.Match's special characters in a file name.
+func globEscape(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // WriteWith is Write with options.
 func WriteWith(path string, data []byte, opts Options) error {
 	dir := filepath.Dir(path)
@@ -71,6 +97,19 @@ func WriteWith(path string, data []byte, opts Options) error {
 	if opts.NoSync {
 		return nil
 	}
+	return syncDir(dir)
+}
+
+// Rename renames from over to, both in one folder, and syncs the folder, so
+// that the rename survives a power cut once it returns.
+func Rename(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(to))
+}
+
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)

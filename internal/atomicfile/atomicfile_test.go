@@ -3,6 +3,7 @@ package atomicfile_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,5 +69,31 @@ func TestMkdirAll(t *testing.T) {
 	}
 	if err := atomicfile.MkdirAll(dir, 0o750); err != nil {
 		t.Errorf("again: %v", err)
+	}
+}
+
+// TestRemoveTemps removes an interrupted write's temporary files of one
+// target, whatever its name holds, and nothing else.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "head[1]*.onnx")
+	keep := []string{"head[1]*.onnx", ".other.onnx.tmp1", ".head1.onnx.tmp2"}
+	for _, n := range append([]string{".head[1]*.onnx.tmp123", ".head[1]*.onnx.tmp"}, keep...) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := atomicfile.RemoveTemps(target); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	slices.Sort(left)
+	slices.Sort(keep)
+	if !slices.Equal(left, keep) {
+		t.Errorf("left %v, want %v", left, keep)
 	}
 }

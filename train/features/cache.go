@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"unsafe"
+
+	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
 // Key says which features a cache holds: an image's features depend on its
@@ -63,19 +65,6 @@ func OpenCache(root string, key Key, dim int) (*Cache, error) {
 	}
 	meta := cacheMeta{Backbone: key.Backbone, InputSize: key.InputSize, Crop: key.Crop, Dim: dim}
 	metaPath := filepath.Join(dir, "meta.json")
-	if b, err := os.ReadFile(metaPath); err == nil {
-		var have cacheMeta
-		if err := json.Unmarshal(b, &have); err != nil || have != meta {
-			return nil, fmt.Errorf("feature cache %s: meta.json says %s, want %+v: delete the folder", dir, b, meta)
-		}
-	} else if errors.Is(err, fs.ErrNotExist) {
-		b, _ := json.Marshal(meta)
-		if err := os.WriteFile(metaPath, b, 0o644); err != nil {
-			return nil, fmt.Errorf("feature cache: %w", err)
-		}
-	} else {
-		return nil, fmt.Errorf("feature cache: %w", err)
-	}
 	c := &Cache{dir: dir, dim: dim, offsets: map[Digest]int64{}, buf: make([]byte, 4*dim)}
 	var err error
 	if c.idx, err = os.OpenFile(filepath.Join(dir, "index.bin"), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
@@ -84,6 +73,31 @@ func OpenCache(root string, key Key, dim int) (*Cache, error) {
 	if err := syscall.Flock(int(c.idx.Fd()), syscall.LOCK_EX); err != nil {
 		c.idx.Close()
 		return nil, fmt.Errorf("feature cache %s: lock: %w", dir, err)
+	}
+	// Under the lock: no other process is writing meta.json now.
+	if err := atomicfile.RemoveTemps(metaPath); err != nil {
+		c.idx.Close()
+		return nil, fmt.Errorf("feature cache: %w", err)
+	}
+	b, err := os.ReadFile(metaPath)
+	switch {
+	case err == nil && len(b) > 0:
+		var have cacheMeta
+		if err := json.Unmarshal(b, &have); err != nil || have != meta {
+			c.idx.Close()
+			return nil, fmt.Errorf("feature cache %s: meta.json says %.200q, want %+v: delete the folder", dir, b, meta)
+		}
+	// Missing, or empty as a plain write cut short by a crash left it
+	// (before meta.json was written atomically): the folder's name is the key.
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		b, _ := json.Marshal(meta)
+		if err := atomicfile.Write(metaPath, b, 0o644); err != nil {
+			c.idx.Close()
+			return nil, fmt.Errorf("feature cache: %w", err)
+		}
+	default:
+		c.idx.Close()
+		return nil, fmt.Errorf("feature cache: %w", err)
 	}
 	if c.pack, err = os.OpenFile(filepath.Join(dir, "features.f32"), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		c.idx.Close()

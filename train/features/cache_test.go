@@ -112,3 +112,33 @@ func TestCacheTornTail(t *testing.T) {
 		t.Errorf("read %v (%v), want %v", got, err, vec(d, 3))
 	}
 }
+
+// TestCacheEmptyMeta: a meta.json a crash left empty (and a temporary file
+// beside it) does not stop the cache from opening.
+func TestCacheEmptyMeta(t *testing.T) {
+	root := t.TempDir()
+	key := Key{Backbone: "b", InputSize: 32, Crop: "none"}
+	dir := filepath.Join(root, key.dir())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"meta.json": "", ".meta.json.tmp42": "{\"ba"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := OpenCache(root, key, 4)
+	if err != nil {
+		t.Fatalf("open with an empty meta.json: %v", err)
+	}
+	c.Close()
+	if b, _ := os.ReadFile(filepath.Join(dir, "meta.json")); len(b) == 0 {
+		t.Error("meta.json still empty")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".meta.json.tmp42")); !os.IsNotExist(err) {
+		t.Errorf("temporary file left: %v", err)
+	}
+	if _, err := OpenCache(root, key, 8); err == nil || !strings.Contains(err.Error(), "meta.json says") {
+		t.Errorf("open with another dimension: %v; want the mismatch refused", err)
+	}
+}

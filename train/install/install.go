@@ -63,15 +63,50 @@ func Decide(candidateAUC, installedAUC float64, installedErr error, margin float
 // PrevPath is where Install keeps the head it replaced.
 func PrevPath(head string) string { return head + ".prev" }
 
+// pendingPath holds a head that passed the gate until it replaces head.
+func pendingPath(head string) string { return head + ".new" }
+
 // Install replaces head with the file candidate so that a reader (the daemon
-// reloading its model) sees the old head or the new one, whole: a temp file in
-// head's folder, fsync, rename, fsync of the folder. The replaced head is kept
-// at PrevPath(head) for Rollback.
+// reloading its model) sees the old head or the new one, whole, and keeps
+// the replaced head at PrevPath(head) for Rollback. A power cut at any point
+// leaves either the old pair (head, previous) or the new one, once Recover
+// has run (Install and Rollback run it first): the candidate is first written
+// whole beside head (pendingPath), then the current head is copied to the
+// previous one, then the candidate is renamed over head; a pending candidate
+// found later is finished the same way.
 func Install(candidate, head string) error {
+	if err := Recover(head); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(candidate)
 	if err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
+	if err := atomicfile.Write(pendingPath(head), data, 0o644); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	return finish(head)
+}
+
+// Recover finishes an install a crash interrupted and removes the temporary
+// files interrupted writes left beside head and its previous version.
+func Recover(head string) error {
+	var errs []error
+	for _, p := range []string{head, PrevPath(head), pendingPath(head)} {
+		errs = append(errs, atomicfile.RemoveTemps(p))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("install: clean up beside %s: %w", head, err)
+	}
+	if _, err := os.Stat(pendingPath(head)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return finish(head)
+}
+
+// finish moves the current head to the previous one and the pending head
+// over it. Run again after a crash at any step, it ends the same.
+func finish(head string) error {
 	old, err := os.ReadFile(head)
 	switch {
 	case err == nil:
@@ -81,7 +116,7 @@ func Install(candidate, head string) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("install: %w", err)
 	}
-	if err := atomicfile.Write(head, data, 0o644); err != nil {
+	if err := atomicfile.Rename(pendingPath(head), head); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
 	return nil
@@ -91,6 +126,9 @@ func Install(candidate, head string) error {
 // is installed and the one it replaces becomes the previous one, so a second
 // Rollback undoes the first.
 func Rollback(head string) error {
+	if err := Recover(head); err != nil {
+		return err
+	}
 	prev := PrevPath(head)
 	older, err := os.ReadFile(prev)
 	if errors.Is(err, fs.ErrNotExist) {

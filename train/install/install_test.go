@@ -140,3 +140,46 @@ func TestInstallRollback(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallInterrupted: a crash at each step of an install (simulated by
+// leaving the files as that step leaves them) ends, after Recover (which
+// Install and Rollback run first), with the new head installed, the one it
+// replaced as the previous one, and no temporary files.
+func TestInstallInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		head, prv string // on disk when the crash happened
+	}{
+		{"after the candidate was written", "H1", "H0"},
+		{"after the previous head was replaced", "H1", "H1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			head := filepath.Join(dir, "head.onnx")
+			for p, data := range map[string]string{head: tc.head, PrevPath(head): tc.prv, pendingPath(head): "H2",
+				filepath.Join(dir, ".head.onnx.tmp123"): "torn", filepath.Join(dir, ".head.onnx.prev.tmp9"): "to"} {
+				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Recover(head); err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range map[string]string{head: "H2", PrevPath(head): "H1"} {
+				if b, err := os.ReadFile(p); err != nil || string(b) != want {
+					t.Errorf("%s = %q (%v), want %q", filepath.Base(p), b, err, want)
+				}
+			}
+			ents, _ := os.ReadDir(dir)
+			if len(ents) != 2 {
+				t.Errorf("files left: %v", ents)
+			}
+			if err := Rollback(head); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(head); string(b) != "H1" {
+				t.Errorf("rollback after recovery: head %q, want H1 (the head the install replaced)", b)
+			}
+		})
+	}
+}
