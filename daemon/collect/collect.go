@@ -28,6 +28,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 // DefaultQueue is the writer's queue when Options.Queue is 0: not a setting
@@ -129,9 +130,11 @@ type Stats struct {
 // Collector saves chosen faces. Offer, Label and Stats are safe for
 // concurrent use.
 type Collector struct {
-	opts   Options
-	log    *slog.Logger
-	params []int
+	opts Options
+	log  *slog.Logger
+	// failLog limits the failure warnings (see fail).
+	failLog *ratelog.Limiter
+	params  []int
 
 	mu     sync.Mutex // guards the fields below and sends on items
 	closed bool
@@ -194,7 +197,7 @@ func New(opts Options, log *slog.Logger) (*Collector, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("collect: %w", err)
 	}
-	c := &Collector{opts: opts, log: log, params: []int{gocv.IMWriteJpegQuality, opts.JPEGQuality},
+	c := &Collector{opts: opts, log: log, failLog: ratelog.New(time.Minute), params: []int{gocv.IMWriteJpegQuality, opts.JPEGQuality},
 		seen: map[string]uint64{}, free: make(chan *slot, opts.Queue),
 		items: make(chan item, opts.Queue), labels: make(chan labelReq), done: make(chan struct{}),
 		dirs: map[string]bool{}}
@@ -339,9 +342,13 @@ func inputSize(input []float32) (int, error) {
 	return s, nil
 }
 
+// fail counts a failure and logs it, at most one line a minute: a full disk
+// fails every crop, and the log must not fill it further.
 func (c *Collector) fail(msg string, err error) {
 	c.failed.Add(1)
-	c.log.Warn("collect: "+msg, "err", err)
+	if ok, left := c.failLog.Allow(time.Now()); ok {
+		c.log.Warn("collect: "+msg, "err", err, "not_logged_since_last", left, "failed_total", c.failed.Load())
+	}
 }
 
 // Stats returns the counters.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"image"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // imagenet is the reference backbone's normalisation.
@@ -479,7 +481,11 @@ func TestWriteFailure(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "blocked"), []byte("a file where the camera folder goes"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c := newCollector(t, Options{Dir: dir, EveryN: 1, Queue: 8})
+	logs := new(testenv.SyncBuffer)
+	c, err := New(withDefaults(Options{Dir: dir, EveryN: 1, Queue: 8}), slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := newOfferer(t, c)
 	for i := range 5 {
 		o.offer("blocked", int64(i), 0, 0.5)
@@ -488,6 +494,10 @@ func TestWriteFailure(t *testing.T) {
 	c.Close()
 	if s := c.Stats(); s.Saved != 1 || s.Failed != 5 || s.Dropped != 0 {
 		t.Errorf("stats %+v, want 1 saved and 5 failed", s)
+	}
+	// A full disk fails every crop: one warning, not one per face.
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings for 5 failures in a row, want 1:\n%s", n, logs)
 	}
 }
 

@@ -131,30 +131,50 @@ func move(datasetDir string, crops []Crop, label string) (src, dst []string, err
 			return nil, nil, fmt.Errorf("data folder: %w", err)
 		}
 	}
+	// All or nothing: until labels.csv has the rows, every step is undone on
+	// failure (a full disk), so that a label either applies whole or leaves
+	// the crops where they were, still labellable.
 	rows := make([]dataset.Sample, 0, len(crops))
+	var written []string // dataset sidecars
+	undo := func(err error) ([]string, []string, error) {
+		for i := len(dst) - 1; i >= 0; i-- {
+			err = errors.Join(err, moveFile(dst[i], src[i]))
+		}
+		for _, p := range written {
+			err = errors.Join(err, os.Remove(p))
+		}
+		return nil, nil, err
+	}
 	for _, c := range crops {
 		name := c.Meta.Camera + "-" + strings.TrimSuffix(filepath.Base(c.Path), ".jpg")
 		rel := label + "/" + name + ".jpg"
 		to := filepath.Join(datasetDir, filepath.FromSlash(rel))
 		if err := moveFile(c.Path, to); err != nil {
-			return src, dst, fmt.Errorf("label camera %s frame %d: %w", c.Meta.Camera, c.Meta.Frame, err)
+			return undo(fmt.Errorf("label camera %s frame %d: %w", c.Meta.Camera, c.Meta.Frame, err))
 		}
 		src, dst = append(src, c.Path), append(dst, to)
 		m := c.Meta
 		m.Label = label
 		side, err := m.marshal()
+		p := filepath.Join(datasetDir, MetaDir, name+".json")
 		if err == nil {
-			err = atomicfile.WriteWith(filepath.Join(datasetDir, MetaDir, name+".json"), side, fileOptions(false))
+			err = atomicfile.WriteWith(p, side, fileOptions(false))
 		}
 		if err != nil {
-			return src, dst, err
+			return undo(fmt.Errorf("label camera %s frame %d: %w", c.Meta.Camera, c.Meta.Frame, err))
 		}
-		if err := os.Remove(sidecar(c.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return src, dst, err
-		}
+		written = append(written, p)
 		rows = append(rows, dataset.Sample{Path: rel, Label: label, Identity: Identity(m.Camera, m.TS)})
 	}
-	return src, dst, data.Add(rows)
+	if err := data.Add(rows); err != nil {
+		return undo(fmt.Errorf("label: %w", err))
+	}
+	// Applied. A collect sidecar left by a failed remove is an orphan the
+	// collector's rotation removes; the label stands.
+	for _, c := range crops {
+		_ = os.Remove(sidecar(c.Path))
+	}
+	return src, dst, nil
 }
 
 // moveFile renames, or copies and removes across file systems.

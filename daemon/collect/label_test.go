@@ -204,3 +204,35 @@ func TestCollectorLabel(t *testing.T) {
 		t.Errorf("Label after Close: %v", err)
 	}
 }
+
+// TestLabelAllOrNothing: when the label cannot be recorded (here labels.csv
+// is a folder, as a full disk fails the write), the crops and their sidecars
+// are back in the collect folder, nothing of them is in the dataset, and the
+// label can be applied once the fault is gone.
+func TestLabelAllOrNothing(t *testing.T) {
+	capturetest.CheckMats(t)
+	collect := collected(t)
+	data := t.TempDir()
+	folders := Folders{Collect: collect, Dataset: data}
+	before := must(filepath.Glob(filepath.Join(collect, "*", "*")))
+	if err := os.MkdirAll(filepath.Join(data, dataset.LabelsFile), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := folders.Label("cam", 5, dataset.Fake); err == nil {
+		t.Fatalf("Label with labels.csv a folder: moved %v, no error", got)
+	}
+	if after := must(filepath.Glob(filepath.Join(collect, "*", "*"))); !slices.Equal(after, before) {
+		t.Errorf("collect folder after the failed label:\n%v\nwant\n%v", after, before)
+	}
+	for _, d := range []string{dataset.Fake, MetaDir} {
+		if ents, _ := os.ReadDir(filepath.Join(data, d)); len(ents) != 0 {
+			t.Errorf("%s/ holds %d files after the failed label", d, len(ents))
+		}
+	}
+	if err := os.Remove(filepath.Join(data, dataset.LabelsFile)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := folders.Label("cam", 5, dataset.Fake); err != nil || len(got) != 1 {
+		t.Fatalf("Label after the fault: %v, %v", got, err)
+	}
+}

@@ -1,0 +1,34 @@
+// Package ratelog keeps a repeated failure (a full disk fails every write)
+// from flooding the log: the first of a run is logged, then at most one line
+// per interval, saying how many were left out.
+package ratelog
+
+import (
+	"sync"
+	"time"
+)
+
+// Limiter decides which of a run of repeated events to log. The zero value
+// is not usable: make one with New.
+type Limiter struct {
+	every      time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// New makes a limiter that allows one event per every.
+func New(every time.Duration) *Limiter { return &Limiter{every: every} }
+
+// Allow reports whether the event at now should be logged, and how many
+// events were not logged since the last one that was.
+func (l *Limiter) Allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	l.last, suppressed, l.suppressed = now, l.suppressed, 0
+	return true, suppressed
+}
