@@ -243,6 +243,10 @@ func LabelFolders(cfg *config.Config) collect.Folders {
 
 // WorkflowOptions are `deepfaked train`'s options from the train: section and
 // model.head, the head the install gate compares with and replaces; the
+// GateSet is the operator's trusted labelled folder (train.gate_set) that
+// `train --install` also gates on; "" for none.
+func GateSet(cfg *config.Config) string { return cfg.Train.GateSet }
+
 // caller adds the data's and the command line's.
 func WorkflowOptions(cfg *config.Config) workflow.Options {
 	t := cfg.Train

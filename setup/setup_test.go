@@ -86,6 +86,8 @@ var ioTimeout = probe{"setup.IOTimeout (capture.SetFFmpegEnv in daemon.New)", fu
 
 var watchdogStall = probe{"setup.WatchdogStall (daemon.Run's watchdog)", func(_ *testing.T, c *config.Config) any { return setup.WatchdogStall(c) }}
 
+var gateSet = probe{"setup.GateSet (cmd/deepfaked train --install: TestTrainGateSet)", func(_ *testing.T, c *config.Config) any { return setup.GateSet(c) }}
+
 var drainTimeout = probe{"setup.DrainTimeout (daemon.Run's wait for the outbox at the end)", func(_ *testing.T, c *config.Config) any { return setup.DrainTimeout(c) }}
 
 func engineOpt(field string, f func(engine.Options) any) probe {
@@ -418,6 +420,8 @@ func rows(t *testing.T, dir string) []row {
 		{"train.gate_margin", 0.05, nil, 0.05, workflowOpt("GateMargin", func(o workflow.Options) any { return o.GateMargin })},
 		{"train.holdout", 0.5, nil, 0.5, workflowOpt("Holdout", func(o workflow.Options) any { return o.Holdout })},
 		{"train.dataset", "data", nil, "/etc/deepfaked/data", dataset},
+		{"train.gate_set", "trusted", nil, "/etc/deepfaked/trusted", gateSet},
+		{"train.gate_set", "/srv/gate", nil, "/srv/gate", gateSet},
 		{"train.collect", map[string]any{"every_n": 5}, nil, 5, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
 		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
 		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", labelFolder("Collect", func(f collect.Folders) any { return f.Collect })},

@@ -78,10 +78,7 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 	if s.backbone, err = infer.LoadBackbone(s.eng, cfg.Model.Backbone); err != nil {
 		return s, err
 	}
-	cacheDir := f.cache
-	if cacheDir == "" {
-		cacheDir = filepath.Join(cfg.StateDir, "features")
-	}
+	cacheDir := f.cacheDir(cfg)
 	bar := newProgressBar(stderr, "features")
 	opts := workflow.FeatureOptions{Dir: f.data, Backbone: s.backbone, BackboneID: s.backbone.ID(),
 		Pre: setup.PreprocessParams(cfg, s.backbone.Meta()), Crop: f.crop, CacheDir: cacheDir,
@@ -137,4 +134,12 @@ func listSome(items []string) string {
 		return strings.Join(items, ", ")
 	}
 	return strings.Join(items[:most], ", ") + fmt.Sprintf(", … and %d more", len(items)-most)
+}
+
+// cacheDir is --cache, or <state_dir>/features.
+func (f dataFlags) cacheDir(cfg *config.Config) string {
+	if f.cache != "" {
+		return f.cache
+	}
+	return filepath.Join(cfg.StateDir, "features")
 }

@@ -104,6 +104,16 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			opts.OpenHead = func(path string) (workflow.Head, error) {
 				return infer.LoadHead(s.eng, path, s.backbone.FeatureSize())
 			}
+			if gs := setup.GateSet(cfg); doInstall && gs != "" {
+				// Read like the data (same crop), with a cache of its own: the
+				// data's is held open, and its lock is per open file.
+				g, err := loadFeatures(ctx, cfg, dataFlags{data: gs, crop: df.crop, cache: filepath.Join(df.cacheDir(cfg), "gate-set")}, stderr)
+				if err != nil {
+					return fmt.Errorf("train.gate_set: %w", err)
+				}
+				defer g.Close()
+				opts.GateSet = g.Dataset
+			}
 			opts.HeldOut = func(held, total int) {
 				fmt.Fprintf(stderr, "holding out %d of %d images (train.holdout %g) to compare with the installed head\n", held, total, opts.Holdout)
 			}
@@ -126,6 +136,13 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			var refused error
 			if g := r.Gate; g != nil {
 				fmt.Fprintf(stdout, "gate on %d held-out images: new head AUC %.4f, installed head AUC %s\n", g.Held, g.CandidateAUC, fmtAUC(g.InstalledAUC))
+				if gs := g.GateSet; gs != nil {
+					inst := math.NaN()
+					if gs.Installed != nil {
+						inst = gs.Installed.AUC
+					}
+					fmt.Fprintf(stdout, "gate on the trusted gate set (%d images): new head AUC %.4f, installed head AUC %s\n", gs.Samples, gs.Candidate.AUC, fmtAUC(inst))
+				}
 				if g.Replaced {
 					fmt.Fprintf(stdout, "installed %s over %s (previous head kept as %s): %s\n", r.Final.Head, cfg.Model.Head, install.PrevPath(cfg.Model.Head), g.Reason)
 				} else {

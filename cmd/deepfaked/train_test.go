@@ -301,3 +301,31 @@ func TestTrainGateRefuses(t *testing.T) {
 		t.Errorf("metrics.json gate %+v (%v)", m.Gate, err)
 	}
 }
+
+// TestTrainGateSet: with train.gate_set, `train --install` also scores the
+// heads on that folder (read with a feature cache of its own, beside the
+// data's, which is held open meanwhile) and says so.
+func TestTrainGateSet(t *testing.T) {
+	data := trainData(t, 8)
+	dir := t.TempDir()
+	backbone, _ := testenv.Models(t)
+	head := filepath.Join(dir, "head.onnx")
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(b, []byte("  gate_set: "+data+"\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", filepath.Join(dir, "out"), "--folds", "2", "--epochs", "1", "--install")
+	if err != nil {
+		t.Fatalf("train --install: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "gate on the trusted gate set (16 images)") || !strings.Contains(stdout, "on the trusted gate set: the installed head cannot be scored") {
+		t.Errorf("output does not report the gate set:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "features", "gate-set")); err != nil {
+		t.Errorf("the gate set's feature cache: %v", err)
+	}
+}

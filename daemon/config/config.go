@@ -409,7 +409,7 @@ func (c *Config) resolve(dir string) {
 	}
 	for _, p := range []*string{
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
-		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.Collect.Dir,
+		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.GateSet, &c.Train.Collect.Dir,
 		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir, &c.MQTT.Embedded.UsersFile,
 	} {
 		abs(p)

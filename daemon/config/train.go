@@ -24,6 +24,9 @@ type Train struct {
 	// Dataset is the labelled folder that `deepfaked label` and the MQTT label
 	// command fill and the nightly training reads; default <state_dir>/dataset.
 	Dataset string `yaml:"dataset"`
+	// GateSet is a labelled folder the operator controls (not filled by label
+	// commands) that `train --install` also compares heads on; empty: none.
+	GateSet string `yaml:"gate_set"`
 	// Collect saves face crops from the cameras for labelling.
 	Collect Collect `yaml:"collect"`
 }

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -9,40 +10,30 @@ import (
 	"github.com/deepfaked/deepfaked/train/install"
 )
 
-// gate scores the candidate and the installed head on the held-out samples,
-// each at its own decision threshold, and installs the candidate if
-// install.Decide lets it.
+// gate scores the candidate and the installed head on the held-out samples
+// (and on the gate set, when there is one), each at its own decision
+// threshold, and installs the candidate if install.Decide lets it on both.
 func gate(ctx context.Context, held train.Dataset, candidate string, opts Options) (*Gate, error) {
-	labels := labelsOf(held)
 	g := &Gate{Held: held.Len()}
-	cand, err := opts.OpenHead(candidate)
+	cand, inst, instErr, err := scoreHeads(ctx, held, candidate, opts)
 	if err != nil {
 		return nil, err
 	}
-	cs, err := Scores(ctx, cand, held)
-	cand.Close()
-	if err != nil {
-		return nil, err
-	}
-	if g.Candidate, err = train.Evaluate(labels, cs, spec.DecisionThreshold(spec.NoThreshold, cand.Threshold())); err != nil {
-		return nil, err
-	}
-	installedAUC, installedErr := math.NaN(), error(nil)
-	if cur, err := opts.OpenHead(opts.Head); err != nil {
-		installedErr = err // missing, or made for another backbone
-	} else {
-		is, err := Scores(ctx, cur, held)
-		cur.Close()
+	g.Candidate, g.Installed = cand, inst
+	g.Decision = install.Decide(cand.AUC, aucOf(inst), instErr, opts.GateMargin)
+	if g.Install && opts.GateSet != nil {
+		cand, inst, instErr, err := scoreHeads(ctx, opts.GateSet, candidate, opts)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gate set: %w", err)
 		}
-		m, err := train.Evaluate(labels, is, spec.DecisionThreshold(spec.NoThreshold, cur.Threshold()))
-		if err != nil {
-			return nil, err
+		g.GateSet = &GateSet{Samples: opts.GateSet.Len(), Candidate: cand, Installed: inst}
+		if d := install.Decide(cand.AUC, aucOf(inst), instErr, opts.GateMargin); !d.Install {
+			g.Decision = d
+			g.Reason = "on the trusted gate set: " + d.Reason
+		} else {
+			g.Reason += "; on the trusted gate set: " + d.Reason
 		}
-		g.Installed, installedAUC = &m, m.AUC
 	}
-	g.Decision = install.Decide(g.Candidate.AUC, installedAUC, installedErr, opts.GateMargin)
 	if !g.Install {
 		return g, nil
 	}
@@ -51,4 +42,42 @@ func gate(ctx context.Context, held train.Dataset, candidate string, opts Option
 	}
 	g.Replaced = true
 	return g, nil
+}
+
+// scoreHeads evaluates the candidate and the installed head (opts.Head) on
+// ds; instErr says why the installed head could not be scored (missing, or
+// made for another backbone).
+func scoreHeads(ctx context.Context, ds train.Dataset, candidate string, opts Options) (cand train.Metrics, inst *train.Metrics, instErr, err error) {
+	labels := labelsOf(ds)
+	score := func(h Head) (train.Metrics, error) {
+		s, err := Scores(ctx, h, ds)
+		h.Close()
+		if err != nil {
+			return train.Metrics{}, err
+		}
+		return train.Evaluate(labels, s, spec.DecisionThreshold(spec.NoThreshold, h.Threshold()))
+	}
+	c, err := opts.OpenHead(candidate)
+	if err != nil {
+		return cand, nil, nil, err
+	}
+	if cand, err = score(c); err != nil {
+		return cand, nil, nil, err
+	}
+	cur, openErr := opts.OpenHead(opts.Head)
+	if openErr != nil {
+		return cand, nil, openErr, nil
+	}
+	m, err := score(cur)
+	if err != nil {
+		return cand, nil, nil, err
+	}
+	return cand, &m, nil, nil
+}
+
+func aucOf(m *train.Metrics) float64 {
+	if m == nil {
+		return math.NaN()
+	}
+	return m.AUC
 }

@@ -46,6 +46,12 @@ type Options struct {
 	Holdout    float64
 	GateMargin float64
 	Head       string
+	// GateSet, when not nil, is a labelled set the operator controls
+	// (train.gate_set): the candidate must also not be worse than the
+	// installed head on it by more than GateMargin. The held-out samples come
+	// from the same folder as the training data, so labels poisoned there
+	// (through MQTT label commands) would vouch for a head trained on them.
+	GateSet train.Dataset
 	// OpenHead opens an exported head for the gate (infer.LoadHead).
 	OpenHead func(path string) (Head, error)
 	// Began is when the command began, for the report's total time; the
@@ -126,7 +132,16 @@ type Gate struct {
 	Held      int            `json:"held_out"`
 	Candidate train.Metrics  `json:"candidate"`
 	Installed *train.Metrics `json:"installed_head,omitempty"` // absent when it could not be scored
-	Replaced  bool           `json:"replaced"`                 // the new head was installed
+	// On the trusted gate set (Options.GateSet), when there is one.
+	GateSet  *GateSet `json:"gate_set,omitempty"`
+	Replaced bool     `json:"replaced"` // the new head was installed
+}
+
+// GateSet is both heads' metrics on the operator's trusted labelled set.
+type GateSet struct {
+	Samples   int            `json:"samples"`
+	Candidate train.Metrics  `json:"candidate"`
+	Installed *train.Metrics `json:"installed_head,omitempty"`
 }
 
 // Run trains a head on data: a stratified grouped k-fold cross-validation

@@ -314,3 +314,53 @@ func TestEval(t *testing.T) {
 		t.Errorf("cancelled Eval: %v", err)
 	}
 }
+
+// poisoned is ds with every label flipped, as label commands from someone
+// who may publish to the broker could make it.
+type poisoned struct{ *mem }
+
+func (p poisoned) Label(i int) int { return 1 - p.mem.Label(i) }
+
+// TestGateSet: on data whose labels were flipped, the held-out samples (from
+// the same poisoned folder) vouch for a head trained on them; the operator's
+// trusted gate set refuses it and keeps the installed head.
+func TestGateSet(t *testing.T) {
+	_, open := newEngine(t)
+	for _, tc := range []struct {
+		name    string
+		gateSet train.Dataset
+		install bool
+	}{
+		{"without a gate set the poisoned head is installed", nil, true},
+		{"the gate set refuses it", data(80, 2, 9), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := options(t, open)
+			opts.Install, opts.GateSet = true, tc.gateSet
+			if err := os.MkdirAll(filepath.Dir(opts.Head), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			exportHead(t, opts.Head, data(200, 2, 3), quick(), 0.5)
+			before, _ := os.ReadFile(opts.Head)
+			r, err := workflow.Run(context.Background(), poisoned{data(200, 2, 5)}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := r.Gate
+			if g.Replaced != tc.install {
+				t.Fatalf("replaced %v, want %v: %s", g.Replaced, tc.install, g.Reason)
+			}
+			after, _ := os.ReadFile(opts.Head)
+			if bytes.Equal(after, before) == tc.install {
+				t.Errorf("installed head changed: %v, want %v", !bytes.Equal(after, before), tc.install)
+			}
+			if tc.gateSet == nil {
+				return
+			}
+			if g.GateSet == nil || g.GateSet.Samples != 80 || g.GateSet.Installed == nil ||
+				g.GateSet.Candidate.AUC > 0.3 || g.GateSet.Installed.AUC < 0.7 || !strings.Contains(g.Reason, "on the trusted gate set") {
+				t.Errorf("gate set %+v, reason %q; want the candidate's AUC low and the installed head's high on it", g.GateSet, g.Reason)
+			}
+		})
+	}
+}
