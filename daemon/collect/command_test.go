@@ -2,6 +2,8 @@ package collect
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -78,6 +80,38 @@ func FuzzParseLabelCommand(f *testing.F) {
 		back, err := ParseLabelCommand(must(json.Marshal(c)))
 		if err != nil || back != c {
 			t.Fatalf("round trip of %+v: %+v, %v", c, back, err)
+		}
+	})
+}
+
+// FuzzLabelCommandStaysInState: whatever a label command's payload holds,
+// what it moves or writes is inside the state folder (collect and dataset
+// folders); nothing appears beside it.
+func FuzzLabelCommandStaysInState(f *testing.F) {
+	for _, s := range []string{`{"camera":"cam1","frame":1,"label":"fake"}`, `{"camera":"..","frame":0,"label":"real"}`,
+		`{"camera":"../../x","frame":1,"label":"fake"}`, `{"camera":"cam1","frame":1,"label":"../fake"}`, `{"camera":"/etc","frame":1,"label":"real"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := ParseLabelCommand(payload)
+		if err != nil {
+			return
+		}
+		root := t.TempDir()
+		state := filepath.Join(root, "state")
+		folders := Folders{Collect: filepath.Join(state, "collect"), Dataset: filepath.Join(state, "dataset")}
+		if err := os.MkdirAll(filepath.Join(folders.Collect, "cam1"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		moved, _ := folders.Label(c.Camera, c.Frame, c.Label)
+		for _, p := range moved {
+			if rel, err := filepath.Rel(state, p); err != nil || strings.HasPrefix(rel, "..") {
+				t.Fatalf("%q moved a file to %s, outside %s", payload, p, state)
+			}
+		}
+		ents, err := os.ReadDir(root)
+		if err != nil || len(ents) != 1 || ents[0].Name() != "state" {
+			t.Fatalf("%q: beside the state folder: %v (%v)", payload, ents, err)
 		}
 	})
 }
