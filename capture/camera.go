@@ -466,3 +466,28 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Probe opens opts.Source once, without retrying, and reads a frame from a
+// file: what check-config asks of each camera. A live source's error is for
+// a warning (it may be unplugged now and come later), a file's for an error.
+func Probe(opts Options) error {
+	src, err := source.Parse(opts.Source)
+	if err != nil {
+		return fmt.Errorf("camera %q: %w", opts.Name, err)
+	}
+	c := &Camera{opts: opts, src: src}
+	vc, err := c.openCapture()
+	if err != nil {
+		return err
+	}
+	defer vc.Close()
+	if src.Live() {
+		return nil
+	}
+	m := gocv.NewMat()
+	defer m.Close()
+	if !vc.Read(&m) || m.Empty() {
+		return fmt.Errorf("camera %q: file %s has no readable frames", opts.Name, src.Target)
+	}
+	return nil
+}

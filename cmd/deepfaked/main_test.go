@@ -375,7 +375,9 @@ func TestCheckConfig(t *testing.T) {
 		wantCode int
 		want     []string
 	}{
-		{"valid", good, 0, []string{"ok"}},
+		// A device that is not there now is a warning: run retries it.
+		{"valid", good, 0, []string{"ok", "warning: cameras[0] (cam1) does not open now; run retries it"}},
+		{"camera file that is not a video", strings.Replace(good, "/dev/video0", garbage, 1), 2, []string{"cameras[0].source (cam1)", garbage}},
 		{"unknown key", strings.Replace(good, "  broker:", "  brokr:", 1), 2, []string{"brokr"}},
 		{"bad value", strings.Replace(good, "fps: 0", "fps: -3", 1), 2, []string{"fps", "-3"}},
 		{"bad provider", strings.Replace(good, "  head:", "  providers: [npu]\n  head:", 1), 2, []string{"providers", "npu"}},

@@ -71,8 +71,12 @@ func newCheckConfigCmd() *cobra.Command {
 			if err := daemon.CheckFiles(cfg); err != nil { // the same check as run's
 				return &exitError{code: 2, err: err}
 			}
-			if err := daemon.CheckLoads(cfg, newLogger(slog.LevelWarn)); err != nil {
+			warnings, err := daemon.CheckLoads(cfg, newLogger(slog.LevelWarn))
+			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (device %s, %d camera(s), broker %s)\n", path, cfg.DeviceID, len(cfg.Cameras), cfg.MQTT.Broker)
 			warnProviders(cmd.ErrOrStderr(), cfg)
