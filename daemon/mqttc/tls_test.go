@@ -3,6 +3,7 @@ package mqttc
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,5 +134,36 @@ func TestLoadTLSErrors(t *testing.T) {
 				t.Errorf("config does not reflect the files: roots %v, %d certificates", cfg.RootCAs != nil, len(cfg.Certificates))
 			}
 		})
+	}
+}
+
+// TestPasswordRefused: mosquitto with a password file lets the right password
+// in and refuses a wrong one with a log line that names the broker and does
+// not print the password.
+func TestPasswordRefused(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "passwd")
+	if out, err := exec.Command("mosquitto_passwd", "-c", "-b", pwFile, "edge", "right-horse").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
+	}
+	m := testenv.StartMosquitto(t, "allow_anonymous false\npassword_file "+pwFile+"\nuser root\n")
+	ok, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: m.URL(), ClientID: clientID("pw-ok"), QoS: 1,
+		Username: "edge", Password: "right-horse", StatusTopic: "pw/status"}, nil)
+	if err != nil {
+		t.Fatalf("right password: %v\nmosquitto: %s", err, m.Log())
+	}
+	ok.Close(context.Background())
+	log, logs := newLog()
+	c, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: m.URL(), ClientID: clientID("pw-bad"), QoS: 1,
+		Username: "edge", Password: "wrong-battery", ConnectTimeout: 1500 * time.Millisecond}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLogged(t, logs, "mqtt broker not reachable", m.URL(), "not Authorized")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = c.Close(ctx)
+	if strings.Contains(logs.String(), "wrong-battery") {
+		t.Errorf("the password is in the log:\n%s", logs)
 	}
 }
