@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,4 +86,47 @@ func TestWatchdog(t *testing.T) {
 	if !strings.Contains(stderr.String(), "no more watchdog pings") {
 		t.Errorf("the log does not say the pings stopped:\n%s", stderr)
 	}
+}
+
+// TestSIGTERMWhileOpening: a camera whose stream accepts and never answers
+// neither holds up the start nor the stop: READY=1 comes at once, and
+// SIGTERM ends the daemon cleanly within capture.io_timeout.
+func TestSIGTERMWhileOpening(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	backbone, head := testenv.Models(t)
+	cfg := filepath.Join(t.TempDir(), "deepfaked.yaml")
+	lines := []string{"device_id: term", "state_dir: " + t.TempDir(),
+		"mqtt:", "  broker: embedded", "  listen: 127.0.0.1:0",
+		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t),
+		"faces:", "  detector: none", "capture:", "  io_timeout: 3s",
+		"cameras:", "  - name: mute", "    source: http://" + l.Addr().String() + "/video.mjpg", ""}
+	if err := os.WriteFile(cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRun(t, cfg)
+	began := time.Now()
+	r.waitReady(t)
+	if d := time.Since(began); d > 20*time.Second {
+		t.Errorf("READY=1 after %v", d)
+	}
+	time.Sleep(500 * time.Millisecond) // the grabber is inside the open now
+	stopAt := time.Now()
+	r.stop(t)
+	if d := time.Since(stopAt); d > 8*time.Second {
+		t.Errorf("stopped %v after SIGTERM; want within capture.io_timeout (3s) and the drain", d)
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(stopAt).Round(100*time.Millisecond))
 }
