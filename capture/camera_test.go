@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -251,24 +250,6 @@ func TestPoolReusesMats(t *testing.T) {
 	}
 }
 
-// logBuffer collects a logger's lines for tests that look for a message.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestOpenErrors: a bad option or source is an error from Open, naming the
 // camera; a source that does not open is not: Open returns at once, and the
 // camera waits for it, retrying, with a log line that names camera and source.
@@ -302,7 +283,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
 			o.Name, o.Source = "cam", tc.source
-			var logs logBuffer
+			var logs testenv.SyncBuffer
 			began := time.Now()
 			c, err := Open(context.Background(), o, slog.New(slog.NewTextHandler(&logs, nil)))
 			if tc.openErr != nil {

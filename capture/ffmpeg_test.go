@@ -2,7 +2,6 @@ package capture
 
 import (
 	"context"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -40,21 +39,7 @@ func TestIOTimeout(t *testing.T) {
 	if err := SetFFmpegEnv(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
-	for _, src := range []string{"http://" + l.Addr().String() + "/video.mjpg", capturetest.FreezingMJPEG(t, 3)} {
+	for _, src := range []string{"http://" + capturetest.MuteServer(t) + "/video.mjpg", capturetest.FreezingMJPEG(t, 3)} {
 		c, err := Open(context.Background(), Options{Name: "t", Source: src}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)

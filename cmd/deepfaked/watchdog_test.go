@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,27 +91,14 @@ func TestWatchdog(t *testing.T) {
 // neither holds up the start nor the stop: READY=1 comes at once, and
 // SIGTERM ends the daemon cleanly within capture.io_timeout.
 func TestSIGTERMWhileOpening(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
+	mute := capturetest.MuteServer(t)
 	backbone, head := testenv.Models(t)
 	cfg := filepath.Join(t.TempDir(), "deepfaked.yaml")
 	lines := []string{"device_id: term", "state_dir: " + t.TempDir(),
 		"mqtt:", "  broker: embedded", "  listen: 127.0.0.1:0",
 		"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: none", "capture:", "  io_timeout: 3s",
-		"cameras:", "  - name: mute", "    source: http://" + l.Addr().String() + "/video.mjpg", ""}
+		"cameras:", "  - name: mute", "    source: http://" + mute + "/video.mjpg", ""}
 	if err := os.WriteFile(cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
