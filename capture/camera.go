@@ -84,8 +84,11 @@ type Camera struct {
 	// file, the grabber's for a live source.
 	retry backoff
 	// Health (Status), written by that goroutine, read from any.
-	retrying atomic.Bool
-	progress atomic.Int64 // unix ns: the last frame read, or an attempt's end or start
+	retrying   atomic.Bool
+	delivering atomic.Bool  // the last read gave a frame
+	progress   atomic.Int64 // unix ns: the last frame read, or an attempt's end or start
+	frames     atomic.Int64 // frames read
+	dropped    atomic.Int64 // live frames replaced by a newer one before Next took them
 
 	// File mode: state owned by the goroutine calling Next.
 	vc       *gocv.VideoCapture // nil until the file opens
@@ -171,6 +174,7 @@ func (c *Camera) reopenFile(ctx context.Context) error {
 func (c *Camera) retryAfter(ctx context.Context, msg string, why error) error {
 	d := c.retry.next()
 	c.log.Warn(msg, "err", why, "retry_in", d.Round(time.Millisecond))
+	c.delivering.Store(false)
 	c.retrying.Store(true)
 	c.progressed()
 	ok := sleep(ctx, d)
@@ -184,6 +188,13 @@ func (c *Camera) retryAfter(ctx context.Context, msg string, why error) error {
 
 func (c *Camera) progressed() { c.progress.Store(time.Now().UnixNano()) }
 
+// gotFrame notes a frame read, for Status.
+func (c *Camera) gotFrame() {
+	c.frames.Add(1)
+	c.delivering.Store(true)
+	c.progressed()
+}
+
 // Status says what a camera is doing, for a watchdog: a camera that is
 // neither retrying nor making progress is stuck in a call that does not
 // return (a read that hangs).
@@ -192,11 +203,19 @@ type Status struct {
 	Retrying bool
 	// Progress is when it last read a frame, began an attempt or gave one up.
 	Progress time.Time
+	// Delivering: its last read gave a frame (false before the first, while
+	// retrying and after a file's end), for availability and readiness.
+	Delivering bool
+	// Frames is how many frames it has read; Dropped how many of a live
+	// source's were replaced by a newer one before Next took them (the
+	// consumer was slower than the source), for metrics.
+	Frames, Dropped int64
 }
 
 // Status is safe to call from any goroutine.
 func (c *Camera) Status() Status {
-	return Status{Retrying: c.retrying.Load(), Progress: time.Unix(0, c.progress.Load())}
+	return Status{Retrying: c.retrying.Load(), Progress: time.Unix(0, c.progress.Load()),
+		Delivering: c.delivering.Load(), Frames: c.frames.Load(), Dropped: c.dropped.Load()}
 }
 
 // Name is the camera's configured name.
@@ -278,7 +297,7 @@ func (c *Camera) nextFile(ctx context.Context) (*Frame, error) {
 			f.Index, f.Time = c.pos-1, time.Now()
 			c.want += c.step
 			c.retry.reset()
-			c.progressed()
+			c.gotFrame()
 			return f, nil
 		}
 		if c.pos == c.loopBase { // nothing read since it opened: empty, truncated or being written
@@ -292,6 +311,7 @@ func (c *Camera) nextFile(ctx context.Context) (*Frame, error) {
 			continue
 		}
 		if !c.opts.Loop {
+			c.delivering.Store(false)
 			c.Release(f)
 			return nil, io.EOF
 		}
@@ -340,7 +360,7 @@ func (c *Camera) grab(ctx context.Context) {
 			continue
 		}
 		c.retry.reset()
-		c.progressed()
+		c.gotFrame()
 		f.Index, f.Time = index, time.Now()
 		index++
 		c.mu.Lock()
@@ -348,6 +368,7 @@ func (c *Camera) grab(ctx context.Context) {
 		c.slot = f
 		c.mu.Unlock()
 		if old != nil {
+			c.dropped.Add(1)
 			c.Release(old)
 		}
 		select {

@@ -17,6 +17,9 @@ import (
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("mqtt: publisher closed")
 
+// ErrNotConnected is returned by PublishRetainedNow while there is no connection.
+var ErrNotConnected = errors.New("mqtt: not connected")
+
 // Outbox is where messages wait, on disk, until the broker has acknowledged
 // them (an *outbox.Outbox): Publish appends, the publisher reads them in
 // order and acknowledges each on its PUBACK.
@@ -55,6 +58,30 @@ type Publisher struct {
 	up       chan struct{}      // closed once the first connection has published "online"
 	upOnce   sync.Once
 	inFlight int
+
+	// For Stats: connections made; messages sent again; the outbox's first
+	// seq of this process (those below were left by an earlier one), and,
+	// owned by the connection loop, the seq after the highest sent.
+	connections atomic.Int64
+	replayed    atomic.Uint64
+	fresh       uint64
+	sentBelow   uint64
+}
+
+// Stats are a publisher's connection state and counters, for metrics.
+type Stats struct {
+	Connected bool
+	// Reconnects counts the connections after the first.
+	Reconnects int64
+	// Replayed counts the messages sent again: after a reconnection, those
+	// not acknowledged on the lost connection; at start, those an earlier
+	// run left in the outbox.
+	Replayed uint64
+}
+
+// Stats is safe to call from any goroutine.
+func (p *Publisher) Stats() Stats {
+	return Stats{Connected: p.client.IsConnectionOpen(), Reconnects: max(p.connections.Load()-1, 0), Replayed: p.replayed.Load()}
 }
 
 // pendingMsg is a message handed to paho, awaiting its acknowledgement.
@@ -82,11 +109,9 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Publisher{opts: opts, log: log, box: opts.Outbox, done: make(chan struct{}),
-		lost: make(chan struct{}, 1), up: make(chan struct{}), inFlight: opts.MaxPending}
-	var (
-		last        lastError
-		connections atomic.Int64
-	)
+		lost: make(chan struct{}, 1), up: make(chan struct{}), inFlight: opts.MaxPending,
+		fresh: opts.Outbox.Stats().Next}
+	var last lastError
 	co := clientOptions(opts, log, &last).
 		SetCleanSession(true).
 		SetAutoReconnect(false).
@@ -99,7 +124,7 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 			}
 		}).
 		SetOnConnectHandler(func(c mqtt.Client) {
-			n := connections.Add(1)
+			n := p.connections.Add(1)
 			if n == 1 {
 				log.Info("mqtt connected", "broker", opts.Broker, "client_id", opts.ClientID, "outbox_pending", p.box.Stats().Pending)
 			} else {
@@ -212,6 +237,10 @@ func (p *Publisher) deliver(ctx context.Context) {
 			}
 			return
 		}
+		if r.Seq < p.fresh || r.Seq < p.sentBelow {
+			p.replayed.Add(1)
+		}
+		p.sentBelow = max(p.sentBelow, r.Seq+1)
 		t := p.client.Publish(r.Topic, r.QoS, r.Retained, r.Payload)
 		select {
 		case acks <- pendingMsg{seq: r.Seq, topic: r.Topic, token: t}:
@@ -243,13 +272,38 @@ func (p *Publisher) await(ctx context.Context, acks <-chan pendingMsg) error {
 // the outbox and returns: it never waits for the broker. It fails only when
 // the outbox cannot store the message. payload is not kept.
 func (p *Publisher) Publish(topic string, payload []byte) error {
+	return p.append(outbox.Message{Topic: topic, Payload: payload, QoS: p.opts.QoS})
+}
+
+// PublishRetained is Publish for a retained message: a state that a
+// subscriber arriving later must see (a camera's availability).
+func (p *Publisher) PublishRetained(topic string, payload []byte) error {
+	return p.append(outbox.Message{Topic: topic, Payload: payload, QoS: p.opts.QoS, Retained: true})
+}
+
+func (p *Publisher) append(m outbox.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	if _, err := p.box.Append(outbox.Message{Topic: topic, Payload: payload, QoS: p.opts.QoS}); err != nil {
+	if _, err := p.box.Append(m); err != nil {
 		return fmt.Errorf("mqtt: broker %s: %w", p.opts.Broker, err)
+	}
+	return nil
+}
+
+// PublishRetainedNow publishes a retained message straight to the broker,
+// not through the outbox, and waits (bounded by ctx) for its
+// acknowledgement: for a snapshot that the next one replaces (stats), not
+// worth keeping through an outage. Without a connection it returns
+// ErrNotConnected at once.
+func (p *Publisher) PublishRetainedNow(ctx context.Context, topic string, payload []byte) error {
+	if !p.client.IsConnectionOpen() {
+		return fmt.Errorf("mqtt: broker %s: publish %s: %w", p.opts.Broker, topic, ErrNotConnected)
+	}
+	if err := waitToken(ctx, p.client.Publish(topic, p.opts.QoS, true, payload)); err != nil {
+		return fmt.Errorf("mqtt: broker %s: publish %s: %w", p.opts.Broker, topic, err)
 	}
 	return nil
 }

@@ -59,6 +59,12 @@ type Stats struct {
 	Bytes       int64 // their frames' size
 	DroppedFull uint64
 	DroppedAge  uint64
+	// Next is the sequence number the next Append gets: records below it
+	// were appended before (by this process or, still pending, an earlier one).
+	Next uint64
+	// Failing: the last Append failed (the disk is full or failing), so
+	// messages are being lost, for readiness.
+	Failing bool
 }
 
 const (
@@ -112,6 +118,7 @@ type Outbox struct {
 	savedLow    uint64 // the position the ack file holds
 	droppedFull uint64
 	droppedAge  uint64
+	failing     bool
 	loggedDrops uint64
 	lastDropLog time.Time
 	changed     chan struct{} // closed and replaced on every append, ack, drop and Close
@@ -274,9 +281,10 @@ func (o *Outbox) scan(s *segment, low uint64) error {
 
 // Append stores m and returns its seq. To make room it drops the oldest
 // pending records; a message larger than MaxBytes is refused.
-func (o *Outbox) Append(m Message) (uint64, error) {
+func (o *Outbox) Append(m Message) (_ uint64, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	defer func() { o.failing = err != nil }()
 	if o.closed {
 		return 0, ErrClosed
 	}
@@ -424,7 +432,7 @@ func (o *Outbox) WaitEmpty(ctx context.Context) error {
 func (o *Outbox) Stats() Stats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return Stats{Pending: len(o.pending), Bytes: o.bytes, DroppedFull: o.droppedFull, DroppedAge: o.droppedAge}
+	return Stats{Pending: len(o.pending), Bytes: o.bytes, DroppedFull: o.droppedFull, DroppedAge: o.droppedAge, Next: o.next, Failing: o.failing}
 }
 
 // trim drops the records older than MaxAge.

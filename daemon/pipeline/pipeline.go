@@ -104,19 +104,21 @@ type Options struct {
 // Preprocessed; the inference goroutine took it at Dequeued, had the verdicts
 // at Classified (Backbone and Head are the two model runs, which Batch faces
 // shared, this frame's and other frames'; zero without faces) and handed the
-// verdict to the publisher at Published.
+// verdict to the publisher at Published. FirstInRun marks the first frame of
+// its model run, so that an observer counts each run's Batch once.
 type Stages struct {
-	Camera string
-	Frame  int64
-	Faces  int
-	Batch  int
+	Camera     string
+	Frame      int64
+	Faces      int
+	Batch      int
+	FirstInRun bool
 
 	Next, Read, Detected, Preprocessed, Dequeued, Classified, Published time.Time
 	Backbone, Head                                                      time.Duration
 }
 
-// Observer sees every published frame's Stages (`deepfaked bench` installs
-// one). It is called on the inference goroutine right after the publish, so it
+// Observer sees every published frame's Stages (`deepfaked bench` and the
+// daemon's metrics install one each). It is called on the inference goroutine right after the publish, so it
 // must return quickly, and st is only valid during the call.
 type Observer interface {
 	Observe(st *Stages)
@@ -129,7 +131,7 @@ type Pipeline struct {
 	pub  Publisher
 	cams []Camera
 	log  *slog.Logger
-	obs  Observer
+	obs  []Observer
 	// sample is one face's model input length, 3*S*S.
 	sample int
 	// cams' state once Run has started (for Stuck and Analysed), and when
@@ -156,10 +158,11 @@ func New(opts Options, clf Classifier, pub Publisher, cams []Camera) (*Pipeline,
 	return &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log}, nil
 }
 
-// Observe installs o, which sees each published frame's stage times; call it
-// before Run. The times are taken on every frame anyway (a few time.Now calls
-// into fields of the frame's pooled job), so observing costs only o's own work.
-func (p *Pipeline) Observe(o Observer) { p.obs = o }
+// Observe adds o to the observers, which see each published frame's stage
+// times in the order they were added; call it before Run. The times are taken
+// on every frame anyway (a few time.Now calls into fields of the frame's
+// pooled job), so observing costs only the observers' own work.
+func (p *Pipeline) Observe(o Observer) { p.obs = append(p.obs, o) }
 
 // job carries one preprocessed frame from a camera to the inference goroutine.
 type job struct {
@@ -182,9 +185,14 @@ type camState struct {
 	faces []face.Box
 	// For Stuck and Analysed, read from other goroutines: when the reader
 	// went into Source.Next and the camera goroutine into detection (unix
-	// ns, 0 when not there), frames published, and whether the camera ended.
+	// ns, 0 when not there), frames published, their faces, frames skipped
+	// for an error, when the last verdict was published (unix ns), and
+	// whether the camera ended.
 	inNext, inDetect atomic.Int64
 	analysed         atomic.Int64
+	faceCount        atomic.Int64
+	skipped          atomic.Int64
+	lastVerdict      atomic.Int64
 	ended            atomic.Bool
 }
 
@@ -283,6 +291,7 @@ func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs
 		cs.inDetect.Store(0)
 		if err != nil {
 			log.Warn("frame skipped", "frame", f.Index, "err", err)
+			cs.skipped.Add(1)
 			cs.Source.Release(f)
 			cs.free <- j
 			continue
@@ -444,11 +453,12 @@ func (p *Pipeline) classify(batch []*job, faces int, in, pFake []float32) {
 		}
 	}
 	done := time.Now()
-	for _, j := range batch {
-		j.st.Classified, j.st.Batch = done, faces
+	for i, j := range batch {
+		j.st.Classified, j.st.Batch, j.st.FirstInRun = done, faces, i == 0
 		j.st.Backbone, j.st.Head = head.Backbone, head.Head
 		if j.n > 0 && err != nil {
 			p.log.Error("inference failed; frame skipped", "camera", j.cam.name, "frame", j.frame, "faces in the run", faces, "err", err)
+			j.cam.skipped.Add(1)
 			j.cam.free <- j
 			continue
 		}
@@ -494,11 +504,16 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	if err != nil {
 		p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err)
 	}
+	published := time.Now()
+	j.cam.faceCount.Add(int64(j.n))
+	j.cam.lastVerdict.Store(published.UnixNano())
 	j.cam.analysed.Add(1)
-	if p.obs != nil {
-		j.st.Published = time.Now()
+	if len(p.obs) > 0 {
+		j.st.Published = published
 		j.st.Camera, j.st.Frame, j.st.Faces = j.cam.name, j.frame, j.n
-		p.obs.Observe(&j.st)
+		for _, o := range p.obs {
+			o.Observe(&j.st)
+		}
 	}
 	j.cam.free <- j
 }
@@ -553,11 +568,17 @@ func (p *Pipeline) Stuck(now time.Time, stall time.Duration) string {
 	return ""
 }
 
-// CameraCount is one camera's frames published so far.
+// CameraCount is one camera's frames published so far, the faces in them,
+// the frames skipped for an error (detection, preprocessing or inference),
+// when its last verdict was published (zero before the first), and whether
+// it has ended.
 type CameraCount struct {
-	Camera string
-	Frames int64
-	Ended  bool
+	Camera  string
+	Frames  int64
+	Faces   int64
+	Skipped int64
+	Last    time.Time
+	Ended   bool
 }
 
 // Analysed is every camera's frames published so far, in camera order; nil
@@ -569,7 +590,11 @@ func (p *Pipeline) Analysed() []CameraCount {
 	}
 	out := make([]CameraCount, len(*states))
 	for i, cs := range *states {
-		out[i] = CameraCount{Camera: cs.name, Frames: cs.analysed.Load(), Ended: cs.ended.Load()}
+		out[i] = CameraCount{Camera: cs.name, Frames: cs.analysed.Load(), Faces: cs.faceCount.Load(),
+			Skipped: cs.skipped.Load(), Ended: cs.ended.Load()}
+		if ns := cs.lastVerdict.Load(); ns != 0 {
+			out[i].Last = time.Unix(0, ns)
+		}
 	}
 	return out
 }
