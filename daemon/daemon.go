@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", d.clf.BackboneID(),
 		"head", cfg.Model.Head, "head_id", d.clf.HeadID(), "input_size", d.clf.InputSize(),
 		"threshold", spec.DecisionThreshold(setup.Threshold(cfg), d.clf.Threshold()))
-	d.reloader = &headReloader{eng: d.eng, clf: d.clf, path: cfg.Model.Head, log: log}
+	d.reloader = &headReloader{eng: d.eng, clf: d.clf, path: cfg.Model.Head, pin: cfg.Model.HeadSHA256, log: log}
 
 	if d.mqtt, err = setup.MQTTOptions(cfg); err != nil {
 		return d, err

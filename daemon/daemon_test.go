@@ -352,6 +352,7 @@ func TestNewFails(t *testing.T) {
 	}{
 		{"missing head", func(c *config.Config) { c.Model.Head = "/nonexistent/head.onnx" }, "", []string{"model.head", "/nonexistent/head.onnx"}},
 		{"head not a model", func(c *config.Config) { c.Model.Head = notModel }, "", []string{notModel}},
+		{"backbone not the pinned one", func(c *config.Config) { c.Model.BackboneSHA256 = strings.Repeat("0", 64) }, "", []string{"model.backbone_sha256", "but the config pins 0000"}},
 		{"listen port busy", nil, busy.Addr().String(), []string{"mqtt.listen", busy.Addr().String()}},
 		{"broker unreachable", func(c *config.Config) { c.MQTT.Broker = unreachable }, "", []string{"connect to broker " + unreachable}},
 	} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
 // headReloader takes up a new head without a restart. The classifier swaps
@@ -23,6 +24,7 @@ type headReloader struct {
 	eng  *engine.Engine
 	clf  *infer.Classifier
 	path string
+	pin  string // model.head_sha256; "" pins nothing
 	log  *slog.Logger
 }
 
@@ -34,6 +36,9 @@ func (r *headReloader) Reload(reason string) (string, error) {
 	refuse := func(err error) (string, error) {
 		r.log.Error("new head refused; the current head keeps serving", "reason", reason, "head", r.path, "current", cur, "err", err)
 		return "", fmt.Errorf("head %s refused, %s keeps serving: %w", r.path, cur, err)
+	}
+	if err := spec.CheckPin(r.path, r.pin); err != nil {
+		return refuse(fmt.Errorf("model.head_sha256: %w", err))
 	}
 	h, err := infer.LoadHead(r.eng, r.path, r.clf.FeatureSize())
 	if err != nil {

@@ -78,6 +78,12 @@ func Engine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 
 // Classifier loads the backbone and the head (model.backbone, model.head).
 func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, error) {
+	if err := spec.CheckPin(cfg.Model.Backbone, cfg.Model.BackboneSHA256); err != nil {
+		return nil, fmt.Errorf("model.backbone_sha256: %w", err)
+	}
+	if err := spec.CheckPin(cfg.Model.Head, cfg.Model.HeadSHA256); err != nil {
+		return nil, fmt.Errorf("model.head_sha256: %w", err)
+	}
 	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/train"
 )
@@ -405,4 +406,38 @@ func (r *runningDaemon) waitLog(t *testing.T, want string) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the log; the process's exit is checked each time
 	}
+}
+
+// TestReloadPinnedHead: with model.head_sha256, a head file replaced by
+// another one is refused on SIGHUP, naming the key, and the pinned head
+// keeps serving.
+func TestReloadPinnedHead(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	_, origHead := testenv.Models(t)
+	head := filepath.Join(t.TempDir(), "head.onnx")
+	replaceFile(t, origHead, head)
+	origID := fileID(t, head)
+	sum, err := spec.FileSHA256(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newHead := filepath.Join(t.TempDir(), "new.onnx")
+	exportHead(t, newHead, 7, []int{1280, 4, 4}, 0.42)
+	sub := subscribe(t, broker, "deepfaked/hup/cam1/verdict")
+	r := startRun(t, reloadConfig(t, broker, head, "  watch_head: false", "  head_sha256: "+sum))
+	r.waitReady(t)
+	replaceFile(t, newHead, head)
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	r.waitLog(t, "model.head_sha256")
+	n := len(sub.snapshot())
+	sub.waitFor(t, "10 more verdicts", 60*time.Second, func(m []message) bool { r.alive(t); return len(m) >= n+10 })
+	for _, x := range sub.snapshot()[n:] {
+		var v verdictHead
+		if err := json.Unmarshal(x.payload, &v); err != nil || v.Model.Head != origID {
+			t.Fatalf("verdict from head %s (%v), want the pinned %s", v.Model.Head, err, origID)
+		}
+	}
+	r.stop(t)
 }

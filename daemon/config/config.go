@@ -97,6 +97,10 @@ type TLS struct {
 type Model struct {
 	Backbone string `yaml:"backbone"`
 	Head     string `yaml:"head"`
+	// BackboneSHA256 and HeadSHA256, when set, pin the files: a file whose
+	// sha256 differs is refused at start and on reload.
+	BackboneSHA256 string `yaml:"backbone_sha256"`
+	HeadSHA256     string `yaml:"head_sha256"`
 	// Runtime is libonnxruntime.so: a path, a bare file name for the dynamic
 	// linker to find, or empty to search the usual places.
 	Runtime   string   `yaml:"runtime"`

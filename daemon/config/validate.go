@@ -358,6 +358,11 @@ func (m *Model) check(k checker) {
 	if t.BuilderOptimizationLevel < 0 || t.BuilderOptimizationLevel > 5 {
 		k.fail("model.tensorrt.builder_optimization_level", "must be 0..5, got %d", t.BuilderOptimizationLevel)
 	}
+	for _, p := range []struct{ key, v string }{{"model.backbone_sha256", m.BackboneSHA256}, {"model.head_sha256", m.HeadSHA256}} {
+		if p.v != "" && !isSHA256(p.v) {
+			k.fail(p.key, "%q is not a sha256 (64 lowercase hex digits, as sha256sum prints)", p.v)
+		}
+	}
 	if t.EPContext && !t.EngineCache {
 		k.fail("model.tensorrt.ep_context", "needs model.tensorrt.engine_cache: true (the EP-context model is kept with the engine cache)")
 	}
@@ -428,4 +433,16 @@ func isLoopback(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -26,3 +26,19 @@ func FileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// CheckPin refuses path unless its sha256 is want; an empty want pins
+// nothing (model.backbone_sha256, model.head_sha256).
+func CheckPin(path, want string) error {
+	if want == "" {
+		return nil
+	}
+	got, err := FileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s has sha256 %s, but the config pins %s: refused", path, got, want)
+	}
+	return nil
+}
