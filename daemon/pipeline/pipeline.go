@@ -26,6 +26,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 // Source yields frames to analyse (a capture.Camera).
@@ -138,6 +139,8 @@ type Pipeline struct {
 	// the inference goroutine began its current model run and publish.
 	states  atomic.Pointer[[]*camState]
 	inModel atomic.Int64
+	// pubFail limits the publish error lines (see publish).
+	pubFail *ratelog.Limiter
 }
 
 // New makes a pipeline; Run starts it.
@@ -155,7 +158,7 @@ func New(opts Options, clf Classifier, pub Publisher, cams []Camera) (*Pipeline,
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log}, nil
+	return &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log, pubFail: ratelog.New(time.Minute)}, nil
 }
 
 // Observe adds o to the observers, which see each published frame's stage
@@ -502,7 +505,10 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 		err = p.pub.Publish(j.cam.topic, payload)
 	}
 	if err != nil {
-		p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err)
+		// One line a minute: a full disk fails every verdict's outbox write.
+		if ok, left := p.pubFail.Allow(time.Now()); ok {
+			p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err, "not_logged_since_last", left)
+		}
 	}
 	published := time.Now()
 	j.cam.faceCount.Add(int64(j.n))
