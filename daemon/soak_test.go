@@ -14,6 +14,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/internal/malloctune"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -26,6 +27,9 @@ func TestSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("DEEPFAKED_SOAK"))
 	if err != nil {
 		t.Skip("DEEPFAKED_SOAK is not a duration; `make soak` sets it")
+	}
+	if err := malloctune.Apply(malloctune.Defaults()); err != nil { // as main does
+		t.Fatal(err)
 	}
 	mats0, profiled := capturetest.MatCount()
 	m := testenv.StartPersistentMosquitto(t, "")
@@ -51,17 +55,24 @@ func TestSoak(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- dm.Run(ctx) }()
 
-	warm := min(time.Minute, d/5)
-	time.Sleep(warm)
-	rss0, g0 := rssMiB(t), runtime.NumGoroutine()
-	t.Logf("after %v warm-up: RSS %.0f MiB, %d goroutines", warm, rss0, g0)
-	time.Sleep((d - warm) / 2)
-	m.Terminate()
-	t.Logf("broker stopped for 20s at %v", time.Since(began).Round(time.Second))
-	time.Sleep(20 * time.Second)
-	m.Start()
-	time.Sleep((d - warm) / 2)
-	rss1, g1 := rssMiB(t), runtime.NumGoroutine()
+	// RSS and goroutines every tenth of the run; the broker is stopped for
+	// 20 s at the middle.
+	step := d / 10
+	var rss []float64
+	var gs []int
+	for i := range 10 {
+		time.Sleep(step)
+		rss, gs = append(rss, rssMiB(t)), append(gs, runtime.NumGoroutine())
+		t.Logf("%v: RSS %.0f MiB, %d goroutines", time.Since(began).Round(time.Second), rss[i], gs[i])
+		if i == 4 {
+			m.Terminate()
+			time.Sleep(20 * time.Second)
+			m.Start()
+			t.Logf("broker was stopped for 20s")
+		}
+	}
+	// After warm-up (the first tenth), and at the end.
+	rss0, g0, rss1, g1 := rss[1], gs[1], rss[9], gs[9]
 	t.Logf("at the end (%v): RSS %.0f MiB, %d goroutines", d, rss1, g1)
 	cancel()
 	if err := <-done; err != nil {

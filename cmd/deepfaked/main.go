@@ -30,7 +30,7 @@ func (e *exitError) Unwrap() error { return e.err }
 func main() {
 	// Before ONNX Runtime, FFmpeg and OpenCV start their threads (see
 	// malloctune; MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ override).
-	if err := malloctune.Apply(malloctune.Settings{Arenas: 2, MMapThreshold: 128 << 10}); err != nil {
+	if err := malloctune.Apply(malloctune.Defaults()); err != nil {
 		fmt.Fprintln(os.Stderr, "deepfaked: warning:", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -30,6 +30,10 @@ type Settings struct {
 	MMapThreshold int // M_MMAP_THRESHOLD, bytes: larger blocks get an mmap of their own, unmapped on free
 }
 
+// Defaults are what deepfaked runs with (main, and the soak test that
+// measures its memory): two arenas, blocks over 128 KiB in their own mmaps.
+func Defaults() Settings { return Settings{Arenas: 2, MMapThreshold: 128 << 10} }
+
 // Apply sets s, except a value the environment already gives glibc
 // (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_), which wins. Call it before the
 // native libraries start their threads.
