@@ -28,6 +28,8 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/daemon/health"
+	"github.com/deepfaked/deepfaked/daemon/metrics"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
@@ -55,6 +57,8 @@ type Daemon struct {
 	pub       *mqttc.Publisher
 	cams      []openCamera
 	pipe      *pipeline.Pipeline
+	mon       *health.Monitor
+	metrics   *metrics.Server // nil unless metrics.listen
 
 	ran       atomic.Bool // Run was called
 	closeOnce sync.Once
@@ -79,6 +83,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if log == nil {
 		log = slog.Default()
 	}
+	start := time.Now()
 	// From here on SIGHUP is a reload request, never the default "terminate",
 	// whatever becomes of the file watch: systemd may send it as soon as it
 	// has READY=1, and counts a death by SIGHUP as a clean exit.
@@ -147,6 +152,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.pipe, err = pipeline.New(po, d.clf, d.pub, pipelineCameras(d.cams)); err != nil {
 		return d, err
 	}
+	if err := d.observe(start); err != nil {
+		return d, err
+	}
 	if cfg.Model.WatchHead {
 		// Optional: without it (inotify limits on small boards), SIGHUP and
 		// the MQTT reload command still reload the head.
@@ -159,8 +167,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 }
 
 // ObserveStages shows o every published frame's stage times (see
-// pipeline.Observer); call it before Run. It is for `deepfaked bench`, which
-// otherwise measures the daemon from outside, through its verdicts.
+// pipeline.Observer), beside the metrics' own observer; call it before Run.
+// It is for `deepfaked bench`, which otherwise measures the daemon from
+// outside, through its verdicts.
 func (d *Daemon) ObserveStages(o pipeline.Observer) { d.pipe.Observe(o) }
 
 // commands are the MQTT commands (mqtt.commands); label moves crops between folders.
@@ -209,6 +218,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { d.reloads(bg) })
+	rep := d.reporter()
+	wg.Go(func() { rep.Run(bg) })
 	if d.cmds != nil {
 		wg.Go(func() { d.cmds.Run(bg, d.pub) })
 		d.log.Info("mqtt commands enabled", "topic", d.cmds.Filter())
@@ -235,6 +246,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopBG()
 	wg.Wait()
+	rep.Availability(time.Now())
 	return errors.Join(err, d.closePublisher())
 }
 
@@ -295,7 +307,7 @@ func runID() string {
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		signal.Stop(d.hup)
-		var errs []error
+		errs := []error{d.closeMetrics()}
 		if d.headWatch != nil {
 			d.headWatch.close()
 		}

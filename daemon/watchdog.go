@@ -10,8 +10,8 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 )
 
-// health is what the watchdog asks of the pipeline.
-type health interface {
+// pipelineHealth is what the watchdog asks of the pipeline.
+type pipelineHealth interface {
 	Stuck(now time.Time, stall time.Duration) string
 	Analysed() []pipeline.CameraCount
 }
@@ -25,7 +25,7 @@ type health interface {
 // systemd restarts the service when WatchdogSec runs out. notify is
 // sddaemon.SdNotify's job (a test gives its own socket through the
 // environment, as systemd does).
-func watchdog(ctx context.Context, h health, interval, stall time.Duration, notify func(string) error, log *slog.Logger) {
+func watchdog(ctx context.Context, h pipelineHealth, interval, stall time.Duration, notify func(string) error, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last, lastAt := h.Analysed(), time.Now()

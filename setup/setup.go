@@ -168,6 +168,14 @@ func WatchdogStall(cfg *config.Config) time.Duration { return time.Duration(cfg.
 // acknowledge what is left in the outbox (mqtt.drain_timeout).
 func DrainTimeout(cfg *config.Config) time.Duration { return time.Duration(cfg.MQTT.DrainTimeout) }
 
+// StatsInterval is how often the retained stats topic is published
+// (mqtt.stats_interval); 0 never.
+func StatsInterval(cfg *config.Config) time.Duration { return time.Duration(cfg.MQTT.StatsInterval) }
+
+// MetricsListen is where /metrics, /healthz and /readyz are served
+// (metrics.listen); "" serves nothing.
+func MetricsListen(cfg *config.Config) string { return cfg.Metrics.Listen }
+
 // EmbeddedBroker starts the broker inside the daemon on mqtt.listen when
 // mqtt.broker is embedded; it returns nil when the broker is elsewhere.
 func EmbeddedBroker(cfg *config.Config, log *slog.Logger) (*mqttc.Broker, error) {
@@ -241,6 +249,10 @@ func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
 		MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder}
 }
 
+// GateSet is the operator's trusted labelled folder (train.gate_set) that
+// `train --install` also gates on; "" for none.
+func GateSet(cfg *config.Config) string { return cfg.Train.GateSet }
+
 // LabelFolders are where `deepfaked label` and the MQTT label command take
 // crops from (train.collect.dir) and put them (train.dataset).
 func LabelFolders(cfg *config.Config) collect.Folders {
@@ -249,10 +261,6 @@ func LabelFolders(cfg *config.Config) collect.Folders {
 
 // WorkflowOptions are `deepfaked train`'s options from the train: section and
 // model.head, the head the install gate compares with and replaces; the
-// GateSet is the operator's trusted labelled folder (train.gate_set) that
-// `train --install` also gates on; "" for none.
-func GateSet(cfg *config.Config) string { return cfg.Train.GateSet }
-
 // caller adds the data's and the command line's.
 func WorkflowOptions(cfg *config.Config) workflow.Options {
 	t := cfg.Train

@@ -88,6 +88,10 @@ var watchdogStall = probe{"setup.WatchdogStall (daemon.Run's watchdog)", func(_ 
 
 var gateSet = probe{"setup.GateSet (cmd/deepfaked train --install: TestTrainGateSet)", func(_ *testing.T, c *config.Config) any { return setup.GateSet(c) }}
 
+var statsInterval = probe{"setup.StatsInterval (daemon.Run's stats reporter)", func(_ *testing.T, c *config.Config) any { return setup.StatsInterval(c) }}
+
+var metricsListen = probe{"setup.MetricsListen (daemon.New's metrics server)", func(_ *testing.T, c *config.Config) any { return setup.MetricsListen(c) }}
+
 var drainTimeout = probe{"setup.DrainTimeout (daemon.Run's wait for the outbox at the end)", func(_ *testing.T, c *config.Config) any { return setup.DrainTimeout(c) }}
 
 func engineOpt(field string, f func(engine.Options) any) probe {
@@ -340,6 +344,10 @@ func rows(t *testing.T, dir string) []row {
 		{"mqtt.outbox.fsync", "0s", nil, time.Duration(0), outboxOpt("Fsync", func(o outbox.Options) any { return o.Fsync })},
 		{"mqtt.outbox.fsync", "5s", nil, 5 * time.Second, outboxOpt("Fsync", func(o outbox.Options) any { return o.Fsync })},
 		{"mqtt.drain_timeout", "0s", nil, time.Duration(0), drainTimeout},
+		{"mqtt.stats_interval", "0s", nil, time.Duration(0), statsInterval},
+		{"mqtt.stats_interval", "30s", nil, 30 * time.Second, statsInterval},
+		{"metrics", map[string]any{"listen": "127.0.0.1:9464"}, nil, "127.0.0.1:9464", metricsListen},
+		{"metrics.listen", "[::1]:0", nil, "[::1]:0", metricsListen},
 		{"mqtt.drain_timeout", "2m", nil, 2 * time.Minute, drainTimeout},
 		{"capture", map[string]any{"io_timeout": "3s"}, nil, 3 * time.Second, ioTimeout},
 		{"capture.io_timeout", "0s", nil, time.Duration(0), ioTimeout},

@@ -33,6 +33,7 @@ type Config struct {
 	Cameras  []Camera `yaml:"cameras"`
 	Capture  Capture  `yaml:"capture"`
 	Watchdog Watchdog `yaml:"watchdog"`
+	Metrics  Metrics  `yaml:"metrics"`
 	Train    Train    `yaml:"train"`
 
 	// Path is the file the config was loaded from (absolute); empty after Parse.
@@ -66,6 +67,9 @@ type MQTT struct {
 	// DrainTimeout is how long the daemon, stopping, waits for the broker to
 	// acknowledge what is left in the outbox; the rest waits for the next start.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// StatsInterval is how often the retained <topic_prefix>/stats is
+	// published; 0 never.
+	StatsInterval Duration `yaml:"stats_interval"`
 }
 
 // Outbox bounds the on-disk outbox (package daemon/outbox).
@@ -211,6 +215,12 @@ type Watchdog struct {
 	Stall Duration `yaml:"stall"`
 }
 
+// Metrics serves Prometheus metrics, /healthz and /readyz on Listen
+// (host:port); empty, the default, serves nothing.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
 // Duration is a time.Duration written in YAML as a Go duration string ("30s", "1m30s").
 type Duration time.Duration
 
@@ -265,6 +275,9 @@ const (
 	DefaultOutboxFsync = Duration(time.Second)
 	// DefaultDrainTimeout is mqtt.drain_timeout, well within systemd's 90 s stop timeout.
 	DefaultDrainTimeout = Duration(30 * time.Second)
+	// DefaultStatsInterval is mqtt.stats_interval: fresh enough for a
+	// dashboard, 1,440 small messages a day.
+	DefaultStatsInterval = Duration(time.Minute)
 	// DefaultIOTimeout is capture.io_timeout: a stalled stream is noticed in
 	// seconds, and a camera on a slow link still connects.
 	DefaultIOTimeout = Duration(10 * time.Second)
@@ -288,7 +301,7 @@ func defaults() Config {
 		MQTT: MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload},
 			Embedded:     Embedded{MaxPacketSize: DefaultMaxPacketSize},
 			Outbox:       Outbox{MaxBytes: DefaultOutboxBytes, MaxAge: DefaultOutboxAge, Fsync: DefaultOutboxFsync},
-			DrainTimeout: DefaultDrainTimeout},
+			DrainTimeout: DefaultDrainTimeout, StatsInterval: DefaultStatsInterval},
 		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait,
 			TensorRT: TensorRT{FP16: true, EngineCache: true, TimingCache: true,
 				MaxWorkspaceSize: DefaultTRTWorkspace, BuilderOptimizationLevel: DefaultTRTOptLevel}},

@@ -130,7 +130,7 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"device_id", del{}, `missing required key "device_id"`},
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
-		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, train)`},
+		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, metrics, train)`},
 		{"mqtt.embedded.max_packet_size", 100, `mqtt.embedded.max_packet_size: must be 1024..268435456, got 100`},
 		{"model.head_sha256", "ABC", `model.head_sha256: "ABC" is not a sha256`},
 		{"capture.io_timeout", "-1s", `capture.io_timeout: must be from 0s to 5m0s, got -1s`},
@@ -139,7 +139,7 @@ func TestInvalid(t *testing.T) {
 		{"watchdog.stall", "2h", `watchdog.stall: must be from 1s to 1h0m0s, got 2h0m0s`},
 		{"watchdog.stall", "5s", `watchdog.stall: 5s must be longer than capture.io_timeout (10s)`},
 		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
-		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`},
+		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout, stats_interval)`},
 		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},
 		{"mqtt.commands.max_payload", 8, `mqtt.commands.max_payload: must be 16..65536 bytes, got 8`},
 		{"mqtt.outbox.max_bytes", 0, `mqtt.outbox.max_bytes: must be 65536 (64 KiB) to 68719476736 (64 GiB) bytes, got 0`},
@@ -149,6 +149,10 @@ func TestInvalid(t *testing.T) {
 		{"mqtt.outbox.fsync", "2m", `mqtt.outbox.fsync: must be from 0s (every message) to 1m0s, got 2m0s`},
 		{"mqtt.drain_timeout", "-1s", `mqtt.drain_timeout: must be from 0s to 1h0m0s, got -1s`},
 		{"mqtt.drain_timeout", "2h", `mqtt.drain_timeout: must be from 0s to 1h0m0s, got 2h0m0s`},
+		{"mqtt.stats_interval", "500ms", `mqtt.stats_interval: must be 0s (off) or from 1s to 24h0m0s, got 500ms`},
+		{"mqtt.stats_interval", "25h", `mqtt.stats_interval: must be 0s (off) or from 1s to 24h0m0s, got 25h0m0s`},
+		{"metrics.listen", "9464", `metrics.listen: "9464": must be host:port`},
+		{"metrics.listen", "127.0.0.1:70000", `metrics.listen: "127.0.0.1:70000": port must be 0..65535`},
 		{"mqtt.commands.enabled", "yes please", `mqtt.commands.enabled`},
 		{"mqtt.commands.run", true, `unknown key "mqtt.commands.run" (allowed: enabled, max_payload)`},
 		{"mqtt.broker", del{}, `missing required key "mqtt.broker"`},
@@ -316,7 +320,7 @@ cameras:
 		t.Fatal("accepted")
 	}
 	want := []string{
-		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout)`,
+		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout, stats_interval)`,
 		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
 		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
 		path + `: line 14: cameras[0].fps: must be between 0 and 1000, got -1`,

@@ -69,6 +69,12 @@ const (
 	MaxPacketSize = 256 << 20
 )
 
+// Bounds of mqtt.stats_interval (or 0).
+const (
+	MinStatsInterval = Duration(time.Second)
+	MaxStatsInterval = Duration(24 * time.Hour)
+)
+
 // Bounds of capture.io_timeout and watchdog.stall.
 const (
 	MaxIOTimeout = Duration(5 * time.Minute)
@@ -200,6 +206,11 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	case d <= c.Capture.IOTimeout:
 		k.fail("watchdog.stall", "%s must be longer than capture.io_timeout (%s): a read may take that long without being stuck", d, c.Capture.IOTimeout)
 	}
+	if l := c.Metrics.Listen; l != "" {
+		if err := checkListen(l); err != nil {
+			k.fail("metrics.listen", "%q: %v", l, err)
+		}
+	}
 	if len(c.Cameras) == 0 {
 		k.fail("cameras", "at least one camera is required")
 	}
@@ -299,6 +310,9 @@ func (m *MQTT) check(k checker) {
 	if d := m.DrainTimeout; d < 0 || d > MaxDrainTimeout {
 		k.fail("mqtt.drain_timeout", "must be from 0s to %s, got %s", MaxDrainTimeout, d)
 	}
+	if d := m.StatsInterval; d != 0 && (d < MinStatsInterval || d > MaxStatsInterval) {
+		k.fail("mqtt.stats_interval", "must be 0s (off) or from %s to %s, got %s", MinStatsInterval, MaxStatsInterval, d)
+	}
 }
 
 // checkBroker returns the broker URL's scheme ("embedded" for the embedded broker),
@@ -344,6 +358,11 @@ func (m *Model) check(k checker) {
 		}
 		seen[p] = i
 	}
+	for _, p := range []struct{ key, v string }{{"model.backbone_sha256", m.BackboneSHA256}, {"model.head_sha256", m.HeadSHA256}} {
+		if p.v != "" && !isSHA256(p.v) {
+			k.fail(p.key, "%q is not a sha256 (64 lowercase hex digits, as sha256sum prints)", p.v)
+		}
+	}
 	k.inRange("model.threads", m.Threads, 0, MaxThreads)
 	if w := m.BatchWait; w < 0 || w > MaxBatchWait {
 		k.fail("model.batch_wait", "must be from 0s to %s, got %s", MaxBatchWait, w)
@@ -357,11 +376,6 @@ func (m *Model) check(k checker) {
 	}
 	if t.BuilderOptimizationLevel < 0 || t.BuilderOptimizationLevel > 5 {
 		k.fail("model.tensorrt.builder_optimization_level", "must be 0..5, got %d", t.BuilderOptimizationLevel)
-	}
-	for _, p := range []struct{ key, v string }{{"model.backbone_sha256", m.BackboneSHA256}, {"model.head_sha256", m.HeadSHA256}} {
-		if p.v != "" && !isSHA256(p.v) {
-			k.fail(p.key, "%q is not a sha256 (64 lowercase hex digits, as sha256sum prints)", p.v)
-		}
 	}
 	if t.EPContext && !t.EngineCache {
 		k.fail("model.tensorrt.ep_context", "needs model.tensorrt.engine_cache: true (the EP-context model is kept with the engine cache)")

@@ -1,0 +1,193 @@
+// Package health says how a running daemon is doing, from the counters its
+// parts keep anyway: a Snapshot (per camera state and counts, the broker
+// connection, the outbox, the models) for metrics and the retained stats
+// topic, Ready for /readyz, and the retained per-camera availability topic.
+// Nothing here is on the per-frame path: it reads atomics when asked.
+package health
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/daemon/outbox"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+)
+
+// Camera is a capture.Camera.
+type Camera interface {
+	Name() string
+	Status() capture.Status
+}
+
+// Pipeline is a pipeline.Pipeline.
+type Pipeline interface {
+	Analysed() []pipeline.CameraCount
+	Stuck(now time.Time, stall time.Duration) string
+}
+
+// Publisher is an mqttc.Publisher.
+type Publisher interface {
+	Stats() mqttc.Stats
+}
+
+// Outbox is an outbox.Outbox.
+type Outbox interface {
+	Stats() outbox.Stats
+}
+
+// Models is an infer.Classifier; its head id changes on a reload.
+type Models interface {
+	BackboneID() string
+	HeadID() string
+	Precision() string
+}
+
+// Sources are the parts a Monitor reads. Cameras are in the pipeline's order.
+type Sources struct {
+	Cameras   []Camera
+	Pipeline  Pipeline
+	Publisher Publisher
+	Outbox    Outbox
+	Models    Models
+	// Stall is watchdog.stall: a camera read, detection or model run that
+	// has not returned for longer is stuck (pipeline.Stuck).
+	Stall time.Duration
+	Start time.Time // the daemon's start, for the uptime
+}
+
+// Monitor reads Sources; safe for concurrent use.
+type Monitor struct{ src Sources }
+
+// New returns a Monitor of src.
+func New(src Sources) *Monitor { return &Monitor{src: src} }
+
+// Camera states.
+const (
+	// Delivering: its last read gave a frame. The only state whose
+	// availability is online.
+	Delivering = "delivering"
+	// Connecting: no frame yet since it was opened, or a new attempt after
+	// a failure is under way.
+	Connecting = "connecting"
+	// Reconnecting: waiting out the back-off after a failed open or read
+	// (unplugged, the stream gone).
+	Reconnecting = "reconnecting"
+	// Ended: a file at its end, or stopped.
+	Ended = "ended"
+)
+
+// CameraSnapshot is one camera's state and counters since the start.
+type CameraSnapshot struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Captured int64  `json:"frames_captured"`
+	Analysed int64  `json:"frames_analysed"`
+	// Stale: a live source's frames replaced by newer ones before analysis;
+	// Skipped: frames whose detection, preprocessing or inference failed.
+	Stale       int64      `json:"frames_dropped_stale"`
+	Skipped     int64      `json:"frames_dropped_error"`
+	Faces       int64      `json:"faces"`
+	LastVerdict *time.Time `json:"last_verdict,omitempty"`
+	// FPS is frames analysed per second since the previous stats message;
+	// set by the stats publisher, which knows the interval.
+	FPS float64 `json:"fps"`
+}
+
+// Online says whether the camera's availability is online.
+func (c CameraSnapshot) Online() bool { return c.State == Delivering }
+
+// ModelIDs are the models in use (a verdict's "model").
+type ModelIDs struct {
+	Backbone  string `json:"backbone"`
+	Head      string `json:"head"`
+	Precision string `json:"precision"`
+}
+
+// MQTTSnapshot is the broker connection.
+type MQTTSnapshot struct {
+	Connected  bool   `json:"connected"`
+	Reconnects int64  `json:"reconnects"`
+	Replayed   uint64 `json:"replayed"`
+}
+
+// OutboxSnapshot is the outbox's depth and losses.
+type OutboxSnapshot struct {
+	Messages    int    `json:"messages"`
+	Bytes       int64  `json:"bytes"`
+	DroppedFull uint64 `json:"dropped_full"`
+	DroppedAge  uint64 `json:"dropped_age"`
+	Failing     bool   `json:"failing"`
+}
+
+// Snapshot is the daemon's state at one time: the stats topic's payload.
+type Snapshot struct {
+	Time    time.Time        `json:"ts"`
+	Uptime  float64          `json:"uptime_s"`
+	Model   ModelIDs         `json:"model"`
+	Cameras []CameraSnapshot `json:"cameras"`
+	MQTT    MQTTSnapshot     `json:"mqtt"`
+	Outbox  OutboxSnapshot   `json:"outbox"`
+}
+
+// Snapshot reads every source now. Before the pipeline runs, cameras have
+// no analysed counts and none has ended.
+func (m *Monitor) Snapshot(now time.Time) Snapshot {
+	s := Snapshot{Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
+		Model: ModelIDs{Backbone: m.src.Models.BackboneID(), Head: m.src.Models.HeadID(), Precision: m.src.Models.Precision()}}
+	counts := m.src.Pipeline.Analysed()
+	s.Cameras = make([]CameraSnapshot, len(m.src.Cameras))
+	for i, c := range m.src.Cameras {
+		st := c.Status()
+		cs := CameraSnapshot{Name: c.Name(), Captured: st.Frames, Stale: st.Dropped}
+		var ended bool
+		if i < len(counts) {
+			n := counts[i]
+			cs.Analysed, cs.Skipped, cs.Faces, ended = n.Frames, n.Skipped, n.Faces, n.Ended
+			if !n.Last.IsZero() {
+				cs.LastVerdict = &n.Last
+			}
+		}
+		switch {
+		case ended:
+			cs.State = Ended
+		case st.Retrying:
+			cs.State = Reconnecting
+		case st.Delivering:
+			cs.State = Delivering
+		default:
+			cs.State = Connecting
+		}
+		s.Cameras[i] = cs
+	}
+	ps := m.src.Publisher.Stats()
+	s.MQTT = MQTTSnapshot{Connected: ps.Connected, Reconnects: ps.Reconnects, Replayed: ps.Replayed}
+	os := m.src.Outbox.Stats()
+	s.Outbox = OutboxSnapshot{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge, Failing: os.Failing}
+	return s
+}
+
+// Ready says why the daemon is not ready, or "" when it is: the models are
+// loaded, the broker is connected or the outbox takes messages, nothing is
+// stuck (pipeline.Stuck past Stall) and every camera is delivering frames.
+func (m *Monitor) Ready(now time.Time) string {
+	s := m.Snapshot(now)
+	if s.Model.Backbone == "" || s.Model.Head == "" {
+		return "models not loaded"
+	}
+	// Connected or not, every message goes through the outbox first: while
+	// it takes them nothing is lost, and when it fails (a full disk) verdicts are.
+	if s.Outbox.Failing {
+		return fmt.Sprintf("the outbox is failing to store messages (broker connected: %v)", s.MQTT.Connected)
+	}
+	if why := m.src.Pipeline.Stuck(now, m.src.Stall); why != "" {
+		return "stuck: " + why
+	}
+	for _, c := range s.Cameras {
+		if !c.Online() {
+			return fmt.Sprintf("camera %s: %s", c.Name, c.State)
+		}
+	}
+	return ""
+}

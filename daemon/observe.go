@@ -1,0 +1,60 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/deepfaked/deepfaked/daemon/health"
+	"github.com/deepfaked/deepfaked/daemon/metrics"
+	"github.com/deepfaked/deepfaked/setup"
+)
+
+// observe makes the health monitor and, with metrics.listen, the metrics
+// (observing the pipeline) and their server; call it once the pipeline exists.
+func (d *Daemon) observe(start time.Time) error {
+	cams := make([]health.Camera, len(d.cams))
+	for i, c := range d.cams {
+		cams[i] = c.src
+	}
+	d.mon = health.New(health.Sources{Cameras: cams, Pipeline: d.pipe, Publisher: d.pub, Outbox: d.box,
+		Models: d.clf, Stall: setup.WatchdogStall(d.cfg), Start: start})
+	addr := setup.MetricsListen(d.cfg)
+	if addr == "" {
+		return nil
+	}
+	m := metrics.New(d.mon)
+	d.pipe.Observe(m)
+	var err error
+	if d.metrics, err = metrics.Listen(addr, m.Handler(d.mon), d.log); err != nil {
+		return err
+	}
+	d.log.Info("serving /metrics, /healthz and /readyz", "addr", d.metrics.Addr())
+	return nil
+}
+
+// MetricsAddr is where /metrics, /healthz and /readyz are served (the real
+// port when metrics.listen asks for 0), or "" when they are not.
+func (d *Daemon) MetricsAddr() string {
+	if d.metrics == nil {
+		return ""
+	}
+	return d.metrics.Addr()
+}
+
+// reporter publishes cameras' availability and the stats topic (Run);
+// once the pipeline has returned, its Availability publishes the cameras'
+// last one (offline: they have ended).
+func (d *Daemon) reporter() *health.Reporter {
+	return health.NewReporter(d.mon, d.pub, d.cfg.MQTT.TopicPrefix, setup.StatsInterval(d.cfg), d.log)
+}
+
+// closeMetrics stops the metrics server, first, so that no scrape reads
+// parts being closed.
+func (d *Daemon) closeMetrics() error {
+	if d.metrics == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return d.metrics.Close(ctx)
+}
