@@ -291,3 +291,52 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("availability %v, want [offline online offline]", avail)
 	}
 }
+
+// TestMetricsOutage: with the broker (mosquitto, persistent) stopped and
+// started again under a running daemon, the metrics show the connection
+// drop and come back and count the reconnect, and the outbox's depth rises
+// while the broker is away and falls back once what waited is delivered.
+func TestMetricsOutage(t *testing.T) {
+	capturetest.CheckMats(t)
+	m := testenv.StartPersistentMosquitto(t, "")
+	p := observedConfig(t, "cam1 "+capturetest.Clip(t)+" true")
+	body, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = []byte(strings.Replace(strings.Replace(string(body), "  broker: embedded\n", "  broker: "+m.URL()+"\n", 1),
+		"  listen: 127.0.0.1:", "  # was listen: ", 1))
+	if err := os.WriteFile(p, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(context.Background(), load(t, p), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	addr := d.MetricsAddr()
+	until := func(what string, ok func(fams map[string]*dto.MetricFamily) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok(scrape(t, addr)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 30s for %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	until("connected", func(f map[string]*dto.MetricFamily) bool { return value(t, f, "deepfaked_mqtt_connected") == 1 })
+	m.Terminate()
+	until("disconnected with verdicts waiting", func(f map[string]*dto.MetricFamily) bool {
+		return value(t, f, "deepfaked_mqtt_connected") == 0 && value(t, f, "deepfaked_outbox_messages") > 5
+	})
+	m.Start()
+	until("reconnected and the outbox drained", func(f map[string]*dto.MetricFamily) bool {
+		return value(t, f, "deepfaked_mqtt_connected") == 1 && value(t, f, "deepfaked_mqtt_reconnects_total") >= 1 &&
+			value(t, f, "deepfaked_outbox_messages") < 5
+	})
+}
