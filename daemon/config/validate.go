@@ -151,11 +151,11 @@ func (k checker) inRange(key string, v, lo, hi int) {
 	}
 }
 
-// nameLen bounds names that go into MQTT topics and client ids: a topic may
-// hold 65535 bytes, but a name past this is a mistake, not a name.
-func (k checker) nameLen(key, v string) bool {
-	if len(v) > MaxNameLen {
-		k.fail(key, "is %d characters long; at most %d", len(v), MaxNameLen)
+// maxLen bounds strings that go into MQTT topics and client ids: a topic may
+// hold 65535 bytes, but a name past these bounds is a mistake, not a name.
+func (k checker) maxLen(key, v string, n int) bool {
+	if len(v) > n {
+		k.fail(key, "is %d characters long; at most %d", len(v), n)
 		return false
 	}
 	return true
@@ -188,7 +188,7 @@ func isEnvName(s string) bool {
 
 func (c *Config) check(p *problems, lines map[string]int) {
 	k := checker{p: p, lines: lines}
-	if k.required("device_id", c.DeviceID) && k.nameLen("device_id", c.DeviceID) && !isName(c.DeviceID) {
+	if k.required("device_id", c.DeviceID) && k.maxLen("device_id", c.DeviceID, MaxNameLen) && !isName(c.DeviceID) {
 		k.fail("device_id", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.DeviceID)
 	}
 	k.oneOf("log_level", c.LogLevel, logLevels)
@@ -261,12 +261,8 @@ func (m *MQTT) check(k checker) {
 	if (m.PasswordFile != "" || m.PasswordEnv != "") && m.Username == "" {
 		k.fail("mqtt.username", "required when mqtt.password_file or mqtt.password_env is set")
 	}
-	if len(m.ClientID) > MaxClientID {
-		k.fail("mqtt.client_id", "is %d characters long; at most %d", len(m.ClientID), MaxClientID)
-	}
-	if len(m.TopicPrefix) > MaxPrefixLen {
-		k.fail("mqtt.topic_prefix", "is %d characters long; at most %d", len(m.TopicPrefix), MaxPrefixLen)
-	}
+	k.maxLen("mqtt.client_id", m.ClientID, MaxClientID)
+	k.maxLen("mqtt.topic_prefix", m.TopicPrefix, MaxPrefixLen)
 	if m.QoS < 0 || m.QoS > 2 {
 		k.fail("mqtt.qos", "must be 0, 1 or 2, got %d", m.QoS)
 	}
@@ -414,7 +410,7 @@ func (f *Faces) check(k checker) {
 }
 
 func (c *Camera) check(k checker, key string, names map[string]int, i int) {
-	if k.required(key+".name", c.Name) && k.nameLen(key+".name", c.Name) {
+	if k.required(key+".name", c.Name) && k.maxLen(key+".name", c.Name, MaxNameLen) {
 		if !isName(c.Name) {
 			k.fail(key+".name", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.Name)
 		} else if j, dup := names[c.Name]; dup {

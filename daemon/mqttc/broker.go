@@ -1,7 +1,6 @@
 package mqttc
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -169,7 +168,7 @@ type authHook struct {
 func (h *authHook) ID() string { return "deepfaked-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck}, []byte{b})
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
