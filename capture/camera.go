@@ -65,6 +65,15 @@ func (b *backoff) next() time.Duration {
 	return b.step/2 + rand.N(b.step/2+1)
 }
 
+// ffmpegOpens mirrors the process-wide lock OpenCV (4.6) holds around a
+// whole FFmpeg open, network connect included: one source opens at a time,
+// so a stream that takes io_timeout to fail holds up every other camera's
+// open, a looping file's reopen too. Taking it in Go first lets a camera say
+// it is queued (Status.Queued) rather than look hung, and Go's mutex hands
+// over in turn where OpenCV's pthread mutex promises no order. It is global
+// because the lock it mirrors is.
+var ffmpegOpens sync.Mutex
+
 // poolCap bounds the idle frames kept for reuse; more are made when the
 // consumer holds many, and the extras are closed on Release.
 const poolCap = 4
@@ -85,6 +94,7 @@ type Camera struct {
 	retry backoff
 	// Health (Status), written by that goroutine, read from any.
 	retrying   atomic.Bool
+	queued     atomic.Bool  // waiting for another camera's FFmpeg open (ffmpegOpens)
 	delivering atomic.Bool  // the last read gave a frame
 	progress   atomic.Int64 // unix ns: the last frame read, or an attempt's end or start
 	frames     atomic.Int64 // frames read
@@ -201,6 +211,9 @@ func (c *Camera) gotFrame() {
 type Status struct {
 	// Retrying: between failed attempts to open or read, in its back-off.
 	Retrying bool
+	// Queued: waiting for another camera's FFmpeg open to finish (OpenCV
+	// opens one at a time); that camera is the one to blame if it takes long.
+	Queued bool
 	// Progress is when it last read a frame, began an attempt or gave one up.
 	Progress time.Time
 	// Delivering: its last read gave a frame (false before the first, while
@@ -214,7 +227,7 @@ type Status struct {
 
 // Status is safe to call from any goroutine.
 func (c *Camera) Status() Status {
-	return Status{Retrying: c.retrying.Load(), Progress: time.Unix(0, c.progress.Load()),
+	return Status{Retrying: c.retrying.Load(), Queued: c.queued.Load(), Progress: time.Unix(0, c.progress.Load()),
 		Delivering: c.delivering.Load(), Frames: c.frames.Load(), Dropped: c.dropped.Load()}
 }
 
@@ -237,7 +250,12 @@ func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 	case c.src.Kind == source.GStreamer:
 		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureGstreamer)
 	default:
+		c.queued.Store(true)
+		ffmpegOpens.Lock()
+		c.queued.Store(false)
+		c.progressed() // the attempt starts now
 		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureFFmpeg)
+		ffmpegOpens.Unlock()
 	}
 	if err == nil && !vc.IsOpened() {
 		err = errors.New("not opened")

@@ -534,7 +534,8 @@ type statuser interface {
 // camera inside Source.Next for longer than stall whose source has neither
 // read a frame nor been waiting out a retry back-off in that time (a read or
 // an open that does not return). A camera that is reconnecting, waiting for
-// frames that come slowly, or has ended is not stuck. Safe from any
+// frames that come slowly, queued behind another camera's open, or has ended
+// is not stuck. Safe from any
 // goroutine; "" before Run.
 func (p *Pipeline) Stuck(now time.Time, stall time.Duration) string {
 	over := func(since int64) (time.Duration, bool) {
@@ -564,7 +565,7 @@ func (p *Pipeline) Stuck(now time.Time, stall time.Duration) string {
 		}
 		if s, has := cs.Source.(statuser); has {
 			st := s.Status()
-			if st.Retrying || now.Sub(st.Progress) <= stall {
+			if st.Retrying || st.Queued || now.Sub(st.Progress) <= stall {
 				continue
 			}
 			return fmt.Sprintf("camera %s: no frame for %v and not retrying: a read or open has not returned", cs.name, now.Sub(st.Progress).Round(time.Second))

@@ -2,10 +2,12 @@ package pipeline_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
@@ -60,5 +62,54 @@ func TestStuck(t *testing.T) {
 	}
 	if c := counts["retrying"]; c.Frames != 0 || c.Ended {
 		t.Errorf("retrying camera: %+v", c)
+	}
+}
+
+// TestStuckNamesTheHungOpen: OpenCV opens one FFmpeg source at a time (a
+// process-wide lock around the whole open), so a network camera whose open
+// hangs holds up a looping file's reopen. Stuck must name the camera whose
+// open hangs, never the file camera queued behind it.
+func TestStuckNamesTheHungOpen(t *testing.T) {
+	f := setup(t)
+	// Opens give up after 6 s (t.Setenv restores the environment).
+	t.Setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")
+	t.Setenv("OPENCV_FFMPEG_LOGLEVEL", "8")
+	if err := capture.SetFFmpegEnv(6 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clip := filepath.Join(t.TempDir(), "short.avi") // ends, and is reopened, within a second
+	if err := capturetest.Write(clip, 30, 25); err != nil {
+		t.Fatal(err)
+	}
+	looping := f.cameraOn(t, "looping", clip, true, face.None)
+	hung := f.cameraOn(t, "hung", "http://"+capturetest.MuteServer(t)+"/stream.mjpg", false, face.None)
+	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}, f.clf, discard{},
+		[]pipeline.Camera{looping, hung})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	const stall = 2 * time.Second
+	named := 0
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		why := p.Stuck(time.Now(), stall)
+		switch {
+		case strings.Contains(why, "camera looping"):
+			t.Fatalf("Stuck = %q; the looping file only waits for the hung camera's open", why)
+		case strings.Contains(why, "camera hung"):
+			named++
+		}
+	}
+	if named == 0 {
+		t.Fatal("Stuck never named the camera whose open hangs")
+	}
+	for _, c := range p.Analysed() {
+		if c.Camera == "looping" && c.Frames < 30 {
+			t.Errorf("looping camera: %+v; want at least one full pass", c)
+		}
 	}
 }
