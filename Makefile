@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: all deps models build test vet units soak demo bench bench-quality fmt clean install
+.PHONY: all deps models build test vet units systemd-live soak demo bench bench-quality fmt clean install
 
 all: build
 
@@ -64,6 +64,11 @@ bench: deps models build
 units: build models
 	@sh scripts/check-units.sh
 
+# The installed units under a real systemd booted in a Debian 12 root file
+# system (root; ../shared/tools/fresh-debian.sh builds it). Not in make test.
+systemd-live: deps models build
+	@bash scripts/systemd-live.sh $(ROOTFS)
+
 # Ten minutes (SOAK=...) of 4 looping cameras against mosquitto, the broker
 # restarted halfway: RSS and goroutines flat, no gocv Mat left (not in test).
 SOAK ?= 10m
@@ -83,7 +88,7 @@ install: build models
 	install -d $(DESTDIR)/var/lib/deepfaked/models
 	for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m; done
 	# Into a staging tree (DESTDIR) no user is made: the package's postinst makes it.
-	[ -n "$(DESTDIR)" ] || getent passwd deepfaked >/dev/null || useradd --system --home /var/lib/deepfaked --shell /usr/sbin/nologin --groups video deepfaked
+	[ -n "$(DESTDIR)" ] || sh scripts/adduser.sh
 
 # Head-training quality and speed against the reference recipe (needs ../shared).
 bench-quality: deps build
