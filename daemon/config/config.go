@@ -35,6 +35,8 @@ type Config struct {
 	Watchdog Watchdog `yaml:"watchdog"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Train    Train    `yaml:"train"`
+	Tracks   Tracks   `yaml:"tracks"`
+	Events   Events   `yaml:"events"`
 
 	// Path is the file the config was loaded from (absolute); empty after Parse.
 	Path string `yaml:"-"`
@@ -70,6 +72,11 @@ type MQTT struct {
 	// StatsInterval is how often the retained <topic_prefix>/stats is
 	// published; 0 never.
 	StatsInterval Duration `yaml:"stats_interval"`
+	// Verdicts publishes a verdict per analysed frame on
+	// <topic_prefix>/<camera>/verdict; off for subscribers who only want events.
+	Verdicts bool `yaml:"verdicts"`
+	// HomeAssistant publishes MQTT discovery configs.
+	HomeAssistant HomeAssistant `yaml:"homeassistant"`
 }
 
 // Outbox bounds the on-disk outbox (package daemon/outbox).
@@ -120,6 +127,9 @@ type Model struct {
 	// BatchWait is how long a model run waits for other cameras' faces to
 	// fill its batch (up to faces.max_faces); 0 runs what is already waiting.
 	BatchWait Duration `yaml:"batch_wait"`
+	// TTA is the test-time augmentation: none, or flip (each face is also
+	// classified mirrored and the two p_fake averaged; twice the model time).
+	TTA string `yaml:"tta"`
 	// TensorRT configures the tensorrt execution provider; CUDA the cuda one
 	// (and the GPU both use). Only read when model.providers lists them.
 	TensorRT TensorRT `yaml:"tensorrt"`
@@ -301,11 +311,14 @@ func defaults() Config {
 		MQTT: MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload},
 			Embedded:     Embedded{MaxPacketSize: DefaultMaxPacketSize},
 			Outbox:       Outbox{MaxBytes: DefaultOutboxBytes, MaxAge: DefaultOutboxAge, Fsync: DefaultOutboxFsync},
-			DrainTimeout: DefaultDrainTimeout, StatsInterval: DefaultStatsInterval},
-		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait,
+			DrainTimeout: DefaultDrainTimeout, StatsInterval: DefaultStatsInterval,
+			Verdicts: true, HomeAssistant: HomeAssistant{DiscoveryPrefix: DefaultDiscovery}},
+		Model: Model{WatchHead: true, BatchWait: DefaultBatchWait, TTA: DefaultTTA,
 			TensorRT: TensorRT{FP16: true, EngineCache: true, TimingCache: true,
 				MaxWorkspaceSize: DefaultTRTWorkspace, BuilderOptimizationLevel: DefaultTRTOptLevel}},
 		Train:    DefaultTrain(),
+		Tracks:   defaultTracks(),
+		Events:   defaultEvents(),
 		Capture:  Capture{IOTimeout: DefaultIOTimeout},
 		Watchdog: Watchdog{Stall: DefaultStall},
 		Faces: Faces{
@@ -331,6 +344,9 @@ func (c *Config) derive() {
 	}
 	if c.Train.Collect.Dir == "" {
 		c.Train.Collect.Dir = filepath.Join(c.StateDir, "collect")
+	}
+	if c.Events.Snapshots.Dir == "" {
+		c.Events.Snapshots.Dir = filepath.Join(c.StateDir, "snapshots")
 	}
 	if c.MQTT.Outbox.Dir == "" {
 		c.MQTT.Outbox.Dir = filepath.Join(c.StateDir, "outbox")
@@ -426,7 +442,7 @@ func (c *Config) resolve(dir string) {
 	}
 	for _, p := range []*string{
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
-		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.GateSet, &c.Train.Collect.Dir,
+		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.GateSet, &c.Train.Collect.Dir, &c.Events.Snapshots.Dir,
 		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir, &c.MQTT.Embedded.UsersFile,
 	} {
 		abs(p)

@@ -130,7 +130,7 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"device_id", del{}, `missing required key "device_id"`},
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
-		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, metrics, train)`},
+		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, metrics, train, tracks, events)`},
 		{"mqtt.embedded.max_packet_size", 100, `mqtt.embedded.max_packet_size: must be 1024..268435456, got 100`},
 		{"model.head_sha256", "ABC", `model.head_sha256: "ABC" is not a sha256`},
 		{"capture.io_timeout", "-1s", `capture.io_timeout: must be from 0s to 5m0s, got -1s`},
@@ -139,7 +139,7 @@ func TestInvalid(t *testing.T) {
 		{"watchdog.stall", "2h", `watchdog.stall: must be from 1s to 1h0m0s, got 2h0m0s`},
 		{"watchdog.stall", "5s", `watchdog.stall: 5s must be longer than capture.io_timeout (10s)`},
 		{"log_level", "trace", `log_level: "trace" is not one of debug, info, warn, error`},
-		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout, stats_interval)`},
+		{"mqtt.brokr", "x", `unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout, stats_interval, verdicts, homeassistant)`},
 		{"mqtt", "tcp://x", `mqtt: expected a mapping of keys, got "tcp://x"`},
 		{"mqtt.commands.max_payload", 8, `mqtt.commands.max_payload: must be 16..65536 bytes, got 8`},
 		{"mqtt.outbox.max_bytes", 0, `mqtt.outbox.max_bytes: must be 65536 (64 KiB) to 68719476736 (64 GiB) bytes, got 0`},
@@ -208,7 +208,7 @@ func TestInvalid(t *testing.T) {
 		{"model.threshold", math.NaN(), `model.threshold: must be between 0 and 1, got NaN`},
 		{"model.threshold", "half", `model.threshold: expected a number, got "half"`},
 		{"faces.max_faces", 65, `faces.max_faces: must be between 1 and 64, got 65`},
-		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, backbone_sha256, head_sha256, runtime, providers, threads, threshold, watch_head, batch_wait, tensorrt, cuda)`},
+		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, backbone_sha256, head_sha256, runtime, providers, threads, threshold, watch_head, batch_wait, tta, tensorrt, cuda)`},
 		{"model.tensorrt.fp32", true, `unknown key "model.tensorrt.fp32" (allowed: fp16, int8, cache_dir, engine_cache, timing_cache, max_workspace_size, builder_optimization_level, ep_context)`},
 		{"model.tensorrt.fp16", "yes please", `model.tensorrt.fp16: expected true or false, got "yes please"`},
 		{"model.tensorrt.max_workspace_size", 0, `model.tensorrt.max_workspace_size: must be 1048576 (1 MiB) to 68719476736 (64 GiB) bytes, got 0`},
@@ -320,7 +320,7 @@ cameras:
 		t.Fatal("accepted")
 	}
 	want := []string{
-		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout, stats_interval)`,
+		path + `: line 4: unknown key "mqtt.brokr" (allowed: broker, listen, embedded, client_id, username, password_file, password_env, qos, topic_prefix, tls, keepalive, commands, outbox, drain_timeout, stats_interval, verdicts, homeassistant)`,
 		path + `: line 6: duplicate key "mqtt.qos" (first at line 5)`,
 		path + `: line 10: model.providers[1]: "npu" is not one of tensorrt, cuda, cpu`,
 		path + `: line 14: cameras[0].fps: must be between 0 and 1000, got -1`,

@@ -196,6 +196,8 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	c.MQTT.check(k)
 	c.Model.check(k)
 	c.Train.check(k)
+	c.Tracks.check(k)
+	c.Events.check(k)
 	c.Faces.check(k)
 	if d := c.Capture.IOTimeout; d < 0 || d > MaxIOTimeout {
 		k.fail("capture.io_timeout", "must be from 0s to %s, got %s", MaxIOTimeout, d)
@@ -276,6 +278,10 @@ func (m *MQTT) check(k checker) {
 			k.fail("mqtt.topic_prefix", "%q must not start with $ (reserved for the broker)", t)
 		}
 	}
+	if ha := m.HomeAssistant.DiscoveryPrefix; k.maxLen("mqtt.homeassistant.discovery_prefix", ha, MaxPrefixLen) &&
+		(ha == "" || strings.ContainsAny(ha, "+#\x00") || strings.HasSuffix(ha, "/") || strings.HasPrefix(ha, "/")) {
+		k.fail("mqtt.homeassistant.discovery_prefix", "%q must be a topic without wildcards and without a leading or trailing /", ha)
+	}
 	if (m.TLS.Cert == "") != (m.TLS.Key == "") {
 		if m.TLS.Cert == "" {
 			k.fail("mqtt.tls.cert", "required when mqtt.tls.key is set")
@@ -337,6 +343,7 @@ func checkListen(addr string) error {
 }
 
 func (m *Model) check(k checker) {
+	k.oneOf("model.tta", m.TTA, []string{TTANone, TTAFlip})
 	if k.required("model.backbone", m.Backbone) {
 		k.suffix("model.backbone", m.Backbone, ".onnx")
 	}
