@@ -1,0 +1,406 @@
+// Package hass builds Home Assistant MQTT discovery messages for the topics
+// the daemon publishes, so each camera shows up in Home Assistant as a device
+// with three entities without any YAML on the Home Assistant side:
+//
+//   - binary_sensor "Deepfake": on while <prefix>/<camera>/state is "fake";
+//   - sensor "Fake score": <prefix>/<camera>/score, the highest track score 0..1;
+//   - sensor "Analysed frame rate": this camera's fps in the JSON of <prefix>/stats.
+//
+// Every entity is available only while both <prefix>/status (the daemon) and
+// <prefix>/<camera>/availability (the camera) say "online".
+//
+// The package only builds messages; publishing them (retained) at every
+// connection is the caller's. Key names are Home Assistant's full names, not
+// the abbreviations, so the payloads read like the documentation:
+// https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
+package hass
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Options says what to announce.
+type Options struct {
+	DiscoveryPrefix string // mqtt.homeassistant.discovery_prefix, e.g. "homeassistant"
+	TopicPrefix     string // mqtt.topic_prefix, e.g. "deepfaked/edge-01"
+	DeviceID        string // device_id, e.g. "edge-01"
+	Version         string // the daemon's version, for sw_version; omitted when empty
+	Cameras         []string
+}
+
+// Message is one discovery message. Every one must be published retained:
+// Home Assistant reads the retained configs when it (re)subscribes, and an
+// empty retained payload is what deletes an entity.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// ErrInvalid is wrapped by every error Configs returns for bad Options.
+var ErrInvalid = errors.New("invalid option")
+
+// The topic levels below <prefix>/<camera>, as the pipeline and the health
+// reporter publish them.
+const (
+	statusLevel       = "status"
+	availabilityLevel = "availability"
+	stateLevel        = "state"
+	scoreLevel        = "score"
+	statsLevel        = "stats"
+)
+
+// Payloads on the daemon's topics.
+const (
+	online     = "online"
+	offline    = "offline"
+	fakeState  = "fake"
+	binaryOn   = "ON"
+	binaryOff  = "OFF"
+	originName = "deepfaked"
+)
+
+// entity is one of the three entities each camera gets. key names it in the
+// discovery topic, unique_id and entity id; it must stay stable, since Home
+// Assistant keys the entity registry (renames, areas, history) on unique_id.
+type entity struct {
+	component string // binary_sensor or sensor
+	key       string
+	build     func(o Options, camera string) config
+}
+
+// entities are in the order Configs returns them for each camera. No key
+// ends in "_"+another key, so <camera>_<key> cannot be the same for two
+// cameras of one device. A function, not a package variable, so nothing can
+// change the list at run time.
+func entities() [3]entity {
+	return [...]entity{
+		{"binary_sensor", "deepfake", deepfakeConfig},
+		{"sensor", "score", scoreConfig},
+		{"sensor", "fps", fpsConfig},
+	}
+}
+
+// config is a discovery payload: the options the binary_sensor and sensor
+// MQTT platforms document, full names, optional ones omitted when unset.
+type config struct {
+	Name          string         `json:"name"`
+	UniqueID      string         `json:"unique_id"`
+	DefaultEntity string         `json:"default_entity_id"`
+	StateTopic    string         `json:"state_topic"`
+	ValueTemplate string         `json:"value_template,omitempty"`
+	PayloadOn     string         `json:"payload_on,omitempty"`
+	PayloadOff    string         `json:"payload_off,omitempty"`
+	DeviceClass   string         `json:"device_class,omitempty"`
+	StateClass    string         `json:"state_class,omitempty"`
+	Unit          string         `json:"unit_of_measurement,omitempty"`
+	Precision     *int           `json:"suggested_display_precision,omitempty"`
+	Category      string         `json:"entity_category,omitempty"`
+	Icon          string         `json:"icon,omitempty"`
+	Availability  []availability `json:"availability"`
+	AvailMode     string         `json:"availability_mode"`
+	Device        device         `json:"device"`
+	Origin        origin         `json:"origin"`
+}
+
+type availability struct {
+	Topic               string `json:"topic"`
+	PayloadAvailable    string `json:"payload_available"`
+	PayloadNotAvailable string `json:"payload_not_available"`
+}
+
+type device struct {
+	Identifiers  []string `json:"identifiers"`
+	Name         string   `json:"name"`
+	Manufacturer string   `json:"manufacturer"`
+	Model        string   `json:"model"`
+	SWVersion    string   `json:"sw_version,omitempty"`
+}
+
+// origin tells Home Assistant (and whoever reads its log) which software
+// published the config; name is the one key it requires there.
+type origin struct {
+	Name      string `json:"name"`
+	SWVersion string `json:"sw_version,omitempty"`
+}
+
+// Configs returns the discovery config of every entity of every camera, in
+// camera order, then binary_sensor deepfake, sensor score, sensor fps. It
+// fails, naming the field, when an option would make a topic or id Home
+// Assistant refuses.
+func Configs(o Options) ([]Message, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	msgs := make([]Message, 0, len(o.Cameras)*len(entities()))
+	for _, cam := range o.Cameras {
+		for _, e := range entities() {
+			payload, err := marshal(e.build(o, cam))
+			if err != nil { // cannot happen with these plain structs; kept so a future field cannot fail silently
+				return nil, fmt.Errorf("hass: camera %q %s: %w", cam, e.key, err)
+			}
+			msgs = append(msgs, Message{Topic: discoveryTopic(o, e, cam), Payload: payload})
+		}
+	}
+	return msgs, nil
+}
+
+// Removals returns an empty payload on each topic Configs would use for
+// o's cameras: published retained, it deletes the entities in Home
+// Assistant and clears the retained config at the broker. Use it for
+// cameras dropped from the config, or for all of them when Home Assistant
+// discovery is turned off. TopicPrefix and Version are not needed.
+//
+// It returns nil when DiscoveryPrefix or DeviceID is invalid, and skips
+// invalid camera names: Configs never published anything there, and a topic
+// with a wildcard would only make the publish fail.
+func Removals(o Options) []Message {
+	if o.checkDiscoveryPrefix() != nil || o.checkDeviceID() != nil {
+		return nil
+	}
+	var msgs []Message
+	for _, cam := range o.Cameras {
+		if !isName(cam) {
+			continue
+		}
+		for _, e := range entities() {
+			msgs = append(msgs, Message{Topic: discoveryTopic(o, e, cam), Payload: []byte{}})
+		}
+	}
+	return msgs
+}
+
+// discoveryTopic is <discovery_prefix>/<component>/<node_id>/<object_id>/config.
+// The node_id level keeps one daemon's configs apart from another's (and
+// lets `mosquitto_sub -t homeassistant/+/deepfaked_edge-01/#` show them);
+// Home Assistant itself ignores it.
+func discoveryTopic(o Options, e entity, camera string) string {
+	return o.DiscoveryPrefix + "/" + e.component + "/" + nodeID(o) + "/" + camera + "_" + e.key + "/config"
+}
+
+// nodeID is deepfaked_<device>. DeviceID is checked to be [A-Za-z0-9_-]+,
+// the class Home Assistant allows for node_id and object_id, so nothing
+// needs replacing.
+func nodeID(o Options) string { return "deepfaked_" + o.DeviceID }
+
+// uniqueID is deepfaked_<device>_<camera>_<key>.
+func uniqueID(o Options, camera, key string) string {
+	return deviceIdentifier(o, camera) + "_" + key
+}
+
+// defaultEntityID is the entity id Home Assistant gives the entity when it
+// is first created (the user may rename it later). It replaces the
+// object_id option, which Home Assistant 2025.10 deprecated and 2026.4
+// drops. Versions before 2025.10 drop the unknown key and name the entity
+// from the device and entity names instead, which is harmless.
+func defaultEntityID(o Options, component, camera, key string) string {
+	return component + "." + slug(uniqueID(o, camera, key))
+}
+
+// slug makes s a valid entity id object part: lowercase [a-z0-9_], no
+// leading, trailing or double underscore. Names may hold '-' and upper case,
+// which an entity id may not.
+func slug(s string) string {
+	var b strings.Builder
+	under := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if under && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			under = false
+			b.WriteRune(r)
+			continue
+		}
+		under = true
+	}
+	return b.String()
+}
+
+func stateTopic(o Options, camera, level string) string {
+	return o.TopicPrefix + "/" + camera + "/" + level
+}
+
+// base fills what every entity of the camera shares.
+func base(o Options, component, camera, key, name string) config {
+	return config{
+		Name:          name,
+		UniqueID:      uniqueID(o, camera, key),
+		DefaultEntity: defaultEntityID(o, component, camera, key),
+		// Both must be online: "all" makes the entity unavailable when the
+		// daemon is gone (its last will) or when only this camera is down,
+		// instead of trusting whichever topic spoke last ("latest").
+		Availability: []availability{
+			{Topic: o.TopicPrefix + "/" + statusLevel, PayloadAvailable: online, PayloadNotAvailable: offline},
+			{Topic: stateTopic(o, camera, availabilityLevel), PayloadAvailable: online, PayloadNotAvailable: offline},
+		},
+		AvailMode: "all",
+		// One device per camera, so a camera's entities group on one card
+		// and can be put in the room where the camera is. No via_device:
+		// the daemon itself is not announced as a device it could point to.
+		Device: device{
+			Identifiers:  []string{deviceIdentifier(o, camera)},
+			Name:         camera + " (" + o.DeviceID + ")",
+			Manufacturer: originName,
+			Model:        "deepfake detector",
+			SWVersion:    o.Version,
+		},
+		Origin: origin{Name: originName, SWVersion: o.Version},
+	}
+}
+
+// deviceIdentifier is deepfaked_<device>_<camera>, the camera's device.
+func deviceIdentifier(o Options, camera string) string { return nodeID(o) + "_" + camera }
+
+// deepfakeConfig: the state topic carries "fake", "real" or "none". Only
+// "fake" is on; mapping every other payload to OFF in the template (rather
+// than payload_on "fake", which leaves "real" and "none" unmatched and
+// logged as unknown payloads) makes both non-fake states read as off.
+//
+// device_class tamper ("Tampering detected" / "Clear"): a deepfake in front
+// of the camera is someone feeding the sensor a forged face, which is what
+// tamper means. problem would read as a fault of the device, and faults are
+// what availability already reports.
+func deepfakeConfig(o Options, camera string) config {
+	c := base(o, "binary_sensor", camera, "deepfake", "Deepfake")
+	c.StateTopic = stateTopic(o, camera, stateLevel)
+	c.ValueTemplate = "{{ '" + binaryOn + "' if value == '" + fakeState + "' else '" + binaryOff + "' }}"
+	c.PayloadOn, c.PayloadOff = binaryOn, binaryOff
+	c.DeviceClass = "tamper"
+	return c
+}
+
+// scoreConfig: the payload is already a bare number, so no template. It is
+// a probability 0..1, kept as is (no unit) so automations compare it with
+// the same thresholds as the config and the events; "%" would mean x100.
+func scoreConfig(o Options, camera string) config {
+	c := base(o, "sensor", camera, "score", "Fake score")
+	c.StateTopic = stateTopic(o, camera, scoreLevel)
+	c.StateClass = "measurement"
+	c.Precision = ptr(2)
+	c.Icon = "mdi:face-recognition"
+	return c
+}
+
+// fpsConfig: stats is one JSON document for all cameras; the template picks
+// this camera's entry by name. A camera missing from the document renders
+// none, which Home Assistant's MQTT sensor takes as unknown, rather than
+// failing to parse a non-number. Diagnostic, since it describes the
+// daemon's throughput rather than what the camera sees.
+func fpsConfig(o Options, camera string) config {
+	c := base(o, "sensor", camera, "fps", "Analysed frame rate")
+	c.StateTopic = o.TopicPrefix + "/" + statsLevel
+	c.ValueTemplate = fpsTemplate(camera)
+	c.StateClass = "measurement"
+	c.Unit = "fps"
+	c.Precision = ptr(1)
+	c.Category = "diagnostic"
+	c.Icon = "mdi:speedometer"
+	return c
+}
+
+// fpsTemplate selects cameras[name == camera].fps. camera is checked to be
+// [A-Za-z0-9_-]+, so it needs no escaping inside the quoted Jinja string.
+func fpsTemplate(camera string) string {
+	return "{{ value_json.cameras | selectattr('name', 'equalto', '" + camera +
+		"') | map(attribute='fps') | first | default(none) }}"
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// marshal encodes without HTML escaping, so a template's quotes and
+// operators stay readable to whoever inspects the retained config.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// check validates o for Configs. The config package checks the same rules
+// for the file; these repeat them because a bad value here would be
+// published where Home Assistant either ignores it or rejects the whole
+// config, and no error would reach the daemon's log.
+func (o Options) check() error {
+	if err := o.checkDiscoveryPrefix(); err != nil {
+		return err
+	}
+	if err := o.checkTopicPrefix(); err != nil {
+		return err
+	}
+	if err := o.checkDeviceID(); err != nil {
+		return err
+	}
+	if len(o.Cameras) == 0 {
+		return invalid("Cameras", "no cameras")
+	}
+	seen := make(map[string]bool, len(o.Cameras))
+	for i, cam := range o.Cameras {
+		field := fmt.Sprintf("Cameras[%d]", i)
+		if !isName(cam) {
+			return invalid(field, "%q may only hold letters, digits, _ and -", cam)
+		}
+		if seen[cam] {
+			return invalid(field, "%q is listed twice", cam)
+		}
+		seen[cam] = true
+	}
+	return nil
+}
+
+func (o Options) checkDiscoveryPrefix() error {
+	p := o.DiscoveryPrefix
+	switch {
+	case p == "":
+		return invalid("DiscoveryPrefix", "empty")
+	case strings.ContainsAny(p, "+#\x00"):
+		return invalid("DiscoveryPrefix", "%q holds a wildcard", p)
+	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
+		return invalid("DiscoveryPrefix", "%q starts or ends with /", p)
+	}
+	return nil
+}
+
+func (o Options) checkTopicPrefix() error {
+	p := o.TopicPrefix
+	switch {
+	case p == "":
+		return invalid("TopicPrefix", "empty")
+	case strings.ContainsAny(p, "+#\x00"):
+		return invalid("TopicPrefix", "%q holds a wildcard", p)
+	case strings.HasSuffix(p, "/"):
+		return invalid("TopicPrefix", "%q ends with /", p)
+	}
+	return nil
+}
+
+func (o Options) checkDeviceID() error {
+	if o.DeviceID == "" {
+		return invalid("DeviceID", "empty")
+	}
+	if !isName(o.DeviceID) {
+		return invalid("DeviceID", "%q may only hold letters, digits, _ and -", o.DeviceID)
+	}
+	return nil
+}
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("hass: Options.%s: %w: %s", field, ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// isName is config's rule for device_id and camera names, [A-Za-z0-9_-]+,
+// which is also the class Home Assistant allows in node_id and object_id.
+func isName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
