@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,20 +23,54 @@ func newEvalCmd() *cobra.Command {
 		df          dataFlags
 		asJSON      bool
 		predictions string
+		roc         string
+		vo          videoEvalOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
-		Short: "Score the installed model (backbone + head) on a labelled folder of face images",
+		Short: "Score the installed model (backbone + head) on labelled face images or videos",
 		Long: `Score the configured backbone and head on a labelled folder (the layout of
 'deepfaked train'), at model.threshold if set, else the threshold stored in the
 head, else 0.5. Features come from the same cache as train's.
 
 --json prints one object: n, accuracy, precision, recall, f1, auc, log_loss,
 threshold, confusion ([[tn, fp], [fn, tp]], fake is positive).
---predictions writes path,label,p_fake for every image.`,
+--predictions writes path,label,p_fake for every image.
+--roc draws the ROC curve as a PNG.
+
+--videos DIR scores labelled videos instead (DIR/real/* and DIR/fake/*, or
+DIR/labels.csv) with the daemon's own pipeline: each video is a camera, read
+at --fps frames per second of video time, with the configured face detector,
+preprocessing, model and threshold, and its face tracks (tracks.*). Each video
+gets one score per rule, side by side: frame_mean (the mean over frames with a
+face of the frame's p_fake), and the track rules mean, confident and ema (the
+most fake track with at least tracks.min_frames frames, or of all tracks when
+none is that long). Videos with no face, or that cannot be read, are listed
+and left out of the metrics; eval fails only when no video can be read.
+--json prints videos, scored, no_face, unreadable, fps, threshold, rule (the
+configured tracks.rule), min_frames, and metrics: for each score the keys
+above. --predictions writes video,label,frames,faces,tracks,frame_mean,mean,
+confident,ema,predicted (the label under tracks.rule). --roc draws one ROC
+panel per score.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if vo.dir != "" {
+				var imageOnly []string
+				for _, f := range []string{"crop", "cache", "features-out"} {
+					if cmd.Flags().Changed(f) {
+						imageOnly = append(imageOnly, "--"+f)
+					}
+				}
+				if len(imageOnly) > 0 {
+					return errNoVideoFlags(imageOnly)
+				}
+				vo.config, vo.predictions, vo.roc, vo.json = df.config, predictions, roc, asJSON
+				return evalVideos(ctx, vo, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			if cmd.Flags().Changed("fps") || cmd.Flags().Changed("jobs") {
+				return errors.New("--fps and --jobs apply to --videos only")
+			}
 			cfg, err := config.Load(df.config)
 			if err != nil {
 				return err
@@ -59,6 +94,15 @@ threshold, confusion ([[tn, fp], [fn, tp]], fake is positive).
 					return err
 				}
 			}
+			if roc != "" {
+				labels := make([]int, len(s.Dataset.Samples))
+				for i, smp := range s.Dataset.Samples {
+					labels[i] = smp.Label
+				}
+				if err := train.WriteROCPNG(roc, labels, ev.Scores); err != nil {
+					return err
+				}
+			}
 			out, m := cmd.OutOrStdout(), ev.Metrics
 			if asJSON {
 				return json.NewEncoder(out).Encode(m)
@@ -72,8 +116,16 @@ threshold, confusion ([[tn, fp], [fn, tp]], fake is positive).
 		},
 	}
 	df.register(cmd)
+	// --data is required by the flags train shares, but eval takes --videos instead.
+	delete(cmd.Flags().Lookup("data").Annotations, cobra.BashCompOneRequiredFlag)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the metrics")
-	cmd.Flags().StringVar(&predictions, "predictions", "", "write a CSV path,label,p_fake for every image")
+	cmd.Flags().StringVar(&predictions, "predictions", "", "write a CSV with every image's (or video's) scores")
+	cmd.Flags().StringVar(&roc, "roc", "", "draw the ROC curve (with --videos: one per score) into this PNG file")
+	cmd.Flags().StringVar(&vo.dir, "videos", "", "labelled folder of videos: DIR/real/* and DIR/fake/*, or DIR/labels.csv (path,label,identity); scored with the daemon's pipeline")
+	cmd.Flags().Float64Var(&vo.fps, "fps", defaultVideoFPS, "with --videos: frames analysed per second of video (0: every frame)")
+	cmd.Flags().IntVar(&vo.jobs, "jobs", 4, "with --videos: videos analysed at once, as cameras of one pipeline")
+	cmd.MarkFlagsOneRequired("data", "videos")
+	cmd.MarkFlagsMutuallyExclusive("data", "videos")
 	return cmd
 }
 
