@@ -33,6 +33,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/daemon/snapshot"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -50,6 +51,7 @@ type Daemon struct {
 	clf       *infer.Classifier
 	broker    *mqttc.Broker
 	collector *collect.Collector
+	snaps     *snapshot.Store
 	reloader  *headReloader
 	headWatch *headWatcher // nil when model.watch_head is off or the watch failed
 	cmds      *command.Dispatcher
@@ -129,6 +131,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.cmds = setup.Commands(cfg, d.commands(setup.LabelFolders(cfg)), log); d.cmds != nil {
 		mo.Subscriptions = append(mo.Subscriptions, mqttc.Subscription{Filter: d.cmds.Filter(), Handle: d.cmds.Handle})
 	}
+	if mo.Announce, err = setup.HomeAssistant(cfg); err != nil {
+		return d, err
+	}
 	if d.box, err = setup.Outbox(cfg, log); err != nil {
 		return d, err
 	}
@@ -148,6 +153,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	log.Info("verdicts carry this run's id", "run", po.Run)
 	if d.collector != nil { // not a typed nil in the interface
 		po.Collector = d.collector
+	}
+	if cfg.Events.Enabled && cfg.Events.Snapshots.Enabled {
+		var published func(string, []byte)
+		if cfg.Events.Snapshots.Publish {
+			published = func(camera string, jpeg []byte) {
+				if err := d.pub.PublishRetained(cfg.MQTT.TopicPrefix+"/"+camera+"/snapshot", jpeg); err != nil {
+					log.Warn("publish snapshot", "camera", camera, "err", err)
+				}
+			}
+		}
+		if d.snaps, err = snapshot.New(setup.SnapshotOptions(cfg, d.clf.Meta(), published), log); err != nil {
+			return d, fmt.Errorf("events.snapshots: %w", err)
+		}
+		po.Events.Snapshots = d.snaps
 	}
 	if d.pipe, err = pipeline.New(po, d.clf, d.pub, pipelineCameras(d.cams)); err != nil {
 		return d, err
@@ -247,6 +266,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopBG()
 	wg.Wait()
 	rep.Availability(time.Now())
+	if d.snaps != nil { // its last snapshots may be published
+		d.snaps.Close()
+	}
 	return errors.Join(err, d.closePublisher())
 }
 
@@ -317,6 +339,9 @@ func (d *Daemon) Close() error {
 			if err := d.box.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("mqtt.outbox: close: %w", err))
 			}
+		}
+		if d.snaps != nil { // after the pipeline: it writes what is still queued
+			d.snaps.Close()
 		}
 		if d.collector != nil { // after the pipeline: it writes what is still queued
 			if err := d.collector.Close(); err != nil {

@@ -19,7 +19,10 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
+	"github.com/deepfaked/deepfaked/daemon/hass"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/daemon/snapshot"
+	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -235,11 +238,60 @@ func Threshold(cfg *config.Config) spec.Threshold {
 	return spec.ThresholdOf(*cfg.Model.Threshold)
 }
 
-// PipelineOptions are the pipeline's options; the caller adds the logger.
+// PipelineOptions are the pipeline's options; the caller adds the logger,
+// the run id, the collector and the snapshot store.
 func PipelineOptions(cfg *config.Config) pipeline.Options {
+	e := cfg.Events
 	return pipeline.Options{Device: cfg.DeviceID, TopicPrefix: cfg.MQTT.TopicPrefix,
-		Threshold: Threshold(cfg), MaxFaces: cfg.Faces.MaxFaces, BatchWait: time.Duration(cfg.Model.BatchWait)}
+		Threshold: Threshold(cfg), MaxFaces: cfg.Faces.MaxFaces, BatchWait: time.Duration(cfg.Model.BatchWait),
+		Verdicts: cfg.MQTT.Verdicts, Tracks: TrackOptions(cfg),
+		Events: pipeline.EventOptions{Enabled: e.Enabled, Cooldown: time.Duration(e.Cooldown),
+			Track: track.EventOptions{All: e.Tracks == config.EventsAll, UpdateDelta: cfg.Tracks.UpdateDelta}}}
 }
+
+// HomeAssistant is Home Assistant's discovery configs for the cameras
+// (mqtt.homeassistant), to announce at every connection; nil when off.
+func HomeAssistant(cfg *config.Config) ([]mqttc.Retained, error) {
+	ha := cfg.MQTT.HomeAssistant
+	if !ha.Enabled {
+		return nil, nil
+	}
+	cams := make([]string, len(cfg.Cameras))
+	for i, c := range cfg.Cameras {
+		cams[i] = c.Name
+	}
+	msgs, err := hass.Configs(hass.Options{DiscoveryPrefix: ha.DiscoveryPrefix, TopicPrefix: cfg.MQTT.TopicPrefix,
+		DeviceID: cfg.DeviceID, Cameras: cams})
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.homeassistant: %w", err)
+	}
+	out := make([]mqttc.Retained, len(msgs))
+	for i, m := range msgs {
+		out[i] = mqttc.Retained{Topic: m.Topic, Payload: m.Payload}
+	}
+	return out, nil
+}
+
+// TrackOptions are the face tracks' options (tracks.*).
+func TrackOptions(cfg *config.Config) track.Options {
+	t := cfg.Tracks
+	return track.Options{IoU: t.IoU, MaxMissed: t.MaxMissed, MinFrames: t.MinFrames, Rule: track.Rule(t.Rule),
+		EMAAlpha: t.EMAAlpha, ConfidentHigh: t.Confident.High, ConfidentLow: t.Confident.Low,
+		ConfidentCount: t.Confident.Count, Margin: t.Margin}
+}
+
+// SnapshotOptions are the snapshot store's options (events.snapshots); meta
+// says how to undo the model input's normalisation; published, when set,
+// gets each JPEG (events.snapshots.publish).
+func SnapshotOptions(cfg *config.Config, meta spec.Metadata, published func(camera string, jpeg []byte)) snapshot.Options {
+	s := cfg.Events.Snapshots
+	return snapshot.Options{Dir: s.Dir, MaxCount: s.MaxCount, MaxAge: time.Duration(s.MaxAge),
+		Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder, Published: published, Queue: snapshotQueue}
+}
+
+// snapshotQueue is how many snapshots may wait for the disk: events are
+// rare, a burst of them a handful.
+const snapshotQueue = 16
 
 // CollectOptions are the crop collector's options (train.collect); meta says
 // how to undo the model input's normalisation when saving a crop.

@@ -40,6 +40,16 @@ type Options struct {
 	// Subscriptions, for Connect, are made on the publisher's own connection
 	// before "online" is published, again after every reconnect (MQTT commands).
 	Subscriptions []Subscription
+	// Announce, for Connect, is published retained at every connection,
+	// before "online" (Home Assistant's discovery configs): straight to the
+	// broker, not through the outbox, since the next connection sends it again.
+	Announce []Retained
+}
+
+// Retained is a retained message (Options.Announce).
+type Retained struct {
+	Topic   string
+	Payload []byte
 }
 
 // Subscription routes messages matching Filter to Handle. Handle runs on

@@ -131,6 +131,12 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 				log.Info("mqtt reconnected", "broker", opts.Broker, "client_id", opts.ClientID, "connections", n, "outbox_pending", p.box.Stats().Pending)
 			}
 			subscribeAll(c, opts, log)
+			for _, m := range opts.Announce {
+				t := c.Publish(m.Topic, opts.QoS, true, m.Payload)
+				if t.Wait(); t.Error() != nil {
+					log.Warn("mqtt announce publish failed", "broker", opts.Broker, "topic", m.Topic, "err", t.Error())
+				}
+			}
 			if opts.StatusTopic != "" {
 				// paho calls this in its own goroutine, so waiting here holds nothing up.
 				t := c.Publish(opts.StatusTopic, opts.QoS, true, StatusOnline)

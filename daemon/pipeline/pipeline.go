@@ -9,7 +9,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -24,6 +23,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/ratelog"
@@ -58,9 +58,10 @@ type Classifier interface {
 	InputSize() int
 }
 
-// Publisher sends a payload to a topic.
+// Publisher sends a payload to a topic, retained or not.
 type Publisher interface {
 	Publish(topic string, payload []byte) error
+	PublishRetained(topic string, payload []byte) error
 }
 
 // Collector keeps faces worth labelling; Offer must not block.
@@ -96,6 +97,14 @@ type Options struct {
 	Log       *slog.Logger
 	// Collector, when set, is offered every classified face (train.collect).
 	Collector Collector
+	// Verdicts publishes each frame's verdict; without it only events, state
+	// and score are published.
+	Verdicts bool
+	// Tracks follow faces across a camera's frames; every face in a verdict
+	// carries its track id.
+	Tracks track.Options
+	// Events publishes per-track events, each camera's state and score.
+	Events EventOptions
 }
 
 // Stages are when one frame passed each step of the pipeline. The camera
@@ -141,6 +150,8 @@ type Pipeline struct {
 	inModel atomic.Int64
 	// pubFail limits the publish error lines (see publish).
 	pubFail *ratelog.Limiter
+	// tracking is each camera's, in cams' order.
+	tracking []*tracking
 }
 
 // New makes a pipeline; Run starts it.
@@ -158,7 +169,15 @@ func New(opts Options, clf Classifier, pub Publisher, cams []Camera) (*Pipeline,
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log, pubFail: ratelog.New(time.Minute)}, nil
+	p := &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log, pubFail: ratelog.New(time.Minute)}
+	for _, c := range cams {
+		t, err := p.newTracking(c.Source.Name())
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		p.tracking = append(p.tracking, t)
+	}
+	return p, nil
 }
 
 // Observe adds o to the observers, which see each published frame's stage
@@ -169,6 +188,8 @@ func (p *Pipeline) Observe(o Observer) { p.obs = append(p.obs, o) }
 
 // job carries one preprocessed frame from a camera to the inference goroutine.
 type job struct {
+	// end marks the last job of a camera, which ends its tracks.
+	end    bool
 	st     Stages
 	cam    *camState
 	frame  int64
@@ -182,7 +203,8 @@ type job struct {
 
 type camState struct {
 	Camera
-	name  string
+	tracking *tracking // used by the inference goroutine only
+	name     string
 	topic string
 	free  chan *job
 	faces []face.Box
@@ -215,7 +237,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	states := make([]*camState, len(p.cams))
 	for i := range p.cams {
-		cs := &camState{Camera: p.cams[i], name: p.cams[i].Source.Name(), free: make(chan *job, jobsPerCamera),
+		cs := &camState{Camera: p.cams[i], tracking: p.tracking[i], name: p.cams[i].Source.Name(), free: make(chan *job, jobsPerCamera),
 			faces: make([]face.Box, 0, p.opts.MaxFaces*2)}
 		states[i] = cs
 		cs.topic = p.opts.TopicPrefix + "/" + cs.name + "/verdict"
@@ -260,6 +282,11 @@ type read struct {
 // which is the last thing it sends, so every frame it read is handled.
 func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs chan<- *job) {
 	log := p.log.With("camera", cs.name)
+	defer func() { // after its frames, so that its tracks end after their last face
+		j := <-cs.free
+		j.end, j.n = true, 0
+		jobs <- j
+	}()
 	reads := make(chan read)
 	go func() {
 		for {
@@ -456,8 +483,16 @@ func (p *Pipeline) classify(batch []*job, faces int, in, pFake []float32) {
 		}
 	}
 	done := time.Now()
-	for i, j := range batch {
-		j.st.Classified, j.st.Batch, j.st.FirstInRun = done, faces, i == 0
+	first := true
+	for _, j := range batch {
+		if j.end {
+			p.finishTracks(j.cam)
+			j.end = false
+			j.cam.free <- j
+			continue
+		}
+		j.st.Classified, j.st.Batch, j.st.FirstInRun = done, faces, first
+		first = false
 		j.st.Backbone, j.st.Head = head.Backbone, head.Head
 		if j.n > 0 && err != nil {
 			p.log.Error("inference failed; frame skipped", "camera", j.cam.name, "frame", j.frame, "faces in the run", faces, "err", err)
@@ -487,6 +522,7 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 		}
 		v.Label = label(v.PFake, v.Threshold)
 	}
+	p.track(j, v)
 	// Before publishing, so that a label command for this frame finds its crops.
 	if p.opts.Collector != nil {
 		for i := range j.n {
@@ -500,15 +536,8 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	// allocation and about a microsecond more, next to some 110 allocations
 	// and 30 µs that paho spends on each message (BenchmarkVerdictPayload). Scores are finite:
 	// the classifier refuses non-finite logits.
-	payload, err := json.Marshal(v)
-	if err == nil {
-		err = p.pub.Publish(j.cam.topic, payload)
-	}
-	if err != nil {
-		// One line a minute: a full disk fails every verdict's outbox write.
-		if ok, left := p.pubFail.Allow(time.Now()); ok {
-			p.log.Error("publish verdict", "camera", j.cam.name, "frame", j.frame, "topic", j.cam.topic, "err", err, "not_logged_since_last", left)
-		}
+	if p.opts.Verdicts {
+		p.send(j.cam, j.cam.topic, v)
 	}
 	published := time.Now()
 	j.cam.faceCount.Add(int64(j.n))

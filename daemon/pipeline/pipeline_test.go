@@ -18,6 +18,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -147,7 +148,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	const limit = 25 // the clip written without ../shared has 30 frames
 	rec := newRecorder(t)
 	cams := []pipeline.Camera{f.camera(t, "a", false, face.Haar), f.camera(t, "b", false, face.None)}
-	p, err := pipeline.New(pipeline.Options{Device: "dev", Run: "run-1", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4},
+	p, err := pipeline.New(withTracks(pipeline.Options{Device: "dev", Run: "run-1", TopicPrefix: "deepfaked/dev", Threshold: spec.ThresholdOf(0.5), MaxFaces: 4}),
 		f.clf, rec.pub, []pipeline.Camera{{Source: &firstN{Source: cams[0].Source, n: limit}, Detector: cams[0].Detector, Pre: cams[0].Pre},
 			{Source: &firstN{Source: cams[1].Source, n: limit}, Detector: cams[1].Detector, Pre: cams[1].Pre, WholeFrame: true}})
 	if err != nil {
@@ -217,7 +218,7 @@ func TestPipelineBatchesCameras(t *testing.T) {
 			c.Source = &firstN{Source: c.Source, n: frames}
 			cams = append(cams, c)
 		}
-		p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: prefix, Threshold: spec.ThresholdOf(0.5), MaxFaces: 8, BatchWait: wait},
+		p, err := pipeline.New(withTracks(pipeline.Options{Device: "dev", TopicPrefix: prefix, Threshold: spec.ThresholdOf(0.5), MaxFaces: 8, BatchWait: wait}),
 			f.clf, rec.pub, cams)
 		if err != nil {
 			t.Fatal(err)
@@ -273,7 +274,7 @@ func TestPipelineCancelPublishesInFlight(t *testing.T) {
 	cam := f.camera(t, "loop", true, face.Haar)
 	src := &counted{Source: cam.Source}
 	cam.Source = src
-	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 8},
+	p, err := pipeline.New(withTracks(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 8}),
 		f.clf, rec.pub, []pipeline.Camera{cam})
 	if err != nil {
 		t.Fatal(err)
@@ -316,8 +317,8 @@ func TestPipelinePublishErrorDoesNotStop(t *testing.T) {
 	cam := f.camera(t, "a", false, face.None)
 	cam.Source = &firstN{Source: cam.Source, n: 5}
 	logs := &testenv.SyncBuffer{}
-	p, err := pipeline.New(pipeline.Options{TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 1,
-		Log: slog.New(slog.NewTextHandler(logs, nil))}, f.clf, rec.pub, []pipeline.Camera{cam})
+	p, err := pipeline.New(withTracks(pipeline.Options{TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 1,
+		Log: slog.New(slog.NewTextHandler(logs, nil))}), f.clf, rec.pub, []pipeline.Camera{cam})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestPipelinePublishErrorDoesNotStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every frame was handled; the errors, all alike, are logged once.
-	if n := strings.Count(logs.String(), "publish verdict"); n != 1 {
+	if n := strings.Count(logs.String(), "publish failed"); n != 1 {
 		t.Fatalf("%d publish errors logged for 5 frames with the publisher failing, want 1 (rate-limited):\n%s", n, logs)
 	}
 	if c := p.Analysed(); len(c) != 1 || !c[0].Ended {
@@ -348,7 +349,7 @@ func TestPipelineNewRefuses(t *testing.T) {
 		{"no cameras", 1, nil, "no cameras"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := pipeline.New(pipeline.Options{MaxFaces: tc.maxFaces}, f.clf, nil, tc.cams)
+			_, err := pipeline.New(withTracks(pipeline.Options{MaxFaces: tc.maxFaces}), f.clf, nil, tc.cams)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
@@ -384,11 +385,20 @@ func (s *firstN) Next(ctx context.Context) (*capture.Frame, error) {
 	return s.Source.Next(ctx)
 }
 
+// withTracks gives o the default track options (config's) and verdicts on.
+func withTracks(o pipeline.Options) pipeline.Options {
+	o.Verdicts = true
+	o.Tracks = track.Options{IoU: 0.3, MaxMissed: 10, MinFrames: 5, Rule: track.Mean, EMAAlpha: 0.2,
+		ConfidentHigh: 0.8, ConfidentLow: 0.2, ConfidentCount: 11, Margin: 0.05}
+	return o
+}
+
 // discard is a publisher that drops every payload, so that the benchmark
 // counts the pipeline's allocations and not an MQTT client's.
 type discard struct{}
 
-func (discard) Publish(string, []byte) error { return nil }
+func (discard) Publish(string, []byte) error         { return nil }
+func (discard) PublishRetained(string, []byte) error { return nil }
 
 // BenchmarkPipelineAllocs runs b.N frames of the test clip (looped) through
 // one camera with Haar, the classifier and a discarding publisher: allocs/op
@@ -425,7 +435,7 @@ func BenchmarkPipelineAllocs(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pre.Close()
-	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 8},
+	p, err := pipeline.New(withTracks(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 8}),
 		clf, discard{}, []pipeline.Camera{{Source: &firstN{Source: src, n: b.N}, Detector: det, Pre: pre}})
 	if err != nil {
 		b.Fatal(err)

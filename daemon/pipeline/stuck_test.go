@@ -21,7 +21,7 @@ func TestStuck(t *testing.T) {
 	frozen := f.cameraOn(t, "frozen", capturetest.FreezingMJPEG(t, 5), false, face.None)
 	ended := f.camera(t, "ended", false, face.None)
 	retrying := f.cameraOn(t, "retrying", "rtsp://127.0.0.1:9/nothing", false, face.None)
-	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}, f.clf, discard{},
+	p, err := pipeline.New(withTracks(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}), f.clf, discard{},
 		[]pipeline.Camera{frozen, ended, retrying})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestStuckNamesTheHungOpen(t *testing.T) {
 	}
 	looping := f.cameraOn(t, "looping", clip, true, face.None)
 	hung := f.cameraOn(t, "hung", "http://"+capturetest.MuteServer(t)+"/stream.mjpg", false, face.None)
-	p, err := pipeline.New(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}, f.clf, discard{},
+	p, err := pipeline.New(withTracks(pipeline.Options{Device: "dev", TopicPrefix: "t", MaxFaces: 4}), f.clf, discard{},
 		[]pipeline.Camera{looping, hung})
 	if err != nil {
 		t.Fatal(err)

@@ -27,11 +27,13 @@ type Verdict struct {
 	LatencyMS float64      `json:"latency_ms"`
 }
 
-// FaceResult is one face in a verdict; Box is [x, y, w, h] in frame pixels.
+// FaceResult is one face in a verdict; Box is [x, y, w, h] in frame pixels;
+// Track follows the face across frames (unique per camera and run).
 type FaceResult struct {
 	Box   [4]int  `json:"box"`
 	PFake float64 `json:"p_fake"`
 	Label string  `json:"label"`
+	Track int64   `json:"track"`
 }
 
 // ModelIDs are the first 12 hex characters of each model file's sha256, and
