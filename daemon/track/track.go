@@ -318,14 +318,16 @@ func (tr *track) see(now, frame int64, ts time.Time, f Face, threshold float64, 
 
 // decide applies hysteresis: outside the band [thr-m, thr+m) the score
 // decides; inside it the state stays what it was, so a score wandering
-// around the threshold does not flap.
+// around the threshold does not flap. Each edge stays at most halfway from
+// the threshold to 0 or 1: a calibrated threshold near an end (0.98, say)
+// must not put an edge out of the scores' reach.
 func decide(prev State, frames, minFrames int, score, thr, m float64) State {
 	switch {
 	case frames < minFrames:
 		return Uncertain
-	case score >= thr+m:
+	case score >= min(thr+m, (thr+1)/2):
 		return Fake
-	case score < thr-m:
+	case score < max(thr-m, thr/2):
 		return Real
 	}
 	return prev

@@ -395,3 +395,31 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Fatalf("%d live tracks, want 4", len(live))
 	}
 }
+
+// TestHysteresisNearTheEnds: a calibrated threshold near 0 or 1 keeps both
+// band edges within reach (at most halfway to the end), else a head whose
+// threshold is 0.98 could never make a track fake with margin 0.05.
+func TestHysteresisNearTheEnds(t *testing.T) {
+	for _, tc := range []struct {
+		thr, p float64
+		want   State
+	}{
+		{0.98, 0.995, Fake}, // edge 0.99, not 1.03
+		{0.98, 0.985, Uncertain},
+		{0.98, 0.92, Real}, // lower edge 0.93: the margin still applies
+		{0.02, 0.005, Real}, // edge 0.01, not -0.03
+		{0.02, 0.015, Uncertain},
+		{0.02, 0.07, Fake},
+	} {
+		o := opts()
+		o.Rule, o.EMAAlpha, o.MinFrames, o.Margin = EMA, 1, 1, 0.05
+		tr, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := tr.Update(0, time.Unix(0, 0), []Face{{Box: image.Rect(100, 100, 160, 160), PFake: tc.p}}, tc.thr, make([]int64, 1), nil)
+		if got := ch[0].After.State; got != tc.want {
+			t.Errorf("threshold %g, score %g: %s, want %s", tc.thr, tc.p, got, tc.want)
+		}
+	}
+}
