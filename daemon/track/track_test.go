@@ -406,7 +406,7 @@ func TestHysteresisNearTheEnds(t *testing.T) {
 	}{
 		{0.98, 0.995, Fake}, // edge 0.99, not 1.03
 		{0.98, 0.985, Uncertain},
-		{0.98, 0.92, Real}, // lower edge 0.93: the margin still applies
+		{0.98, 0.92, Real},  // lower edge 0.93: the margin still applies
 		{0.02, 0.005, Real}, // edge 0.01, not -0.03
 		{0.02, 0.015, Uncertain},
 		{0.02, 0.07, Fake},
