@@ -9,9 +9,48 @@ import (
 	"sync/atomic"
 	"time"
 
+	ort "github.com/yalue/onnxruntime_go"
+
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 )
+
+// Test-time augmentations (ClassifierOptions.TTA): what Classify runs
+// besides each face as it is.
+const (
+	// TTANone runs each face once.
+	TTANone = "none"
+	// TTAFlip also runs each face mirrored left-right and averages the two
+	// p(fake): faces are roughly symmetric, a fake's artefacts need not be,
+	// and the two views' errors partly cancel. It runs the models on twice
+	// the faces.
+	TTAFlip = "flip"
+)
+
+// ClassifierOptions are how a Classifier runs its batches.
+type ClassifierOptions struct {
+	// TTA is TTANone (or "", the same) or TTAFlip.
+	TTA string
+	// MaxBatch is the largest batch one model run may take, the engine's
+	// engine.Options.MaxBatch (TensorRT builds its engines for batches up to
+	// it); 0 means no limit. With TTAFlip a batch of n faces is one run of 2n
+	// when 2n fits, else two runs of n.
+	MaxBatch int
+}
+
+func (o ClassifierOptions) check() (ClassifierOptions, error) {
+	switch o.TTA {
+	case "":
+		o.TTA = TTANone
+	case TTANone, TTAFlip:
+	default:
+		return o, fmt.Errorf("classifier: test-time augmentation %q: want %s or %s", o.TTA, TTANone, TTAFlip)
+	}
+	if o.MaxBatch < 0 {
+		return o, fmt.Errorf("classifier: max batch %d: want 0 (no limit) or more", o.MaxBatch)
+	}
+	return o, nil
+}
 
 // Classifier runs backbone then head on batches of faces and gives p(fake).
 // Classify calls are serialised; SwapHead and the accessors may be called from
@@ -19,6 +58,7 @@ import (
 type Classifier struct {
 	b    *Backbone
 	head atomic.Pointer[Head] // read without mu by HeadID; written only under mu
+	opts ClassifierOptions    // checked; fixed at construction
 
 	// mu is held for a whole batch, so SwapHead waits for the batch in flight
 	// and a verdict is never computed with a head that is half swapped or closed.
@@ -26,11 +66,22 @@ type Classifier struct {
 	closed bool
 	feat   []float32
 	logits []float32
+	// views holds, with TTAFlip, a batch's faces followed by their mirror
+	// images: the caller's input is never written. Grown to the largest batch
+	// seen, so a steady stream of batches allocates nothing here.
+	views []float32
 }
 
-// NewClassifier pairs a backbone with a head that takes its features. The
-// classifier owns both from now on: Close closes them.
+// NewClassifier pairs a backbone with a head that takes its features, with
+// no test-time augmentation. The classifier owns both from now on: Close
+// closes them.
 func NewClassifier(b *Backbone, h *Head) (*Classifier, error) {
+	return NewClassifierWith(b, h, ClassifierOptions{})
+}
+
+// NewClassifierWith is NewClassifier with options. On success the classifier
+// owns b and h; on error the caller still does.
+func NewClassifierWith(b *Backbone, h *Head, o ClassifierOptions) (*Classifier, error) {
 	if b == nil || h == nil {
 		return nil, errors.New("classifier needs both a backbone and a head")
 	}
@@ -38,7 +89,11 @@ func NewClassifier(b *Backbone, h *Head) (*Classifier, error) {
 		return nil, fmt.Errorf("head %s takes %d features per face but backbone %s gives %d",
 			h.r.sess.Path, h.FeatureSize(), b.r.sess.Path, b.FeatureSize())
 	}
-	c := &Classifier{b: b}
+	o, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	c := &Classifier{b: b, opts: o}
 	if err := c.trial(h); err != nil {
 		return nil, err
 	}
@@ -78,8 +133,26 @@ func (c *Classifier) trial(h *Head) error {
 
 func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
 
-// LoadClassifier loads a backbone and a head that fits it.
+// fixedBatch says whether the named input declares a fixed batch dimension.
+// It allocates nothing, so Classify may ask on every batch.
+func fixedBatch(infos []ort.InputOutputInfo, name string) bool {
+	d := dimsOf(infos, name)
+	return len(d) > 0 && d[0] > 0
+}
+
+// LoadClassifier loads a backbone and a head that fits it, with no
+// test-time augmentation.
 func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classifier, error) {
+	return LoadClassifierWith(eng, backbonePath, headPath, ClassifierOptions{})
+}
+
+// LoadClassifierWith is LoadClassifier with options (setup.Classifier makes
+// them from the config's model section).
+func LoadClassifierWith(eng *engine.Engine, backbonePath, headPath string, o ClassifierOptions) (*Classifier, error) {
+	// Checked before the models load, so a bad option fails at once.
+	if _, err := o.check(); err != nil {
+		return nil, err
+	}
 	b, err := LoadBackbone(eng, backbonePath)
 	if err != nil {
 		return nil, err
@@ -89,12 +162,18 @@ func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classif
 		b.Close()
 		return nil, err
 	}
-	return NewClassifier(b, h)
+	c, err := NewClassifierWith(b, h, o)
+	if err != nil {
+		// A refused pair (e.g. by the trial) would otherwise leak both sessions.
+		return nil, errors.Join(err, h.Close(), b.Close())
+	}
+	return c, nil
 }
 
 // HeadInfo names the head that made a batch's verdicts: its ID and its stored
 // decision threshold, which must go together across a swap. Backbone and Head
-// are how long the batch's two runs took (`deepfaked bench` reports them).
+// are how long the batch's runs of each model took, the mirrored faces'
+// included (`deepfaked bench` reports them).
 type HeadInfo struct {
 	ID             string
 	Threshold      spec.Threshold
@@ -102,8 +181,12 @@ type HeadInfo struct {
 }
 
 // Classify runs n faces (NCHW, n*3*S*S floats, preprocessed as Meta says)
-// through the backbone and head, one run each, and writes p(fake) for each
-// face into pFake[:n]. It returns which head made these verdicts.
+// through the backbone and head and writes p(fake) for each face into
+// pFake[:n]. It returns which head made these verdicts. Without TTA that is
+// one run of each model; with TTAFlip each face is also run mirrored
+// left-right, in the same run when twice the batch fits MaxBatch (else two
+// runs of each model), and its p(fake) is the mean of the two views'. input
+// is only read.
 func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo, error) {
 	if len(pFake) < n {
 		return HeadInfo{}, fmt.Errorf("classify: pFake holds %d values, a batch of %d needs %d", len(pFake), n, n)
@@ -114,34 +197,95 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 		return HeadInfo{}, errors.New("classify: classifier is closed")
 	}
 	h := c.head.Load()
-	if h.FeatureSize() != c.b.FeatureSize() {
-		return HeadInfo{}, fmt.Errorf("classify: head %s takes %d features per face but the backbone gives %d", h.id, h.FeatureSize(), c.b.FeatureSize())
+	F := c.b.FeatureSize()
+	if h.FeatureSize() != F {
+		return HeadInfo{}, fmt.Errorf("classify: head %s takes %d features per face but the backbone gives %d", h.id, h.FeatureSize(), F)
 	}
 	if n < 1 {
 		return HeadInfo{}, fmt.Errorf("classify: batch size %d: want at least 1", n)
 	}
-	if need := n * c.b.FeatureSize(); len(c.feat) < need {
+	views, perRun := 1, n
+	if c.opts.TTA == TTAFlip {
+		views = 2
+		// A model that declares a fixed batch dimension runs only batches of
+		// that size: doubling n would fail where n works. The head is asked
+		// here, not at construction, because SwapHead may bring another.
+		fixed := fixedBatch(c.b.r.sess.Inputs, "input") || fixedBatch(h.r.sess.Inputs, "features")
+		if !fixed && (c.opts.MaxBatch == 0 || 2*n <= c.opts.MaxBatch) {
+			perRun = 2 * n
+		}
+	}
+	faces := views * n
+	if need := faces * F; len(c.feat) < need {
 		c.feat = make([]float32, need)
-		c.logits = make([]float32, 2*n)
+		c.logits = make([]float32, 2*faces)
+	}
+	src := input
+	if views == 2 {
+		in := c.b.r.inSize
+		if len(input) < n*in {
+			return HeadInfo{}, fmt.Errorf("classify: input holds %d floats, a batch of %d needs %d", len(input), n, n*in)
+		}
+		if len(c.views) < 2*n*in {
+			c.views = make([]float32, 2*n*in)
+		}
+		copy(c.views, input[:n*in])
+		mirrorRows(c.views[n*in:2*n*in], input[:n*in], c.b.meta.InputSize)
+		src = c.views
 	}
 	start := time.Now()
-	if err := c.b.Features(input, n, c.feat); err != nil {
-		return HeadInfo{}, err
+	for i := 0; i < faces; i += perRun {
+		if err := c.b.Features(src[i*c.b.r.inSize:], perRun, c.feat[i*F:]); err != nil {
+			return HeadInfo{}, err
+		}
 	}
 	features := time.Now()
-	if err := h.Logits(c.feat, n, c.logits); err != nil {
-		return HeadInfo{}, err
+	for i := 0; i < faces; i += perRun {
+		if err := h.Logits(c.feat[i*F:], perRun, c.logits[2*i:]); err != nil {
+			return HeadInfo{}, err
+		}
 	}
 	logits := time.Now()
 	for i := range n {
-		p := spec.PFake(c.logits[2*i], c.logits[2*i+1])
-		if math.IsNaN(p) {
-			return HeadInfo{}, fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d", h.id, c.logits[2*i:2*i+2], i, n)
+		// With flip, face i's mirror image is face n+i. The two views'
+		// probabilities are averaged, not their logits: a mean of logits
+		// lets one overconfident view decide alone (logits 12 and -2, p 1.00
+		// and 0.12, average to logit 5, p 0.99, where the probabilities give
+		// 0.56), and the threshold is calibrated on p(fake), which the mean
+		// of two views' p(fake) stays on the scale of.
+		var sum float64
+		for v := range views {
+			f := v*n + i
+			p := spec.PFake(c.logits[2*f], c.logits[2*f+1])
+			if math.IsNaN(p) {
+				view := ""
+				if v == 1 {
+					view = " (mirrored)"
+				}
+				return HeadInfo{}, fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d%s",
+					h.id, c.logits[2*f:2*f+2], i, n, view)
+			}
+			sum += p
 		}
-		pFake[i] = float32(p)
+		pFake[i] = float32(sum / float64(views))
 	}
 	return HeadInfo{ID: h.id, Threshold: h.Threshold(), Backbone: features.Sub(start), Head: logits.Sub(features)}, nil
 }
+
+// mirrorRows writes src with every row of width w reversed into dst: an NCHW
+// batch mirrored left-right, since each channel plane of each face is rows
+// of w floats one after the other.
+func mirrorRows(dst, src []float32, w int) {
+	for r := 0; r+w <= len(src); r += w {
+		row, out := src[r:r+w], dst[r:r+w]
+		for x, v := range row {
+			out[w-1-x] = v
+		}
+	}
+}
+
+// TTA is the test-time augmentation in use: TTANone or TTAFlip.
+func (c *Classifier) TTA() string { return c.opts.TTA }
 
 // SwapHead makes h the head for every later batch and returns the previous
 // one, which the caller should Close. It waits for the batch in flight, which

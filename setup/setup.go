@@ -79,7 +79,10 @@ func Engine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 	return eng, nil
 }
 
-// Classifier loads the backbone and the head (model.backbone, model.head).
+// Classifier loads the backbone and the head (model.backbone, model.head)
+// with the test-time augmentation model.tta. A flipped batch runs as one
+// model run while twice its faces fit faces.max_faces, the engine's MaxBatch
+// (EngineOptions), and as two runs beyond.
 func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, error) {
 	if err := spec.CheckPin(cfg.Model.Backbone, cfg.Model.BackboneSHA256); err != nil {
 		return nil, fmt.Errorf("model.backbone_sha256: %w", err)
@@ -87,7 +90,17 @@ func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, erro
 	if err := spec.CheckPin(cfg.Model.Head, cfg.Model.HeadSHA256); err != nil {
 		return nil, fmt.Errorf("model.head_sha256: %w", err)
 	}
-	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head)
+	var tta string
+	switch cfg.Model.TTA {
+	case config.TTANone, "":
+		tta = infer.TTANone
+	case config.TTAFlip:
+		tta = infer.TTAFlip
+	default:
+		return nil, fmt.Errorf("model.tta %q: want %s or %s", cfg.Model.TTA, config.TTANone, config.TTAFlip)
+	}
+	return infer.LoadClassifierWith(eng, cfg.Model.Backbone, cfg.Model.Head,
+		infer.ClassifierOptions{TTA: tta, MaxBatch: EngineOptions(cfg, nil).MaxBatch})
 }
 
 // DetectorOptions are the face detector's options (the faces: section).
