@@ -28,6 +28,8 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/daemon/snapshot"
+	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -114,6 +116,26 @@ func cameraOpt(field string, f func(capture.Options) any) probe {
 
 func pipelineOpt(field string, f func(pipeline.Options) any) probe {
 	return probe{"setup.PipelineOptions: pipeline.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.PipelineOptions(c)) }}
+}
+
+func haConfigs(field string, f func([]mqttc.Retained) any) probe {
+	return probe{"setup.HomeAssistant (mqttc.Options.Announce): " + field, func(t *testing.T, c *config.Config) any {
+		m, err := setup.HomeAssistant(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f(m)
+	}}
+}
+
+func trackOpt(field string, f func(track.Options) any) probe {
+	return probe{"setup.TrackOptions: track.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.TrackOptions(c)) }}
+}
+
+func snapshotOpt(field string, f func(snapshot.Options) any) probe {
+	return probe{"setup.SnapshotOptions: snapshot.Options." + field, func(_ *testing.T, c *config.Config) any {
+		return f(setup.SnapshotOptions(c, spec.DefaultMetadata(), nil))
+	}}
 }
 
 func collectOpt(field string, f func(collect.Options) any) probe {
@@ -372,6 +394,8 @@ func rows(t *testing.T, dir string) []row {
 		{"model.batch_wait", "20ms", nil, 20 * time.Millisecond, pipelineOpt("BatchWait", func(o pipeline.Options) any { return o.BatchWait })},
 		{"model.threshold", 0.7, nil, spec.ThresholdOf(0.7), pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
 		{"model.threshold", configdoc.Delete{}, nil, spec.NoThreshold, pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
+		{"model.tta", "none", map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, infer.TTANone, classifier("TTA", func(c *infer.Classifier) any { return c.TTA() })},
+		{"model.tta", "flip", map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, infer.TTAFlip, classifier("TTA", func(c *infer.Classifier) any { return c.TTA() })},
 		{"model.watch_head", false, nil, false, watchHead},
 		{"model.watch_head", true, nil, true, watchHead},
 		{"model.tensorrt", map[string]any{"int8": true}, nil, true, engineOpt("TensorRT.INT8", func(o engine.Options) any { return o.TensorRT.INT8 })},
@@ -455,6 +479,46 @@ func rows(t *testing.T, dir string) []row {
 		{"train.collect.max_bytes", 0, nil, int64(0), collectOpt("MaxBytes", func(o collect.Options) any { return o.MaxBytes })},
 		{"train.collect.max_bytes", 1 << 20, nil, int64(1 << 20), collectOpt("MaxBytes", func(o collect.Options) any { return o.MaxBytes })},
 		{"train.collect.jpeg_quality", 1, nil, 1, collectOpt("JPEGQuality", func(o collect.Options) any { return o.JPEGQuality })},
+		{"mqtt.homeassistant", map[string]any{"enabled": true}, nil, 3, haConfigs("len", func(m []mqttc.Retained) any { return len(m) })},
+		{"mqtt.homeassistant.enabled", false, nil, 0, haConfigs("len", func(m []mqttc.Retained) any { return len(m) })},
+		{"mqtt.homeassistant.enabled", true, nil, 3, haConfigs("len", func(m []mqttc.Retained) any { return len(m) })},
+		{"mqtt.homeassistant.discovery_prefix", "ha/disc", map[string]any{"mqtt.homeassistant.enabled": true}, "ha/disc/binary_sensor/deepfaked_edge-01/cam1_deepfake/config",
+			haConfigs("[0].Topic", func(m []mqttc.Retained) any { return m[0].Topic })},
+		{"mqtt.verdicts", false, nil, false, pipelineOpt("Verdicts", func(o pipeline.Options) any { return o.Verdicts })},
+		{"mqtt.verdicts", true, nil, true, pipelineOpt("Verdicts", func(o pipeline.Options) any { return o.Verdicts })},
+		{"tracks", map[string]any{"rule": "ema"}, nil, track.EMA, trackOpt("Rule", func(o track.Options) any { return o.Rule })},
+		{"tracks.iou", 0, nil, 0.0, trackOpt("IoU", func(o track.Options) any { return o.IoU })},
+		{"tracks.iou", 0.5, nil, 0.5, trackOpt("IoU", func(o track.Options) any { return o.IoU })},
+		{"tracks.max_missed", 0, nil, 0, trackOpt("MaxMissed", func(o track.Options) any { return o.MaxMissed })},
+		{"tracks.max_missed", 25, nil, 25, trackOpt("MaxMissed", func(o track.Options) any { return o.MaxMissed })},
+		{"tracks.rule", "confident", nil, track.Confident, trackOpt("Rule", func(o track.Options) any { return o.Rule })},
+		{"tracks.min_frames", 1, nil, 1, trackOpt("MinFrames", func(o track.Options) any { return o.MinFrames })},
+		{"tracks.ema_alpha", 1, nil, 1.0, trackOpt("EMAAlpha", func(o track.Options) any { return o.EMAAlpha })},
+		{"tracks.confident", map[string]any{"count": 3}, nil, 3, trackOpt("ConfidentCount", func(o track.Options) any { return o.ConfidentCount })},
+		{"tracks.confident.high", 0.9, nil, 0.9, trackOpt("ConfidentHigh", func(o track.Options) any { return o.ConfidentHigh })},
+		{"tracks.confident.low", 0, nil, 0.0, trackOpt("ConfidentLow", func(o track.Options) any { return o.ConfidentLow })},
+		{"tracks.confident.low", 0.1, nil, 0.1, trackOpt("ConfidentLow", func(o track.Options) any { return o.ConfidentLow })},
+		{"tracks.confident.count", 1, nil, 1, trackOpt("ConfidentCount", func(o track.Options) any { return o.ConfidentCount })},
+		{"tracks.margin", 0, nil, 0.0, trackOpt("Margin", func(o track.Options) any { return o.Margin })},
+		{"tracks.margin", 0.1, nil, 0.1, trackOpt("Margin", func(o track.Options) any { return o.Margin })},
+		{"tracks.update_delta", 0, nil, 0.0, pipelineOpt("Events.Track.UpdateDelta", func(o pipeline.Options) any { return o.Events.Track.UpdateDelta })},
+		{"tracks.update_delta", 0.3, nil, 0.3, pipelineOpt("Events.Track.UpdateDelta", func(o pipeline.Options) any { return o.Events.Track.UpdateDelta })},
+		{"events", map[string]any{"enabled": false}, nil, false, pipelineOpt("Events.Enabled", func(o pipeline.Options) any { return o.Events.Enabled })},
+		{"events.enabled", false, nil, false, pipelineOpt("Events.Enabled", func(o pipeline.Options) any { return o.Events.Enabled })},
+		{"events.enabled", true, nil, true, pipelineOpt("Events.Enabled", func(o pipeline.Options) any { return o.Events.Enabled })},
+		{"events.tracks", "all", nil, true, pipelineOpt("Events.Track.All", func(o pipeline.Options) any { return o.Events.Track.All })},
+		{"events.tracks", "fake", nil, false, pipelineOpt("Events.Track.All", func(o pipeline.Options) any { return o.Events.Track.All })},
+		{"events.cooldown", "0s", nil, time.Duration(0), pipelineOpt("Events.Cooldown", func(o pipeline.Options) any { return o.Events.Cooldown })},
+		{"events.cooldown", "5m", nil, 5 * time.Minute, pipelineOpt("Events.Cooldown", func(o pipeline.Options) any { return o.Events.Cooldown })},
+		{"events.snapshots", map[string]any{"max_count": 3}, nil, 3, snapshotOpt("MaxCount", func(o snapshot.Options) any { return o.MaxCount })},
+		{"events.snapshots.enabled", false, nil, false, shownBy("daemon.New: no snapshot store (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Enabled })},
+		{"events.snapshots.enabled", true, nil, true, shownBy("daemon.New: a snapshot store (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Enabled })},
+		{"events.snapshots.dir", "snaps", nil, "/etc/deepfaked/snaps", snapshotOpt("Dir", func(o snapshot.Options) any { return o.Dir })},
+		{"events.snapshots.max_count", 1, nil, 1, snapshotOpt("MaxCount", func(o snapshot.Options) any { return o.MaxCount })},
+		{"events.snapshots.max_age", "0s", nil, time.Duration(0), snapshotOpt("MaxAge", func(o snapshot.Options) any { return o.MaxAge })},
+		{"events.snapshots.max_age", "1h", nil, time.Hour, snapshotOpt("MaxAge", func(o snapshot.Options) any { return o.MaxAge })},
+		{"events.snapshots.publish", false, nil, false, shownBy("daemon.New: snapshots not published (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Publish })},
+		{"events.snapshots.publish", true, nil, true, shownBy("daemon.New: snapshots published (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Publish })},
 	}
 }
 

@@ -205,9 +205,9 @@ type camState struct {
 	Camera
 	tracking *tracking // used by the inference goroutine only
 	name     string
-	topic string
-	free  chan *job
-	faces []face.Box
+	topic    string
+	free     chan *job
+	faces    []face.Box
 	// For Stuck and Analysed, read from other goroutines: when the reader
 	// went into Source.Next and the camera goroutine into detection (unix
 	// ns, 0 when not there), frames published, their faces, frames skipped

@@ -69,9 +69,9 @@ type tracking struct {
 	best map[int64]*bestFace
 
 	topicEvents, topicState, topicScore string
-	lastState                          string
-	lastScore                          float64
-	lastScoreAt                        time.Time
+	lastState                           string
+	lastScore                           float64
+	lastScoreAt                         time.Time
 }
 
 type bestFace struct {
