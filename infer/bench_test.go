@@ -18,7 +18,7 @@ import (
 func BenchmarkClassify(b *testing.B) {
 	eng := newEngine(b)
 	bb, hd := testenv.Models(b)
-	c, err := LoadClassifier(eng, bb, hd)
+	c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func BenchmarkClassifyVsBare(b *testing.B) {
 	}
 	defer eng.Close()
 	bb, hd := testenv.Models(b)
-	c, err := LoadClassifier(eng, bb, hd)
+	c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -72,16 +72,10 @@ type Classifier struct {
 	views []float32
 }
 
-// NewClassifier pairs a backbone with a head that takes its features, with
-// no test-time augmentation. The classifier owns both from now on: Close
-// closes them.
-func NewClassifier(b *Backbone, h *Head) (*Classifier, error) {
-	return NewClassifierWith(b, h, ClassifierOptions{})
-}
-
-// NewClassifierWith is NewClassifier with options. On success the classifier
-// owns b and h; on error the caller still does.
-func NewClassifierWith(b *Backbone, h *Head, o ClassifierOptions) (*Classifier, error) {
+// newClassifier pairs a backbone with a head that takes its features. On
+// success the classifier owns b and h (Close closes them); on error the
+// caller still does.
+func newClassifier(b *Backbone, h *Head, o ClassifierOptions) (*Classifier, error) {
 	if b == nil || h == nil {
 		return nil, errors.New("classifier needs both a backbone and a head")
 	}
@@ -140,15 +134,9 @@ func fixedBatch(infos []ort.InputOutputInfo, name string) bool {
 	return len(d) > 0 && d[0] > 0
 }
 
-// LoadClassifier loads a backbone and a head that fits it, with no
-// test-time augmentation.
-func LoadClassifier(eng *engine.Engine, backbonePath, headPath string) (*Classifier, error) {
-	return LoadClassifierWith(eng, backbonePath, headPath, ClassifierOptions{})
-}
-
-// LoadClassifierWith is LoadClassifier with options (setup.Classifier makes
-// them from the config's model section).
-func LoadClassifierWith(eng *engine.Engine, backbonePath, headPath string, o ClassifierOptions) (*Classifier, error) {
+// LoadClassifier loads a backbone and a head that fits it, with options
+// (setup.Classifier makes them from the config's model section).
+func LoadClassifier(eng *engine.Engine, backbonePath, headPath string, o ClassifierOptions) (*Classifier, error) {
 	// Checked before the models load, so a bad option fails at once.
 	if _, err := o.check(); err != nil {
 		return nil, err
@@ -162,7 +150,7 @@ func LoadClassifierWith(eng *engine.Engine, backbonePath, headPath string, o Cla
 		b.Close()
 		return nil, err
 	}
-	c, err := NewClassifierWith(b, h, o)
+	c, err := newClassifier(b, h, o)
 	if err != nil {
 		// A refused pair (e.g. by the trial) would otherwise leak both sessions.
 		return nil, errors.Join(err, h.Close(), b.Close())

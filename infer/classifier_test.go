@@ -15,7 +15,7 @@ import (
 func TestLoadClassifierFromMakeModels(t *testing.T) {
 	eng := newEngine(t)
 	bb, hd := testenv.Models(t)
-	c, err := LoadClassifier(eng, bb, hd)
+	c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestLoadClassifierFromMakeModels(t *testing.T) {
 func TestClassifyRejectsBadBuffers(t *testing.T) {
 	eng := newEngine(t)
 	bb, hd := testenv.Models(t)
-	c, err := LoadClassifier(eng, bb, hd)
+	c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := LoadClassifier(eng, tt.backbone, tt.head)
+			c, err := LoadClassifier(eng, tt.backbone, tt.head, ClassifierOptions{})
 			if err == nil {
 				c.Close()
 				t.Fatal("loaded")
@@ -152,7 +152,7 @@ func TestSwapHeadDuringClassify(t *testing.T) {
 	eng := newEngine(t)
 	bb, hd := testenv.Models(t)
 	_, hd2 := export(t, "--weights", "random", "--seed", "7")
-	c, err := LoadClassifier(eng, bb, hd)
+	c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestPyTorchEquivalence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pth := tc.weights(t)
 			bb, hd := export(t, "--weights", pth, "--seed", strconv.Itoa(seed))
-			c, err := LoadClassifier(eng, bb, hd)
+			c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

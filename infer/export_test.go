@@ -18,7 +18,7 @@ func TestExportSizes(t *testing.T) {
 	for _, tt := range []struct{ size, cells int }{{224, 7}, {400, 13}} {
 		t.Run(strconv.Itoa(tt.size), func(t *testing.T) {
 			bb, hd := export(t, "--weights", "random", "--size", strconv.Itoa(tt.size))
-			c, err := LoadClassifier(eng, bb, hd)
+			c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

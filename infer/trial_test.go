@@ -55,13 +55,13 @@ func TestNonFiniteHeadRefused(t *testing.T) {
 	eng := newEngine(t)
 	bb, hd := testenv.Models(t)
 	bad := nanHead(t, hd)
-	if c, err := LoadClassifier(eng, bb, bad); err == nil || !strings.Contains(err.Error(), "non-finite logits") {
+	if c, err := LoadClassifier(eng, bb, bad, ClassifierOptions{}); err == nil || !strings.Contains(err.Error(), "non-finite logits") {
 		if c != nil {
 			c.Close()
 		}
 		t.Fatalf("classifier with a NaN head: %v; want it refused for non-finite logits", err)
 	}
-	c, err := LoadClassifier(eng, bb, hd)
+	c, err := LoadClassifier(eng, bb, hd, ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

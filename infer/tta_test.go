@@ -28,7 +28,7 @@ var ttaModes = []struct {
 
 func loadTTA(t testing.TB, bb, hd string, o ClassifierOptions) *Classifier {
 	t.Helper()
-	c, err := LoadClassifierWith(newEngine(t), bb, hd, o)
+	c, err := LoadClassifier(newEngine(t), bb, hd, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestClassifierOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := LoadClassifierWith(eng, bb, tt.head, tt.opts)
+			c, err := LoadClassifier(eng, bb, tt.head, tt.opts)
 			if tt.wantErr != "" {
 				if err == nil {
 					c.Close()
@@ -308,7 +308,7 @@ func BenchmarkClassifyTTA(b *testing.B) {
 		// Loaded here, not in the sub-benchmarks, which run once per b.N tried.
 		clfs := make([]*Classifier, len(batches))
 		for i, n := range batches {
-			c, err := LoadClassifierWith(eng, bb, hd, mode.opts(n))
+			c, err := LoadClassifier(eng, bb, hd, mode.opts(n))
 			if err != nil {
 				b.Fatal(err)
 			}

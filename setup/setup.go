@@ -99,7 +99,7 @@ func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, erro
 	default:
 		return nil, fmt.Errorf("model.tta %q: want %s or %s", cfg.Model.TTA, config.TTANone, config.TTAFlip)
 	}
-	return infer.LoadClassifierWith(eng, cfg.Model.Backbone, cfg.Model.Head,
+	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head,
 		infer.ClassifierOptions{TTA: tta, MaxBatch: EngineOptions(cfg, nil).MaxBatch})
 }
 

@@ -106,7 +106,7 @@ func setup(t *testing.T) fixture {
 	}
 	t.Cleanup(func() { eng.Close() })
 	backbone, head := testenv.Models(t)
-	clf, err := infer.LoadClassifier(eng, backbone, head)
+	clf, err := infer.LoadClassifier(eng, backbone, head, infer.ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func BenchmarkPipelineAllocs(b *testing.B) {
 	}
 	defer eng.Close()
 	backbone, head := testenv.Models(b)
-	clf, err := infer.LoadClassifier(eng, backbone, head)
+	clf, err := infer.LoadClassifier(eng, backbone, head, infer.ClassifierOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
