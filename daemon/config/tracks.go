@@ -79,9 +79,11 @@ const (
 
 // Defaults of tracks, events and Home Assistant (docs/configuration.md repeats them).
 const (
-	DefaultTrackIoU       = 0.3
-	DefaultMaxMissed      = 10
-	DefaultTrackRule      = RuleMean
+	DefaultTrackIoU  = 0.3
+	DefaultMaxMissed = 10
+	// DefaultTrackRule won on ../shared/data/videos (README: Evaluating on
+	// videos), if narrowly, and follows a live stream.
+	DefaultTrackRule      = RuleEMA
 	DefaultMinFrames      = 5
 	DefaultEMAAlpha       = 0.2
 	DefaultConfidentHigh  = 0.8
