@@ -141,6 +141,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	if d.pub, err = mqttc.Connect(ctx, mo, log); err != nil {
 		return d, err
 	}
+	if err := retireDiscovery(cfg, d.pub, log); err != nil {
+		return d, err
+	}
 	if err := capture.SetFFmpegEnv(setup.IOTimeout(cfg)); err != nil {
 		return d, fmt.Errorf("capture.io_timeout: %w", err)
 	}

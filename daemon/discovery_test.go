@@ -1,0 +1,107 @@
+package daemon_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// TestDiscoveryRetired: Home Assistant's retained discovery configs follow
+// the config across restarts against one mosquitto: a camera renamed has its
+// old entities removed (empty retained configs), and discovery turned off
+// removes them all; what a subscriber arriving later finds is only what the
+// last run announced.
+func TestDiscoveryRetired(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	path := writeConfig(t, "127.0.0.1:0", shortClip(t), true)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	base := regexp.MustCompile(`(?m)^  broker: embedded\n  listen: .*$`).ReplaceAllString(string(b), "  broker: "+broker+"\n  homeassistant:\n    enabled: ENABLED")
+	base = regexp.MustCompile(`(?m)^state_dir: .*$`).ReplaceAllString(base, "state_dir: "+state)
+	run := func(camera string, enabled bool) {
+		t.Helper()
+		y := strings.Replace(base, "name: cam1", "name: "+camera, 1)
+		y = strings.Replace(y, "ENABLED", map[bool]string{true: "true", false: "false"}[enabled], 1)
+		p := filepath.Join(t.TempDir(), "deepfaked.yaml")
+		if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := daemon.New(context.Background(), load(t, p), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil { // waits for the outbox to be acknowledged
+			t.Fatal(err)
+		}
+	}
+	retained := func() []string { // discovery topics with a config, as a new subscriber sees them
+		t.Helper()
+		var (
+			mu     sync.Mutex
+			topics = map[string]bool{}
+		)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- mqttc.Subscribe(ctx, mqttc.Options{Broker: broker, QoS: 1}, []string{"homeassistant/#"}, func(topic string, p []byte) {
+				mu.Lock()
+				defer mu.Unlock()
+				topics[topic] = len(p) > 0
+			})
+		}()
+		time.Sleep(time.Second) // retained messages come right after the subscription
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for topic, has := range topics {
+			if has {
+				out = append(out, topic)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	cams := func(topics []string) []string {
+		var out []string
+		for _, topic := range topics {
+			obj := strings.Split(topic, "/")[3] // <camera>_<entity>
+			cam := obj[:strings.LastIndex(obj, "_")]
+			if !slices.Contains(out, cam) {
+				out = append(out, cam)
+			}
+		}
+		return out
+	}
+
+	run("front", true)
+	if got := retained(); len(got) != 3 || !slices.Equal(cams(got), []string{"front"}) {
+		t.Fatalf("after the first run: %v; want front's 3 configs", got)
+	}
+	run("back", true)
+	if got := retained(); len(got) != 3 || !slices.Equal(cams(got), []string{"back"}) {
+		t.Fatalf("after renaming front to back: %v; want only back's 3 configs", got)
+	}
+	run("back", false)
+	if got := retained(); len(got) != 0 {
+		t.Fatalf("after turning discovery off: %v; want none", got)
+	}
+	if _, err := os.Stat(filepath.Join(state, "homeassistant.json")); !os.IsNotExist(err) {
+		t.Errorf("homeassistant.json after discovery was turned off: %v; want it gone", err)
+	}
+}
