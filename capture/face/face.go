@@ -13,6 +13,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/internal/geom"
 )
 
 // Detector kinds.
@@ -112,7 +113,7 @@ func finish(boxes []Box, minSize int) []Box {
 		}
 		dup := false
 		for _, k := range keep {
-			if overlap(k.Rect, b.Rect) > nms {
+			if geom.IoU(k.Rect, b.Rect) > float64(nms) {
 				dup = true
 				break
 			}
@@ -122,15 +123,6 @@ func finish(boxes []Box, minSize int) []Box {
 		}
 	}
 	return keep
-}
-
-func overlap(a, b image.Rectangle) float32 {
-	in := a.Intersect(b)
-	if in.Empty() {
-		return 0
-	}
-	i := float32(in.Dx() * in.Dy())
-	return i / (float32(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - i)
 }
 
 // clampBox converts float corners to a pixel rectangle inside a w×h frame.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/internal/geom"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -169,7 +170,7 @@ func TestSeveralFaces(t *testing.T) {
 	}
 	for i, a := range boxes {
 		for _, b := range boxes[i+1:] {
-			if overlap(a.Rect, b.Rect) > nms {
+			if geom.IoU(a.Rect, b.Rect) > float64(nms) {
 				t.Errorf("boxes %v and %v overlap after NMS", a.Rect, b.Rect)
 			}
 		}

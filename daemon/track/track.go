@@ -19,6 +19,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/geom"
 )
 
 // State is a track's decision.
@@ -198,7 +200,7 @@ func (t *Tracker) Update(frame int64, ts time.Time, faces []Face, threshold floa
 		tr := &t.tracks[i]
 		pred := tr.predict(t.frames)
 		for j := range faces {
-			ov := iou(pred, faces[j].Box)
+			ov := geom.IoU(pred, faces[j].Box)
 			switch {
 			case ov >= t.o.IoU:
 				t.pairs = append(t.pairs, pair{key: ov, track: i, face: j})
@@ -331,16 +333,6 @@ func decide(prev State, frames, minFrames int, score, thr, m float64) State {
 		return Real
 	}
 	return prev
-}
-
-// iou is the intersection over union of two boxes; 0 when either is empty.
-func iou(a, b image.Rectangle) float64 {
-	in := a.Intersect(b)
-	if in.Empty() {
-		return 0
-	}
-	i := float64(in.Dx() * in.Dy())
-	return i / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - i)
 }
 
 // centreMatch is the fallback when IoU fails, for fast motion at low fps:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/geom"
 )
 
 // opts is a valid configuration (the config's defaults) for tests to vary.
@@ -231,7 +233,7 @@ func TestCrossingKeepsIDs(t *testing.T) {
 		}
 		// The test is only worth something if the last boxes alone would swap.
 		pa, _ := at(k - 1)
-		if iou(pa, b) > iou(pa, a) {
+		if geom.IoU(pa, b) > geom.IoU(pa, a) {
 			ambiguous = true
 		}
 	}
