@@ -272,8 +272,10 @@ func TestEvents(t *testing.T) {
 			snapshot = m.payload
 		}
 	}
-	if _, err := gocv.IMDecode(snapshot, gocv.IMReadColor); err != nil || len(snapshot) < 100 {
-		t.Errorf("snapshot topic: %d bytes, %v", len(snapshot), err)
+	if img, err := gocv.IMDecode(snapshot, gocv.IMReadColor); err != nil || img.Empty() {
+		t.Errorf("snapshot topic: %d bytes, not a JPEG: %v", len(snapshot), err)
+	} else {
+		img.Close()
 	}
 
 	checkDiscovery(t, ms)

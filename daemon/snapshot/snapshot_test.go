@@ -56,9 +56,11 @@ func TestSaveAndPrune(t *testing.T) {
 	o.Published = func(camera string, jpeg []byte) {
 		mu.Lock()
 		defer mu.Unlock()
-		if _, err := gocv.IMDecode(jpeg, gocv.IMReadColor); err != nil {
+		img, err := gocv.IMDecode(jpeg, gocv.IMReadColor)
+		if err != nil || img.Empty() {
 			t.Errorf("published bytes are not a JPEG: %v", err)
 		}
+		img.Close()
 		published = append(published, camera)
 	}
 	s, err := snapshot.New(o, nil)
