@@ -446,3 +446,50 @@ func BenchmarkPipelineAllocs(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestVerdictsOff: with Verdicts off and Events on, no verdict is published
+// but the camera's retained state and score are, and the frames are still
+// analysed and counted.
+func TestVerdictsOff(t *testing.T) {
+	f := setup(t)
+	rec := newRecorder(t)
+	cam := f.camera(t, "a", false, face.None)
+	cam.Source = &firstN{Source: cam.Source, n: 8}
+	o := withTracks(pipeline.Options{Device: "dev", TopicPrefix: "p", Threshold: spec.ThresholdOf(0.5), MaxFaces: 1})
+	o.Verdicts = false
+	o.Events = pipeline.EventOptions{Enabled: true, Track: track.EventOptions{All: true}}
+	p, err := pipeline.New(o, f.clf, rec.pub, []pipeline.Camera{cam})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.pub.Close(context.Background()); err != nil { // everything acknowledged
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriber's last deliveries
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := len(rec.payloads["p/a/verdict"]); n != 0 {
+		t.Errorf("%d verdicts published with Verdicts off", n)
+	}
+	// detector none: the whole frame is one face, one track from frame 0.
+	if s := rec.payloads["p/a/state"]; len(s) == 0 || string(s[0]) != "real" && string(s[0]) != "fake" {
+		t.Errorf("state messages %q; want the tracked face's state", s)
+	}
+	if len(rec.payloads["p/a/score"]) == 0 {
+		t.Error("no score published")
+	}
+	ev := rec.payloads["p/a/events"]
+	if len(ev) < 2 {
+		t.Fatalf("events %q; want new … end for the one track (events.tracks: all)", ev)
+	}
+	var first, last pipeline.Event
+	if json.Unmarshal(ev[0], &first) != nil || json.Unmarshal(ev[len(ev)-1], &last) != nil || first.Type != "new" || last.Type != "end" || last.After.Frames != 8 {
+		t.Errorf("events %q; want new … end with 8 frames", ev)
+	}
+	if c := p.Analysed(); len(c) != 1 || c[0].Frames != 8 {
+		t.Errorf("analysed %+v, want 8 frames", c)
+	}
+}
