@@ -15,6 +15,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -123,7 +124,7 @@ func TestEvalVideos(t *testing.T) {
 			if err != nil {
 				t.Fatalf("eval --videos: %v\n%s", err, stderr)
 			}
-			for _, want := range []string{"frame_mean", "mean *", "confident", "ema", "ROC-AUC"} {
+			for _, want := range []string{"frame_mean", "mean", "confident", "ema", config.DefaultTrackRule + " *", "ROC-AUC"} {
 				if !strings.Contains(stdout, want) {
 					t.Errorf("table lacks %q:\n%s", want, stdout)
 				}
@@ -220,8 +221,8 @@ func checkVideoJSON(t *testing.T, out string, scored int, noFace, unreadable []s
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Fatalf("--json printed %q (%v), want one JSON object", out, err)
 	}
-	if rep.Scored != scored || !slices.Equal(rep.NoFace, append([]string{}, noFace...)) || rep.Rule != "mean" {
-		t.Errorf("--json: scored %d, no_face %v, rule %q; want %d, %v, mean", rep.Scored, rep.NoFace, rep.Rule, scored, noFace)
+	if rep.Scored != scored || !slices.Equal(rep.NoFace, append([]string{}, noFace...)) || rep.Rule != config.DefaultTrackRule {
+		t.Errorf("--json: scored %d, no_face %v, rule %q; want %d, %v, %s", rep.Scored, rep.NoFace, rep.Rule, scored, noFace, config.DefaultTrackRule)
 	}
 	var paths []string
 	for _, u := range rep.Unreadable {
