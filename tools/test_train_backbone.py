@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""Tests for tools/train_backbone.py on tiny synthetic folders (about 30 s of CPU).
+
+Run from the repository root with Debian's Python:
+    /usr/bin/python3 -m unittest tools.test_train_backbone
+    /usr/bin/python3 tools/test_train_backbone.py
+"""
+
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import train_backbone as tb  # noqa: E402
+
+
+def make_image(path, label, ident, k, size=48):
+    """A face-ish synthetic picture: fakes are warmer and smoother than reals."""
+    from PIL import Image, ImageDraw
+    rng = random.Random("%s-%d" % (ident, k))
+    base = (170, 120, 100) if label else (120, 130, 150)
+    im = Image.new("RGB", (size, size), tuple(c + rng.randint(-20, 20) for c in base))
+    d = ImageDraw.Draw(im)
+    for _ in range(6 if label else 20):
+        x, y = rng.randint(0, size - 4), rng.randint(0, size - 4)
+        d.rectangle((x, y, x + 3, y + 3), fill=tuple(rng.randint(0, 255) for _ in range(3)))
+    im.save(path, quality=90)
+
+
+def make_csv_folder(root, ids_per_class=2, per_id=4):
+    """root/labels.csv + root/img/*.jpg: ids_per_class identities per class."""
+    os.makedirs(os.path.join(root, "img"), exist_ok=True)
+    rows = ["path,label,identity"]
+    for label, name in ((0, "real"), (1, "fake")):
+        for j in range(ids_per_class):
+            ident = "%s_id%d" % (name, j)
+            for k in range(per_id):
+                rel = "img/%s_%d.jpg" % (ident, k)
+                make_image(os.path.join(root, rel), label, ident, k)
+                rows.append("%s,%s,%s" % (rel, name if k % 2 else str(label), ident))
+    with open(os.path.join(root, "labels.csv"), "w") as f:
+        f.write("\n".join(rows) + "\n")
+    return root
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def run_main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = tb.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+class DataTests(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tb-test-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def test_grouped_split_never_shares_identity(self):
+        rng = random.Random(1)
+        items = []
+        for i in range(300):
+            ident = "v%d" % rng.randint(0, 120)
+            items.append(("x/%d.jpg" % i, rng.randint(0, 1), ident))
+        for seed in range(5):
+            tr, va = tb.grouped_split(items, 0.15, seed)
+            self.assertEqual(sorted(tr + va), list(range(len(items))))
+            self.assertFalse({items[i][2] for i in tr} & {items[i][2] for i in va})
+            self.assertGreater(len(va), 0.08 * len(items))
+            self.assertLess(len(va), 0.25 * len(items))
+            self.assertEqual({items[i][1] for i in va}, {0, 1})
+        self.assertEqual(tb.grouped_split(items, 0.15, 3), tb.grouped_split(items, 0.15, 3))
+        self.assertNotEqual(tb.grouped_split(items, 0.15, 3), tb.grouped_split(items, 0.15, 4))
+
+    def test_labels_csv_layout(self):
+        d = make_csv_folder(os.path.join(self.tmp, "csv"))
+        items = tb.list_folder(d)
+        self.assertEqual(len(items), 16)
+        self.assertEqual(sum(it[1] for it in items), 8)
+        self.assertEqual(len({it[2] for it in items}), 4)
+        self.assertTrue(all(os.path.isfile(it[0]) for it in items))
+
+    def test_real_fake_layout(self):
+        d = os.path.join(self.tmp, "rf")
+        for label, name in ((0, "real"), (1, "fake")):
+            os.makedirs(os.path.join(d, name))
+            for k in range(3):
+                make_image(os.path.join(d, name, "%s%d.jpg" % (name, k)), label, name, k)
+        open(os.path.join(d, "real", "notes.txt"), "w").close()
+        items = tb.list_folder(d)
+        self.assertEqual(len(items), 6)
+        self.assertEqual(sorted(it[2] for it in items if it[1] == 1), ["fake0", "fake1", "fake2"])
+
+    def test_bad_label_names_the_row(self):
+        d = os.path.join(self.tmp, "bad")
+        os.makedirs(d)
+        with open(os.path.join(d, "labels.csv"), "w") as f:
+            f.write("path,label,identity\na.jpg,real,a\nb.jpg,maybe,b\n")
+        with self.assertRaises(tb.DataError) as cm:
+            tb.list_folder(d)
+        self.assertIn("labels.csv row 3", str(cm.exception))
+        self.assertIn("maybe", str(cm.exception))
+
+    def test_folder_without_layout_is_refused(self):
+        d = os.path.join(self.tmp, "empty")
+        os.makedirs(d)
+        with self.assertRaises(tb.DataError) as cm:
+            tb.list_folder(d)
+        self.assertIn(d, str(cm.exception))
+        self.assertIn("labels.csv", str(cm.exception))
+
+    def test_unreadable_images_are_skipped_and_counted(self):
+        d = make_csv_folder(os.path.join(self.tmp, "csv"), ids_per_class=1, per_id=2)
+        items = tb.list_folder(d)
+        with open(items[0][0], "wb") as f:
+            f.write(b"not a jpeg")
+        items.append((os.path.join(d, "img", "missing.jpg"), 0, "m"))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            images, kept, bad = tb.load_images(items, 32)
+        self.assertEqual(images.shape, (3, 32, 32, 3))
+        self.assertEqual(len(kept), 3)
+        self.assertEqual(len(bad), 2)
+        self.assertIn("skipped 2 unreadable", err.getvalue())
+        self.assertIn("missing.jpg", err.getvalue())
+
+    def test_auc(self):
+        self.assertEqual(tb.auc_score([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]), 1.0)
+        self.assertEqual(tb.auc_score([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]), 0.0)
+        self.assertEqual(tb.auc_score([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]), 0.5)
+        self.assertAlmostEqual(tb.auc_score([0, 0, 1, 1, 1], [0.1, 0.4, 0.35, 0.8, 0.4]), 4.5 / 6)
+        self.assertIsNone(tb.auc_score([1, 1], [0.2, 0.3]))
+
+    def test_augment_keeps_shape_and_is_seeded(self):
+        import numpy as np
+        img = (np.random.RandomState(0).rand(64, 64, 3) * 255).astype(np.uint8)
+        probs = dict(tb.AUG_PRESETS["strong"], erase=1.0, jpeg=1.0)
+        a, box_a = tb.augment(img, probs, random.Random("s"))
+        b, box_b = tb.augment(img, probs, random.Random("s"))
+        self.assertEqual(a.shape, img.shape)
+        self.assertEqual(a.dtype, np.uint8)
+        self.assertTrue(np.array_equal(a, b))
+        self.assertEqual(box_a, box_b)
+        self.assertIsNotNone(box_a)
+
+    def test_init_features_only_and_wrong_file(self):
+        import torch
+        import torchvision
+        m = torchvision.models.mnasnet0_75(weights=None)
+        p = os.path.join(self.tmp, "features.pth")
+        torch.save(m.layers.state_dict(), p)
+        model, label, report, cells = tb.build_model(p, 0, 64)
+        self.assertEqual(cells, 2)
+        self.assertTrue(label.startswith("file:features.pth:"))
+        self.assertIn("features-only", report[0])
+        for k, v in m.layers.state_dict().items():
+            self.assertTrue(torch.equal(model.layers.state_dict()[k], v), k)
+        bad = os.path.join(self.tmp, "bad.pth")
+        torch.save({"layers.0.weight": torch.zeros(3)}, bad)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+            tb.build_model(bad, 0, 64)
+        self.assertIn("missing key", err.getvalue())
+
+
+class TrainTests(unittest.TestCase):
+    """One epoch at 64 px, a resume, and the same seed twice, on 16 images."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tb-train-")
+        cls.data = make_csv_folder(os.path.join(cls.tmp, "data"))
+        cls.common = ["--data", cls.data, "--size", "64", "--batch", "4", "--threads", "1",
+                      "--val", "0.15", "--seed", "7", "--init", "random", "--aug", "strong",
+                      "--progress-every", "0",
+                      # A schedule that does not depend on --epochs, so 1 epoch + resume = 2 epochs.
+                      "--schedule", "step", "--bn-momentum", "0.3"]
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def metrics(self, out):
+        with open(os.path.join(out, "metrics.json")) as f:
+            return json.load(f)
+
+    def test_one_epoch_then_resume_and_determinism(self):
+        import onnx
+        out = os.path.join(self.tmp, "run")
+        rc, stdout, stderr = run_main(self.common + ["--epochs", "1", "--out", out])
+        self.assertEqual(rc, 0)
+        for name in ("backbone.pth", "backbone.onnx", "training-log.txt", "metrics.json", "checkpoint.pt"):
+            self.assertTrue(os.path.isfile(os.path.join(out, name)), name)
+        self.assertIn("epoch 1/1", stdout)
+        self.assertIn("batch 1/", stderr)  # the in-epoch progress line
+        self.assertIn("RANDOMLY INITIALISED", stderr)
+        m = self.metrics(out)
+        self.assertEqual([e["epoch"] for e in m["epochs"]], [1])
+        first = m["epochs"][0]
+        for k in ("train_loss", "val_loss", "val_auc", "val_acc", "seconds"):
+            self.assertIsNotNone(first[k], k)
+        log = read(os.path.join(out, "training-log.txt"))
+        self.assertIn("command: ", log)
+        self.assertIn("--seed 7", log)
+        self.assertIn("seed 7", log)
+        self.assertIn("train: ", log)
+        self.assertIn("val: ", log)
+
+        # The daemon's layout: input `input`, output `features`, deepfaked.* metadata.
+        proto = onnx.load(os.path.join(out, "backbone.onnx"))
+        self.assertEqual([i.name for i in proto.graph.input], ["input"])
+        self.assertEqual([o.name for o in proto.graph.output], ["features"])
+        meta = {p.key: p.value for p in proto.metadata_props}
+        self.assertEqual(meta["deepfaked.role"], "backbone")
+        self.assertEqual(meta["deepfaked.input_size"], "64")
+        self.assertEqual(meta["deepfaked.feature_shape"], "1280,2,2")
+        self.assertEqual(meta["deepfaked.color_order"], "RGB")
+        self.assertEqual(meta["deepfaked.mean"], "0.485,0.456,0.406")
+        self.assertTrue(meta["deepfaked.weights"].startswith("file:backbone.pth:"))
+
+        # --resume goes on counting epochs.
+        rc, stdout, _ = run_main(self.common + ["--epochs", "2", "--out", out, "--resume"])
+        self.assertEqual(rc, 0)
+        self.assertIn("epoch 2/2", stdout)
+        m2 = self.metrics(out)
+        self.assertEqual([e["epoch"] for e in m2["epochs"]], [1, 2])
+        self.assertEqual(m2["epochs"][0], first)
+        self.assertIn("resumed from", read(os.path.join(out, "training-log.txt")))
+
+        # The same seed gives the same run: 2 epochs straight = 1 epoch + resume.
+        again = os.path.join(self.tmp, "again")
+        rc, _, _ = run_main(self.common + ["--epochs", "2", "--out", again, "--no-onnx"])
+        self.assertEqual(rc, 0)
+        m3 = self.metrics(again)
+        self.assertEqual(m3["epochs"][0]["val_loss"], first["val_loss"])
+        self.assertEqual(m3["epochs"][1]["val_loss"], m2["epochs"][1]["val_loss"])
+        self.assertEqual(m3["epochs"][1]["train_loss"], m2["epochs"][1]["train_loss"])
+        self.assertFalse(os.path.exists(os.path.join(again, "backbone.onnx")))
+
+    def test_resume_refuses_other_split(self):
+        out = os.path.join(self.tmp, "other")
+        rc, _, _ = run_main(self.common + ["--epochs", "1", "--out", out, "--no-onnx", "--val", "0.3"])
+        self.assertEqual(rc, 0)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+                self.assertRaises(SystemExit):
+            tb.main(self.common + ["--epochs", "2", "--out", out, "--resume", "--val", "0.15"])
+        self.assertIn("--val", err.getvalue())
+
+
+if __name__ == "__main__":
+    unittest.main()
