@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: all deps models build test vet units systemd-live soak demo bench bench-quality fmt clean install
+.PHONY: all deps models build test vet units systemd-live backbone soak demo bench bench-quality fmt clean install
 
 all: build
 
@@ -51,6 +51,7 @@ test: deps models build vet units
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
+	$(PYTHON) -m unittest tools.test_train_backbone
 
 demo: deps models build
 	@sh scripts/demo.sh
@@ -68,6 +69,14 @@ units: build models
 # system (root; ../shared/tools/fresh-debian.sh builds it). Not in make test.
 systemd-live: deps models build
 	@bash scripts/systemd-live.sh $(ROOTFS)
+
+# Fine-tune the whole backbone (hours on a CPU; --resume continues):
+# $(BACKBONE_OUT)/backbone.onnx and backbone.pth. Not in make test.
+BACKBONE_DATA ?= ../shared/data/dfdc-pretrain ../shared/data/hardfake/train
+BACKBONE_INIT ?= ../shared/models/backbone/mnasnet0_75_dfdc.pth
+BACKBONE_OUT  ?= build/backbone
+backbone: deps
+	$(PYTHON) tools/train_backbone.py $(addprefix --data ,$(BACKBONE_DATA)) --init $(BACKBONE_INIT) --out $(BACKBONE_OUT) $(BACKBONE_ARGS)
 
 # Ten minutes (SOAK=...) of 4 looping cameras against mosquitto, the broker
 # restarted halfway: RSS and goroutines flat, no gocv Mat left (not in test).
