@@ -178,18 +178,22 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 }
 
 // TestStatusLifecycle: retained online after connect, offline as last will
-// when the network dies, online again after reconnecting, offline after Close.
+// when the network dies, online again after reconnecting, offline after Close;
+// the Announce messages (Home Assistant's configs) at every connection.
 func TestStatusLifecycle(t *testing.T) {
 	for _, b := range brokers {
 		t.Run(b.name, func(t *testing.T) {
 			url := b.start(t)
 			net := newProxy(t, strings.TrimPrefix(url, "tcp://"))
-			const status = "deepfaked/test/status"
+			const status, announce = "deepfaked/test/status", "homeassistant/sensor/test/config"
+			ann := subscribe(t, url, announce)
 			log, logs := newLog()
-			p, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: net.url(), ClientID: clientID("pub"), QoS: 1, StatusTopic: status, KeepAlive: 2 * time.Second}, log)
+			p, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: net.url(), ClientID: clientID("pub"), QoS: 1, StatusTopic: status, KeepAlive: 2 * time.Second,
+				Announce: []Retained{{Topic: announce, Payload: []byte("cfg")}}}, log)
 			if err != nil {
 				t.Fatal(err)
 			}
+			expect(t, ann, announce, "cfg", 5*time.Second)
 			// Subscribing after Connect returned: "online" must be there, retained.
 			w := &statusWatch{ch: subscribe(t, url, status), topic: status}
 			w.next(t, StatusOnline, 5*time.Second)
@@ -199,6 +203,7 @@ func TestStatusLifecycle(t *testing.T) {
 			net.unblock()
 			w.next(t, StatusOnline, 15*time.Second)
 			waitLogged(t, logs, "mqtt connection lost", "mqtt reconnected")
+			expect(t, ann, announce, "cfg", 5*time.Second) // again, after reconnecting
 
 			if err := p.Close(context.Background()); err != nil {
 				t.Fatal(err)
