@@ -13,6 +13,7 @@
 # re-run skips extraction.
 #
 #   sh tools/bench_quality.sh            # WORK=build/bench-quality
+#   BACKBONE=build/backbone/backbone.onnx WORK=build/bench-backbone SEEDS=1 sh tools/bench_quality.sh
 #   DEEPFAKED=bin/deepfaked sh tools/bench_quality.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ SHARED=${DEEPFAKED_TESTDATA:-$ROOT/../shared}
 WORK=${WORK:-$ROOT/build/bench-quality}
 PYTHON=${PYTHON:-/usr/bin/python3}
 ORT_LIB=${DEEPFAKED_ORT_LIB:-$ROOT/third_party/onnxruntime/libonnxruntime.so.1}
-BACKBONE=$SHARED/models/backbone/mnasnet0_75_dfdc_features.onnx
+# BACKBONE=path scores another backbone (make backbone's) the same way.
+BACKBONE=${BACKBONE:-$SHARED/models/backbone/mnasnet0_75_dfdc_features.onnx}
 for need in "$BACKBONE" "$SHARED/data/dfdc-faces/train" "$SHARED/data/dfdc-faces/test" "$SHARED/data/hardfake/train" "$SHARED/data/hardfake/test"; do
 	[ -e "$need" ] || { echo "bench_quality: $need missing: needs the shared test data in ../shared or \$DEEPFAKED_TESTDATA" >&2; exit 1; }
 done
