@@ -213,7 +213,12 @@ def to_onnx(module, example, input_name, output_name, props):
 
 def write_atomic(proto, path):
     """Writes proto to path via a temp file in the same folder, so readers never see half a file."""
-    data = proto.SerializeToString()
+    return write_bytes_atomic(proto.SerializeToString(), path)
+
+
+def write_bytes_atomic(data, path):
+    """Writes data to path via a synced temp file renamed over it: a reader or a
+    power cut sees the old file or the new one. Returns its length and sha256."""
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=os.path.dirname(path) or ".")
     try:

@@ -35,7 +35,6 @@ import os
 import random
 import shlex
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # don't leave __pycache__ in tools/ when importing export_model
@@ -459,29 +458,15 @@ def lr_at(args, epoch, frac):
 
 # ---------------------------------------------------------------- output
 
-def atomic_write(path, data, mode="w"):
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, mode + ("b" if isinstance(data, bytes) else "")) as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def write_text_atomic(path, text):
+    export_model.write_bytes_atomic(text.encode("utf-8"), path)
 
 
 def torch_save_atomic(obj, path):
     import torch
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write(path, buf.getvalue())
+    export_model.write_bytes_atomic(buf.getvalue(), path)
 
 
 class Log:
@@ -820,7 +805,7 @@ def main(argv=None):
             best_val_loss=best_loss, best_epoch=best_epoch, since_best=since_best, history=history,
             rng=dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate()),
             args=vars(args), init_label=init_label, data_sha256=sig), ckpt_path)
-        atomic_write(os.path.join(args.out, "metrics.json"), json.dumps(dict(
+        write_text_atomic(os.path.join(args.out, "metrics.json"), json.dumps(dict(
             epochs=history, best_epoch=best_epoch, best_val_loss=best_loss, size=args.size,
             seed=args.seed, init=init_label, data=args.data, train_images=len(train_idx),
             val_images=len(val_idx)), indent=1) + "\n")
