@@ -24,21 +24,7 @@ func BenchmarkClassify(b *testing.B) {
 	}
 	defer c.Close()
 	for _, n := range []int{1, 8} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			in := randomBatch(n, c.InputSize(), 1)
-			p := make([]float32, n)
-			if _, err := c.Classify(in, n, p); err != nil { // warm-up: lazily made tensors
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := c.Classify(in, n, p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N*n), "ms/face")
-		})
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchClassify(b, c, n) })
 	}
 }
 
@@ -124,4 +110,22 @@ func BenchmarkClassifyVsBare(b *testing.B) {
 	b.ReportMetric(perFace(tStill), "bare-nospin-ms/face")
 	b.ReportMetric(tClf.Seconds()/tSpin.Seconds(), "classify/bare")
 	b.ReportMetric(tClf.Seconds()/tStill.Seconds(), "classify/bare-nospin")
+}
+
+// benchClassify times c on batches of n random faces after a warm-up run
+// (lazily made tensors and buffers), reporting allocations and ms per face.
+func benchClassify(b *testing.B, c *Classifier, n int) {
+	in := randomBatch(n, c.InputSize(), 1)
+	p := make([]float32, n)
+	if _, err := c.Classify(in, n, p); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Classify(in, n, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N*n), "ms/face")
 }

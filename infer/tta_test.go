@@ -318,22 +318,7 @@ func BenchmarkClassifyTTA(b *testing.B) {
 		byMode[mode.name] = clfs
 		b.Run(mode.name, func(b *testing.B) {
 			for i, n := range batches {
-				b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-					c := clfs[i]
-					in := randomBatch(n, c.InputSize(), 1)
-					p := make([]float32, n)
-					if _, err := c.Classify(in, n, p); err != nil { // warm-up: buffers, tensors
-						b.Fatal(err)
-					}
-					b.ReportAllocs()
-					b.ResetTimer()
-					for b.Loop() {
-						if _, err := c.Classify(in, n, p); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N*n), "ms/face")
-				})
+				b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchClassify(b, clfs[i], n) })
 			}
 		})
 	}
