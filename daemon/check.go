@@ -13,7 +13,8 @@ import (
 // CheckLoads loads what New loads before it serves, with the same setup
 // calls, and releases it: the engine, the classifier (a trial face through
 // backbone and head, refusing non-finite outputs), the face detector, and the
-// broker options (password file, TLS material); and it opens each camera
+// broker options (password file, TLS material), the page's password file
+// and certificate; and it opens each camera
 // once (capture.Probe): a video file that does not open or has no frame is an
 // error, a live camera that does not open now is a warning (run retries it).
 // check-config runs it after CheckFiles, so ExecStartPre fails on a corrupt or
@@ -57,6 +58,9 @@ func checkLoads(cfg *config.Config, log *slog.Logger) error {
 	}
 	det.Close()
 	if _, err := setup.MQTTOptions(cfg); err != nil {
+		return fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	if _, err := setup.WebOptions(cfg); err != nil { // the password file and TLS material
 		return fmt.Errorf("%s: %w", cfg.Path, err)
 	}
 	if cfg.MQTT.Broker == config.EmbeddedBroker {

@@ -7,6 +7,7 @@
 package setup
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
 	"github.com/deepfaked/deepfaked/daemon/track"
+	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -338,3 +340,32 @@ func trainConfig(t config.Train) train.Config {
 		Epochs: t.Epochs, Patience: t.Patience, Folds: t.Folds, Seed: int64(t.Seed),
 		ClassWeights: t.ClassWeights == config.ClassWeightsBalanced}
 }
+
+// WebOptions are the page's options (web.*): the password file read and
+// hashed, the TLS certificate loaded. Listen is "" when the page is off.
+func WebOptions(cfg *config.Config) (web.Options, error) {
+	w := cfg.Web
+	if !w.Enabled {
+		return web.Options{}, nil
+	}
+	o := web.Options{Listen: w.Listen}
+	if w.PasswordFile != "" {
+		h, err := web.ReadPasswordFile(w.PasswordFile)
+		if err != nil {
+			return o, err
+		}
+		o.PasswordHash = h
+	}
+	if w.TLS.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(w.TLS.Cert, w.TLS.Key)
+		if err != nil {
+			return o, fmt.Errorf("web.tls: %w", err)
+		}
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	return o, nil
+}
+
+// WebShared says whether the page is served by the metrics' HTTP server
+// (web.listen equal to metrics.listen).
+func WebShared(cfg *config.Config) bool { return cfg.WebShared() }

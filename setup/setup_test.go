@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/capturetest"
@@ -30,6 +31,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
 	"github.com/deepfaked/deepfaked/daemon/track"
+	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -93,6 +95,30 @@ var gateSet = probe{"setup.GateSet (cmd/deepfaked train --install: TestTrainGate
 var statsInterval = probe{"setup.StatsInterval (daemon.Run's stats reporter)", func(_ *testing.T, c *config.Config) any { return setup.StatsInterval(c) }}
 
 var metricsListen = probe{"setup.MetricsListen (daemon.New's metrics server)", func(_ *testing.T, c *config.Config) any { return setup.MetricsListen(c) }}
+
+func webOpt(field string, f func(web.Options) any) probe {
+	return probe{"setup.WebOptions: web.Options." + field, func(t *testing.T, c *config.Config) any {
+		o, err := setup.WebOptions(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f(o)
+	}}
+}
+
+// webLogin says whether the page's login takes the password "s3cret".
+var webLogin = webOpt("PasswordHash (bcrypt of the file's password)", func(o web.Options) any {
+	return o.PasswordHash != nil && bcrypt.CompareHashAndPassword(o.PasswordHash, []byte("s3cret")) == nil
+})
+
+var webListen = webOpt("Listen (\"\": the page is off)", func(o web.Options) any { return o.Listen })
+
+var webCerts = webOpt("TLS.Certificates", func(o web.Options) any {
+	if o.TLS == nil {
+		return 0
+	}
+	return len(o.TLS.Certificates)
+})
 
 var drainTimeout = probe{"setup.DrainTimeout (daemon.Run's wait for the outbox at the end)", func(_ *testing.T, c *config.Config) any { return setup.DrainTimeout(c) }}
 
@@ -284,6 +310,16 @@ func rows(t *testing.T, dir string) []row {
 		t.Fatal(err)
 	}
 	t.Setenv("DEEPFAKED_TEST_PASSWORD", "from-env")
+	// web.password_file may hold the bcrypt hash instead of the password.
+	hashed := filepath.Join(dir, "web-hash")
+	h, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hashed, append(h, '\n'), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	webOn := map[string]any{"web.enabled": true}
 	pki := testenv.NewPKI(t, dir)
 	ca, cert, key := pki.CA, pki.ClientCert, pki.ClientKey
 	ssl := map[string]any{"mqtt.broker": "ssl://broker.local"}
@@ -370,6 +406,16 @@ func rows(t *testing.T, dir string) []row {
 		{"mqtt.stats_interval", "30s", nil, 30 * time.Second, statsInterval},
 		{"metrics", map[string]any{"listen": "127.0.0.1:9464"}, nil, "127.0.0.1:9464", metricsListen},
 		{"metrics.listen", "[::1]:0", nil, "[::1]:0", metricsListen},
+		{"web", map[string]any{"enabled": true}, nil, config.DefaultWebListen, webListen},
+		{"web.enabled", false, nil, "", webListen},
+		{"web.enabled", true, nil, config.DefaultWebListen, webListen},
+		{"web.enabled", true, map[string]any{"metrics.listen": config.DefaultWebListen}, true, probe{"setup.WebShared (daemon.New: one server)", func(_ *testing.T, c *config.Config) any { return setup.WebShared(c) }}},
+		{"web.listen", "0.0.0.0:0", map[string]any{"web.enabled": true, "web.password_file": pw}, "0.0.0.0:0", webListen},
+		{"web.password_file", pw, webOn, true, webLogin},
+		{"web.password_file", hashed, webOn, true, webLogin},
+		{"web.tls", map[string]any{"cert": pki.ServerCert, "key": pki.ServerKey}, webOn, 1, webCerts},
+		{"web.tls.cert", pki.ServerCert, map[string]any{"web.enabled": true, "web.tls.key": pki.ServerKey}, 1, webCerts},
+		{"web.tls.key", pki.ServerKey, map[string]any{"web.enabled": true, "web.tls.cert": pki.ServerCert}, 1, webCerts},
 		{"mqtt.drain_timeout", "2m", nil, 2 * time.Minute, drainTimeout},
 		{"capture", map[string]any{"io_timeout": "3s"}, nil, 3 * time.Second, ioTimeout},
 		{"capture.io_timeout", "0s", nil, time.Duration(0), ioTimeout},

@@ -37,6 +37,7 @@ type Config struct {
 	Train    Train    `yaml:"train"`
 	Tracks   Tracks   `yaml:"tracks"`
 	Events   Events   `yaml:"events"`
+	Web      Web      `yaml:"web"`
 
 	// Path is the file the config was loaded from (absolute); empty after Parse.
 	Path string `yaml:"-"`
@@ -321,6 +322,7 @@ func defaults() Config {
 		Events:   defaultEvents(),
 		Capture:  Capture{IOTimeout: DefaultIOTimeout},
 		Watchdog: Watchdog{Stall: DefaultStall},
+		Web:      defaultWeb(),
 		Faces: Faces{
 			Detector: DefaultDetector,
 			Margin:   DefaultMargin,
@@ -444,6 +446,7 @@ func (c *Config) resolve(dir string) {
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
 		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.GateSet, &c.Train.Collect.Dir, &c.Events.Snapshots.Dir,
 		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir, &c.MQTT.Embedded.UsersFile,
+		&c.Web.PasswordFile, &c.Web.TLS.Cert, &c.Web.TLS.Key,
 	} {
 		abs(p)
 	}
@@ -474,6 +477,9 @@ func (c *Config) CheckFiles() error {
 		{"mqtt.tls.ca", c.MQTT.TLS.CA},
 		{"mqtt.tls.cert", c.MQTT.TLS.Cert},
 		{"mqtt.tls.key", c.MQTT.TLS.Key},
+		{"web.password_file", c.Web.PasswordFile},
+		{"web.tls.cert", c.Web.TLS.Cert},
+		{"web.tls.key", c.Web.TLS.Key},
 	}
 	// A bare library name is the dynamic linker's to find.
 	if strings.ContainsRune(c.Model.Runtime, '/') {

@@ -213,6 +213,7 @@ func (c *Config) check(p *problems, lines map[string]int) {
 			k.fail("metrics.listen", "%q: %v", l, err)
 		}
 	}
+	c.Web.check(k)
 	if len(c.Cameras) == 0 {
 		k.fail("cameras", "at least one camera is required")
 	}
