@@ -1,0 +1,231 @@
+package web
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestLoopbackOnly: without a password the page serves a loopback client
+// that names a loopback host, and no one else.
+func TestLoopbackOnly(t *testing.T) {
+	s := mustNew(t, Options{}, Parts{})
+	for _, tc := range []struct {
+		remote, host string
+		want         int
+	}{
+		{"127.0.0.1:5555", "127.0.0.1:9465", http.StatusOK},
+		{"127.0.0.1:5555", "localhost:9465", http.StatusOK},
+		{"[::1]:5555", "[::1]:9465", http.StatusOK},
+		{"[::ffff:127.0.0.1]:5555", "localhost", http.StatusOK},
+		{"192.0.2.7:5555", "127.0.0.1:9465", http.StatusForbidden},
+		{"127.0.0.1:5555", "evil.example:9465", http.StatusForbidden}, // DNS rebinding
+		{"127.0.0.1:5555", "192.0.2.1:9465", http.StatusForbidden},
+		{"garbage", "localhost", http.StatusForbidden},
+	} {
+		t.Run(tc.remote+" "+tc.host, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr, r.Host = tc.remote, tc.host
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Fatalf("%d, want %d: %s", w.Code, tc.want, w.Body)
+			}
+			if tc.want == http.StatusOK && !strings.Contains(w.Header().Get("Set-Cookie"), cookieName) {
+				t.Fatal("no session cookie")
+			}
+		})
+	}
+}
+
+// TestLoginRequired: with a password every page, API and file wants a
+// session; the login page makes one for its form.
+func TestLoginRequired(t *testing.T) {
+	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{Crops: newFakeCrops(t, Crop{ID: "door/1.jpg", Camera: "door"}), SnapshotDir: t.TempDir()})
+	c := newClient(t, s)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		location     string
+	}{
+		{"GET", "/", http.StatusSeeOther, "/login"},
+		{"GET", "/review", http.StatusSeeOther, "/login"},
+		{"GET", "/train", http.StatusSeeOther, "/login"},
+		{"GET", "/events", http.StatusSeeOther, "/login"},
+		{"GET", "/api/status", http.StatusUnauthorized, ""},
+		{"GET", "/api/status/stream", http.StatusUnauthorized, ""},
+		{"GET", "/api/crops", http.StatusUnauthorized, ""},
+		{"GET", "/files/crops/door/1.jpg", http.StatusUnauthorized, ""},
+		{"GET", "/files/snapshots/door/1.jpg", http.StatusUnauthorized, ""},
+		{"GET", "/train/roc.png", http.StatusSeeOther, "/login"},
+		{"POST", "/api/label", http.StatusUnauthorized, ""},
+		{"POST", "/api/train", http.StatusUnauthorized, ""},
+		{"POST", "/api/rollback", http.StatusUnauthorized, ""},
+		{"POST", "/login", http.StatusForbidden, ""}, // no login page loaded: no session
+		{"GET", "/login", http.StatusOK, ""},
+		{"GET", "/static/app.js", http.StatusSeeOther, "/login"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			jar := c.http.Jar
+			c.http.Jar = nil // no session
+			defer func() { c.http.Jar = jar }()
+			resp, body := c.do(tc.method, tc.path, nil, nil)
+			if resp.StatusCode != tc.want || resp.Header.Get("Location") != tc.location {
+				t.Fatalf("%d %q, want %d %q: %s", resp.StatusCode, resp.Header.Get("Location"), tc.want, tc.location, body)
+			}
+		})
+	}
+}
+
+// TestLogin: the password, the form's CSRF token, and a fresh session after
+// the login (the login page's session is worth nothing).
+func TestLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		password string
+		token    func(page string) string
+		want     int
+		body     string
+	}{
+		{"right", "hunter2", func(p string) string { return p }, http.StatusSeeOther, ""},
+		{"wrong password", "hunter3", func(p string) string { return p }, http.StatusUnauthorized, "Wrong password"},
+		{"empty password", "", func(p string) string { return p }, http.StatusUnauthorized, "Wrong password"},
+		{"no csrf", "hunter2", func(string) string { return "" }, http.StatusForbidden, "CSRF"},
+		{"wrong csrf", "hunter2", func(string) string { return "AAAA" }, http.StatusForbidden, "CSRF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{})
+			c := newClient(t, s)
+			page := c.csrf("/login")
+			before := cookie(t, c)
+			f := url.Values{"password": {tc.password}}
+			if tok := tc.token(page); tok != "" {
+				f.Set("csrf", tok)
+			}
+			resp, body := c.postForm("/login", f)
+			if resp.StatusCode != tc.want || !strings.Contains(body, tc.body) {
+				t.Fatalf("%d, want %d with %q: %s", resp.StatusCode, tc.want, tc.body, body)
+			}
+			resp, _ = c.get("/api/status")
+			if ok := resp.StatusCode == http.StatusOK; ok != (tc.want == http.StatusSeeOther) {
+				t.Fatalf("after the login: /api/status %d", resp.StatusCode)
+			}
+			if tc.want == http.StatusSeeOther && cookie(t, c) == before {
+				t.Fatal("the session id did not change at the login")
+			}
+		})
+	}
+}
+
+func cookie(t *testing.T, c *client) string {
+	u, _ := url.Parse(c.srv.URL)
+	for _, k := range c.http.Jar.Cookies(u) {
+		if k.Name == cookieName {
+			return k.Value
+		}
+	}
+	t.Fatal("no session cookie")
+	return ""
+}
+
+// TestLogout: the session ends; its cookie opens nothing after.
+func TestLogout(t *testing.T) {
+	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{})
+	c := newClient(t, s)
+	tok := c.login("hunter2")
+	old := cookie(t, c)
+	if resp, body := c.postForm("/logout", url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("logout without the token: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := c.postForm("/logout", url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", resp.StatusCode, body)
+	}
+	req := httptest.NewRequest("GET", "/api/status", nil)
+	req.RemoteAddr, req.Host = "127.0.0.1:1", "localhost"
+	req.AddCookie(&http.Cookie{Name: cookieName, Value: old})
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, req)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("the old session after logout: %d", w.Code)
+	}
+}
+
+// TestCookie: HttpOnly and SameSite=Strict always, Secure over TLS.
+func TestCookie(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		o := Options{PasswordHash: hash(t, "pw")}
+		if tlsOn {
+			o.TLS = &tls.Config{}
+		}
+		s := mustNew(t, o, Parts{})
+		r := httptest.NewRequest("GET", "/login", nil)
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		cs := w.Result().Cookies()
+		if len(cs) != 1 || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || cs[0].Secure != tlsOn || cs[0].Path != "/" {
+			t.Fatalf("tls %v: cookies %+v", tlsOn, cs)
+		}
+		if h := w.Header().Get("Content-Security-Policy"); !strings.Contains(h, "frame-ancestors 'none'") {
+			t.Fatalf("CSP %q", h)
+		}
+	}
+}
+
+// TestCSRF: every state-changing endpoint refuses a request without the
+// session's token, with a wrong one and with another session's.
+func TestCSRF(t *testing.T) {
+	crops := newFakeCrops(t, Crop{ID: "door/1.jpg", Camera: "door"})
+	tr := newFakeTrainer(t, false)
+	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{Crops: crops, Trainer: tr})
+	c := newClient(t, s)
+	c.login("hunter2")
+	other := newClient(t, s)
+	otherTok := other.login("hunter2")
+	for _, path := range []string{"/api/label", "/api/train", "/api/train/install", "/api/rollback", "/logout"} {
+		for _, tok := range []string{"", "wrong", otherTok} {
+			t.Run(path+" "+tok, func(t *testing.T) {
+				resp, body := c.postJSON(path, tok, `{"id":"door/1.jpg","label":"fake"}`)
+				if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+					t.Fatalf("%d: %s", resp.StatusCode, body)
+				}
+			})
+		}
+	}
+	if len(crops.labelled) != 0 || len(tr.installed) != 0 || tr.rollbacks != 0 || s.train.running() {
+		t.Fatalf("something changed: labelled %v, installed %v, rollbacks %d", crops.labelled, tr.installed, tr.rollbacks)
+	}
+}
+
+// TestOpen: the metrics' handlers, when the page shares their server, are
+// served without a login; everything else still wants one.
+func TestOpen(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	s := mustNew(t, Options{PasswordHash: hash(t, "pw")}, Parts{Open: map[string]http.Handler{"/metrics": ok, "/healthz": ok}})
+	c := newClient(t, s)
+	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/metrics/x": 303, "/api/status": 401} {
+		if resp, body := c.get(path); resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d: %s", path, resp.StatusCode, want, body)
+		}
+	}
+}
+
+// TestSessionsBounded: login pages asked for again and again do not grow
+// the table past its cap, and logged-in sessions outlive them.
+func TestSessionsBounded(t *testing.T) {
+	s := mustNew(t, Options{PasswordHash: hash(t, "pw")}, Parts{})
+	c := newClient(t, s)
+	tok := c.login("pw")
+	for range maxSessions + 10 {
+		r := httptest.NewRequest("GET", "/login", nil)
+		s.Handler().ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if n := len(s.sessions.m); n > maxSessions {
+		t.Fatalf("%d sessions", n)
+	}
+	if resp, _ := c.postJSON("/api/rollback", tok, ""); resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		t.Fatalf("the logged-in session was evicted: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,189 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultEvents is how many events an EventLog keeps: days of a doorbell's
+// fakes, a few hundred KiB.
+const DefaultEvents = 500
+
+// EventLog keeps the latest events the daemon published, newest last: the
+// events page's list. It is fed with the payloads of
+// <prefix>/<camera>/events (pipeline.Event JSON) and forgets them at a
+// restart; the snapshots stay on disk. Safe for concurrent use.
+type EventLog struct {
+	mu    sync.Mutex
+	max   int
+	order []string // ids, oldest first
+	byID  map[string]*Event
+}
+
+// NewEventLog keeps at most n events (at least 1).
+func NewEventLog(n int) *EventLog {
+	return &EventLog{max: max(n, 1), byID: map[string]*Event{}}
+}
+
+// Event is one track's event: its new, updates and end folded together.
+type Event struct {
+	ID      string    `json:"id"`
+	Camera  string    `json:"camera"`
+	Track   int64     `json:"track"`
+	Last    string    `json:"last"` // the last message's type: new, update or end
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	State   string    `json:"state"`
+	Score   float64   `json:"score"`
+	Peak    float64   `json:"peak"`
+	Frames  int       `json:"frames"`
+	// Snapshot is the JPEG's path as the event gives it.
+	Snapshot string `json:"snapshot,omitempty"`
+}
+
+// wireEvent is the part of pipeline.Event the log reads.
+type wireEvent struct {
+	Type   string    `json:"type"`
+	ID     string    `json:"id"`
+	Camera string    `json:"camera"`
+	TS     time.Time `json:"ts"`
+	After  struct {
+		Track    int64   `json:"track"`
+		State    string  `json:"state"`
+		Score    float64 `json:"score"`
+		Frames   int     `json:"frames"`
+		Snapshot string  `json:"snapshot"`
+	} `json:"after"`
+}
+
+// Add folds one event message into the log.
+func (l *EventLog) Add(payload []byte) error {
+	var m wireEvent
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	if m.ID == "" || !validName(m.Camera) {
+		return fmt.Errorf("event %q: no id or a bad camera %q", m.ID, m.Camera)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.byID[m.ID]
+	if !ok {
+		if len(l.order) >= l.max {
+			delete(l.byID, l.order[0])
+			l.order = slices.Delete(l.order, 0, 1)
+		}
+		e = &Event{ID: m.ID, Camera: m.Camera, Started: m.TS}
+		l.byID[m.ID] = e
+		l.order = append(l.order, m.ID)
+	}
+	a := m.After
+	e.Track, e.Last, e.Updated, e.State, e.Score, e.Frames = a.Track, m.Type, m.TS, a.State, a.Score, a.Frames
+	e.Peak = max(e.Peak, a.Score)
+	if a.Snapshot != "" {
+		e.Snapshot = a.Snapshot
+	}
+	return nil
+}
+
+// EventFilter picks events: of one camera (empty: all), and overlapping
+// [Since, Until] (zero: unbounded).
+type EventFilter struct {
+	Camera       string
+	Since, Until time.Time
+}
+
+// List returns the events f picks, newest first.
+func (l *EventLog) List(f EventFilter) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Event
+	for i := len(l.order) - 1; i >= 0; i-- {
+		e := l.byID[l.order[i]]
+		if (f.Camera == "" || e.Camera == f.Camera) && (f.Since.IsZero() || !e.Updated.Before(f.Since)) &&
+			(f.Until.IsZero() || !e.Started.After(f.Until)) {
+			out = append(out, *e)
+		}
+	}
+	return out
+}
+
+// Cameras lists the cameras with events, for the filter.
+func (l *EventLog) Cameras() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.byID {
+		if !slices.Contains(out, e.Camera) {
+			out = append(out, e.Camera)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// eventView is an event with its snapshot's URL.
+type eventView struct {
+	Event
+	Image string
+}
+
+// formTime is how the page's datetime-local inputs write times (local time).
+const formTime = "2006-01-02T15:04"
+
+func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := EventFilter{Camera: q.Get("camera")}
+	if f.Camera != "" && !validName(f.Camera) {
+		http.Error(w, fmt.Sprintf("camera %q: a camera name holds letters, digits, _ and -", f.Camera), http.StatusBadRequest)
+		return
+	}
+	for _, p := range []struct {
+		key string
+		t   *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.key); v != "" {
+			t, err := time.ParseInLocation(formTime, v, time.Local)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("%s %q: want a time like 2026-12-01T14:30", p.key, v), http.StatusBadRequest)
+				return
+			}
+			*p.t = t
+		}
+	}
+	if !f.Until.IsZero() {
+		f.Until = f.Until.Add(time.Minute - time.Nanosecond) // the whole minute the input names
+	}
+	evs := s.parts.Events.List(f)
+	views := make([]eventView, len(evs))
+	for i, e := range evs {
+		views[i] = eventView{Event: e, Image: s.snapshotURL(e.Snapshot)}
+	}
+	s.render(w, r, http.StatusOK, "events", map[string]any{"Events": views, "Filter": f, "Cameras": s.parts.Events.Cameras()})
+}
+
+// snapshotURL is where the page serves a snapshot, or "" for one outside
+// the snapshot folder (never served).
+func (s *Server) snapshotURL(path string) string {
+	if path == "" || s.parts.SnapshotDir == "" {
+		return ""
+	}
+	rel, err := filepath.Rel(s.parts.SnapshotDir, path)
+	if err != nil {
+		return ""
+	}
+	rel = filepath.ToSlash(rel)
+	if _, ok := cleanRel(rel, ".jpg"); !ok {
+		return ""
+	}
+	return "/files/snapshots/" + rel
+}
+
+func (s *Server) snapshotFile(w http.ResponseWriter, r *http.Request) {
+	serveFile(w, r, s.parts.SnapshotDir, r.PathValue("path"), ".jpg")
+}

@@ -1,0 +1,137 @@
+package web
+
+import (
+	"math"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// StatusSource is the running daemon as the status page shows it
+// (health.Monitor with the models, the threshold and the last verdicts).
+type StatusSource interface {
+	Status(now time.Time) Status
+}
+
+// Status is the daemon at one moment.
+type Status struct {
+	Time      time.Time      `json:"ts"`
+	Device    string         `json:"device"`
+	Uptime    float64        `json:"uptime_s"`
+	Model     ModelStatus    `json:"model"`
+	Threshold float64        `json:"threshold"`
+	Cameras   []CameraStatus `json:"cameras"`
+	MQTT      MQTTStatus     `json:"mqtt"`
+	Outbox    OutboxStatus   `json:"outbox"`
+	Training  bool           `json:"training"`
+}
+
+// ModelStatus names the models in use, as verdicts do.
+type ModelStatus struct {
+	Backbone  string `json:"backbone"`
+	Head      string `json:"head"`
+	Precision string `json:"precision"`
+}
+
+// CameraStatus is one camera: health's state, its counts, its last verdict.
+type CameraStatus struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Online   bool   `json:"online"`
+	Analysed int64  `json:"frames_analysed"`
+	// FPS is frames analysed per second over the last second or more; the
+	// page computes it (see rates).
+	FPS  float64      `json:"fps"`
+	Last *LastVerdict `json:"last_verdict,omitempty"`
+}
+
+// LastVerdict is the camera's latest published verdict.
+type LastVerdict struct {
+	TS    time.Time `json:"ts"`
+	Label string    `json:"label"`
+	PFake float64   `json:"p_fake"`
+	Faces int       `json:"faces"`
+}
+
+// MQTTStatus is the broker connection.
+type MQTTStatus struct {
+	Connected  bool  `json:"connected"`
+	Reconnects int64 `json:"reconnects"`
+}
+
+// OutboxStatus is what waits for the broker's acknowledgement.
+type OutboxStatus struct {
+	Messages int   `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	Failing  bool  `json:"failing"`
+}
+
+// rates turns analysed counts into frames/s: every client shares one
+// sample a second, so the figure does not depend on how many watch.
+type rates struct {
+	mu   sync.Mutex
+	at   time.Time
+	prev map[string]int64
+	fps  map[string]float64
+}
+
+const rateEvery = time.Second
+
+func (r *rates) fill(s *Status) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if dt := s.Time.Sub(r.at); r.prev == nil || dt >= rateEvery {
+		fps := map[string]float64{}
+		for _, c := range s.Cameras {
+			if p, ok := r.prev[c.Name]; ok && dt > 0 {
+				fps[c.Name] = math.Round(float64(c.Analysed-p)/dt.Seconds()*10) / 10
+			}
+		}
+		r.prev = map[string]int64{}
+		for _, c := range s.Cameras {
+			r.prev[c.Name] = c.Analysed
+		}
+		r.at, r.fps = s.Time, fps
+	}
+	for i := range s.Cameras {
+		s.Cameras[i].FPS = r.fps[s.Cameras[i].Name]
+	}
+}
+
+func (s *Server) status() Status {
+	st := s.parts.Status.Status(time.Now())
+	s.rates.fill(&st)
+	st.Training = s.train.running()
+	return st
+}
+
+func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "status", s.status())
+}
+
+func (s *Server) statusJSON(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.status())
+}
+
+// statusEvery is how often the stream sends the status: the cost is one
+// health snapshot a second per open page, nothing on the frame path.
+const statusEvery = time.Second
+
+func (s *Server) statusStream(w http.ResponseWriter, r *http.Request) {
+	send, ok := sse(w)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(statusEvery)
+	defer t.Stop()
+	for {
+		if err := send("status", s.status()); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package web
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestTrain: one training at a time, its progress streamed, its report
+// with pictures, install anyway only with confirm=yes, rollback; each
+// install and rollback reloads the head.
+func TestTrain(t *testing.T) {
+	tr := newFakeTrainer(t, false)
+	var mu sync.Mutex
+	var reloads []string
+	s := mustNew(t, Options{}, Parts{Trainer: tr, Reload: func(reason string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reloads = append(reloads, reason)
+		return "ok", nil
+	}})
+	c := newClient(t, s)
+	tok := c.csrf("/train")
+	post := func(path string, form url.Values) (*http.Response, string) {
+		form.Set("csrf", tok)
+		return c.postForm(path, form)
+	}
+	if resp, _ := c.get("/train/roc.png"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a picture before any training: %d", resp.StatusCode)
+	}
+	if resp, b := post("/api/train/install", url.Values{}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "confirm=yes") {
+		t.Fatalf("install without confirm: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post("/api/train/install", url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("install before any training: %d %s", resp.StatusCode, b)
+	}
+
+	// The stream, opened before the start, sees the progress and the end.
+	req, _ := http.NewRequest("GET", c.srv.URL+"/api/train/stream", nil)
+	sresp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	states := make(chan TrainState, 100)
+	go func() {
+		sc := bufio.NewScanner(sresp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var st TrainState
+				if json.Unmarshal([]byte(data), &st) == nil {
+					states <- st
+				}
+			}
+		}
+		close(states)
+	}()
+	waitFor := func(what string, ok func(TrainState) bool) TrainState {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case st := <-states:
+				if ok(st) {
+					return st
+				}
+			case <-timeout:
+				t.Fatalf("no state with %s", what)
+			}
+		}
+	}
+	waitFor("not running", func(st TrainState) bool { return !st.Running })
+
+	if resp, b := post("/api/train", url.Values{}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start: %d %s", resp.StatusCode, b)
+	}
+	st := waitFor("progress", func(st TrainState) bool { return st.Running && st.Progress.Done == 3 })
+	if st.Progress.Total != 10 || st.Progress.Line != "fold 1/5 epoch 1/10" {
+		t.Fatalf("%+v", st)
+	}
+	for _, p := range []string{"/api/train", "/api/rollback", "/api/train/install"} {
+		if resp, b := post(p, url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusConflict {
+			t.Fatalf("%s while training: %d %s", p, resp.StatusCode, b)
+		}
+	}
+	if _, b := c.get("/"); !strings.Contains(b, "A training is running") {
+		t.Fatal("the status page does not say a training runs")
+	}
+	close(tr.release)
+	st = waitFor("the report", func(st TrainState) bool { return !st.Running && st.Report != nil })
+	if st.Report.Replaced || st.Report.Candidate.AUC != 0.95 || st.Report.Installed.AUC != 0.97 {
+		t.Fatalf("%+v", st.Report)
+	}
+	_, page := c.get("/train")
+	for _, want := range []string{"kept the installed head", "candidate AUC 0.9500 &lt; installed AUC 0.9700", "held-out, new head", "held-out, installed head",
+		"0.9500", "0.9700", "90.0 %", "/train/confusion.png", "/train/roc.png", "Install this head anyway", "not-installed"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("no %q in the report\n%s", want, page)
+		}
+	}
+	for _, p := range []string{"/train/confusion.png", "/train/roc.png"} {
+		if resp, b := c.get(p); resp.StatusCode != 200 || b != string(pngBytes) {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	for _, p := range []string{"/train/head.onnx", "/train/metrics.json", "/train/..%2fx.png"} {
+		if resp, _ := c.get(p); resp.StatusCode == 200 {
+			t.Errorf("%s served", p)
+		}
+	}
+	if resp, b := post("/api/train/install", url.Values{"confirm": {"no"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("install with confirm=no: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post("/api/train/install", url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("install anyway: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := post("/api/train/install", url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusConflict {
+		t.Fatal("installed twice")
+	}
+	if resp, b := post("/api/rollback", url.Values{}); resp.StatusCode != http.StatusOK || !strings.Contains(b, "rolled back") {
+		t.Fatalf("rollback: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post("/api/rollback", url.Values{}); resp.StatusCode != http.StatusConflict || !strings.Contains(b, "no previous head") {
+		t.Fatalf("second rollback: %d %s", resp.StatusCode, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tr.installed) != 1 || !strings.HasSuffix(tr.installed[0], "head.onnx") || len(reloads) != 2 {
+		t.Fatalf("installed %v, reloads %v", tr.installed, reloads)
+	}
+}
+
+// TestTrainInstalls: a training whose gate installs reloads the head.
+func TestTrainInstalls(t *testing.T) {
+	tr := newFakeTrainer(t, true)
+	close(tr.release)
+	reloaded := make(chan string, 1)
+	s := mustNew(t, Options{}, Parts{Trainer: tr, Reload: func(reason string) (string, error) { reloaded <- reason; return "", nil }})
+	c := newClient(t, s)
+	if resp, b := c.postJSON("/api/train", c.csrf("/train"), ""); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	select {
+	case r := <-reloaded:
+		if !strings.Contains(r, "training") {
+			t.Fatal(r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload after an installing training")
+	}
+}
+
+// TestTrainOff: without a trainer the buttons answer 404 and the page says so.
+func TestTrainOff(t *testing.T) {
+	c := newClient(t, mustNew(t, Options{}, Parts{}))
+	tok := c.csrf("/train")
+	if _, b := c.get("/train"); !strings.Contains(b, "off") {
+		t.Fatal(b)
+	}
+	for _, p := range []string{"/api/train", "/api/rollback", "/api/train/install"} {
+		if resp, b := c.postJSON(p, tok, ""); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestCloseCancelsTraining: the daemon's stop cancels a running training.
+func TestCloseCancelsTraining(t *testing.T) {
+	tr := newFakeTrainer(t, false)
+	s, err := New(Options{}, Parts{Status: &fakeStatus{}, Trainer: tr, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s)
+	if resp, _ := c.postJSON("/api/train", c.csrf("/train"), ""); resp.StatusCode != http.StatusAccepted {
+		t.Fatal(resp.Status)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the training")
+	}
+	if st, _ := s.train.state(); st.Running || !strings.Contains(st.Error, "context canceled") {
+		t.Fatalf("%+v", st)
+	}
+}
