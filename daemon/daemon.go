@@ -34,6 +34,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
+	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -60,7 +61,9 @@ type Daemon struct {
 	cams      []openCamera
 	pipe      *pipeline.Pipeline
 	mon       *health.Monitor
-	metrics   *metrics.Server // nil unless metrics.listen
+	metrics   *metrics.Server // nil unless metrics.listen, and not shared with the page
+	web       *web.Server     // nil unless web.enabled
+	webSrv    *web.HTTPServer
 
 	ran       atomic.Bool // Run was called
 	closeOnce sync.Once
@@ -98,6 +101,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 		}
 	}()
 	if err := CheckFiles(cfg); err != nil {
+		return d, err
+	}
+	webOpts, err := setup.WebOptions(cfg) // the password file and certificate, before the slow parts
+	if err != nil {
 		return d, err
 	}
 	if d.eng, err = setup.Engine(cfg, log); err != nil {
@@ -171,10 +178,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 		}
 		po.Events.Snapshots = d.snaps
 	}
-	if d.pipe, err = pipeline.New(po, d.clf, d.pub, pipelineCameras(d.cams)); err != nil {
+	var pub pipeline.Publisher = d.pub
+	var tap *publishTap
+	if webOpts.Listen != "" { // the page shows the events and last verdicts
+		tap = newPublishTap(d.pub, log)
+		pub = tap
+	}
+	if d.pipe, err = pipeline.New(po, d.clf, pub, pipelineCameras(d.cams)); err != nil {
 		return d, err
 	}
-	if err := d.observe(start); err != nil {
+	if err := d.observe(start, webOpts, tap); err != nil {
 		return d, err
 	}
 	if cfg.Model.WatchHead {
@@ -332,7 +345,7 @@ func runID() string {
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		signal.Stop(d.hup)
-		errs := []error{d.closeMetrics()}
+		errs := []error{d.closeMetrics(), d.closeWeb()}
 		if d.headWatch != nil {
 			d.headWatch.close()
 		}

@@ -339,6 +339,16 @@ func TestNewFails(t *testing.T) {
 	}
 	defer busy.Close()
 	unreachable := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
+	readable := filepath.Join(t.TempDir(), "web-password")
+	if err := os.WriteFile(readable, []byte("hunter2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := func(listen, password string) func(c *config.Config) {
+		return func(c *config.Config) { c.Web = config.Web{Enabled: true, Listen: listen, PasswordFile: password} }
+	}
 	// os/signal starts its one goroutine on first use, for good: not a leak.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -355,6 +365,8 @@ func TestNewFails(t *testing.T) {
 		{"backbone not the pinned one", func(c *config.Config) { c.Model.BackboneSHA256 = strings.Repeat("0", 64) }, "", []string{"model.backbone_sha256", "but the config pins 0000"}},
 		{"listen port busy", nil, busy.Addr().String(), []string{"mqtt.listen", busy.Addr().String()}},
 		{"broker unreachable", func(c *config.Config) { c.MQTT.Broker = unreachable }, "", []string{"connect to broker " + unreachable}},
+		{"web password file readable by all", web("127.0.0.1:0", readable), "", []string{"web.password_file", readable, "readable by all users"}},
+		{"web port busy", web(busy.Addr().String(), ""), "", []string{"web.listen", busy.Addr().String()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			listen := tc.listen

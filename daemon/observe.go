@@ -2,40 +2,59 @@ package daemon
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/deepfaked/deepfaked/daemon/health"
 	"github.com/deepfaked/deepfaked/daemon/metrics"
+	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
 // observe makes the health monitor and, with metrics.listen, the metrics
-// (observing the pipeline) and their server; call it once the pipeline exists.
-func (d *Daemon) observe(start time.Time) error {
+// (observing the pipeline) and their server, and with web.enabled the page;
+// call it once the pipeline exists. tap is the pipeline's publisher when
+// the page is on.
+func (d *Daemon) observe(start time.Time, webOpts web.Options, tap *publishTap) error {
 	cams := make([]health.Camera, len(d.cams))
 	for i, c := range d.cams {
 		cams[i] = c.src
 	}
 	d.mon = health.New(health.Sources{Cameras: cams, Pipeline: d.pipe, Publisher: d.pub, Outbox: d.box,
 		Models: d.clf, Stall: setup.WatchdogStall(d.cfg), Start: start})
-	addr := setup.MetricsListen(d.cfg)
-	if addr == "" {
+	var open map[string]http.Handler
+	if addr := setup.MetricsListen(d.cfg); addr != "" {
+		m := metrics.New(d.mon)
+		d.pipe.Observe(m)
+		h := m.Handler(d.mon)
+		if setup.WebShared(d.cfg) {
+			// One server where the issue asks for one (web.listen equal to
+			// metrics.listen): one port to open and one TLS set-up. The
+			// three paths stay without a login: scrapers and health checks
+			// do not log in. Apart by default: metrics have no login, so
+			// they stay on their own (firewalled) port unless asked.
+			open = map[string]http.Handler{"/metrics": h, "/healthz": h, "/readyz": h}
+		} else {
+			var err error
+			if d.metrics, err = metrics.Listen(addr, h, d.log); err != nil {
+				return err
+			}
+			d.log.Info("serving /metrics, /healthz and /readyz", "addr", d.metrics.Addr())
+		}
+	}
+	if webOpts.Listen == "" {
 		return nil
 	}
-	m := metrics.New(d.mon)
-	d.pipe.Observe(m)
-	var err error
-	if d.metrics, err = metrics.Listen(addr, m.Handler(d.mon), d.log); err != nil {
-		return err
-	}
-	d.log.Info("serving /metrics, /healthz and /readyz", "addr", d.metrics.Addr())
-	return nil
+	return d.startWeb(webOpts, tap, open)
 }
 
 // MetricsAddr is where /metrics, /healthz and /readyz are served (the real
 // port when metrics.listen asks for 0), or "" when they are not.
 func (d *Daemon) MetricsAddr() string {
 	if d.metrics == nil {
+		if setup.WebShared(d.cfg) {
+			return d.WebAddr()
+		}
 		return ""
 	}
 	return d.metrics.Addr()

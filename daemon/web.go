@@ -1,0 +1,334 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/daemon/health"
+	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/daemon/web"
+	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/train/install"
+	"github.com/deepfaked/deepfaked/train/workflow"
+)
+
+// startWeb serves the page (web.enabled) with the daemon's parts: the
+// health monitor, the events and verdicts the pipeline publishes (tap),
+// the collected crops, training by `deepfaked train --install` in a child
+// process, and the head reload. open are the metrics' handlers when the
+// page shares their server.
+func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.Handler) error {
+	parts := web.Parts{Status: &webStatus{cfg: d.cfg, mon: d.mon, clf: d.clf, tap: tap},
+		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log}
+	if d.cfg.Events.Enabled && d.cfg.Events.Snapshots.Enabled {
+		parts.SnapshotDir = d.cfg.Events.Snapshots.Dir
+	}
+	if d.cfg.Train.Collect.Enabled() {
+		parts.Crops = webCrops{folders: setup.LabelFolders(d.cfg)}
+	}
+	if t, err := newExecTrainer(d.cfg, d.log); err != nil {
+		d.log.Warn("training from the page is off", "err", err)
+	} else {
+		parts.Trainer = t
+	}
+	var err error
+	if d.web, err = web.New(o, parts); err != nil {
+		return err
+	}
+	if d.webSrv, err = web.Listen(o, d.web.Handler(), d.log); err != nil {
+		d.web.Close()
+		d.web = nil
+		return err
+	}
+	scheme := "http"
+	if o.TLS != nil {
+		scheme = "https"
+	}
+	d.log.Info("serving the page", "url", scheme+"://"+d.webSrv.Addr()+"/", "login", o.PasswordHash != nil,
+		"with_metrics", len(open) > 0)
+	if o.PasswordHash != nil && o.TLS == nil {
+		d.log.Warn("web.password_file without web.tls: the password and the session cookie cross the network in clear; serve HTTPS or put a TLS proxy in front")
+	}
+	return nil
+}
+
+// WebAddr is where the page is served (the real port when web.listen asks
+// for 0), or "" when it is not.
+func (d *Daemon) WebAddr() string {
+	if d.webSrv == nil {
+		return ""
+	}
+	return d.webSrv.Addr()
+}
+
+// closeWeb stops the page's server, then a training it started.
+func (d *Daemon) closeWeb() error {
+	var err error
+	if d.webSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = d.webSrv.Close(ctx)
+	}
+	if d.web != nil {
+		d.web.Close()
+	}
+	return err
+}
+
+// publishTap is the pipeline's publisher for the page: it hands each event
+// to the page's log and keeps each camera's last verdict, then publishes.
+// Per verdict it copies the payload into the camera's own buffer, so
+// nothing is allocated once the buffer has grown.
+type publishTap struct {
+	pipeline.Publisher
+	events  *web.EventLog
+	verdict string // topic suffix of verdicts
+	event   string // and of events
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	last map[string][]byte // camera -> its last verdict's JSON
+}
+
+func newPublishTap(pub pipeline.Publisher, log *slog.Logger) *publishTap {
+	return &publishTap{Publisher: pub, events: web.NewEventLog(web.DefaultEvents), verdict: "/verdict", event: "/events",
+		log: log, last: map[string][]byte{}}
+}
+
+func (t *publishTap) Publish(topic string, payload []byte) error {
+	switch {
+	case strings.HasSuffix(topic, t.verdict):
+		camera := topic[:len(topic)-len(t.verdict)]
+		camera = camera[strings.LastIndexByte(camera, '/')+1:]
+		t.mu.Lock()
+		t.last[camera] = append(t.last[camera][:0], payload...)
+		t.mu.Unlock()
+	case strings.HasSuffix(topic, t.event):
+		if err := t.events.Add(payload); err != nil {
+			t.log.Warn("web: event not kept", "topic", topic, "err", err)
+		}
+	}
+	return t.Publisher.Publish(topic, payload)
+}
+
+// lastVerdict reads a camera's last verdict (pipeline.Verdict's JSON).
+func (t *publishTap) lastVerdict(camera string) *web.LastVerdict {
+	t.mu.Lock()
+	b, ok := t.last[camera]
+	var v struct {
+		TS    time.Time         `json:"ts"`
+		Label string            `json:"label"`
+		PFake float64           `json:"p_fake"`
+		Faces []json.RawMessage `json:"faces"`
+	}
+	err := json.Unmarshal(b, &v)
+	t.mu.Unlock()
+	if !ok || err != nil {
+		return nil
+	}
+	return &web.LastVerdict{TS: v.TS, Label: v.Label, PFake: v.PFake, Faces: len(v.Faces)}
+}
+
+// webStatus is the status page's source: the health snapshot (the stats
+// topic's), the models' threshold and the last verdicts.
+type webStatus struct {
+	cfg *config.Config
+	mon *health.Monitor
+	clf interface{ Threshold() spec.Threshold }
+	tap *publishTap
+}
+
+func (s *webStatus) Status(now time.Time) web.Status {
+	h := s.mon.Snapshot(now)
+	st := web.Status{Time: now, Device: s.cfg.DeviceID, Uptime: h.Uptime,
+		Model:     web.ModelStatus{Backbone: h.Model.Backbone, Head: h.Model.Head, Precision: h.Model.Precision},
+		Threshold: spec.DecisionThreshold(setup.Threshold(s.cfg), s.clf.Threshold()),
+		MQTT:      web.MQTTStatus{Connected: h.MQTT.Connected, Reconnects: h.MQTT.Reconnects},
+		Outbox:    web.OutboxStatus{Messages: h.Outbox.Messages, Bytes: h.Outbox.Bytes, Failing: h.Outbox.Failing}}
+	for _, c := range h.Cameras {
+		st.Cameras = append(st.Cameras, web.CameraStatus{Name: c.Name, State: c.State, Online: c.Online(),
+			Analysed: c.Analysed, Last: s.tap.lastVerdict(c.Name)})
+	}
+	return st
+}
+
+// webCrops are the collected crops for the review queue. Labelling goes
+// through collect.Folders.LabelPath, as `deepfaked label --path` does; the
+// running collector finds a labelled crop gone and only corrects its count.
+type webCrops struct{ folders collect.Folders }
+
+func (c webCrops) List() ([]web.Crop, error) {
+	crops, err := collect.List(c.folders.Collect)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // nothing collected yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.Crop, 0, len(crops))
+	for _, k := range crops {
+		rel, err := filepath.Rel(c.folders.Collect, k.Path)
+		if err != nil {
+			continue
+		}
+		m := k.Meta
+		out = append(out, web.Crop{ID: filepath.ToSlash(rel), Camera: m.Camera, Frame: m.Frame, Face: m.Face, TS: m.TS,
+			PFake: m.PFake, Threshold: m.Threshold, Reason: m.Reason})
+	}
+	return out, nil
+}
+
+func (c webCrops) Label(_ context.Context, id, label string) error {
+	p := filepath.Join(c.folders.Collect, filepath.FromSlash(id))
+	if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("crop %s: %w", id, web.ErrUnknownCrop)
+	}
+	if _, err := c.folders.LabelPath(p, label); err != nil {
+		if errors.Is(err, fs.ErrNotExist) { // labelled by someone else meanwhile
+			return fmt.Errorf("crop %s: %w", id, web.ErrUnknownCrop)
+		}
+		return err
+	}
+	return nil
+}
+
+func (c webCrops) Counts() (real, fake int, err error) {
+	f, err := dataset.Load(c.folders.Dataset)
+	if f != nil { // one class only is an error for training, not for counting
+		real, fake = f.Counts()
+		return real, fake, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, nil
+	}
+	return 0, 0, fmt.Errorf("train.dataset: %w", err)
+}
+
+func (c webCrops) Dir() string { return c.folders.Collect }
+
+// execTrainer trains by running this very binary's `train --install` on
+// train.dataset: the same features, cross-validation, gate and install as
+// the command (and the nightly timer), in a process of its own, so that the
+// daemon's memory and ONNX Runtime sessions are not the training's, and a
+// crash of either leaves the other. Install and rollback are
+// train/install's, as `deepfaked rollback` runs it.
+type execTrainer struct {
+	exe, config, data, head, out string
+	log                          *slog.Logger
+}
+
+func newExecTrainer(cfg *config.Config, log *slog.Logger) (*execTrainer, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("the config was not read from a file, which `deepfaked train` needs")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("this program's path: %w", err)
+	}
+	return &execTrainer{exe: exe, config: cfg.Path, data: cfg.Train.Dataset, head: cfg.Model.Head,
+		out: filepath.Join(cfg.StateDir, "train"), log: log}, nil
+}
+
+// progressLine is a line of `deepfaked train`'s progress off a terminal:
+// "train 57/640 (9%) 3.2/s ETA 3m  fold 1/5 epoch 2/10 loss 0.5123".
+var progressLine = regexp.MustCompile(`^(\w+) (\d+)/(\d+) \(`)
+
+// trainStop is how long a cancelled training may take to stop after SIGTERM.
+const trainStop = 10 * time.Second
+
+// exitGateRefused is `deepfaked train --install`'s exit status when the gate keeps the installed head.
+const exitGateRefused = 3
+
+func (t *execTrainer) Train(ctx context.Context, progress func(web.Progress)) (*web.Report, error) {
+	out := filepath.Join(t.out, time.Now().UTC().Format("20060102T150405Z"))
+	cmd := exec.CommandContext(ctx, t.exe, "train", "--config", t.config, "--data", t.data, "--install", "--out", out)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = trainStop
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = io.Discard // the report is metrics.json
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t.log.Info("web: training", "pid", cmd.Process.Pid, "data", t.data, "out", out)
+	var tail []string // the last lines, for the error
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		tail = append(tail[max(0, len(tail)-4):], line)
+		p := web.Progress{Phase: "train", Line: line}
+		if m := progressLine.FindStringSubmatch(line); m != nil {
+			p.Phase = m[1]
+			p.Done, _ = strconv.Atoi(m[2])
+			p.Total, _ = strconv.Atoi(m[3])
+		}
+		progress(p)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == exitGateRefused) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("deepfaked train: %w: %s", err, strings.Join(tail, " | "))
+	}
+	return readReport(out)
+}
+
+// readReport turns a training's metrics.json into the page's report.
+func readReport(out string) (*web.Report, error) {
+	b, err := os.ReadFile(filepath.Join(out, workflow.MetricsFile))
+	if err != nil {
+		return nil, fmt.Errorf("training report: %w", err)
+	}
+	var r workflow.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("training report %s: %w", filepath.Join(out, workflow.MetricsFile), err)
+	}
+	rep := &web.Report{Dir: out, Head: r.Final.Head, Real: r.Data.Real, Fake: r.Data.Fake,
+		Threshold: r.Final.Threshold, Seconds: r.Timings["total"], Finished: time.Now()}
+	if r.CV != nil {
+		rep.OutOfFold = r.CV.OutOfFold
+	}
+	if g := r.Gate; g != nil {
+		rep.Held, rep.Candidate, rep.Installed = g.Held, g.Candidate, g.Installed
+		rep.GateInstall, rep.Replaced, rep.Reason = g.Install, g.Replaced, g.Reason
+	}
+	return rep, nil
+}
+
+func (t *execTrainer) Install(_ context.Context, head string) (string, error) {
+	if err := install.Install(head, t.head); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("installed %s over %s (previous head kept as %s)", head, t.head, install.PrevPath(t.head)), nil
+}
+
+func (t *execTrainer) Rollback(context.Context) (string, error) {
+	if err := install.Rollback(t.head); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("rolled back %s to the previous head; the replaced one is now %s", t.head, install.PrevPath(t.head)), nil
+}
