@@ -63,6 +63,7 @@ type Daemon struct {
 	mon       *health.Monitor
 	metrics   *metrics.Server // nil unless metrics.listen, and not shared with the page
 	web       *web.Server     // nil unless web.enabled
+	live      *liveView       // nil unless web.enabled
 	webSrv    *web.HTTPServer
 
 	ran       atomic.Bool // Run was called
@@ -180,11 +181,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	}
 	var pub pipeline.Publisher = d.pub
 	var tap *publishTap
-	if webOpts.Listen != "" { // the page shows the events and last verdicts
-		tap = newPublishTap(d.pub, log)
+	if webOpts.Listen != "" { // the page shows the events, last verdicts and live frames
+		names := make([]string, len(cfg.Cameras))
+		for i, c := range cfg.Cameras {
+			names[i] = c.Name
+		}
+		d.live = newLiveView(names)
+		tap = newPublishTap(d.pub, d.live, log)
 		pub = tap
 	}
-	if d.pipe, err = pipeline.New(po, d.clf, pub, pipelineCameras(d.cams)); err != nil {
+	if d.pipe, err = pipeline.New(po, d.clf, pub, pipelineCameras(d.cams, d.live)); err != nil {
 		return d, err
 	}
 	if err := d.observe(start, webOpts, tap); err != nil {
@@ -350,6 +356,9 @@ func (d *Daemon) Close() error {
 			d.headWatch.close()
 		}
 		closeCameras(d.cams)
+		if d.live != nil { // after the cameras: their readers copy into it
+			d.live.close()
+		}
 		errs = append(errs, d.closePublisher())
 		if d.box != nil { // after the publisher, which reads it until closed
 			if err := d.box.Close(); err != nil {
@@ -413,10 +422,16 @@ func (d *Daemon) openCameras(ctx context.Context) error {
 	return nil
 }
 
-func pipelineCameras(cams []openCamera) []pipeline.Camera {
+// pipelineCameras are the cameras for the pipeline; with live, each
+// source also offers its frames to the live view.
+func pipelineCameras(cams []openCamera, live *liveView) []pipeline.Camera {
 	out := make([]pipeline.Camera, len(cams))
 	for i, c := range cams {
-		out[i] = pipeline.Camera{Source: c.src, Detector: c.det, Pre: c.pre, WholeFrame: !c.crop}
+		var src pipeline.Source = c.src
+		if live != nil {
+			src = liveSource{Camera: c.src, cam: live.cams[c.src.Name()]}
+		}
+		out[i] = pipeline.Camera{Source: src, Detector: c.det, Pre: c.pre, WholeFrame: !c.crop}
 	}
 	return out
 }

@@ -39,7 +39,7 @@ import (
 // page shares their server.
 func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.Handler) error {
 	parts := web.Parts{Status: &webStatus{cfg: d.cfg, mon: d.mon, clf: d.clf, tap: tap},
-		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log}
+		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log, Live: d.live}
 	if d.cfg.Events.Enabled && d.cfg.Events.Snapshots.Enabled {
 		parts.SnapshotDir = d.cfg.Events.Snapshots.Dir
 	}
@@ -102,6 +102,7 @@ func (d *Daemon) closeWeb() error {
 type publishTap struct {
 	pipeline.Publisher
 	events  *web.EventLog
+	live    *liveView
 	verdict string // topic suffix of verdicts
 	event   string // and of events
 	log     *slog.Logger
@@ -110,8 +111,8 @@ type publishTap struct {
 	last map[string][]byte // camera -> its last verdict's JSON
 }
 
-func newPublishTap(pub pipeline.Publisher, log *slog.Logger) *publishTap {
-	return &publishTap{Publisher: pub, events: web.NewEventLog(web.DefaultEvents), verdict: "/verdict", event: "/events",
+func newPublishTap(pub pipeline.Publisher, live *liveView, log *slog.Logger) *publishTap {
+	return &publishTap{Publisher: pub, events: web.NewEventLog(web.DefaultEvents), live: live, verdict: "/verdict", event: "/events",
 		log: log, last: map[string][]byte{}}
 }
 
@@ -123,6 +124,11 @@ func (t *publishTap) Publish(topic string, payload []byte) error {
 		t.mu.Lock()
 		t.last[camera] = append(t.last[camera][:0], payload...)
 		t.mu.Unlock()
+		if t.live != nil {
+			if c := t.live.cams[camera]; c != nil {
+				c.verdictOf(payload)
+			}
+		}
 	case strings.HasSuffix(topic, t.event):
 		if err := t.events.Add(payload); err != nil {
 			t.log.Warn("web: event not kept", "topic", topic, "err", err)

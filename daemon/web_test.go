@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"gocv.io/x/gocv"
+
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/dataset"
@@ -29,6 +31,7 @@ func TestWebPage(t *testing.T) {
 	if _, err := os.Stat(capturetest.Megamind); err != nil {
 		t.Skipf("needs %s (Debian's opencv-doc): %v", capturetest.Megamind, err)
 	}
+	capturetest.CheckMats(t)
 	backbone, head := testenv.Models(t)
 	state := t.TempDir()
 	lines := []string{"device_id: dt", "state_dir: " + state, "mqtt:", "  broker: embedded",
@@ -117,6 +120,31 @@ func TestWebPage(t *testing.T) {
 	img := regexp.MustCompile(`src="(/files/snapshots/cam1/[^"]+\.jpg)"`).FindStringSubmatch(events)
 	if code, body := getBody(img[1]); code != 200 || !strings.HasPrefix(body, "\xff\xd8") {
 		t.Fatalf("%s: %d, not a JPEG", img[1], code)
+	}
+
+	// The live view: the first request turns the copying on.
+	var frame gocv.Mat
+	defer func() { frame.Close() }()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := c.Get("http://" + addr + "/live/cam1.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && resp.Header.Get("X-Frame-Index") != "" {
+			if frame, err = gocv.IMDecode(b, gocv.IMReadColor); err != nil || frame.Cols() != 720 || frame.Rows() != 528 {
+				t.Fatalf("live frame: %v, %dx%d", err, frame.Cols(), frame.Rows())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live frame: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, body := getBody("/live"); code != 200 || !strings.Contains(body, `data-camera="cam1"`) {
+		t.Fatalf("/live: %d", code)
 	}
 
 	_, page := getBody("/review")

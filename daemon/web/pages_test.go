@@ -259,3 +259,50 @@ func TestSymlinkOut(t *testing.T) {
 		}
 	}
 }
+
+// fakeLive has a frame of camera door only.
+type fakeLive struct{ asked []string }
+
+func (f *fakeLive) Frame(camera string) ([]byte, int64, bool) {
+	f.asked = append(f.asked, camera)
+	if camera != "door" {
+		return nil, 0, false
+	}
+	return jpegBytes, 41, true
+}
+
+func TestLive(t *testing.T) {
+	live := &fakeLive{}
+	c := newClient(t, mustNew(t, Options{}, Parts{Live: live}))
+	for _, tc := range []struct {
+		path string
+		want int
+		has  string
+	}{
+		{"/live", 200, `data-camera="door"`},
+		{"/live/door.jpg", 200, string(jpegBytes)},
+		{"/live/gate.jpg", 503, "no frame yet"},
+		{"/live/door.png", 404, ""},
+		{"/live/do%20or.jpg", 404, ""},
+		{"/live/..%2fdoor.jpg", 404, ""},
+		{"/live/.jpg", 404, ""},
+	} {
+		resp, body := c.get(tc.path)
+		if resp.StatusCode != tc.want || !strings.Contains(body, tc.has) {
+			t.Errorf("%s: %d, want %d with %q: %s", tc.path, resp.StatusCode, tc.want, tc.has, body)
+		}
+		if tc.want == 200 && strings.HasSuffix(tc.path, ".jpg") && (resp.Header.Get("Content-Type") != "image/jpeg" || resp.Header.Get("X-Frame-Index") != "41") {
+			t.Errorf("%s: headers %v", tc.path, resp.Header)
+		}
+	}
+	if strings.Join(live.asked, " ") != "door gate" {
+		t.Errorf("asked for %v", live.asked)
+	}
+	off := newClient(t, mustNew(t, Options{}, Parts{}))
+	if _, b := off.get("/live"); !strings.Contains(b, "live view is off") {
+		t.Error(b)
+	}
+	if resp, _ := off.get("/live/door.jpg"); resp.StatusCode != 404 {
+		t.Error(resp.Status)
+	}
+}

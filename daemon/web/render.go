@@ -71,7 +71,7 @@ type page struct {
 	Data   any
 }
 
-var titles = map[string]string{"login": "Log in", "status": "Status", "events": "Events", "review": "Review", "train": "Train"}
+var titles = map[string]string{"login": "Log in", "status": "Status", "live": "Live", "events": "Events", "review": "Review", "train": "Train"}
 
 // render executes a page into a buffer first, so a template error is a 500,
 // not half a page.

@@ -43,6 +43,8 @@ type Parts struct {
 	SnapshotDir string
 	Crops       Crops
 	Trainer     Trainer
+	// Live is the cameras' latest frames; nil: no live view.
+	Live Live
 	// Reload takes up the head after an install or a rollback (the
 	// daemon's hot reload); nil: the file watch does it.
 	Reload func(reason string) (string, error)
@@ -100,6 +102,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /{$}", s.statusPage)
 	m.HandleFunc("GET /api/status", s.statusJSON)
 	m.HandleFunc("GET /api/status/stream", s.statusStream)
+	m.HandleFunc("GET /live", s.livePage)
+	m.HandleFunc("GET /live/{file}", s.liveFrame)
 	m.HandleFunc("GET /events", s.eventsPage)
 	m.HandleFunc("GET /files/snapshots/{path...}", s.snapshotFile)
 	m.HandleFunc("GET /files/crops/{path...}", s.cropFile)

@@ -197,9 +197,28 @@ function trainPage() {
   });
 }
 
+// The live view asks for each camera's latest frame once a second, and
+// only while the page is visible: the daemon copies frames only while asked.
+const liveEvery = 1000;
+
+function livePage() {
+  const imgs = document.querySelectorAll("img.live");
+  const tick = () => {
+    if (document.hidden) return;
+    for (const img of imgs) {
+      const next = new Image();
+      next.onload = () => { img.src = next.src; img.closest("figure").querySelector(".wait").hidden = true; };
+      next.src = "/live/" + encodeURIComponent(img.dataset.camera) + ".jpg?t=" + Date.now();
+    }
+  };
+  tick();
+  setInterval(tick, liveEvery);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "status") statusPage();
+  else if (page === "live") livePage();
   else if (page === "review") reviewPage();
   else if (page === "train") trainPage();
 });

@@ -1,0 +1,207 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/deepfaked/deepfaked/capture"
+)
+
+// The live view's throttle: a camera's frame is copied at most every
+// liveEvery, and only for liveWatch after the page last asked for it, so a
+// camera nobody watches pays one atomic load per frame.
+const (
+	liveEvery   = 500 * time.Millisecond
+	liveWatch   = 5 * time.Second
+	liveQuality = 80
+)
+
+// liveView is the cameras' latest frames for the page (web.Live). The map
+// is made before the pipeline starts and never changes.
+type liveView struct{ cams map[string]*liveCam }
+
+func newLiveView(names []string) *liveView {
+	v := &liveView{cams: map[string]*liveCam{}}
+	for _, n := range names {
+		c := &liveCam{frame: gocv.NewMat()}
+		c.want.Store(-1)
+		v.cams[n] = c
+	}
+	return v
+}
+
+// liveCam is one camera's latest copied frame and that frame's verdict.
+type liveCam struct {
+	watchUntil atomic.Int64 // unix ns: copy frames until then
+	want       atomic.Int64 // the copied frame's index while its verdict has not come; -1 none
+	nextCopy   int64        // unix ns; the camera's reader goroutine's alone
+
+	mu      sync.Mutex // guards the fields below
+	frame   gocv.Mat
+	index   int64
+	verdict []byte // the copied frame's verdict JSON, once published
+	jpeg    []byte // frame with verdict drawn, for index and len(verdict) > 0 as cached
+	jpegAt  int64
+	jpegV   bool
+	closed  bool
+}
+
+// offer copies f when the camera is watched and the last copy is old
+// enough. It runs on the camera's reader goroutine; it never waits for the
+// page (TryLock: a copy is skipped while a JPEG is being drawn).
+func (c *liveCam) offer(f *capture.Frame) {
+	now := time.Now().UnixNano()
+	if now > c.watchUntil.Load() || now < c.nextCopy || !c.mu.TryLock() {
+		return
+	}
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.nextCopy = now + int64(liveEvery)
+	f.Mat.CopyTo(&c.frame)
+	c.index, c.verdict = f.Index, c.verdict[:0]
+	c.want.Store(f.Index)
+}
+
+// verdictOf keeps payload when it is the verdict of the copied frame. It
+// runs on the inference goroutine (the publisher tap); the frame number is
+// read without decoding the JSON.
+func (c *liveCam) verdictOf(payload []byte) {
+	want := c.want.Load()
+	if want < 0 || verdictFrame(payload) != want || !c.mu.TryLock() {
+		return
+	}
+	defer c.mu.Unlock()
+	if c.index == want {
+		c.verdict = append(c.verdict[:0], payload...)
+		c.want.Store(-1)
+	}
+}
+
+// verdictFrame is a verdict's "frame" (pipeline.Verdict writes it before
+// any face), or -1.
+func verdictFrame(payload []byte) int64 {
+	const key = `"frame":`
+	i := bytes.Index(payload, []byte(key))
+	if i < 0 {
+		return -1
+	}
+	rest := payload[i+len(key):]
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	v, err := strconv.ParseInt(string(rest[:n]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// Frame is web.Live's: it turns the copying on for liveWatch and draws the
+// latest copied frame's faces onto it, once per frame and verdict.
+func (v *liveView) Frame(camera string) ([]byte, int64, bool) {
+	c, ok := v.cams[camera]
+	if !ok {
+		return nil, 0, false
+	}
+	c.watchUntil.Store(time.Now().Add(liveWatch).UnixNano())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.frame.Empty() {
+		return nil, 0, false
+	}
+	hasV := len(c.verdict) > 0
+	if c.jpeg != nil && c.jpegAt == c.index && c.jpegV == hasV {
+		return c.jpeg, c.index, true
+	}
+	b, err := drawFaces(c.frame, c.verdict)
+	if err != nil {
+		return nil, 0, false
+	}
+	c.jpeg, c.jpegAt, c.jpegV = b, c.index, hasV
+	return b, c.index, true
+}
+
+// Colours of the boxes (BGR is gocv's business): fake red, real green,
+// uncertain grey; the words beside them say the same.
+var (
+	fakeColour = color.RGBA{R: 230, G: 40, B: 40}
+	realColour = color.RGBA{R: 40, G: 200, B: 70}
+	noneColour = color.RGBA{R: 200, G: 200, B: 200}
+)
+
+// drawFaces draws a verdict's faces (box, track, label, p_fake) on a copy
+// of frame and encodes it as JPEG.
+func drawFaces(frame gocv.Mat, verdict []byte) ([]byte, error) {
+	img := frame.Clone()
+	defer img.Close()
+	if len(verdict) > 0 {
+		var v struct {
+			Faces []struct {
+				Box   [4]int  `json:"box"`
+				PFake float64 `json:"p_fake"`
+				Label string  `json:"label"`
+				Track int64   `json:"track"`
+			} `json:"faces"`
+		}
+		if err := json.Unmarshal(verdict, &v); err != nil {
+			return nil, err
+		}
+		for _, f := range v.Faces {
+			c := noneColour
+			switch f.Label {
+			case "fake":
+				c = fakeColour
+			case "real":
+				c = realColour
+			}
+			r := image.Rect(f.Box[0], f.Box[1], f.Box[0]+f.Box[2], f.Box[1]+f.Box[3])
+			gocv.Rectangle(&img, r, c, 2)
+			at := image.Pt(r.Min.X, max(r.Min.Y-6, 14))
+			gocv.PutText(&img, fmt.Sprintf("#%d %s %.2f", f.Track, f.Label, f.PFake), at, gocv.FontHersheySimplex, 0.6, c, 2)
+		}
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, liveQuality})
+	if err != nil {
+		return nil, err
+	}
+	defer buf.Close()
+	return bytes.Clone(buf.GetBytes()), nil
+}
+
+// close frees the frames; after it nothing is copied. Call it once the
+// cameras' readers have stopped.
+func (v *liveView) close() {
+	for _, c := range v.cams {
+		c.mu.Lock()
+		c.closed = true
+		c.frame.Close()
+		c.mu.Unlock()
+	}
+}
+
+// liveSource is a camera whose frames the live view may copy.
+type liveSource struct {
+	*capture.Camera
+	cam *liveCam
+}
+
+func (s liveSource) Next(ctx context.Context) (*capture.Frame, error) {
+	f, err := s.Camera.Next(ctx)
+	if err == nil {
+		s.cam.offer(f)
+	}
+	return f, err
+}
