@@ -170,7 +170,7 @@ func drawFaces(frame gocv.Mat, verdict []byte) ([]byte, error) {
 			r := image.Rect(f.Box[0], f.Box[1], f.Box[0]+f.Box[2], f.Box[1]+f.Box[3])
 			gocv.Rectangle(&img, r, c, 2)
 			at := image.Pt(r.Min.X, max(r.Min.Y-6, 14))
-			gocv.PutText(&img, fmt.Sprintf("#%d %s %.2f", f.Track, f.Label, f.PFake), at, gocv.FontHersheySimplex, 0.6, c, 2)
+			gocv.PutText(&img, fmt.Sprintf("track %d %s %.2f", f.Track, f.Label, f.PFake), at, gocv.FontHersheySimplex, 0.6, c, 2)
 		}
 	}
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, liveQuality})

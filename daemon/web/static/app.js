@@ -109,10 +109,11 @@ function reviewPage() {
   }
 
   function update() {
+    const cur = current();
+    for (const li of queue.querySelectorAll("li.current")) if (li !== cur) li.classList.remove("current");
+    if (cur) cur.classList.add("current");
     $("undo").disabled = !(pending || (done.length && done[done.length - 1].label === "skip"));
-    if (!current()) {
-      if (!pending) location.reload(); // the next page of the queue
-    }
+    if (!cur && done.length && !pending) location.reload(); // the next page of the queue
   }
 
   function act(label) {
@@ -160,6 +161,7 @@ function reviewPage() {
     act(b.dataset.label);
   });
   $("undo").addEventListener("click", undo);
+  update();
   window.addEventListener("pagehide", () => { if (pending) send(pending); });
 }
 
