@@ -369,6 +369,15 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: tcp://127.0.0.1:1883\nmodel:\n  backbone: %s\n  head: %s\n  runtime: %s\nfaces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: /dev/video0\n    fps: 0\n", backbone, head, testenv.ORTLibrary(t))
+	// The page's password file and certificate are read as run reads them.
+	readable := filepath.Join(t.TempDir(), "web-password")
+	if err := os.WriteFile(readable, []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := func(lines string) string { return good + "web:\n  enabled: true\n" + lines }
 	tests := []struct {
 		name     string
 		cfg      string
@@ -386,6 +395,9 @@ func TestCheckConfig(t *testing.T) {
 		{"corrupt model", strings.Replace(good, head, garbage, 1), 2, []string{garbage}},
 		{"head that does not fit", strings.Replace(good, head, backbone, 1), 2, []string{backbone}},
 		{"CA that is not PEM", strings.Replace(good, "tcp://127.0.0.1:1883", "ssl://127.0.0.1:8883\n  tls:\n    ca: "+garbage, 1), 2, []string{"mqtt.tls", garbage}},
+		{"web password file readable by all", web("  password_file: "+readable+"\n"), 2, []string{"web.password_file", readable, "readable by all users"}},
+		{"web certificate that is not PEM", web("  tls:\n    cert: "+garbage+"\n    key: "+garbage+"\n"), 2, []string{"web.tls"}},
+		{"web off loopback without a password", web("  listen: 0.0.0.0:9465\n"), 2, []string{"web.listen", "web.password_file"}},
 		// The npm runtime is a CPU build: the GPU providers are warned about, not refused.
 		{"gpu providers the runtime lacks", strings.Replace(good, "  head:", "  providers: [tensorrt, cuda, cpu]\n  head:", 1), 0,
 			[]string{"ok", "warning: model.providers: this ONNX Runtime has no tensorrt provider; run skips it and uses cpu",

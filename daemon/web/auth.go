@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,38 @@ const (
 	maxSessions = 1024
 	// loginDelay slows every failed login beyond bcrypt's own cost.
 	loginDelay = 500 * time.Millisecond
+	// maxFailures failed logins in failureWindow close the login until the
+	// window ends: the delay slows one guesser, this bounds many at once.
+	maxFailures   = 20
+	failureWindow = time.Minute
 )
+
+// failures counts failed logins in the current window.
+type failures struct {
+	mu    sync.Mutex
+	start time.Time
+	n     int
+}
+
+func (f *failures) roll(now time.Time) {
+	if now.Sub(f.start) >= failureWindow {
+		f.start, f.n = now, 0
+	}
+}
+
+func (f *failures) allow(now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.roll(now)
+	return f.n < maxFailures
+}
+
+func (f *failures) add(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.roll(now)
+	f.n++
+}
 
 type session struct {
 	csrf    string
@@ -193,8 +225,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
+	if !s.failures.allow(time.Now()) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow.Seconds())))
+		s.render(w, r, http.StatusTooManyRequests, "login", map[string]any{"Failed": false, "Locked": true})
+		return
+	}
 	pw := r.PostFormValue("password")
 	if bcrypt.CompareHashAndPassword(s.opts.PasswordHash, []byte(pw)) != nil {
+		s.failures.add(time.Now())
 		time.Sleep(loginDelay)
 		s.log.Warn("web: failed login", "client", r.RemoteAddr)
 		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Failed": true})

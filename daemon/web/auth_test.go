@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLoopbackOnly: without a password the page serves a loopback client
@@ -227,5 +228,26 @@ func TestSessionsBounded(t *testing.T) {
 	}
 	if resp, _ := c.postJSON("/api/rollback", tok, ""); resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		t.Fatalf("the logged-in session was evicted: %d", resp.StatusCode)
+	}
+}
+
+// TestLoginLocked: past maxFailures failed logins in a window even the right
+// password waits for the window's end.
+func TestLoginLocked(t *testing.T) {
+	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{})
+	c := newClient(t, s)
+	tok := c.csrf("/login")
+	for range maxFailures {
+		s.failures.add(time.Now())
+	}
+	resp, body := c.postForm("/login", url.Values{"csrf": {tok}, "password": {"hunter2"}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "60" || !strings.Contains(body, "Too many failed logins") {
+		t.Fatalf("%d %v: %s", resp.StatusCode, resp.Header, body)
+	}
+	s.failures.mu.Lock()
+	s.failures.start = time.Now().Add(-failureWindow) // the window is over
+	s.failures.mu.Unlock()
+	if resp, body := c.postForm("/login", url.Values{"csrf": {tok}, "password": {"hunter2"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after the window: %d %s", resp.StatusCode, body)
 	}
 }

@@ -62,6 +62,7 @@ type Server struct {
 	log      *slog.Logger
 	tmpl     *template.Template
 	sessions *sessions
+	failures failures
 	train    *training
 	rates    rates
 	mux      *http.ServeMux
