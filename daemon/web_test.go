@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -182,4 +183,97 @@ func TestWebPage(t *testing.T) {
 		t.Fatalf("labelled twice: %v %v", resp.Status, err)
 	}
 	resp.Body.Close()
+}
+
+// TestLiveViewCost measures what watching the live view costs the
+// analysis: Megamind at every frame (fps 0) to its end, alternately with
+// nobody watching and with a client asking for the live frame ten times a
+// second (ten times the page's rate). DEEPFAKED_LIVE_COST=1 runs it; it
+// takes about a minute.
+func TestLiveViewCost(t *testing.T) {
+	if os.Getenv("DEEPFAKED_LIVE_COST") == "" {
+		t.Skip("DEEPFAKED_LIVE_COST=1 runs it")
+	}
+	if _, err := os.Stat(capturetest.Megamind); err != nil {
+		t.Skipf("needs %s: %v", capturetest.Megamind, err)
+	}
+	backbone, head := testenv.Models(t)
+	run := func(watch bool) float64 {
+		lines := []string{"device_id: dt", "state_dir: " + t.TempDir(), "mqtt:", "  broker: embedded",
+			fmt.Sprintf("  listen: 127.0.0.1:%d", testenv.FreePort(t)), "web:", "  enabled: true", "  listen: 127.0.0.1:0",
+			"model:", "  backbone: " + backbone, "  head: " + head, "  runtime: " + testenv.ORTLibrary(t),
+			"faces:", "  detector: haar", "cameras:", "  - name: cam1", "    source: " + capturetest.Megamind, ""}
+		p := filepath.Join(t.TempDir(), "deepfaked.yaml")
+		if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := daemon.New(context.Background(), load(t, p), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		stop := make(chan struct{})
+		var fetched, drawn int
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			if !watch {
+				return
+			}
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				resp, err := c.Get("http://" + d.WebAddr() + "/live/cam1.jpg")
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				fetched++
+				if resp.StatusCode == 200 {
+					drawn++
+				}
+			}
+		}()
+		start := time.Now()
+		if err := d.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		close(stop)
+		<-watched
+		resp, err := c.Get("http://" + d.WebAddr() + "/api/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Cameras []struct {
+				Analysed int64 `json:"frames_analysed"`
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || len(st.Cameras) != 1 {
+			t.Fatal(err)
+		}
+		fps := float64(st.Cameras[0].Analysed) / elapsed.Seconds()
+		t.Logf("watched %v: %d frames in %s, %.1f frames/s (%d requests, %d frames served)", watch, st.Cameras[0].Analysed, elapsed.Round(time.Millisecond), fps, fetched, drawn)
+		return fps
+	}
+	var plain, watched float64
+	for range 2 {
+		plain += run(false)
+		watched += run(true)
+	}
+	t.Logf("frames/s: %.1f unwatched, %.1f watched (%.1f %%)", plain/2, watched/2, 100*(watched-plain)/plain)
+	if watched < 0.9*plain {
+		t.Errorf("watching costs more than 10 %% of the frame rate")
+	}
 }
