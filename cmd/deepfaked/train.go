@@ -65,6 +65,11 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockTraining(cfg.StateDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			tc := &cfg.Train // the flags override the config's train: section
 			fl := cmd.Flags()
 			set := func(name string, apply func()) {

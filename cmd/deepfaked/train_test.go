@@ -263,6 +263,26 @@ func TestTrainBadInput(t *testing.T) {
 	}
 }
 
+// TestTrainOneAtATime: a training while another holds the state folder's
+// lock (the nightly timer, the page's button) fails at once, naming the lock.
+func TestTrainOneAtATime(t *testing.T) {
+	dir := t.TempDir()
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	unlock, err := lockTraining(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCmd(t, newTrainCmd(), "--config", cfg, "--data", dir)
+	if err == nil || !strings.Contains(err.Error(), "another training is running") || !strings.Contains(err.Error(), trainLockFile) {
+		t.Fatalf("err = %v", err)
+	}
+	unlock()
+	if _, _, err = runCmd(t, newTrainCmd(), "--config", cfg, "--data", dir); err == nil || strings.Contains(err.Error(), "another training") {
+		t.Fatalf("after unlock: %v", err)
+	}
+}
+
 // TestTrainGateRefuses installs a well-trained head, then offers an untrained
 // one (learning rate 1e-9): the gate keeps the installed head and exits 3.
 func TestTrainGateRefuses(t *testing.T) {
