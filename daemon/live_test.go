@@ -2,6 +2,10 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/daemon/web"
 )
 
 func TestVerdictFrame(t *testing.T) {
@@ -104,4 +109,36 @@ func BenchmarkLiveOffer(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPastEvents: snapshots of earlier runs become the page's first events,
+// oldest first, with the ids the pipeline gives events.
+func TestPastEvents(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Now().Add(-time.Hour)
+	for i, name := range []string{"door/20261130T224553Z-QF4C2XVA-5.jpg", "door/20261201T010000Z-AAAAAAAA-1.jpg", "yard/20261130T224553Z-QF4C2XVA-7.jpg",
+		"yard/notes.txt", "yard/x.jpg", "door/-3.jpg"} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("jpeg"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := web.NewEventLog(10)
+	pastEvents(l, dir, slog.New(slog.DiscardHandler))
+	var ids []string
+	for _, e := range l.List(web.EventFilter{}) {
+		ids = append(ids, e.ID)
+	}
+	want := "20261130T224553Z-QF4C2XVA-yard-7 20261201T010000Z-AAAAAAAA-door-1 20261130T224553Z-QF4C2XVA-door-5"
+	if strings.Join(ids, " ") != want {
+		t.Fatalf("%v, want %s", ids, want)
+	}
+	pastEvents(l, filepath.Join(dir, "none"), slog.New(slog.DiscardHandler)) // no folder yet: nothing
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log, Live: d.live}
 	if d.cfg.Events.Enabled && d.cfg.Events.Snapshots.Enabled {
 		parts.SnapshotDir = d.cfg.Events.Snapshots.Dir
+		pastEvents(tap.events, parts.SnapshotDir, d.log)
 	}
 	if d.cfg.Train.Collect.Enabled() {
 		parts.Crops = webCrops{folders: setup.LabelFolders(d.cfg)}
@@ -70,6 +72,52 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 		d.log.Warn("web.password_file without web.tls: the password and the session cookie cross the network in clear; serve HTTPS or put a TLS proxy in front")
 	}
 	return nil
+}
+
+// pastEvents puts the events of earlier runs that left a snapshot
+// (<dir>/<camera>/<run>-<track>.jpg) into the page's log, oldest first:
+// the log itself starts empty at each start.
+func pastEvents(log *web.EventLog, dir string, l *slog.Logger) {
+	type past struct {
+		id, camera, path string
+		track            int64
+		at               time.Time
+	}
+	var all []past
+	cams, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			l.Warn("web: earlier events", "dir", dir, "err", err)
+		}
+		return
+	}
+	for _, cam := range cams {
+		if !cam.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(dir, cam.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			base, ok := strings.CutSuffix(f.Name(), ".jpg")
+			i := strings.LastIndexByte(base, '-')
+			if !ok || i < 1 || !f.Type().IsRegular() {
+				continue
+			}
+			track, err := strconv.ParseInt(base[i+1:], 10, 64)
+			info, ierr := f.Info()
+			if err != nil || ierr != nil {
+				continue
+			}
+			all = append(all, past{id: base[:i] + "-" + cam.Name() + "-" + base[i+1:], camera: cam.Name(),
+				path: filepath.Join(dir, cam.Name(), f.Name()), track: track, at: info.ModTime()})
+		}
+	}
+	slices.SortFunc(all, func(a, b past) int { return a.at.Compare(b.at) })
+	for _, p := range all[max(0, len(all)-web.DefaultEvents):] {
+		log.AddPast(p.id, p.camera, p.track, p.at, p.path)
+	}
 }
 
 // WebAddr is where the page is served (the real port when web.listen asks

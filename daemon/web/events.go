@@ -44,6 +44,8 @@ type Event struct {
 	Frames  int       `json:"frames"`
 	// Snapshot is the JPEG's path as the event gives it.
 	Snapshot string `json:"snapshot,omitempty"`
+	// Past: an event of an earlier run, known by its snapshot file only.
+	Past bool `json:"past,omitempty"`
 }
 
 // wireEvent is the part of pipeline.Event the log reads.
@@ -89,6 +91,23 @@ func (l *EventLog) Add(payload []byte) error {
 		e.Snapshot = a.Snapshot
 	}
 	return nil
+}
+
+// AddPast adds an event of an earlier run that only its snapshot tells of
+// (the log starts empty at each start); at is the snapshot's time. Call it
+// oldest first, before Add.
+func (l *EventLog) AddPast(id, camera string, track int64, at time.Time, snapshot string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.byID[id]; ok || !validName(camera) {
+		return
+	}
+	if len(l.order) >= l.max {
+		delete(l.byID, l.order[0])
+		l.order = slices.Delete(l.order, 0, 1)
+	}
+	l.byID[id] = &Event{ID: id, Camera: camera, Track: track, Last: "end", Started: at, Updated: at, Snapshot: snapshot, Past: true}
+	l.order = append(l.order, id)
 }
 
 // EventFilter picks events: of one camera (empty: all), and overlapping

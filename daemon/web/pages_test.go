@@ -306,3 +306,34 @@ func TestLive(t *testing.T) {
 		t.Error(resp.Status)
 	}
 }
+
+// TestEventsPast: events of earlier runs, known by their snapshots, come
+// before this run's, are filtered like them, and make room when the log is full.
+func TestEventsPast(t *testing.T) {
+	l := NewEventLog(3)
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	l.AddPast("r0-door-1", "door", 1, t0, "/s/door/r0-1.jpg")
+	l.AddPast("r0-door-1", "door", 1, t0, "/s/door/r0-1.jpg") // twice: once
+	l.AddPast("r0-yard-2", "yard", 2, t0.Add(time.Hour), "/s/yard/r0-2.jpg")
+	l.AddPast("r0-bad-3", "../x", 3, t0, "/s/x.jpg")
+	if err := l.Add(event("r1-door-4", "new", "door", t0.Add(2*time.Hour), "fake", 0.9, "")); err != nil {
+		t.Fatal(err)
+	}
+	evs := l.List(EventFilter{})
+	if len(evs) != 3 || evs[0].ID != "r1-door-4" || evs[0].Past || !evs[2].Past || evs[2].ID != "r0-door-1" {
+		t.Fatalf("%+v", evs)
+	}
+	if got := l.List(EventFilter{Camera: "yard"}); len(got) != 1 || !got[0].Past {
+		t.Fatalf("%+v", got)
+	}
+	if err := l.Add(event("r1-door-5", "new", "door", t0.Add(3*time.Hour), "fake", 0.9, "")); err != nil {
+		t.Fatal(err)
+	}
+	if evs := l.List(EventFilter{}); len(evs) != 3 || evs[2].ID != "r0-yard-2" {
+		t.Fatalf("the oldest should have gone: %+v", evs)
+	}
+	c := newClient(t, mustNew(t, Options{}, Parts{Events: l}))
+	if _, b := c.get("/events"); !strings.Contains(b, "an earlier run") {
+		t.Fatal(b)
+	}
+}
