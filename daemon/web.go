@@ -307,6 +307,9 @@ func newExecTrainer(cfg *config.Config, log *slog.Logger) (*execTrainer, error) 
 // "train 57/640 (9%) 3.2/s ETA 3m  fold 1/5 epoch 2/10 loss 0.5123".
 var progressLine = regexp.MustCompile(`^(\w+) (\d+)/(\d+) \(`)
 
+// trainNice is the training's niceness: the nightly unit's.
+const trainNice = 19
+
 // trainStop is how long a cancelled training may take to stop after SIGTERM.
 const trainStop = 10 * time.Second
 
@@ -315,7 +318,14 @@ const exitGateRefused = 3
 
 func (t *execTrainer) Train(ctx context.Context, progress func(web.Progress)) (*web.Report, error) {
 	out := filepath.Join(t.out, time.Now().UTC().Format("20060102T150405Z"))
-	cmd := exec.CommandContext(ctx, t.exe, "train", "--config", t.config, "--data", t.data, "--install", "--out", out)
+	args := []string{t.exe, "train", "--config", t.config, "--data", t.data, "--install", "--out", out}
+	// At the lowest CPU priority, as the nightly unit trains (Nice=19), so
+	// that the cameras keep their frame rate; nice(1) sets it before the
+	// exec, for every thread the training starts.
+	if nice, err := exec.LookPath("nice"); err == nil {
+		args = append([]string{nice, "-n", strconv.Itoa(trainNice)}, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = trainStop
 	stderr, err := cmd.StderrPipe()
