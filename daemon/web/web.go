@@ -123,13 +123,14 @@ func (s *Server) routes() {
 // Handler serves the page: the Open handlers as they are, everything else
 // behind the guard (client, session, CSRF).
 func (s *Server) Handler() http.Handler {
+	guarded := s.guard(s.mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, ok := s.parts.Open[r.URL.Path]; ok {
 			h.ServeHTTP(w, r)
 			return
 		}
 		securityHeaders(w)
-		s.guard(s.mux).ServeHTTP(w, r)
+		guarded.ServeHTTP(w, r)
 	})
 }
 
