@@ -44,15 +44,7 @@ func TestWebE2E(t *testing.T) {
 	dir := t.TempDir()
 	video, _, _ := splicedVideo(t, dir)
 	backbone, head := testenv.Models(t)
-	installed := filepath.Join(dir, "head.onnx") // a copy: installs replace it
-	b, err := os.ReadFile(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(installed, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	original := fileID(t, installed)
+	installed, original := headCopy(t, dir, head)
 	pw := filepath.Join(dir, "web-password")
 	if err := os.WriteFile(pw, []byte("hunter2\n"), 0o600); err != nil {
 		t.Fatal(err)

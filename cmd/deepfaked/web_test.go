@@ -84,15 +84,7 @@ func TestWebTrainInstallRollback(t *testing.T) {
 	dir := t.TempDir()
 	video, _, _ := splicedVideo(t, dir)
 	backbone, head := testenv.Models(t)
-	installed := filepath.Join(dir, "head.onnx") // a copy: installs replace it
-	b, err := os.ReadFile(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(installed, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	original := fileID(t, installed)
+	installed, original := headCopy(t, dir, head)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	lines := []string{"device_id: web", "state_dir: " + filepath.Join(dir, "state"),
 		"mqtt:", "  broker: " + testenv.Mosquitto(t),
@@ -172,4 +164,19 @@ func TestWebTrainInstallRollback(t *testing.T) {
 		t.Fatalf("after install anyway model.head %s, want %s", got, trained)
 	}
 	r.stop(t)
+}
+
+// headCopy copies head into dir as the installed head that installs and
+// rollbacks replace, and returns its path and id.
+func headCopy(t *testing.T, dir, head string) (installed, id string) {
+	t.Helper()
+	installed = filepath.Join(dir, "head.onnx")
+	b, err := os.ReadFile(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return installed, fileID(t, installed)
 }
