@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: all deps models build test vet units systemd-live backbone soak demo bench bench-quality fmt clean install
+.PHONY: all deps models build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install
 
 all: build
 
@@ -52,6 +52,13 @@ test: deps models build vet units
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
 	$(PYTHON) -m unittest tools.test_train_backbone
+	$(MAKE) --no-print-directory test-web
+
+# The daemon's page in headless Chromium (chromedp; make deps installs
+# chromium) against the binary on a real video with a real mosquitto;
+# screenshots of each page in build/web-e2e.
+test-web: deps models build
+	$(GO) test -count=1 -tags e2e -run TestWebE2E ./cmd/deepfaked/
 
 demo: deps models build
 	@sh scripts/demo.sh
