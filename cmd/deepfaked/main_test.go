@@ -395,8 +395,8 @@ func TestCheckConfig(t *testing.T) {
 		{"corrupt model", strings.Replace(good, head, garbage, 1), 2, []string{garbage}},
 		{"head that does not fit", strings.Replace(good, head, backbone, 1), 2, []string{backbone}},
 		{"CA that is not PEM", strings.Replace(good, "tcp://127.0.0.1:1883", "ssl://127.0.0.1:8883\n  tls:\n    ca: "+garbage, 1), 2, []string{"mqtt.tls", garbage}},
-		{"web password file readable by all", web("  password_file: "+readable+"\n"), 2, []string{"web.password_file", readable, "readable by all users"}},
-		{"web certificate that is not PEM", web("  tls:\n    cert: "+garbage+"\n    key: "+garbage+"\n"), 2, []string{"web.tls"}},
+		{"web password file readable by all", web("  password_file: " + readable + "\n"), 2, []string{"web.password_file", readable, "readable by all users"}},
+		{"web certificate that is not PEM", web("  tls:\n    cert: " + garbage + "\n    key: " + garbage + "\n"), 2, []string{"web.tls"}},
 		{"web off loopback without a password", web("  listen: 0.0.0.0:9465\n"), 2, []string{"web.listen", "web.password_file"}},
 		// The npm runtime is a CPU build: the GPU providers are warned about, not refused.
 		{"gpu providers the runtime lacks", strings.Replace(good, "  head:", "  providers: [tensorrt, cuda, cpu]\n  head:", 1), 0,
