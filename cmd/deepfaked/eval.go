@@ -75,6 +75,10 @@ panel per score.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Model.TTA != config.TTANone {
+				// Image scores come from cached features of the crops as they are.
+				fmt.Fprintf(cmd.ErrOrStderr(), "eval: model.tta %s is not applied to --data (--videos applies it)\n", cfg.Model.TTA)
+			}
 			s, err := loadFeatures(ctx, cfg, df, cmd.ErrOrStderr())
 			if err != nil {
 				return err
