@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: all deps models build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install
+.PHONY: FORCE all deps models build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install
 
 all: build
 
@@ -26,11 +26,25 @@ deps:
 $(ORT_LIB):
 	@sh scripts/deps.sh
 
-# Random weights unless told otherwise: WEIGHTS=imagenet (online) or WEIGHTS=path/to/mnasnet.pth.
-WEIGHTS ?= random
+# The model this project ships (shipped/, see shipped/MODEL_CARD.md) unless
+# told otherwise: WEIGHTS=imagenet (online), WEIGHTS=path/to/mnasnet.pth or
+# WEIGHTS=random export a backbone and an untrained head instead, and quantise
+# that backbone. models/.weights records which; a default `make models` keeps
+# another export rather than overwrite it.
+WEIGHTS ?= shipped
+ifeq ($(WEIGHTS),shipped)
+models: deps
+	@sh scripts/install-shipped-model.sh "$(origin WEIGHTS)"
+else
 models: deps $(MODELS)
 
-$(FLOAT_MODELS): tools/export_model.py
+# Rewritten only when WEIGHTS changes, so that a change re-exports.
+models/.weights: FORCE
+	@mkdir -p models
+	@echo '$(WEIGHTS)' | cmp -s - $@ || echo '$(WEIGHTS)' >$@
+
+# One export writes both files (a grouped target: make runs it once).
+$(FLOAT_MODELS) &: tools/export_model.py models/.weights
 	$(PYTHON) tools/export_model.py --weights $(WEIGHTS) --out models
 
 # Calibrated on every face Haar finds in the demo video. Without labelled
@@ -38,6 +52,9 @@ $(FLOAT_MODELS): tools/export_model.py
 models/backbone.int8.onnx: models/backbone.onnx | bin/deepfaked
 	bin/deepfaked quantize --config configs/demo.yaml --float models/backbone.onnx \
 		--calib-video $(DEMO_VIDEO) --calib-fps 0 --out $@
+endif
+
+FORCE:
 
 build: deps bin/deepfaked
 
@@ -45,6 +62,7 @@ bin/deepfaked: $(GOFILES)
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/deepfaked
 
 vet: deps
+	@unformatted=$$(gofmt -l $(filter %.go,$(GOFILES))); [ -z "$$unformatted" ] || { echo "gofmt -w needed: $$unformatted" >&2; exit 1; }
 	$(GO) vet ./...
 
 test: deps models build vet units

@@ -10,5 +10,13 @@ if [ ! -f "$video" ]; then
 	exit 1
 fi
 echo "demo: analysing $video; verdicts follow as an MQTT subscriber sees them (topic payload)"
-echo "demo: models/ has random weights unless exported with trained ones: the labels mean nothing until the head is trained" >&2
+case "$(cat models/.weights 2>/dev/null || echo unknown)" in
+shipped)
+	echo "demo: the model is the one the project ships (shipped/MODEL_CARD.md: trained on DFDC face swaps)." >&2
+	echo "demo: Megamind is a computer-animated face, neither a camera's real face nor a face swap: its verdicts show the pipeline at work, not the model's accuracy (the card has that)." >&2 ;;
+random)
+	echo "demo: models/ has random weights (make models WEIGHTS=random): the labels mean nothing; make models WEIGHTS=shipped installs the shipped model" >&2 ;;
+*)
+	echo "demo: models/ holds WEIGHTS=$(cat models/.weights 2>/dev/null || echo unknown) models" >&2 ;;
+esac
 exec bin/deepfaked run --config configs/demo.yaml --watch
