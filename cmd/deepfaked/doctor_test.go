@@ -300,3 +300,17 @@ func TestDoctorStateDir(t *testing.T) {
 		})
 	}
 }
+
+// A broker that answers TCP but refuses the session (here: no anonymous
+// clients) is an error of its own, not "unreachable".
+func TestDoctorBrokerRefusesSession(t *testing.T) {
+	broker := testenv.StartMosquitto(t, "allow_anonymous false\n").URL()
+	c, err := config.Load(writeDoctorConfig(t, broker, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := checkBroker(t.Context(), c)
+	if r.Status != statusError || !strings.Contains(r.Detail, "TCP connects, but no MQTT session") || !strings.Contains(r.Fix, "mqtt.username") {
+		t.Errorf("checkBroker = %+v", r)
+	}
+}
