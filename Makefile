@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: FORCE all deps models build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install
+.PHONY: FORCE all deps models testmodels build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install
 
 all: build
 
@@ -42,17 +42,25 @@ models: deps $(MODELS)
 models/.weights: FORCE
 	@mkdir -p models
 	@echo '$(WEIGHTS)' | cmp -s - $@ || echo '$(WEIGHTS)' >$@
+models/backbone.onnx models/head.onnx: models/.weights
+endif
+models/%: EXPORT_WEIGHTS = $(WEIGHTS)
 
-# One export writes both files (a grouped target: make runs it once).
-$(FLOAT_MODELS) &: tools/export_model.py models/.weights
-	$(PYTHON) tools/export_model.py --weights $(WEIGHTS) --out models
+# The tests' own models: random weights (seeded), whatever `make models`
+# installed, so that a test's expectations do not move with a model release.
+TEST_MODELS := build/testmodels/backbone.onnx build/testmodels/head.onnx build/testmodels/backbone.int8.onnx
+testmodels: deps $(TEST_MODELS)
+build/testmodels/%: EXPORT_WEIGHTS = random
+
+# One export writes both files (a pattern rule with two targets runs once).
+%/backbone.onnx %/head.onnx: tools/export_model.py
+	$(PYTHON) tools/export_model.py --weights $(EXPORT_WEIGHTS) --out $*
 
 # Calibrated on every face Haar finds in the demo video. Without labelled
 # faces there is no accuracy guard here: run quantize with --eval on yours.
-models/backbone.int8.onnx: models/backbone.onnx | bin/deepfaked
-	bin/deepfaked quantize --config configs/demo.yaml --float models/backbone.onnx \
+%/backbone.int8.onnx: %/backbone.onnx | bin/deepfaked
+	bin/deepfaked quantize --config configs/demo.yaml --float $< \
 		--calib-video $(DEMO_VIDEO) --calib-fps 0 --out $@
-endif
 
 FORCE:
 
@@ -65,7 +73,7 @@ vet: deps
 	@unformatted=$$(gofmt -l $(filter %.go,$(GOFILES))); [ -z "$$unformatted" ] || { echo "gofmt -w needed: $$unformatted" >&2; exit 1; }
 	$(GO) vet ./...
 
-test: deps models build vet units
+test: deps models testmodels build vet units
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
@@ -75,7 +83,7 @@ test: deps models build vet units
 # The daemon's page in headless Chromium (chromedp; make deps installs
 # chromium) against the binary on a real video with a real mosquitto;
 # screenshots of each page in build/web-e2e.
-test-web: deps models build
+test-web: deps testmodels build
 	$(GO) test -count=1 -tags e2e -run TestWebE2E ./cmd/deepfaked/
 
 demo: deps models build
@@ -106,7 +114,7 @@ backbone: deps
 # Ten minutes (SOAK=...) of 4 looping cameras against mosquitto, the broker
 # restarted halfway: RSS and goroutines flat, no gocv Mat left (not in test).
 SOAK ?= 10m
-soak: deps models build
+soak: deps testmodels build
 	DEEPFAKED_SOAK=$(SOAK) $(GO) test -count=1 -tags matprofile -run '^TestSoak$$' -timeout 60m -v ./daemon
 
 PREFIX ?= /usr/local

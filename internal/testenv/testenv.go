@@ -79,26 +79,26 @@ func ORTLibrary(t testing.TB) string {
 	return p
 }
 
-// Models returns the models/ folder written by `make models`; tests fail without it.
+// Models returns the tests' own float models, random weights that `make
+// testmodels` exports into build/testmodels (not models/, which holds the
+// shipped model or the user's); tests fail without them.
 func Models(t testing.TB) (backbone, head string) {
 	t.Helper()
-	dir := filepath.Join(RepoRoot(t), "models")
-	backbone, head = filepath.Join(dir, "backbone.onnx"), filepath.Join(dir, "head.onnx")
-	for _, p := range []string{backbone, head} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("model %s missing: run `make models`", p)
-		}
-	}
-	return backbone, head
+	return testModel(t, "backbone.onnx"), testModel(t, "head.onnx")
 }
 
-// INT8Backbone returns models/backbone.int8.onnx, the quantised backbone
-// `make models` writes and the example configs use.
+// INT8Backbone returns the tests' quantised backbone (build/testmodels),
+// quantised from Models' backbone as `make models WEIGHTS=…` does.
 func INT8Backbone(t testing.TB) string {
 	t.Helper()
-	p := filepath.Join(RepoRoot(t), "models", "backbone.int8.onnx")
+	return testModel(t, "backbone.int8.onnx")
+}
+
+func testModel(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "build", "testmodels", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("model %s missing: run `make models`", p)
+		t.Fatalf("test model %s missing: run `make testmodels`", p)
 	}
 	return p
 }
