@@ -53,6 +53,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newVersionCmd(), newWatchCmd(), newBenchCmd(), newTrainCmd(), newEvalCmd(), newRollbackCmd(), newLabelCmd(), newQuantizeCmd())
+	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newVersionCmd(), newWatchCmd(), newBenchCmd(), newTrainCmd(), newEvalCmd(), newRollbackCmd(), newLabelCmd(), newQuantizeCmd(), newDoctorCmd())
 	return root
 }
