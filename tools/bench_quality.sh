@@ -17,6 +17,7 @@
 #   DEEPFAKED=bin/deepfaked sh tools/bench_quality.sh
 set -eu
 cd "$(dirname "$0")/.."
+. tools/eval_config.sh
 ROOT=$PWD
 SHARED=${DEEPFAKED_TESTDATA:-$ROOT/../shared}
 WORK=${WORK:-$ROOT/build/bench-quality}
@@ -29,6 +30,8 @@ for need in "$BACKBONE" "$SHARED/data/dfdc-faces/train" "$SHARED/data/dfdc-faces
 done
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
+# The config's paths are read relative to its own folder: make BACKBONE absolute.
+BACKBONE=$(cd "$(dirname "$BACKBONE")" && pwd)/$(basename "$BACKBONE")
 if [ -z "${DEEPFAKED:-}" ]; then
 	DEEPFAKED=$WORK/deepfaked
 	go build -o "$DEEPFAKED" ./cmd/deepfaked
@@ -46,21 +49,7 @@ RESULTS=$WORK/results.jsonl
 for set in dfdc-faces hardfake; do
 	d=$WORK/$set
 	mkdir -p "$d"
-	cat >"$d/config.yaml" <<YAML
-device_id: bench
-state_dir: $WORK/state
-mqtt:
-  broker: tcp://127.0.0.1:1883
-model:
-  backbone: $BACKBONE
-  head: $d/train/head.onnx
-  runtime: $ORT_LIB
-faces:
-  detector: none
-cameras:
-  - name: unused
-    source: /dev/null
-YAML
+	eval_config "$d/config.yaml" "$BACKBONE" "$d/train/head.onnx" "$WORK/state"
 	echo "== $set: features (cached after the first run)" >&2
 	# A short first run fills the feature cache and writes the features for the
 	# reference, so every timed run on both sides starts from features.

@@ -11,14 +11,17 @@
 #  4. `deepfaked eval` both pairs (float, INT8) on dfdc-faces/test and
 #     hardfake/test (JSON, ROC), and the INT8 pair on ../shared/data/videos with
 #     YuNet at 5 frames/s (JSON, per-video CSV, ROC);
-#  5. copies backbone.onnx, backbone.int8.onnx, head.onnx and the figures into
-#     OUT and writes OUT/SHA256SUMS. MODEL_CARD.md is written by hand from
+#  5. copies backbone.onnx, backbone.int8.onnx, head.onnx, metrics.json and
+#     the per-video CSV into OUT and writes OUT/SHA256SUMS. The pictures (ROC
+#     curves, the head's confusion matrix) stay in WORK: only the models and
+#     text are committed. MODEL_CARD.md is written by hand from
 #     OUT/metrics.json: one commit per model release.
 #
 #   sh tools/release_model.sh build/backbone/backbone.onnx            # OUT=shipped WORK=build/release
 #   OUT=/tmp/candidate sh tools/release_model.sh build/backbone/backbone.onnx
 set -eu
 cd "$(dirname "$0")/.."
+. tools/eval_config.sh
 ROOT=$PWD
 [ $# -eq 1 ] || { echo "usage: $0 FLOAT_BACKBONE.onnx" >&2; exit 2; }
 FLOAT=$1
@@ -40,30 +43,12 @@ DEEPFAKED=$WORK/deepfaked
 go build -o "$DEEPFAKED" ./cmd/deepfaked
 cp "$FLOAT" "$WORK/backbone.onnx"
 
-# config NAME BACKBONE DETECTOR: writes $WORK/NAME.yaml using the head in $WORK/NAME/.
-config() {
-	if [ "$3" = yunet ]; then faces="detector: yunet
-  model: $SHARED/models/face/yunet.onnx"; else faces="detector: none"; fi
-	cat >"$WORK/$1.yaml" <<YAML
-device_id: release
-state_dir: $WORK/state
-mqtt:
-  broker: tcp://127.0.0.1:1883
-model:
-  backbone: $2
-  head: $WORK/$1/head.onnx
-  runtime: $ORT_LIB
-faces:
-  $faces
-cameras:
-  - name: unused
-    source: /dev/null
-YAML
-}
+# config NAME BACKBONE [YUNET]: $WORK/NAME.yaml with the head in $WORK/NAME/.
+config() { eval_config "$WORK/$1.yaml" "$2" "$WORK/$1/head.onnx" "$WORK/state" "${3:-}"; }
 
 step() { echo "== $*" >&2; }
 
-config fp32 "$WORK/backbone.onnx" none
+config fp32 "$WORK/backbone.onnx"
 step "1/5 head on the float backbone's features of $TRAIN"
 "$DEEPFAKED" train --config "$WORK/fp32.yaml" --data "$TRAIN" --out "$WORK/fp32" --seed "$SEED"
 
@@ -71,7 +56,7 @@ step "2/5 INT8 quantisation, guarded at agreement $MIN_AGREEMENT"
 "$DEEPFAKED" quantize --config "$WORK/fp32.yaml" --float "$WORK/backbone.onnx" --calib "$TRAIN" --calib-max 300 \
 	--eval "$TRAIN" --min-agreement "$MIN_AGREEMENT" --out "$WORK/backbone.int8.onnx"
 
-config int8 "$WORK/backbone.int8.onnx" none
+config int8 "$WORK/backbone.int8.onnx"
 step "3/5 the shipped head, on the INT8 backbone's features of $TRAIN"
 "$DEEPFAKED" train --config "$WORK/int8.yaml" --data "$TRAIN" --out "$WORK/int8" --seed "$SEED"
 
@@ -82,7 +67,7 @@ for pair in fp32 int8; do
 			--roc "$WORK/$pair-$set-roc.png" >"$WORK/$pair-$set.json"
 	done
 done
-config videos "$WORK/backbone.int8.onnx" yunet
+config videos "$WORK/backbone.int8.onnx" "$SHARED/models/face/yunet.onnx"
 mkdir -p "$WORK/videos"
 cp "$WORK/int8/head.onnx" "$WORK/videos/head.onnx"
 "$DEEPFAKED" eval --config "$WORK/videos.yaml" --videos "$SHARED/data/videos" --json \
@@ -90,11 +75,6 @@ cp "$WORK/int8/head.onnx" "$WORK/videos/head.onnx"
 
 step "5/5 $OUT"
 cp "$WORK/backbone.onnx" "$WORK/backbone.int8.onnx" "$WORK/int8/head.onnx" "$OUT/"
-cp "$WORK/int8/confusion.png" "$OUT/train-confusion.png"
-cp "$WORK/int8/roc.png" "$OUT/train-roc.png"
-cp "$WORK/int8-dfdc-faces-roc.png" "$OUT/dfdc-faces-test-roc.png"
-cp "$WORK/int8-hardfake-roc.png" "$OUT/hardfake-test-roc.png"
-cp "$WORK/videos-roc.png" "$OUT/videos-roc.png"
 cp "$WORK/videos.csv" "$OUT/videos.csv"
 jq -n --slurpfile train "$WORK/int8/metrics.json" \
 	--slurpfile f_dfdc "$WORK/fp32-dfdc-faces.json" --slurpfile f_hard "$WORK/fp32-hardfake.json" \
