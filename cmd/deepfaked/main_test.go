@@ -478,8 +478,8 @@ func shortClip(t *testing.T) string {
 }
 
 // TestRunWatch: `run --watch` prints, from a subscription of its own, the
-// retained online, one verdict per frame and, last, offline, even with the
-// embedded broker that stops when the daemon does.
+// retained online before any verdict, one verdict per frame and, last,
+// offline, even with the embedded broker that stops when the daemon does.
 func TestRunWatch(t *testing.T) {
 	cfg := writeConfig(t, "embedded\n  listen: 127.0.0.1:0", shortClip(t), 0, false)
 	var stdout, stderr bytes.Buffer
@@ -488,15 +488,21 @@ func TestRunWatch(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("run --watch: %v\n%s", err, stderr.String())
 	}
+	// A new subscriber gets the retained messages (online, stats) in the
+	// broker's order, not the order they were published in, so online need
+	// only come before the first verdict.
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	verdicts := 0
+	verdicts, onlineFirst := 0, false
 	for _, l := range lines {
-		if strings.HasPrefix(l, "deepfaked/it-dev/cam1/verdict {") {
+		switch {
+		case l == "deepfaked/it-dev/status online" && verdicts == 0:
+			onlineFirst = true
+		case strings.HasPrefix(l, "deepfaked/it-dev/cam1/verdict {"):
 			verdicts++
 		}
 	}
-	if lines[0] != "deepfaked/it-dev/status online" || lines[len(lines)-1] != "deepfaked/it-dev/status offline" || verdicts != 20 {
-		t.Fatalf("want online, 20 verdicts, offline; got %d verdicts in:\n%s", verdicts, stdout.String())
+	if !onlineFirst || lines[len(lines)-1] != "deepfaked/it-dev/status offline" || verdicts != 20 {
+		t.Fatalf("want online before the verdicts, 20 verdicts, offline last; got %d verdicts in:\n%s", verdicts, stdout.String())
 	}
 }
 
