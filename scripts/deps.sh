@@ -3,7 +3,6 @@
 # Idempotent: each step checks first and does nothing when already satisfied.
 set -eu
 
-ORT_VERSION=1.30.0
 ORT_DIR=${ORT_DIR:-third_party/onnxruntime}
 
 pkgs="libopencv-dev opencv-data opencv-doc gstreamer1.0-plugins-base systemd procps mosquitto mosquitto-clients python3-torch python3-torchvision python3-onnx python3-opencv python3-paho-mqtt pkg-config gcc g++ ca-certificates time jq chromium"
@@ -26,18 +25,5 @@ case "$(uname -m)" in
 	aarch64 | arm64) arch=arm64 ;;
 	*) echo "deps: no ONNX Runtime build in onnxruntime-node for $(uname -m)" >&2; exit 1 ;;
 esac
-
-lib="$ORT_DIR/libonnxruntime.so.1"
-stamp="$ORT_DIR/VERSION"
-if [ ! -f "$lib" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$ORT_VERSION-$arch" ]; then
-	echo "deps: extracting ONNX Runtime $ORT_VERSION ($arch) from npm onnxruntime-node"
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	(cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
-	tar -xzf "$tmp/onnxruntime-node-$ORT_VERSION.tgz" -C "$tmp" "package/bin/napi-v6/linux/$arch/libonnxruntime.so.1"
-	mkdir -p "$ORT_DIR"
-	install -m 0644 "$tmp/package/bin/napi-v6/linux/$arch/libonnxruntime.so.1" "$lib.tmp"
-	mv "$lib.tmp" "$lib"
-	echo "$ORT_VERSION-$arch" >"$stamp"
-fi
-echo "deps: ok (ONNX Runtime at $lib)"
+sh "$(dirname "$0")/fetch-ort.sh" "$arch" "$ORT_DIR"
+echo "deps: ok (ONNX Runtime at $ORT_DIR/libonnxruntime.so.1)"
