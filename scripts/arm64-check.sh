@@ -39,6 +39,9 @@ mkdir -p "$root/proc"
 for i in $(seq 0 $(($(nproc) - 1))); do
 	printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$i"
 done >"$root/proc/cpuinfo"
+# The cores' lists too, for a root without /sys mounted (a chroot).
+mkdir -p "$root/sys/devices/system/cpu"
+for f in possible present online; do echo "0-$(($(nproc) - 1))" >"$root/sys/devices/system/cpu/$f"; done
 # step NAME CMD...: runs CMD, says how long it took.
 step() {
 	name=$1

@@ -48,7 +48,8 @@ cp /etc/apt/sources.list.d/*.sources "$apt/etc/apt/sources.list.d/" 2>/dev/null 
 set -- -o "Dir=$apt" -o "Dir::State::status=$apt/var/lib/dpkg/status" \
 	-o APT::Architecture=arm64 -o APT::Architectures::=arm64 \
 	-o Dir::Etc::trusted=/etc/apt/trusted.gpg -o Dir::Etc::TrustedParts=/etc/apt/trusted.gpg.d \
-	-o APT::Install-Recommends=false -o Debug::NoLocking=true -q
+	-o APT::Install-Recommends=false -o Debug::NoLocking=true -q \
+	-o "APT::Sandbox::User=$(id -un)"
 echo "arm64: resolving and downloading Debian's arm64 packages (once; a few hundred MB)"
 apt-get "$@" update >/dev/null
 # An empty dpkg status: apt downloads the whole closure, libc included.
