@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -340,12 +341,18 @@ func checkBroker(ctx context.Context, cfg *config.Config) checkResult {
 		return okResult("broker", "%s: MQTT session in %v", u.Redacted(), time.Since(start).Round(time.Millisecond))
 	default:
 	}
-	if err != nil {
+	const sessionFix = "check mqtt.username and its password, mqtt.tls, and the broker's log"
+	var refused *mqttc.NoSessionError
+	switch {
+	case errors.As(err, &refused):
+		// The broker's own answer: "not Authorized", a TLS failure, ...
+		return errResult("broker", fmt.Sprintf("%s: TCP connects, but no MQTT session in %v: %s",
+			u.Redacted(), brokerTimeout, oneLine(refused.Reason.Error())), sessionFix)
+	case err != nil:
 		return warnResult("broker", u.Redacted()+": connects, but "+oneLine(err.Error()),
 			"publishing works; for `deepfaked watch` and MQTT commands let this user read <prefix>/# in the broker's ACL")
 	}
-	return errResult("broker", fmt.Sprintf("%s: TCP connects, but no MQTT session in %v", u.Redacted(), brokerTimeout),
-		"check mqtt.username and its password, mqtt.tls, and the broker's log")
+	return errResult("broker", fmt.Sprintf("%s: TCP connects, but no MQTT session in %v", u.Redacted(), brokerTimeout), sessionFix)
 }
 
 // checkStateDir writes and removes a file where the daemon keeps its

@@ -302,7 +302,8 @@ func TestDoctorStateDir(t *testing.T) {
 }
 
 // A broker that answers TCP but refuses the session (here: no anonymous
-// clients) is an error of its own, not "unreachable".
+// clients) is an error of its own, not "unreachable", and says the broker's
+// answer (MQTT 3.1.1's "not Authorized", not a 3.1 retry's refusal).
 func TestDoctorBrokerRefusesSession(t *testing.T) {
 	broker := testenv.StartMosquitto(t, "allow_anonymous false\n").URL()
 	c, err := config.Load(writeDoctorConfig(t, broker, t.TempDir()))
@@ -310,7 +311,7 @@ func TestDoctorBrokerRefusesSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := checkBroker(t.Context(), c)
-	if r.Status != statusError || !strings.Contains(r.Detail, "TCP connects, but no MQTT session") || !strings.Contains(r.Fix, "mqtt.username") {
+	if r.Status != statusError || !strings.Contains(r.Detail, "TCP connects, but no MQTT session in 3s: not Authorized") || !strings.Contains(r.Fix, "mqtt.username") {
 		t.Errorf("checkBroker = %+v", r)
 	}
 }

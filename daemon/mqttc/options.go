@@ -145,6 +145,10 @@ func clientOptions(o Options, log *slog.Logger, last *lastError) *mqtt.ClientOpt
 		SetUsername(o.Username).
 		SetPassword(o.Password).
 		SetKeepAlive(o.KeepAlive).
+		// MQTT 3.1.1 only: paho's default falls back to 3.1 after a refusal,
+		// and that retry's "identifier rejected" (3.1 has no empty client
+		// ids) would hide the real answer, such as "not Authorized".
+		SetProtocolVersion(4).
 		SetConnectTimeout(o.ConnectTimeout).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(connectRetryInterval).

@@ -4,14 +4,30 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
+// NoSessionError is Subscribe's answer when it never got an MQTT session:
+// Reason is the broker's last refusal ("not Authorized", a TLS failure).
+type NoSessionError struct {
+	Broker string
+	Reason error
+}
+
+func (e *NoSessionError) Error() string {
+	return fmt.Sprintf("mqtt: broker %s: no MQTT session: %v", e.Broker, e.Reason)
+}
+
+func (e *NoSessionError) Unwrap() error { return e.Reason }
+
 // Subscribe connects to opts.Broker (retrying until ctx is done, since the
 // broker may come up later), subscribes to topics with opts.QoS after every
 // (re)connect, and calls handle for each message, one at a time, in arrival
-// order, until ctx is done; then it returns nil. It returns an error for bad
+// order, until ctx is done; then it returns nil, or, if it never had a
+// session, a *NoSessionError with the broker's last refusal (bad
+// credentials, TLS) when there was one. It returns an error for bad
 // options or when the broker refuses a subscription. opts.StatusTopic is not
 // used: a watcher must not announce itself as the daemon. Give it a ClientID of
 // its own (or none) so it does not take over the daemon's session.
@@ -33,8 +49,10 @@ func Subscribe(ctx context.Context, opts Options, topics []string, handle func(t
 	onMessage := func(_ mqtt.Client, m mqtt.Message) { handle(m.Topic(), m.Payload()) }
 	refused := make(chan error, 1)
 	var last lastError
+	var connected atomic.Bool
 	co := clientOptions(opts, slog.New(slog.DiscardHandler), &last).
 		SetOnConnectHandler(func(c mqtt.Client) {
+			connected.Store(true)
 			t := c.SubscribeMultiple(filters, onMessage)
 			t.Wait()
 			err := t.Error()
@@ -63,6 +81,9 @@ func Subscribe(ctx context.Context, opts Options, topics []string, handle func(t
 	defer client.Disconnect(disconnectQuiesceMS)
 	select {
 	case <-ctx.Done():
+		if err := last.get(); err != nil && !connected.Load() {
+			return &NoSessionError{Broker: opts.Broker, Reason: err}
+		}
 		return nil
 	case err := <-refused:
 		return err

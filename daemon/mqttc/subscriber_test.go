@@ -2,6 +2,7 @@ package mqttc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -141,5 +142,19 @@ func TestSubscribeRefused(t *testing.T) {
 	defer cancel()
 	if err := Subscribe(ctx, Options{Broker: broker, ClientID: clientID("sub"), QoS: 1}, []string{"open/a"}, func(string, []byte) {}); err != nil {
 		t.Fatalf("allowed subscription: %v", err)
+	}
+}
+
+// TestSubscribeNoSession: a broker that refuses the session (no anonymous
+// clients) makes Subscribe, at its deadline, say so with the broker's own
+// answer; with MQTT 3.1.1 only, not a 3.1 retry's "identifier rejected".
+func TestSubscribeNoSession(t *testing.T) {
+	broker := testenv.StartMosquitto(t, "allow_anonymous false\n").URL()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := Subscribe(ctx, Options{Broker: broker, QoS: 1}, []string{"a"}, func(string, []byte) {})
+	var refused *NoSessionError
+	if !errors.As(err, &refused) || refused.Broker != broker || !strings.Contains(refused.Reason.Error(), "not Authorized") {
+		t.Fatalf("got %v, want a NoSessionError from %s saying not Authorized", err, broker)
 	}
 }
