@@ -15,7 +15,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' 2>/dev/null)
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: FORCE all deps models testmodels build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install
+.PHONY: FORCE all deps models testmodels build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install arm64 arm64-check deb deb-check
 
 all: build
 
@@ -117,18 +117,62 @@ SOAK ?= 10m
 soak: deps testmodels build
 	DEEPFAKED_SOAK=$(SOAK) $(GO) test -count=1 -tags matprofile -run '^TestSoak$$' -timeout 60m -v ./daemon
 
-PREFIX ?= /usr/local
-# A service install: binary, ONNX Runtime, unit, an example config if none is there.
+# arm64 (Jetson, Raspberry Pi): a cgo cross-build against a sysroot of
+# Debian's arm64 packages (build/arm64/sysroot, made on first use), and a
+# check that runs it under qemu-aarch64-static against the x86-64 binary's
+# verdicts. Neither is in make test (minutes of downloads and emulation).
+ARM64_BIN  := bin/deepfaked-linux-arm64
+ARM64_ROOT := build/arm64/sysroot
+ARM64_ORT  := third_party/onnxruntime-arm64/libonnxruntime.so.1
+arm64: $(ARM64_BIN)
+$(ARM64_BIN): $(GOFILES) scripts/arm64-sysroot.sh scripts/arm64-build.sh
+	@sh scripts/arm64-build.sh $@
+arm64-check: build models $(ARM64_BIN)
+	@sh scripts/arm64-check.sh $(ARM64_BIN)
+
+# Debian packages for amd64 and arm64 in dist/, checked with lintian; the
+# amd64 one installed, run and purged in a fresh Debian 12 root (deb-check).
+deb: build models $(ARM64_BIN)
+	@sh scripts/deb.sh amd64 bin/deepfaked $(ORT_LIB)
+	@sh scripts/deb.sh arm64 $(ARM64_BIN) $(ARM64_ORT) $(ARM64_ROOT)
+deb-check: deb
+	@sh scripts/deb-check.sh
+
+# A service install: binary, ONNX Runtime, units, the default config (and the
+# examples beside it) unless there, docs and the man page, the shipped model
+# read-only in $(PREFIX)/share/deepfaked/models (its card in the docs) and
+# copied into /var/lib/deepfaked/models where absent (training replaces
+# head.onnx there). Nothing under /etc is overwritten. scripts/deb.sh stages
+# the Debian package with it (PREFIX=/usr UNITDIR=/lib/systemd/system SEED=0:
+# the postinst seeds the state directory).
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+BIN     ?= bin/deepfaked
+CONFIG  ?= configs/deepfaked.yaml
+SEED    ?= 1
+UNITS   := deepfaked.service deepfaked-train.service deepfaked-train.timer
+EXAMPLE_CONFIGS := configs/raspberry-pi.yaml configs/jetson.yaml
+DOCS    := README.md docs/configuration.md docs/gpu.md shipped/MODEL_CARD.md
 install: build models
-	install -D -m 0755 bin/deepfaked $(DESTDIR)$(PREFIX)/bin/deepfaked
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/deepfaked
 	install -D -m 0644 $(ORT_LIB) $(DESTDIR)/usr/lib/deepfaked/libonnxruntime.so.1
-	install -D -m 0644 systemd/deepfaked.service $(DESTDIR)/etc/systemd/system/deepfaked.service
-	install -D -m 0644 systemd/deepfaked-train.service $(DESTDIR)/etc/systemd/system/deepfaked-train.service
-	install -D -m 0644 systemd/deepfaked-train.timer $(DESTDIR)/etc/systemd/system/deepfaked-train.timer
-	install -d $(DESTDIR)/etc/deepfaked
-	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 configs/raspberry-pi.yaml $(DESTDIR)/etc/deepfaked/deepfaked.yaml
-	install -d $(DESTDIR)/var/lib/deepfaked/models
-	for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m; done
+	install -d $(DESTDIR)$(UNITDIR)
+	# The units name /usr/local/bin and /usr/share/doc: PREFIX's instead.
+	for u in $(UNITS); do \
+		sed -e 's#/usr/local/bin/#$(PREFIX)/bin/#g' -e 's#/usr/share/doc/#$(PREFIX)/share/doc/#g' systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -d $(DESTDIR)/etc/deepfaked/examples
+	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 $(CONFIG) $(DESTDIR)/etc/deepfaked/deepfaked.yaml
+	for f in $(EXAMPLE_CONFIGS); do [ -e $(DESTDIR)/etc/deepfaked/examples/$${f#configs/} ] || install -m 0644 $$f $(DESTDIR)/etc/deepfaked/examples/ || exit 1; done
+	install -d $(DESTDIR)$(PREFIX)/share/doc/deepfaked $(DESTDIR)$(PREFIX)/share/deepfaked/models
+	install -m 0644 $(DOCS) $(DESTDIR)$(PREFIX)/share/doc/deepfaked/
+	install -D -m 0644 docs/deepfaked.1 $(DESTDIR)$(PREFIX)/share/man/man1/deepfaked.1
+	install -m 0644 $(MODELS) $(DESTDIR)$(PREFIX)/share/deepfaked/models/
+	if [ "$(SEED)" = 1 ]; then \
+		install -d $(DESTDIR)/var/lib/deepfaked/models && \
+		for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m || exit 1; done; \
+	fi
 	# Into a staging tree (DESTDIR) no user is made: the package's postinst makes it.
 	[ -n "$(DESTDIR)" ] || sh scripts/adduser.sh
 

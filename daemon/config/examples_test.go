@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
@@ -34,7 +35,7 @@ func TestExampleConfigs(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"demo.yaml", "dev-video.yaml", "jetson.yaml", "raspberry-pi.yaml"} {
+	for _, want := range []string{"deepfaked.yaml", "demo.yaml", "dev-video.yaml", "jetson.yaml", "raspberry-pi.yaml"} {
 		if !strings.Contains(strings.Join(names, " "), want) {
 			t.Errorf("configs/%s missing (have %v)", want, names)
 		}
@@ -69,6 +70,50 @@ func TestDemoConfig(t *testing.T) {
 	}
 	if err := c.CheckFiles(); err != nil {
 		t.Errorf("CheckFiles: %v", err)
+	}
+}
+
+// TestDefaultConfig checks configs/deepfaked.yaml, the /etc/deepfaked/deepfaked.yaml
+// that the Debian package and `make install` install: it names no file but the
+// models and the runtime they install (no password, TLS or detector model
+// file), so check-config passes on a bare machine; its cameras are live (a
+// missing one is a warning, not an error), its page is on loopback and its
+// broker is this machine's.
+func TestDefaultConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "configs", "deepfaked.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Point the installed paths into a folder holding just those files.
+	dir := t.TempDir()
+	text := strings.NewReplacer("/var/lib/deepfaked/models/", dir+"/", "/usr/lib/deepfaked/", dir+"/").Replace(string(b))
+	for _, f := range []string{"backbone.int8.onnx", "head.onnx", "libonnxruntime.so.1"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "deepfaked.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckFiles(); err != nil {
+		t.Errorf("names a file the package does not install: %v", err)
+	}
+	if c.Model.Backbone != filepath.Join(dir, "backbone.int8.onnx") || c.Model.Runtime != filepath.Join(dir, "libonnxruntime.so.1") {
+		t.Errorf("backbone %s, runtime %s: want the installed INT8 backbone and ONNX Runtime", c.Model.Backbone, c.Model.Runtime)
+	}
+	for _, cam := range c.Cameras {
+		if src, err := source.Parse(cam.Source); err != nil || !src.Live() {
+			t.Errorf("camera %s: %s is not a live source", cam.Name, cam.Source)
+		}
+	}
+	if c.StateDir != "/var/lib/deepfaked" || c.MQTT.Broker != "tcp://127.0.0.1:1883" || c.Faces.Detector != "haar" || c.Web.Listen != "127.0.0.1:9465" {
+		t.Errorf("state_dir %s, broker %s, detector %s, web %s: want /var/lib/deepfaked, tcp://127.0.0.1:1883, haar, 127.0.0.1:9465",
+			c.StateDir, c.MQTT.Broker, c.Faces.Detector, c.Web.Listen)
 	}
 }
 
