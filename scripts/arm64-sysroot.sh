@@ -16,17 +16,7 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 root=$dir/sysroot
 
-missing=""
-for p in gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	echo "arm64: installing Debian packages:$missing"
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
-fi
+sh "$(dirname "$0")/apt-install.sh" arm64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static
 
 # The OpenCV modules gocv's own package links (its cgo flags) and the ones
 # opencv2/opencv.hpp includes headers of; the runtime closure comes with them.

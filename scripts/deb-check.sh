@@ -51,7 +51,7 @@ in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=
 
 # 1. The cached root.
 if [ ! -s "$cache" ]; then
-	command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	sh scripts/apt-install.sh deb-check debootstrap
 	say "building the Debian 12 root ($cache; a few minutes, once)"
 	rm -rf "$R"
 	mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)

@@ -183,13 +183,7 @@ echo "deb: $deb ($(du -k "$deb" | cut -f1) KiB, installed $size KiB)"
 echo "deb: Depends: $depends"
 
 # lintian: installed on first use, like make deps does for the rest.
-if ! command -v lintian >/dev/null; then
-	echo "deb: installing lintian"
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends lintian >/dev/null
-fi
+sh scripts/apt-install.sh deb lintian
 out=$(lintian --display-info --show-overrides --fail-on error "$deb" 2>&1 | grep -v "running with root privileges") && rc=0 || rc=$?
 [ -z "$out" ] || echo "$out" | sed 's/^/lintian: /'
 echo "deb: lintian $arch: $(echo "$out" | grep -c '^E:') errors, $(echo "$out" | grep -c '^W:') warnings, $(echo "$out" | grep -c '^I:') info, $(echo "$out" | grep -c '^O:') overridden (packaging/deb/lintian-overrides says why)"

@@ -6,19 +6,9 @@ set -eu
 ORT_DIR=${ORT_DIR:-third_party/onnxruntime}
 
 pkgs="libopencv-dev opencv-data opencv-doc gstreamer1.0-plugins-base systemd procps mosquitto mosquitto-clients python3-torch python3-torchvision python3-onnx python3-opencv python3-paho-mqtt pkg-config gcc g++ ca-certificates time jq chromium"
-missing=""
 # npm may already come with a Node.js from elsewhere (nodesource), which conflicts with Debian's npm.
-command -v npm >/dev/null 2>&1 || missing=" npm"
-for p in $pkgs; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	echo "deps: installing Debian packages:$missing"
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
-fi
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+sh "$(dirname "$0")/apt-install.sh" deps $pkgs
 
 case "$(uname -m)" in
 	x86_64 | amd64) arch=x64 ;;
