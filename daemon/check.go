@@ -11,37 +11,66 @@ import (
 )
 
 // CheckLoads loads what New loads before it serves, with the same setup
-// calls, and releases it: the engine, the classifier (a trial face through
-// backbone and head, refusing non-finite outputs), the face detector, and the
-// broker options (password file, TLS material), the page's password file
-// and certificate; and it opens each camera
-// once (capture.Probe): a video file that does not open or has no frame is an
+// calls, and releases it (CheckComponents), and opens each camera once
+// (ProbeCameras): a video file that does not open or has no frame is an
 // error, a live camera that does not open now is a warning (run retries it).
 // check-config runs it after CheckFiles, so ExecStartPre fails on a corrupt or
 // mismatched model, a non-PEM CA or a key that is not the certificate's, as
 // run would.
 func CheckLoads(cfg *config.Config, log *slog.Logger) (warnings []string, err error) {
-	if err := checkLoads(cfg, log); err != nil {
+	if err := CheckComponents(cfg, log); err != nil {
 		return nil, err
 	}
-	if err := capture.SetFFmpegEnv(setup.IOTimeout(cfg)); err != nil {
-		return nil, fmt.Errorf("%s: capture.io_timeout: %w", cfg.Path, err)
+	probes, err := ProbeCameras(cfg)
+	if err != nil {
+		return nil, err
 	}
-	for i, c := range cfg.Cameras {
-		o := setup.CameraOptions(c)
-		err := capture.Probe(o)
-		switch src, _ := source.Parse(o.Source); {
-		case err == nil:
-		case src.Live():
-			warnings = append(warnings, fmt.Sprintf("cameras[%d] (%s) does not open now; run retries it: %v", i, c.Name, err))
+	for _, p := range probes {
+		switch {
+		case p.Err == nil:
+		case p.Live:
+			warnings = append(warnings, fmt.Sprintf("cameras[%d] (%s) does not open now; run retries it: %v", p.Index, p.Name, p.Err))
 		default:
-			return nil, fmt.Errorf("%s: cameras[%d].source (%s): %w", cfg.Path, i, c.Name, err)
+			return nil, fmt.Errorf("%s: cameras[%d].source (%s): %w", cfg.Path, p.Index, p.Name, p.Err)
 		}
 	}
 	return warnings, nil
 }
 
-func checkLoads(cfg *config.Config, log *slog.Logger) error {
+// CameraProbe is one configured camera opened once. A live source (a device,
+// a stream, a pipeline) that did not open is a warning: run retries it; a
+// file that did not is an error.
+type CameraProbe struct {
+	Index int
+	Name  string
+	Shown string // the source as logs show it: a URL's password masked
+	Live  bool
+	Err   error // nil: it opened and gave a frame
+}
+
+// ProbeCameras opens each configured camera once (capture.Probe), with the
+// FFmpeg timeouts run sets.
+func ProbeCameras(cfg *config.Config) ([]CameraProbe, error) {
+	if err := capture.SetFFmpegEnv(setup.IOTimeout(cfg)); err != nil {
+		return nil, fmt.Errorf("%s: capture.io_timeout: %w", cfg.Path, err)
+	}
+	probes := make([]CameraProbe, len(cfg.Cameras))
+	for i, c := range cfg.Cameras {
+		p := CameraProbe{Index: i, Name: c.Name, Shown: c.Source}
+		if src, err := source.Parse(c.Source); err == nil {
+			p.Shown, p.Live = src.String(), src.Live()
+		}
+		p.Err = capture.Probe(setup.CameraOptions(c))
+		probes[i] = p
+	}
+	return probes, nil
+}
+
+// CheckComponents loads the engine, the classifier (a trial face through
+// backbone and head, refusing non-finite outputs), the face detector, the
+// broker options (password file, TLS material) and the page's password file
+// and certificate, as New does, and releases them. It opens no camera.
+func CheckComponents(cfg *config.Config, log *slog.Logger) error {
 	eng, err := setup.Engine(cfg, log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.Path, err)

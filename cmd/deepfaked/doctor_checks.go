@@ -15,7 +15,6 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
 
-	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
@@ -209,44 +208,38 @@ func openCVFormat(path string) string {
 		vc.Get(gocv.VideoCaptureFrameHeight), vc.Get(gocv.VideoCaptureFPS))
 }
 
-// checkConfig is check-config's check, the shared functions it calls:
-// the files the config names, and everything run loads (models with a trial
-// face, detector, broker and web options). Its camera warnings are left out:
-// checkCameras gives each camera a line.
+// checkConfig is check-config's check without its camera opens (checkCameras
+// gives each camera a line): the files the config names, and everything run
+// loads (models with a trial face, detector, broker and web options).
 func checkConfig(cfg *config.Config, log *slog.Logger) checkResult {
 	if err := daemon.CheckFiles(cfg); err != nil {
 		return errResult("config", oneLine(err.Error()), "correct or create the file it names")
 	}
-	if _, err := daemon.CheckLoads(cfg, log); err != nil {
+	if err := daemon.CheckComponents(cfg, log); err != nil {
 		return errResult("config", oneLine(err.Error()), "correct what it names; `deepfaked check-config` says the same")
 	}
 	return okResult("config", "%s: valid (device %s, %d camera(s))", cfg.Path, cfg.DeviceID, len(cfg.Cameras))
 }
 
-// checkCameras opens each configured camera once with capture.Probe, as
-// check-config does: a live camera that does not open is a warning (run
-// retries it), a file that does not is an error.
+// checkCameras is check-config's camera check, a line per camera: each
+// opened once (daemon.ProbeCameras), a live one that does not open a warning
+// (run retries it), a file that does not an error.
 func checkCameras(cfg *config.Config) []checkResult {
-	if err := capture.SetFFmpegEnv(setup.IOTimeout(cfg)); err != nil {
+	probes, err := daemon.ProbeCameras(cfg)
+	if err != nil {
 		return []checkResult{errResult("cameras", oneLine(err.Error()), "correct capture.io_timeout")}
 	}
-	var out []checkResult
-	for _, c := range cfg.Cameras {
-		name := "camera " + c.Name
-		src, perr := source.Parse(c.Source)
-		shown := c.Source
-		if perr == nil {
-			shown = src.String() // a URL's password masked
-		}
-		err := capture.Probe(setup.CameraOptions(c))
+	out := make([]checkResult, 0, len(probes))
+	for _, p := range probes {
+		name := "camera " + p.Name
 		switch {
-		case err == nil:
-			out = append(out, okResult(name, "%s opens", shown))
-		case perr == nil && src.Live():
-			out = append(out, warnResult(name, shown+" does not open now: "+oneLine(err.Error()),
+		case p.Err == nil:
+			out = append(out, okResult(name, "%s opens", p.Shown))
+		case p.Live:
+			out = append(out, warnResult(name, p.Shown+" does not open now: "+oneLine(p.Err.Error()),
 				"plug it in or check the URL; run retries it meanwhile"))
 		default:
-			out = append(out, errResult(name, shown+": "+oneLine(err.Error()), "correct cameras[].source"))
+			out = append(out, errResult(name, p.Shown+": "+oneLine(p.Err.Error()), "correct cameras[].source"))
 		}
 	}
 	return out
