@@ -47,11 +47,14 @@ func TestLiveLatestFrameWins(t *testing.T) {
 		age, index := time.Since(f.Time), f.Index
 		// Released frames go back to the pool, and the grabber rewrites them.
 		c.Release(f)
-		// Fresh: at most a few frames behind the server, never the queued backlog.
-		if now-got > 5 || age > 150*time.Millisecond {
+		// Fresh: a few frames behind the server, never the ~15 frame backlog
+		// (the bounds leave room for a loaded machine under -race).
+		if now-got > 10 || age > 250*time.Millisecond {
 			t.Errorf("after a 300ms pause got server frame %d while it sends %d (frame %v old)", got, now, age)
 		}
-		if index-last < 8 {
+		// A queue would give last+1; the server itself drops frames when this
+		// connection is late, so ask for a clear jump, not all 15.
+		if index-last < 4 {
 			t.Errorf("index went %d -> %d over 300ms at 50fps; frames were queued, not dropped", last, index)
 		}
 		last = index
@@ -74,7 +77,8 @@ func TestLiveFPSPacing(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		c.Release(next(t, c))
 	}
-	if el := time.Since(start); el < 950*time.Millisecond || el > 2*time.Second {
+	// The lower bound is the pacing; the upper only catches a wait far too long.
+	if el := time.Since(start); el < 950*time.Millisecond || el > 5*time.Second {
 		t.Fatalf("5 frames at fps 5 took %v, want about 1s", el)
 	}
 }

@@ -8,12 +8,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/deepfaked/deepfaked/daemon"
-	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -50,27 +47,9 @@ func TestDiscoveryRetired(t *testing.T) {
 	}
 	retained := func() []string { // discovery topics with a config, as a new subscriber sees them
 		t.Helper()
-		var (
-			mu     sync.Mutex
-			topics = map[string]bool{}
-		)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- mqttc.Subscribe(ctx, mqttc.Options{Broker: broker, QoS: 1}, []string{"homeassistant/#"}, func(topic string, p []byte) {
-				mu.Lock()
-				defer mu.Unlock()
-				topics[topic] = len(p) > 0
-			})
-		}()
-		time.Sleep(time.Second) // retained messages come right after the subscription
-		cancel()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
 		var out []string
-		for topic, has := range topics {
-			if has {
+		for topic, p := range testenv.Retained(t, broker, "homeassistant") {
+			if len(p) > 0 {
 				out = append(out, topic)
 			}
 		}

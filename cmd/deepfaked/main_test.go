@@ -25,19 +25,30 @@ import (
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
+// binDir holds the binary built for the tests; TestMain makes and removes it.
+var binDir string
+
 // buildBinary compiles deepfaked once per test binary run.
 var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "deepfaked-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "deepfaked")
+	bin := filepath.Join(binDir, "deepfaked")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
 })
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "deepfaked-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 func deepfaked(t *testing.T) string {
 	t.Helper()

@@ -321,7 +321,9 @@ func TestOfferNeverBlocks(t *testing.T) {
 	if s := c.Stats(); queued != 4 || s.Dropped != 96 {
 		t.Errorf("with the writer stalled %d of 100 queued, %d dropped; want 4 and 96", queued, s.Dropped)
 	}
-	if slowest > 100*time.Millisecond {
+	// The fault guarded against is an Offer blocked until the lock is freed
+	// (the end of this test), so a bound far above a GC pause is enough.
+	if slowest > time.Second {
 		t.Errorf("slowest Offer took %v while the writer was stalled", slowest)
 	}
 	held.Close() // releases the lock

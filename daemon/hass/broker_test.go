@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,32 +33,6 @@ func publish(t *testing.T, c mqtt.Client, msgs []Message) {
 	}
 }
 
-// retained subscribes a new client to <prefix>/# and returns the retained
-// messages it is sent within settle: what Home Assistant reads when it
-// subscribes for discovery.
-func retained(t *testing.T, url, id, prefix string, settle time.Duration) map[string][]byte {
-	t.Helper()
-	var mu sync.Mutex
-	got := map[string][]byte{}
-	c := connect(t, url, id)
-	tok := c.Subscribe(prefix+"/#", 1, func(_ mqtt.Client, m mqtt.Message) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !m.Retained() {
-			t.Errorf("%s: delivered not retained", m.Topic())
-		}
-		got[m.Topic()] = bytes.Clone(m.Payload())
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
-	time.Sleep(settle)
-	c.Unsubscribe(prefix + "/#").WaitTimeout(time.Second)
-	mu.Lock()
-	defer mu.Unlock()
-	return got
-}
-
 // TestBrokerRoundTrip publishes the configs retained to mosquitto, reads
 // them back as Home Assistant would on subscribing, then publishes the
 // removals and checks the broker keeps nothing for a later subscriber.
@@ -73,7 +46,7 @@ func TestBrokerRoundTrip(t *testing.T) {
 	pub := connect(t, url, "hass-test-pub")
 	publish(t, pub, msgs)
 
-	got := retained(t, url, "hass-test-sub1", o.DiscoveryPrefix, 500*time.Millisecond)
+	got := testenv.Retained(t, url, o.DiscoveryPrefix)
 	if len(got) != len(msgs) {
 		t.Errorf("read back %d retained configs, published %d", len(got), len(msgs))
 	}
@@ -85,7 +58,7 @@ func TestBrokerRoundTrip(t *testing.T) {
 
 	// Drop one camera: only its three configs go.
 	publish(t, pub, Removals(opts("back-yard")))
-	got = retained(t, url, "hass-test-sub2", o.DiscoveryPrefix, 500*time.Millisecond)
+	got = testenv.Retained(t, url, o.DiscoveryPrefix)
 	if len(got) != len(msgs)-3 {
 		t.Errorf("after removing back-yard: %d retained configs, want %d: %v", len(got), len(msgs)-3, keys(got))
 	}
@@ -97,7 +70,7 @@ func TestBrokerRoundTrip(t *testing.T) {
 
 	// Discovery turned off: everything goes.
 	publish(t, pub, Removals(o))
-	if got := retained(t, url, "hass-test-sub3", o.DiscoveryPrefix, 500*time.Millisecond); len(got) != 0 {
+	if got := testenv.Retained(t, url, o.DiscoveryPrefix); len(got) != 0 {
 		t.Errorf("after removing all: still retained %v", keys(got))
 	}
 }

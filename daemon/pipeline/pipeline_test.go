@@ -468,7 +468,18 @@ func TestVerdictsOff(t *testing.T) {
 	if err := rec.pub.Close(context.Background()); err != nil { // everything acknowledged
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the subscriber's last deliveries
+	// Acknowledged by the broker is not yet delivered to the subscriber: wait
+	// for the track's end event, the last thing the pipeline publishes.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rec.mu.Lock()
+		ev := rec.payloads["p/a/events"]
+		var e pipeline.Event
+		end := len(ev) > 0 && json.Unmarshal(ev[len(ev)-1], &e) == nil && e.Type == "end"
+		rec.mu.Unlock()
+		if end {
+			break
+		}
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if n := len(rec.payloads["p/a/verdict"]); n != 0 {

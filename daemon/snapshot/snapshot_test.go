@@ -77,8 +77,8 @@ func TestSaveAndPrune(t *testing.T) {
 		if !s.Save("cam", p, grey(32, float32(track)/5)) {
 			t.Fatalf("save %d dropped", track)
 		}
-		time.Sleep(20 * time.Millisecond) // distinct modification times
 		s.Close()                         // waits for the writer
+		time.Sleep(20 * time.Millisecond) // distinct modification times
 		if s, err = snapshot.New(o, nil); err != nil {
 			t.Fatal(err)
 		}
