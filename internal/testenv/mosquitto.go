@@ -59,16 +59,30 @@ func startMosquitto(t testing.TB, conf string) *MosquittoBroker {
 			t.Fatalf("mosquitto not installed: run `make deps`")
 		}
 	}
-	m := &MosquittoBroker{t: t, bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
-	m.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
-	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n%s",
-		m.addr[strings.LastIndexByte(m.addr, ':')+1:], conf)
-	if err := os.WriteFile(m.conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	m := &MosquittoBroker{t: t, bin: bin, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
 	t.Cleanup(m.Stop)
-	m.Start()
-	return m
+	// The port was free a moment ago; another package's test running in
+	// parallel may take it first, so a first start that finds it in use
+	// tries another.
+	for attempt := 1; ; attempt++ {
+		port := FreePort(t)
+		m.addr = fmt.Sprintf("127.0.0.1:%d", port)
+		body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", port, conf)
+		if err := os.WriteFile(m.conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := m.start()
+		if err == nil {
+			return m
+		}
+		if attempt == 3 || !strings.Contains(m.Log(), "Address already in use") {
+			t.Fatal(err)
+		}
+		m.mu.Lock()
+		m.cmd = nil
+		m.log.Reset()
+		m.mu.Unlock()
+	}
 }
 
 // Addr is host:port of the listener.
@@ -80,16 +94,22 @@ func (m *MosquittoBroker) URL() string { return "tcp://" + m.addr }
 // Start (re)starts mosquitto on its port and waits until it listens.
 func (m *MosquittoBroker) Start() {
 	m.t.Helper()
+	if err := m.start(); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *MosquittoBroker) start() error {
 	m.mu.Lock()
 	if m.cmd != nil {
 		m.mu.Unlock()
-		m.t.Fatalf("mosquitto on %s already running", m.addr)
+		return fmt.Errorf("mosquitto on %s already running", m.addr)
 	}
 	cmd := exec.Command(m.bin, "-c", m.conf)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		m.mu.Unlock()
-		m.t.Fatalf("start mosquitto: %v", err)
+		return fmt.Errorf("start mosquitto: %w", err)
 	}
 	exited := make(chan struct{})
 	m.cmd, m.exited = cmd, exited
@@ -109,15 +129,15 @@ func (m *MosquittoBroker) Start() {
 		c, err := net.DialTimeout("tcp", m.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		select {
 		case <-exited:
-			m.t.Fatalf("mosquitto exited before listening on %s:\n%s", m.addr, m.Log())
+			return fmt.Errorf("mosquitto exited before listening on %s:\n%s", m.addr, m.Log())
 		default:
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto did not listen on %s: %v\n%s", m.addr, err, m.Log())
+			return fmt.Errorf("mosquitto did not listen on %s: %w\n%s", m.addr, err, m.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
