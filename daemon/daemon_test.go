@@ -28,6 +28,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -112,16 +113,12 @@ func (w *watcher) waitOffline(t *testing.T) []string {
 // sleeping a fixed time that a loaded machine may not meet.
 func (w *watcher) waitFor(t *testing.T, what string, done func(msgs []string) bool) {
 	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !poll.Until(60*time.Second, func() bool {
 		w.mu.Lock()
-		ok := done(w.msgs)
-		w.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 60s", what)
-		}
+		defer w.mu.Unlock()
+		return done(w.msgs)
+	}) {
+		t.Fatalf("no %s within 60s", what)
 	}
 }
 
@@ -529,17 +526,15 @@ func TestBrokerDownFileEnds(t *testing.T) {
 	for i := range wantSeqs {
 		wantSeqs[i] = int64(i + 1)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	poll.Until(20*time.Second, func() bool {
 		mu.Lock()
+		defer mu.Unlock()
 		done := len(seqs) == 2
 		for _, s := range seqs {
 			done = done && len(s) >= want
 		}
-		mu.Unlock()
-		if done || time.Now().After(deadline) {
-			break
-		}
-	}
+		return done
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seqs) != 2 {

@@ -16,6 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/deepfaked/deepfaked/daemon/outbox"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -139,11 +140,10 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 		t.Fatalf("%v\n%s", err, logs)
 	}
 	var delivered, dups, outOfOrder int
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if delivered, dups, outOfOrder = ta.counts(want); delivered == len(want) {
-			break
-		}
-	}
+	poll.Until(30*time.Second, func() bool {
+		delivered, dups, outOfOrder = ta.counts(want)
+		return delivered == len(want)
+	})
 	t.Logf("outage %v: published %d, delivered %d, lost %d, duplicates %d, out of order %d", down, len(want), delivered, len(want)-delivered, dups, outOfOrder)
 	if delivered != len(want) || outOfOrder != 0 {
 		t.Fatalf("delivered %d of %d, %d out of order\n%s", delivered, len(want), outOfOrder, m.Log())
@@ -195,11 +195,10 @@ func TestKilledDuringOutage(t *testing.T) {
 		t.Fatalf("second run: %v", err)
 	}
 	var delivered, dups, outOfOrder int
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if delivered, dups, outOfOrder = ta.counts(want); delivered == len(want) {
-			break
-		}
-	}
+	poll.Until(30*time.Second, func() bool {
+		delivered, dups, outOfOrder = ta.counts(want)
+		return delivered == len(want)
+	})
 	t.Logf("SIGKILL during the outage: published %d before the kill and after, delivered %d, lost %d, duplicates %d, out of order %d",
 		len(want), delivered, len(want)-delivered, dups, outOfOrder)
 	if delivered != len(want) || outOfOrder != 0 {

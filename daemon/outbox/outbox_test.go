@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/poll"
 )
 
 // syncBuffer collects log lines that the background goroutine writes.
@@ -200,10 +202,7 @@ func TestBoundsDropOldest(t *testing.T) {
 		t.Fatalf("kept %s, want the newest five", payloads(got))
 	}
 	// The flusher logs the drops; give it time (a loaded machine) to run.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) &&
-		!strings.Contains(logs.String(), "oldest undelivered messages dropped"); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(5*time.Second, func() bool { return strings.Contains(logs.String(), "oldest undelivered messages dropped") })
 	time.Sleep(30 * time.Millisecond) // more flushes: still one warning
 	if n := strings.Count(logs.String(), "oldest undelivered messages dropped"); n != 1 {
 		t.Errorf("%d drop warnings, want 1 (rate-limited):\n%s", n, logs)

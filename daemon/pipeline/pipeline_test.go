@@ -22,6 +22,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -470,16 +471,13 @@ func TestVerdictsOff(t *testing.T) {
 	}
 	// Acknowledged by the broker is not yet delivered to the subscriber: wait
 	// for the track's end event, the last thing the pipeline publishes.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	poll.Until(10*time.Second, func() bool {
 		rec.mu.Lock()
+		defer rec.mu.Unlock()
 		ev := rec.payloads["p/a/events"]
 		var e pipeline.Event
-		end := len(ev) > 0 && json.Unmarshal(ev[len(ev)-1], &e) == nil && e.Type == "end"
-		rec.mu.Unlock()
-		if end {
-			break
-		}
-	}
+		return len(ev) > 0 && json.Unmarshal(ev[len(ev)-1], &e) == nil && e.Type == "end"
+	})
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if n := len(rec.payloads["p/a/verdict"]); n != 0 {

@@ -10,8 +10,7 @@ import (
 )
 
 // Retained returns what the broker at url keeps retained under prefix/#, as
-// a new subscriber finds it: topic to payload (an empty payload is kept, so
-// a caller can see removals it would otherwise miss only as absence).
+// a new subscriber finds it: topic to payload.
 //
 // Rather than wait a fixed time for the retained messages, it publishes a
 // non-retained sentinel once subscribed and waits for it: the broker queues a
@@ -23,6 +22,7 @@ func Retained(t testing.TB, url, prefix string) map[string][]byte {
 	var mu sync.Mutex
 	got := map[string][]byte{}
 	seen := make(chan struct{})
+	var once sync.Once // a QoS 1 redelivery may bring the sentinel twice
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("testenv-retained").
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -31,7 +31,7 @@ func Retained(t testing.TB, url, prefix string) map[string][]byte {
 	defer c.Disconnect(100)
 	tok := c.Subscribe(prefix+"/#", 1, func(_ mqtt.Client, m mqtt.Message) {
 		if m.Topic() == sentinel {
-			close(seen)
+			once.Do(func() { close(seen) })
 			return
 		}
 		if !m.Retained() {
