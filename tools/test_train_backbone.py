@@ -19,6 +19,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import faceaug  # noqa: E402
 import train_backbone as tb  # noqa: E402
 
 
@@ -148,14 +149,115 @@ class DataTests(unittest.TestCase):
     def test_augment_keeps_shape_and_is_seeded(self):
         import numpy as np
         img = (np.random.RandomState(0).rand(64, 64, 3) * 255).astype(np.uint8)
-        probs = dict(tb.AUG_PRESETS["strong"], erase=1.0, jpeg=1.0)
-        a, box_a = tb.augment(img, probs, random.Random("s"))
-        b, box_b = tb.augment(img, probs, random.Random("s"))
+        for preset in ("strong", "invariant"):
+            probs = dict(tb.AUG_PRESETS[preset], erase=1.0, jpeg=1.0)
+            a = tb.augment(img, probs, random.Random("s"), views=2)
+            b = tb.augment(img, probs, random.Random("s"), views=2)
+            self.assertEqual(len(a), 2)
+            for x, y in zip(a, b):
+                self.assertEqual(x.shape, img.shape)
+                self.assertEqual(x.dtype, np.uint8)
+                self.assertTrue(np.array_equal(x, y), preset)
+            # Two views of one sample differ (each draws its own box and compression).
+            self.assertFalse(np.array_equal(a[0], a[1]), preset)
+
+    def test_self_blend_changes_the_face_only(self):
+        import numpy as np
+        img = (np.random.RandomState(1).rand(128, 128, 3) * 255).astype(np.uint8)
+        for landmarks in (None, [(44, 52), (84, 52), (64, 72), (48, 92), (80, 92)]):
+            out = faceaug.self_blend(img, random.Random("b"), landmarks)
+            self.assertTrue(np.array_equal(out, faceaug.self_blend(img, random.Random("b"), landmarks)))
+            diff = np.abs(out.astype(int) - img).sum(2)
+            # The corners lie outside any face mask: untouched. The centre is blended.
+            for y, x in ((2, 2), (2, 125), (125, 2), (125, 125)):
+                self.assertEqual(diff[y, x], 0, (landmarks is None, y, x))
+            self.assertGreater(diff[50:90, 50:80].mean(), 1.0)
+        m = faceaug.face_mask(128, random.Random("m"))
+        self.assertEqual(m.shape, (128, 128))
+        self.assertAlmostEqual(float(m[0, 0]), 0.0)
+        self.assertGreater(float(m[70, 64]), 0.5)
+
+    @unittest.skipIf(faceaug.codec_available() is not None, "no H.264 encoder: %s" % faceaug.codec_available())
+    def test_video_codec(self):
+        import numpy as np
+        img = np.zeros((63, 63, 3), np.uint8)  # odd sides are padded for 4:2:0
+        img[10:50, 10:50] = (200, 120, 60)
+        a = faceaug.video_codec(img, random.Random("c"))
         self.assertEqual(a.shape, img.shape)
-        self.assertEqual(a.dtype, np.uint8)
-        self.assertTrue(np.array_equal(a, b))
-        self.assertEqual(box_a, box_b)
-        self.assertIsNotNone(box_a)
+        self.assertTrue(np.array_equal(a, faceaug.video_codec(img, random.Random("c"))))
+        err = np.abs(a.astype(int) - img).mean()
+        self.assertGreater(err, 0)  # lossy
+        self.assertLess(err, 20)    # but the same picture
+
+    def test_stability_views(self):
+        import numpy as np
+        img = np.zeros((128, 128, 3), np.uint8)
+        img[:, :40] = 255
+        views = dict(faceaug.stability_views(img))
+        self.assertEqual(sorted(views), ["mirror", "none", "scale110", "scale90", "shift"])
+        self.assertEqual(int(views["mirror"][64, 127, 0]), 255)
+        self.assertEqual(int(views["mirror"][64, 0, 0]), 0)
+        # 2.3 px right: column 41 is now (partly) white.
+        self.assertGreater(int(views["shift"][64, 41, 0]), 100)
+        self.assertEqual(faceaug.flip_rate([0.2, 0.6, 0.7], [0.3, 0.4, 0.8]), 1 / 3)
+        self.assertAlmostEqual(faceaug.median_abs_diff([0.2, 0.6, 0.7], [0.3, 0.4, 0.8]), 0.1)
+
+    def test_consistency_losses(self):
+        import torch
+        torch.manual_seed(0)
+        feats = torch.randn(4, 8, 2, 2)
+        logits = torch.randn(4, 2)
+        # Each sample's two views identical: no penalty.
+        same_f = feats.repeat_interleave(2, 0)
+        same_l = logits.repeat_interleave(2, 0)
+        kl, feat = tb.consistency_losses(same_f, same_l, 2)
+        self.assertAlmostEqual(kl.item(), 0.0, places=6)
+        self.assertAlmostEqual(feat.item(), 0.0, places=6)
+        # Unrelated views: both positive, and the feature term near 1 (standardised).
+        kl, feat = tb.consistency_losses(torch.randn(400, 8, 2, 2), torch.randn(400, 2), 2)
+        self.assertGreater(kl.item(), 0.1)
+        self.assertGreater(feat.item(), 0.5)
+        self.assertLess(feat.item(), 1.5)
+
+    def test_init_from_onnx_restores_the_function(self):
+        import torch
+        import torchvision
+        torch.manual_seed(3)
+        m = torchvision.models.mnasnet0_75(weights=None)
+        # Non-trivial BatchNorm statistics, as a trained model has.
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2)
+                mod.weight.data.uniform_(0.5, 1.5)
+                mod.bias.data.uniform_(-0.2, 0.2)
+        m.eval()
+        path = os.path.join(self.tmp, "b.onnx")
+        proto = tb.export_model.to_onnx(m.layers, torch.zeros(1, 3, 64, 64), "input", "features",
+                                        tb.export_model.metadata(64, 2, "backbone", "test"))
+        tb.export_model.write_atomic(proto, path)
+        x = torch.randn(16, 3, 64, 64)
+        y = torch.tensor([0, 1] * 8)
+        model, label, report, cells = tb.build_model(path, 0, 64, (x, y))
+        self.assertEqual(cells, 2)
+        self.assertIn("52 convolutions", report[0])
+        self.assertIn("classifier fitted", report[1])
+        model.eval()
+        with torch.no_grad():
+            want, got = m.layers(x), model.layers(x)
+        self.assertLess((want - got).abs().max().item(), 1e-3 * want.abs().max().item())
+        # Training mode normalises a batch like x as eval mode does: BatchNorm holds x's statistics.
+        model.layers.train()
+        with torch.no_grad():
+            got_train = model.layers(x)
+        self.assertLess((want - got_train).abs().max().item(), 1e-2 * want.abs().max().item())
+        err = io.StringIO()
+        bad = os.path.join(self.tmp, "bad.onnx")
+        with open(bad, "wb") as f:
+            f.write(b"not onnx")
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+            tb.build_model(bad, 0, 64, (x, y))
+        self.assertIn("bad.onnx", err.getvalue())
 
     def test_init_features_only_and_wrong_file(self):
         import torch
@@ -209,8 +311,9 @@ class TrainTests(unittest.TestCase):
         self.assertIn("batch 1/", stderr)  # the in-epoch progress line
         self.assertIn("RANDOMLY INITIALISED", stderr)
         m = self.metrics(out)
-        self.assertEqual([e["epoch"] for e in m["epochs"]], [1])
-        first = m["epochs"][0]
+        # Epoch 0 is the starting weights, measured before training.
+        self.assertEqual([e["epoch"] for e in m["epochs"]], [0, 1])
+        first = m["epochs"][1]
         for k in ("train_loss", "val_loss", "val_auc", "val_acc", "seconds"):
             self.assertIsNotNone(first[k], k)
         log = read(os.path.join(out, "training-log.txt"))
@@ -237,8 +340,8 @@ class TrainTests(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn("epoch 2/2", stdout)
         m2 = self.metrics(out)
-        self.assertEqual([e["epoch"] for e in m2["epochs"]], [1, 2])
-        self.assertEqual(m2["epochs"][0], first)
+        self.assertEqual([e["epoch"] for e in m2["epochs"]], [0, 1, 2])
+        self.assertEqual(m2["epochs"][1], first)
         self.assertIn("resumed from", read(os.path.join(out, "training-log.txt")))
 
         # The same seed gives the same run: 2 epochs straight = 1 epoch + resume.
@@ -246,10 +349,32 @@ class TrainTests(unittest.TestCase):
         rc, _, _ = run_main(self.common + ["--epochs", "2", "--out", again, "--no-onnx"])
         self.assertEqual(rc, 0)
         m3 = self.metrics(again)
-        self.assertEqual(m3["epochs"][0]["val_loss"], first["val_loss"])
-        self.assertEqual(m3["epochs"][1]["val_loss"], m2["epochs"][1]["val_loss"])
-        self.assertEqual(m3["epochs"][1]["train_loss"], m2["epochs"][1]["train_loss"])
+        self.assertEqual(m3["epochs"][1]["val_loss"], first["val_loss"])
+        self.assertEqual(m3["epochs"][2]["val_loss"], m2["epochs"][2]["val_loss"])
+        self.assertEqual(m3["epochs"][2]["train_loss"], m2["epochs"][2]["train_loss"])
         self.assertFalse(os.path.exists(os.path.join(again, "backbone.onnx")))
+
+    def test_two_views_consistency_and_learning_curve(self):
+        out = os.path.join(self.tmp, "views")
+        argv = self.common + ["--epochs", "2", "--out", out, "--no-onnx", "--views", "2", "--aug", "invariant",
+                              "--p-codec", "0", "--epoch-size", "8", "--stability-images", "4"]
+        rc, stdout, _ = run_main(argv)
+        self.assertEqual(rc, 0)
+        m = self.metrics(out)
+        self.assertEqual([e["epoch"] for e in m["epochs"]], [0, 1, 2])
+        for e in m["epochs"]:
+            self.assertEqual(sorted(e["stability"]), ["mirror", "scale110", "scale90", "shift"])
+            for v in e["stability"].values():
+                self.assertTrue(0 <= v["flip"] <= 1 and v["median"] >= 0)
+        for e in m["epochs"][1:]:
+            self.assertGreater(e["train_kl"] + e["train_feat"], 0)  # the consistency terms ran
+            self.assertTrue(os.path.isfile(os.path.join(out, "epoch-%03d.pth" % e["epoch"])))
+        self.assertIn("changed verdicts", stdout)
+        with open(os.path.join(out, "learning-curve.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        log = read(os.path.join(out, "training-log.txt"))
+        self.assertIn("views per sample: 2", log)
+        self.assertIn("self-blends from", log)
 
     def test_resume_refuses_other_split(self):
         out = os.path.join(self.tmp, "other")

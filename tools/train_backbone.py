@@ -41,6 +41,7 @@ sys.dont_write_bytecode = True  # don't leave __pycache__ in tools/ when importi
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import export_model  # noqa: E402
+import faceaug  # noqa: E402
 
 PROG = "train_backbone"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -56,23 +57,22 @@ RANDOM_WARNING = """
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 """
 
-# Augmentation probabilities per preset; --p-* flags override single entries.
+# Augmentation probabilities per preset; --p-* flags override single entries. flip is
+# the mirror, geo a random detector box (--max-shift, --max-scale, --max-rotate),
+# codec an H.264 re-encoding (else jpeg is tried), sbi the share of fake samples
+# replaced by a self-blend of a real training face.
+AUG_NAMES = ("flip", "jitter", "blur", "rescale", "jpeg", "erase", "geo", "codec", "sbi")
 AUG_PRESETS = {
     "none": dict(flip=0.0, jitter=0.0, blur=0.0, rescale=0.0, jpeg=0.0, erase=0.0),
     "light": dict(flip=0.5, jitter=0.3, blur=0.1, rescale=0.15, jpeg=0.3, erase=0.1),
     "strong": dict(flip=0.5, jitter=0.8, blur=0.3, rescale=0.3, jpeg=0.6, erase=0.3),
+    # Release 2: what the camera and the detector do, and self-blended fakes.
+    "invariant": dict(flip=0.5, jitter=0.5, blur=0.3, rescale=0.4, jpeg=0.4, erase=0.1,
+                      geo=0.9, codec=0.3, sbi=0.3),
 }
-AUG_NAMES = ("flip", "jitter", "blur", "rescale", "jpeg", "erase")
-
-# Face parts in a centred face crop (as the daemon saves them, with margin), as
-# (x0, y0, x1, y1) fractions of the side; jittered before erasing.
-FACE_PARTS = {
-    "left_eye": (0.22, 0.30, 0.48, 0.48),
-    "right_eye": (0.52, 0.30, 0.78, 0.48),
-    "eyes": (0.18, 0.28, 0.82, 0.50),
-    "nose": (0.38, 0.40, 0.62, 0.66),
-    "mouth": (0.28, 0.62, 0.72, 0.82),
-}
+for _p in AUG_PRESETS.values():
+    for _n in AUG_NAMES:
+        _p.setdefault(_n, 0.0)
 
 
 class DataError(Exception):
@@ -253,89 +253,88 @@ def resolve_aug(args):
     return probs
 
 
-def augment(img, probs, rng):
-    """img: uint8 SxSx3 RGB numpy. Returns the augmented uint8 RGB numpy array and the
-    face-part box to erase (in pixels) or None. rng: random.Random."""
-    import numpy as np
-    from PIL import Image, ImageEnhance, ImageFilter
-
-    size = img.shape[0]
-    im = None
-
-    def pil():
-        nonlocal im
-        if im is None:
-            im = Image.fromarray(img)
-        return im
-
-    if rng.random() < probs["flip"]:
-        img = np.ascontiguousarray(img[:, ::-1])
+def photometric(img, probs, rng):
+    """What the camera does before the crop, shared by a sample's views: colour, blur,
+    resolution, and erasing a face part. Returns uint8 RGB."""
     if rng.random() < probs["jitter"]:
-        im = pil()
-        for enh, lo, hi in ((ImageEnhance.Brightness, 0.7, 1.3), (ImageEnhance.Contrast, 0.7, 1.3),
-                            (ImageEnhance.Color, 0.7, 1.3)):
-            im = enh(im).enhance(rng.uniform(lo, hi))
-        shift = int(round(rng.uniform(-0.04, 0.04) * 255))
-        if shift:
-            h, s, v = im.convert("HSV").split()
-            h = h.point(lambda x: (x + shift) % 256)
-            im = Image.merge("HSV", (h, s, v)).convert("RGB")
+        img = faceaug.colour_jitter(img, rng)
     if rng.random() < probs["blur"]:
-        im = pil().filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.3, 1.5) * size / 128))
+        img = faceaug.blur(img, rng)
     if rng.random() < probs["rescale"]:
-        small = max(8, int(round(size * rng.uniform(0.35, 0.8))))
-        down = rng.choice((Image.BILINEAR, Image.BOX, Image.NEAREST))
-        im = pil().resize((small, small), down).resize((size, size), Image.BILINEAR)
-    if rng.random() < probs["jpeg"]:
-        buf = io.BytesIO()
-        pil().save(buf, format="JPEG", quality=rng.randint(30, 95))
-        buf.seek(0)
-        with Image.open(buf) as j:
-            im = j.convert("RGB")
-    if im is not None:
-        img = np.asarray(im, dtype=np.uint8)
-    box = None
+        img = faceaug.rescale(img, rng)
     if rng.random() < probs["erase"]:
-        x0, y0, x1, y1 = FACE_PARTS[rng.choice(sorted(FACE_PARTS))]
-        dx, dy = rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05)
-        box = tuple(min(size, max(0, int(round((v + d) * size))))
-                    for v, d in ((x0, dx), (y0, dy), (x1, dx), (y1, dy)))
-    return img, box
+        img = faceaug.erase(img, rng)
+    return img
+
+
+def view(img, probs, geo, rng):
+    """One view of a sample: the detector's box (shift, scale, rotation, mirror) and the
+    stream's compression, drawn anew for each view. geo: (max_shift px at 128,
+    max_scale, max_rotate degrees)."""
+    if rng.random() < probs["geo"]:
+        img = faceaug.random_geometry(img, rng, geo[0], geo[1], geo[2], probs["flip"])
+    elif rng.random() < probs["flip"]:
+        img = faceaug.affine(img, mirror=True)
+    if rng.random() < probs["codec"]:
+        img = faceaug.video_codec(img, rng)
+    elif rng.random() < probs["jpeg"]:
+        img = faceaug.jpeg(img, rng)
+    return img
+
+
+def augment(img, probs, rng, geo=(8.0, 0.1, 8.0), views=1):
+    """img: uint8 SxSx3 RGB numpy. Returns a list of `views` augmented uint8 RGB arrays
+    of the same face: shared photometric changes, then each view's own geometry and
+    compression. rng: random.Random."""
+    base = photometric(img, probs, rng)
+    return [view(base, probs, geo, rng) for _ in range(views)]
 
 
 class FaceSet:
     """A torch Dataset over preloaded uint8 images. Every sample's augmentation is drawn
     from its own RNG seeded by (seed, epoch, index), so results do not depend on worker
-    count or order, and a resumed run sees the same samples."""
+    count or order, and a resumed run sees the same samples. With views > 1 a sample is
+    [views,3,S,S]. sbi_pool: indices of the real faces a fake sample may be replaced by
+    a self-blend of (with probability probs["sbi"])."""
 
-    def __init__(self, images, labels, indices, probs, seed, mean, std):
+    def __init__(self, images, labels, indices, probs, seed, mean, std, views=1, geo=(8.0, 0.1, 8.0),
+                 sbi_pool=()):
         import torch
         self.images, self.labels, self.indices = images, labels, list(indices)
         self.probs, self.seed, self.epoch = probs, seed, 0
+        self.views, self.geo, self.sbi_pool = views, geo, list(sbi_pool)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def __len__(self):
         return len(self.indices)
 
+    def tensor(self, img):
+        import numpy as np
+        import torch
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div_(255)
+        return (x - self.mean) / self.std
+
     def __getitem__(self, k):
         import torch
         i = self.indices[k]
-        img, box = self.images[i], None
-        if self.probs is not None:
-            img, box = augment(img, self.probs, random.Random("%d-%d-%d" % (self.seed, self.epoch, i)))
-        x = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255)
-        x = (x - self.mean) / self.std
-        if box is not None:
-            x0, y0, x1, y1 = box
-            x[:, y0:y1, x0:x1] = 0  # the mean colour after normalisation
-        return x, int(self.labels[i])
+        img, label = self.images[i], int(self.labels[i])
+        if self.probs is None:
+            return self.tensor(img), label
+        rng = random.Random("%d-%d-%d" % (self.seed, self.epoch, i))
+        if label == 1 and self.sbi_pool and rng.random() < self.probs["sbi"]:
+            img = faceaug.self_blend(self.images[self.sbi_pool[rng.randrange(len(self.sbi_pool))]], rng)
+        views = augment(img, self.probs, rng, self.geo, self.views)
+        if self.views == 1:
+            return self.tensor(views[0]), label
+        return torch.stack([self.tensor(v) for v in views]), label
 
 
 # ---------------------------------------------------------------- model
 
-def build_model(init, seed, size):
-    """Returns (model, weights description, report lines)."""
+def build_model(init, seed, size, calib=None):
+    """Returns (model, weights description, report lines, feature cells). calib:
+    (x [N,3,S,S] normalised, y [N]) training images, needed by an ONNX --init."""
     import torch
     import torchvision
 
@@ -356,9 +355,19 @@ def build_model(init, seed, size):
                  "e.g. ../shared/models/backbone/mnasnet0_75_dfdc.pth" % e)
         label = "imagenet"
         report.append("init: torchvision ImageNet weights (IMAGENET1K_V1); new 2-class classifier")
+    elif init.lower().endswith(".onnx"):
+        if not os.path.isfile(init):
+            fail("--init %s: no such file" % init)
+        if calib is None:
+            fail("--init %s: an ONNX backbone needs training images to restore its BatchNorm layers" % init)
+        model = torchvision.models.mnasnet0_75(weights=None)
+        n = layers_from_onnx(init, model.layers, calib[0])
+        label = "file:%s:%s" % (os.path.basename(init), export_model.sha256_file(init)[:12])
+        report.append("init: %s (ONNX, BatchNorm folded): %d convolutions loaded, BatchNorm restored "
+                      "from %d training images (the same function in eval mode)" % (init, n, len(calib[0])))
     else:
         if not os.path.isfile(init):
-            fail("--init %s: not 'random', 'imagenet' or an existing .pth file" % init)
+            fail("--init %s: not 'random', 'imagenet', an existing .pth or .onnx file" % init)
         sd = export_model.load_state_dict(init)
         model = torchvision.models.mnasnet0_75(weights=None)
         if any(k.startswith("layers.") for k in sd):
@@ -388,7 +397,11 @@ def build_model(init, seed, size):
     model.classifier = torch.nn.Sequential(
         torch.nn.Dropout(p=0.2, inplace=True),
         torch.nn.Linear(export_model.FEATURE_CHANNELS, NUM_CLASSES))
-    if init not in ("random", "imagenet"):
+    if init.lower().endswith(".onnx"):
+        acc = fit_classifier(model, *calib)
+        report.append("init: classifier fitted on the pooled features of %d training images "
+                      "(training accuracy %.3f)" % (len(calib[0]), acc))
+    elif init not in ("random", "imagenet"):
         cls = {k[len("classifier."):]: v for k, v in sd.items() if k.startswith("classifier.")}
         shapes = {k: tuple(v.shape) for k, v in model.classifier.state_dict().items()}
         if cls and {k: tuple(v.shape) for k, v in cls.items()} == shapes:
@@ -401,6 +414,85 @@ def build_model(init, seed, size):
             report.append("init: no classifier in the file: a new 2-class classifier")
     cells = export_model.feature_cells(model.layers, size)
     return model, label, report, cells
+
+
+def layers_from_onnx(path, layers, x):
+    """Loads a backbone exported by this project (export_model.to_onnx in eval mode, which
+    folds each BatchNorm into the convolution before it: weight W, bias B) into
+    mnasnet0_75's layers, and gives each BatchNorm back the statistics of x, so that
+    training normalises batches as before: for a convolution output c = W*in,
+    BN(c) = (c - mean) / sqrt(var + eps) * sqrt(var + eps) + mean + B = c + B in eval mode.
+    Returns the number of convolutions."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    try:
+        proto = onnx.load(path)
+    except Exception as e:  # onnx raises DecodeError and OSError kinds
+        fail("--init %s: not a readable ONNX model: %s" % (path, e))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    mods = list(layers.modules())
+    pairs = [(m, mods[i + 1]) for i, m in enumerate(mods[:-1]) if isinstance(m, torch.nn.Conv2d)]
+    if len(convs) != len(pairs) or any(isinstance(bn, torch.nn.BatchNorm2d) is False for _, bn in pairs):
+        fail("--init %s: %d Conv nodes, mnasnet0_75 has %d convolutions: not a mnasnet0_75 backbone"
+             % (path, len(convs), len(pairs)))
+    biases = []
+    for k, (node, (conv, bn)) in enumerate(zip(convs, pairs)):
+        if len(node.input) < 3 or node.input[1] not in inits or node.input[2] not in inits:
+            fail("--init %s: Conv node %d (%s) has no constant weight and bias: BatchNorm not folded?"
+                 % (path, k, node.name))
+        w, b = inits[node.input[1]], inits[node.input[2]]
+        if tuple(w.shape) != tuple(conv.weight.shape):
+            fail("--init %s: Conv node %d weight %s, mnasnet0_75 wants %s (another width?)"
+                 % (path, k, tuple(w.shape), tuple(conv.weight.shape)))
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w.copy()))
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1 - bn.eps)
+            bn.weight.fill_(1)
+            bn.bias.copy_(torch.from_numpy(b.copy()))
+        biases.append(torch.from_numpy(b.copy()))
+    # Statistics of each convolution's output, in the folded network (eval mode: exact).
+    stats = {}
+    hooks = [conv.register_forward_hook(
+        lambda m, i, o, k=k: stats.__setitem__(k, (o.mean((0, 2, 3)), o.var((0, 2, 3), unbiased=False))))
+        for k, (conv, _) in enumerate(pairs)]
+    layers.eval()
+    with torch.no_grad():
+        layers(x)
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        for k, (_, bn) in enumerate(pairs):
+            mean, var = stats[k]
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+            bn.weight.copy_(torch.sqrt(var + bn.eps))
+            bn.bias.copy_(mean + biases[k])
+    return len(pairs)
+
+
+def fit_classifier(model, x, y, steps=200):
+    """Fits model.classifier's Linear on the pooled features of x (eval mode) with L-BFGS,
+    so that fine-tuning starts from a classifier that means something rather than from
+    random weights that would push the backbone anywhere. Returns training accuracy."""
+    import torch
+    model.eval()
+    with torch.no_grad():
+        f = model.layers(x).mean([2, 3])
+    lin = model.classifier[-1]
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+    yt = torch.as_tensor(y)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(f), yt) + 1e-4 * (lin.weight ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    with torch.no_grad():
+        return (lin(f).argmax(1) == yt).float().mean().item()
 
 
 def auc_score(labels, scores):
@@ -432,7 +524,7 @@ def evaluate(model, loader):
     losses, labels, scores, preds = [], [], [], []
     with torch.no_grad():
         for x, y in loader:
-            logits = model(x)
+            logits = forward(model, x)[1]
             losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="none"))
             p = torch.softmax(logits, dim=1)[:, 1]
             labels.append(y)
@@ -443,6 +535,59 @@ def evaluate(model, loader):
     per_class = [loss[y == c].mean().item() for c in range(NUM_CLASSES) if (y == c).any()]
     acc = (torch.cat(preds) == y).float().mean().item()
     return sum(per_class) / len(per_class), auc_score(y.numpy(), torch.cat(scores).numpy()), acc, len(y)
+
+
+def forward(model, x):
+    """(features [N,1280,s,s], logits [N,2]): torchvision MnasNet's forward, keeping the
+    features the daemon's head reads."""
+    f = model.layers(x)
+    return f, model.classifier(f.mean([2, 3]))
+
+
+def consistency_losses(feats, logits, n_views):
+    """Penalties for a sample's views disagreeing, each 0 when they agree: the symmetric
+    KL between the views' class distributions (their p_fake), and the mean squared
+    difference of their features after standardising each feature over the batch (what
+    the head's BatchNorm sees; 1 for unrelated faces). feats, logits: [B*V, ...] with a
+    sample's views adjacent."""
+    import torch
+    B = logits.shape[0] // n_views
+    logp = torch.log_softmax(logits, 1).view(B, n_views, -1)
+    f = feats.flatten(1)
+    sd = f.std(0).detach()
+    z = ((f - f.mean(0).detach()) / (sd + 0.1 * sd.mean() + 1e-6)).view(B, n_views, -1)
+    kl = feat = 0.0
+    pairs = 0
+    for a in range(n_views):
+        for b in range(a + 1, n_views):
+            pa, pb = logp[:, a], logp[:, b]
+            kl = kl + 0.5 * ((pa.exp() * (pa - pb)).sum(1) + (pb.exp() * (pb - pa)).sum(1)).mean()
+            feat = feat + 0.5 * ((z[:, a] - z[:, b]) ** 2).mean()
+            pairs += 1
+    return kl / pairs, feat / pairs
+
+
+def stability(model, images, indices, mean, std, batch=64):
+    """How the model's own p_fake moves when a validation crop is mirrored, shifted 2.3 px
+    or scaled to 90 %/110 % (faceaug.stability_views). Returns {view: {"flip": share of
+    verdicts at 0.5 that change, "median": median |dp|}} for every view but the crop as is."""
+    import numpy as np
+    import torch
+    model.eval()
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    names, scores = None, []
+    with torch.no_grad():
+        for at in range(0, len(indices), batch):
+            views = [faceaug.stability_views(images[i]) for i in indices[at:at + batch]]
+            names = [n for n, _ in views[0]]
+            arr = np.stack([v for vs in views for _, v in vs])
+            x = (torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255) - m) / s
+            p = torch.softmax(forward(model, x)[1], 1)[:, 1].view(len(views), len(names))
+            scores.append(p.numpy())
+    p = np.concatenate(scores)
+    return {n: dict(flip=faceaug.flip_rate(p[:, 0], p[:, j]), median=faceaug.median_abs_diff(p[:, 0], p[:, j]))
+            for j, n in enumerate(names) if j > 0}
 
 
 def lr_at(args, epoch, frac):
@@ -478,6 +623,40 @@ class Log:
             print(line, flush=True)
         self.f.write(line + "\n")
         self.f.flush()
+
+
+def plot_history(history, path):
+    """The learning curve beside the log: losses, validation AUC and the changed-verdict
+    rates per epoch, as a PNG (matplotlib's Agg backend, no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2), dpi=90)
+    nan = float("nan")
+    ax[0].plot(ep, [nan if h["train_loss"] is None else h["train_loss"] for h in history], "o-",
+               label="train (all terms)")
+    if any(h.get("train_ce") is not None for h in history):
+        ax[0].plot(ep, [h.get("train_ce", nan) for h in history], "o--", label="train cross-entropy")
+    ax[0].plot(ep, [h["val_loss"] for h in history], "s-", label="validation (class-balanced)")
+    ax[0].set_title("loss")
+    ax[1].plot(ep, [h["val_auc"] for h in history], "s-", color="C2")
+    ax[1].set_title("validation ROC-AUC")
+    for name, style in (("mirror", "o-"), ("shift", "s-"), ("scale90", "v-"), ("scale110", "^-")):
+        ys = [100 * h["stability"][name]["flip"] if h.get("stability") else None for h in history]
+        if any(y is not None for y in ys):
+            ax[2].plot(ep, [nan if y is None else y for y in ys], style, label=name)
+    ax[2].set_title("verdicts changed by the view (%, validation)")
+    for a in ax:
+        a.set_xlabel("epoch")
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    export_model.write_bytes_atomic(buf.getvalue(), path)
 
 
 def fmt_dur(s):
@@ -530,14 +709,36 @@ def parse_args(argv):
                        ("blur", "a Gaussian blur (radius 0.3-1.5 px at 128)"),
                        ("rescale", "downscaling to 35-80%% and back up"),
                        ("jpeg", "a JPEG re-compression at quality 30-95"),
-                       ("erase", "erasing a face part (an eye, both eyes, the nose or the mouth)")):
+                       ("erase", "erasing a face part (an eye, both eyes, the nose or the mouth)"),
+                       ("geo", "a random face box (--max-shift, --max-scale, --max-rotate; mirrored "
+                               "with --p-flip), drawn for each view"),
+                       ("codec", "an H.264 re-encoding at CRF 23-40 (python3-av), for each view; "
+                                 "else --p-jpeg is tried"),
+                       ("sbi", "replacing a fake sample by a self-blend of a real training face")):
         g.add_argument("--p-" + name, type=float, default=None, metavar="P",
                        help="probability of %s (overrides --aug)" % what)
+    g.add_argument("--max-shift", type=float, default=8.0, metavar="PX",
+                   help="with --p-geo: largest shift of the face box, in pixels at 128 px")
+    g.add_argument("--max-scale", type=float, default=0.1, help="with --p-geo: scale drawn from 1 +- this")
+    g.add_argument("--max-rotate", type=float, default=8.0, metavar="DEG",
+                   help="with --p-geo: largest rotation in degrees")
+    g.add_argument("--views", type=int, default=1,
+                   help="views of each sample in a batch (2: two face boxes and compressions of the "
+                        "same face, for the consistency terms); each costs a forward and backward pass")
+    g.add_argument("--consistency", type=float, default=1.0,
+                   help="with --views 2+: weight of the symmetric KL between the views' p_fake")
+    g.add_argument("--feature-consistency", type=float, default=0.5,
+                   help="with --views 2+: weight of the squared difference of the views' features "
+                        "(the [1280,S/32,S/32] the head reads), each standardised over the batch")
     g = p.add_argument_group("model and optimisation")
-    g.add_argument("--init", default=None, metavar="random|imagenet|PATH.pth",
+    g.add_argument("--init", default=None, metavar="random|imagenet|PATH.pth|PATH.onnx",
                    help="starting weights: a torchvision mnasnet0_75 state_dict (full model or "
-                        "features only), 'imagenet' (downloads) or 'random' (warned); required "
-                        "unless --resume")
+                        "features only), a float backbone.onnx this project exported (e.g. "
+                        "shipped/backbone.onnx), 'imagenet' (downloads) or 'random' (warned); "
+                        "required unless --resume")
+    g.add_argument("--calib-images", type=int, default=512, metavar="N",
+                   help="with an ONNX --init: training images that restore its BatchNorm statistics "
+                        "and fit the starting classifier")
     g.add_argument("--epochs", type=int, default=20, help="total epochs (a resumed run goes on to this)")
     g.add_argument("--batch", type=int, default=32, help="batch size")
     g.add_argument("--lr", type=float, default=3e-4, help="AdamW peak learning rate")
@@ -562,6 +763,11 @@ def parse_args(argv):
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     g.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes (results do not depend on it)")
+    g.add_argument("--epoch-size", type=int, default=0, metavar="N",
+                   help="samples per epoch with --balance sampler (0: as many as training images): "
+                        "shorter epochs checkpoint, validate and draw the learning curve more often")
+    g.add_argument("--stability-images", type=int, default=1000, metavar="N",
+                   help="validation faces whose verdicts are scored mirrored, shifted and scaled each epoch")
     g.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
                    help="at most one progress line on stderr this often within an epoch")
     g.add_argument("--no-onnx", action="store_true", help="skip the ONNX export (tests)")
@@ -576,6 +782,10 @@ def parse_args(argv):
         p.error("--bn-momentum %g: want 0 < m <= 1" % args.bn_momentum)
     if args.step_size < 1:
         p.error("--step-size must be at least 1")
+    if args.views < 1 or args.epoch_size < 0 or args.stability_images < 0:
+        p.error("--views must be at least 1, --epoch-size and --stability-images at least 0")
+    if args.epoch_size and args.balance != "sampler":
+        p.error("--epoch-size needs --balance sampler")
     if args.init is None and args.resume is None:
         p.error("--init random|imagenet|PATH.pth is required (or --resume)")
     return args
@@ -678,8 +888,18 @@ def main(argv=None):
         warn("the validation set lacks a class: its AUC is undefined; raise --val or add data")
 
     probs = resolve_aug(args)
-    log("augmentation: %s (%s); balancing: %s" % (
-        args.aug, " ".join("%s=%g" % (n, probs[n]) for n in AUG_NAMES), args.balance))
+    if probs["codec"] > 0:
+        why = faceaug.codec_available()
+        if why:
+            fail("--p-codec %g: cannot re-encode video: %s" % (probs["codec"], why))
+    geo = (args.max_shift, args.max_scale, args.max_rotate)
+    sbi_pool = [i for i in train_idx if labels[i] == 0] if probs["sbi"] > 0 else []
+    log("augmentation: %s (%s); geometry: shift +-%g px at 128, scale 1+-%g, rotation +-%g deg; "
+        "self-blends from %d real training faces; balancing: %s" % (
+            args.aug, " ".join("%s=%g" % (n, probs[n]) for n in AUG_NAMES), geo[0], geo[1], geo[2],
+            len(sbi_pool), args.balance))
+    log("views per sample: %d; consistency weights: p_fake symmetric KL %g, standardised features %g"
+        % (args.views, args.consistency, args.feature_consistency))
 
     # Model.
     if ckpt is not None:
@@ -696,7 +916,13 @@ def main(argv=None):
         if args.init is not None:
             log("--init %s ignored: the weights come from the checkpoint" % args.init)
     else:
-        model, init_label, report, cells = build_model(args.init, args.seed, args.size)
+        calib = None
+        if args.init.lower().endswith(".onnx"):
+            rng = random.Random("calib-%d" % args.seed)
+            pick = sorted(rng.sample(train_idx, min(len(train_idx), args.calib_images)))
+            probe = FaceSet(images, labels, pick, None, args.seed, export_model.MEAN, export_model.STD)
+            calib = (torch.stack([probe[k][0] for k in range(len(pick))]), labels[pick])
+        model, init_label, report, cells = build_model(args.init, args.seed, args.size, calib)
         for line in report:
             log(line)
     log("model: mnasnet0_75 + Dropout(0.2) + Linear(1280, 2); features %dx%dx%d at %dpx; "
@@ -720,7 +946,10 @@ def main(argv=None):
         random.setstate(rs["python"])
 
     class_counts = np.bincount(labels[train_idx], minlength=NUM_CLASSES)
-    train_set = FaceSet(images, labels, train_idx, probs, args.seed, export_model.MEAN, export_model.STD)
+    train_set = FaceSet(images, labels, train_idx, probs, args.seed, export_model.MEAN, export_model.STD,
+                        views=args.views, geo=geo, sbi_pool=sbi_pool)
+    # A fixed seeded subset of validation faces for the stability figures.
+    stab_idx = sorted(random.Random("stab-%d" % args.seed).sample(val_idx, min(len(val_idx), args.stability_images)))
     val_set = FaceSet(images, labels, val_idx, None, args.seed, export_model.MEAN, export_model.STD)
     loss_weight = None
     if args.balance == "loss":
@@ -735,7 +964,8 @@ def main(argv=None):
         g.manual_seed(args.seed * 100003 + epoch)
         if args.balance == "sampler":
             sampler = torch.utils.data.WeightedRandomSampler(
-                torch.as_tensor(sample_w, dtype=torch.double), len(train_idx), replacement=True, generator=g)
+                torch.as_tensor(sample_w, dtype=torch.double), args.epoch_size or len(train_idx),
+                replacement=True, generator=g)
             return torch.utils.data.DataLoader(train_set, batch_size=args.batch, sampler=sampler,
                                                num_workers=args.workers, drop_last=len(train_idx) > args.batch)
         return torch.utils.data.DataLoader(train_set, batch_size=args.batch, shuffle=True, generator=g,
@@ -744,6 +974,20 @@ def main(argv=None):
     if since_best >= args.patience > 0 and start_epoch > 0:
         log("early stopping was reached at epoch %d (no lower val loss for %d epochs): nothing to train"
             % (start_epoch, since_best))
+    if start_epoch == 0 and val_loader is not None and not history:
+        # Epoch 0: where the starting weights stand, the first point of the learning curve.
+        t0 = time.time()
+        v_loss, v_auc, v_acc, _ = evaluate(model, val_loader)
+        stab = stability(model, images, stab_idx, export_model.MEAN, export_model.STD) if stab_idx else {}
+        history.append(dict(epoch=0, train_loss=None, val_loss=round(v_loss, 6),
+                            val_auc=None if v_auc is None else round(v_auc, 6), val_acc=round(v_acc, 6),
+                            stability={k: {m: round(v, 6) for m, v in d.items()} for k, d in stab.items()},
+                            seconds=round(time.time() - t0, 2), best=False))
+        log("epoch 0 (the starting weights)  val_loss %.4f  val_auc %s  val_acc %.4f" % (
+            v_loss, "n/a" if v_auc is None else "%.4f" % v_auc, v_acc))
+        if stab:
+            log("  changed verdicts (median |dp_fake|) on %d val faces: %s" % (len(stab_idx), "  ".join(
+                "%s %.1f%% (%.3f)" % (k, 100 * d["flip"], d["median"]) for k, d in stab.items())))
     epoch = start_epoch
     while epoch < args.epochs and not (args.patience > 0 and since_best >= args.patience and val_idx):
         # Per-epoch seeds: a resumed run draws what an uninterrupted one would.
@@ -753,33 +997,48 @@ def main(argv=None):
         nb = len(loader)
         model.train()
         t0 = last = time.time()
-        seen, total_loss = 0, 0.0
+        seen, total_loss, total_ce, total_kl, total_feat = 0, 0.0, 0.0, 0.0, 0.0
         for b, (x, y) in enumerate(loader):
             lr = lr_at(args, epoch, b / nb)
             for grp in optimizer.param_groups:
                 grp["lr"] = lr
-            logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits, y, weight=loss_weight)
+            if args.views > 1:  # [B,V,3,S,S]: a sample's views adjacent
+                x = x.flatten(0, 1)
+                y_all = y.repeat_interleave(args.views)
+            else:
+                y_all = y
+            feats, logits = forward(model, x)
+            ce = torch.nn.functional.cross_entropy(logits, y_all, weight=loss_weight)
+            loss = ce
+            if args.views > 1:
+                kl, feat = consistency_losses(feats, logits, args.views)
+                loss = ce + args.consistency * kl + args.feature_consistency * feat
+                total_kl += kl.item() * len(y)
+                total_feat += feat.item() * len(y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if not math.isfinite(loss.item()):
                 fail("epoch %d batch %d: the loss is %s: lower --lr" % (epoch + 1, b + 1, loss.item()), code=1)
             total_loss += loss.item() * len(y)
+            total_ce += ce.item() * len(y)
             seen += len(y)
             now = time.time()
             if now - last >= args.progress_every and b + 1 < nb:
                 last = now
                 rate = seen / (now - t0)
-                print("  epoch %d batch %d/%d  loss %.4f  %.1f img/s  ETA %s" % (
-                    epoch + 1, b + 1, nb, total_loss / seen, rate,
-                    fmt_dur((nb - b - 1) * args.batch / rate)), file=sys.stderr, flush=True)
+                print("  epoch %d batch %d/%d  loss %.4f (ce %.4f kl %.4f feat %.4f)  %.1f samples/s  ETA %s" % (
+                    epoch + 1, b + 1, nb, total_loss / seen, total_ce / seen, total_kl / seen,
+                    total_feat / seen, rate, fmt_dur((nb - b - 1) * args.batch / rate)),
+                    file=sys.stderr, flush=True)
         train_secs = time.time() - t0
         train_loss = total_loss / max(1, seen)
         if val_loader is not None:
             val_loss, val_auc, val_acc, _ = evaluate(model, val_loader)
+            stab = stability(model, images, stab_idx, export_model.MEAN, export_model.STD) if stab_idx else {}
         else:
             val_loss = val_auc = val_acc = None
+            stab = {}
         secs = time.time() - t0
         epoch += 1
         improved = val_loss is None or best_loss is None or val_loss < best_loss
@@ -792,14 +1051,23 @@ def main(argv=None):
                    val_loss=None if val_loss is None else round(val_loss, 6),
                    val_auc=None if val_auc is None else round(val_auc, 6),
                    val_acc=None if val_acc is None else round(val_acc, 6),
+                   train_ce=round(total_ce / max(1, seen), 6), train_kl=round(total_kl / max(1, seen), 6),
+                   train_feat=round(total_feat / max(1, seen), 6),
+                   stability={k: {m: round(v, 6) for m, v in d.items()} for k, d in stab.items()},
                    lr=lr, images_per_s=round(seen / train_secs, 2), seconds=round(secs, 2), best=improved)
         history.append(rec)
+        # Every epoch's weights: a release may pick an epoch on figures the log cannot
+        # measure (the daemon's own head, INT8).
+        torch_save_atomic(model.state_dict(), os.path.join(args.out, "epoch-%03d.pth" % epoch))
 
         def f(v):
             return "n/a" if v is None else "%.4f" % v
-        log("epoch %d/%d  train_loss %.4f  val_loss %s  val_auc %s  val_acc %s  lr %.2e  %.1f img/s  %.1fs%s" % (
+        log("epoch %d/%d  train_loss %.4f  val_loss %s  val_auc %s  val_acc %s  lr %.2e  %.1f samples/s  %.1fs%s" % (
             epoch, args.epochs, train_loss, f(val_loss), f(val_auc), f(val_acc), lr, seen / train_secs,
             secs, "  [best]" if improved else ""))
+        if stab:
+            log("  changed verdicts (median |dp_fake|) on %d val faces: %s" % (len(stab_idx), "  ".join(
+                "%s %.1f%% (%.3f)" % (k, 100 * d["flip"], d["median"]) for k, d in stab.items())))
         torch_save_atomic(dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch,
             best_val_loss=best_loss, best_epoch=best_epoch, since_best=since_best, history=history,
@@ -809,6 +1077,8 @@ def main(argv=None):
             epochs=history, best_epoch=best_epoch, best_val_loss=best_loss, size=args.size,
             seed=args.seed, init=init_label, data=args.data, train_images=len(train_idx),
             val_images=len(val_idx)), indent=1) + "\n")
+        if val_idx:
+            plot_history(history, os.path.join(args.out, "learning-curve.png"))
         if args.patience > 0 and since_best >= args.patience and val_idx:
             log("early stop: no lower val loss for %d epochs (best %.4f at epoch %d)" % (
                 since_best, best_loss, best_epoch))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,7 @@ func newEvalCmd() *cobra.Command {
 		predictions string
 		roc         string
 		vo          videoEvalOptions
+		views       string
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -37,6 +39,14 @@ head, else 0.5. Features come from the same cache as train's.
 threshold, confusion ([[tn, fp], [fn, tp]], fake is positive).
 --predictions writes path,label,p_fake for every image.
 --roc draws the ROC curve as a PNG.
+
+--views LIST scores each crop of --data as it is and changed as a face
+detector and a camera change it (all, or some of mirror, shift2.3, shift8,
+scale90, scale110, jpeg50: shifts at a 128 px input, borders reflected),
+through the configured backbone, head and model.tta (no feature cache):
+each view's ROC-AUC, accuracy and F1, and against the crop as it is the
+share of verdicts it changes (also among faces scored at least 0.3 from
+the threshold) and the median and 90th percentile of |change in p_fake|.
 
 --videos DIR scores labelled videos instead (DIR/real/* and DIR/fake/*, or
 DIR/labels.csv) with the daemon's own pipeline: each video is a camera, read
@@ -70,6 +80,18 @@ panel per score.`,
 			}
 			if cmd.Flags().Changed("fps") || cmd.Flags().Changed("jobs") {
 				return errors.New("--fps and --jobs apply to --videos only")
+			}
+			if views != "" {
+				var other []string
+				for _, f := range []string{"crop", "cache", "features-out", "predictions", "roc"} {
+					if cmd.Flags().Changed(f) {
+						other = append(other, "--"+f)
+					}
+				}
+				if len(other) > 0 {
+					return fmt.Errorf("%s cannot be used with --views", strings.Join(other, ", "))
+				}
+				return evalViews(ctx, df.config, df.data, views, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			cfg, err := config.Load(df.config)
 			if err != nil {
@@ -127,6 +149,7 @@ panel per score.`,
 	cmd.Flags().StringVar(&roc, "roc", "", "draw the ROC curve (with --videos: one per score) into this PNG file")
 	cmd.Flags().StringVar(&vo.dir, "videos", "", "labelled folder of videos: DIR/real/* and DIR/fake/*, or DIR/labels.csv (path,label,identity); scored with the daemon's pipeline")
 	cmd.Flags().Float64Var(&vo.fps, "fps", defaultVideoFPS, "with --videos: frames analysed per second of video (0: every frame)")
+	cmd.Flags().StringVar(&views, "views", "", "with --data: score each crop as it is and under these views (all, or a comma list of mirror,shift2.3,shift8,scale90,scale110,jpeg50)")
 	cmd.Flags().IntVar(&vo.jobs, "jobs", 4, "with --videos: videos analysed at once, as cameras of one pipeline")
 	cmd.MarkFlagsOneRequired("data", "videos")
 	cmd.MarkFlagsMutuallyExclusive("data", "videos")
