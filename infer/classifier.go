@@ -16,35 +16,78 @@ import (
 )
 
 // Test-time augmentations (ClassifierOptions.TTA): what Classify runs
-// besides each face as it is.
+// besides each face as it is. Each view's p(fake) is averaged.
 const (
 	// TTANone runs each face once.
 	TTANone = "none"
-	// TTAFlip also runs each face mirrored left-right and averages the two
-	// p(fake): faces are roughly symmetric, a fake's artefacts need not be,
-	// and the two views' errors partly cancel. It runs the models on twice
-	// the faces.
+	// TTAFlip also runs each face mirrored left-right: faces are roughly
+	// symmetric, a fake's artefacts need not be, and the two views' errors
+	// partly cancel. It runs the models on twice the faces.
 	TTAFlip = "flip"
+	// TTAShift also runs each face moved by ShiftPixels diagonally both
+	// ways (down-right and up-left, the edge repeated), as if the detector's
+	// box had moved: three times the faces.
+	TTAShift = "shift"
+	// TTAFlipShift runs the face, its mirror, and the two shifted views of
+	// TTAShift mirrored the other way round (one each): four times the faces.
+	TTAFlipShift = "flip-shift"
 )
+
+// ShiftPixels is how far TTAShift moves a face at the model's input: 2 px at
+// 128 is 1.6 % of the crop, a detector box's usual jitter between frames.
+const ShiftPixels = 2
+
+// TTAs lists the test-time augmentations in order of cost.
+func TTAs() []string { return []string{TTANone, TTAFlip, TTAShift, TTAFlipShift} }
+
+// view writes one test-time view of an NCHW batch of faces of side size
+// into dst (the same length as src).
+type view struct {
+	name string
+	fill func(dst, src []float32, size int) // nil: the face as it is
+}
+
+// ttaViews are the views a test-time augmentation runs, the face as it is first.
+func ttaViews(tta string) []view {
+	asIs := view{name: "as is"}
+	mirror := view{"mirrored", mirrorRows}
+	shiftBy := func(name string, dx, dy int, flip bool) view {
+		return view{name, func(dst, src []float32, size int) {
+			shiftPlanes(dst, src, size, dx, dy)
+			if flip {
+				mirrorRowsInPlace(dst, size)
+			}
+		}}
+	}
+	s := ShiftPixels
+	switch tta {
+	case TTAFlip:
+		return []view{asIs, mirror}
+	case TTAShift:
+		return []view{asIs, shiftBy("shifted +x+y", s, s, false), shiftBy("shifted -x-y", -s, -s, false)}
+	case TTAFlipShift:
+		return []view{asIs, mirror, shiftBy("shifted +x+y", s, s, false), shiftBy("shifted -x-y, mirrored", -s, -s, true)}
+	}
+	return []view{asIs}
+}
 
 // ClassifierOptions are how a Classifier runs its batches.
 type ClassifierOptions struct {
-	// TTA is TTANone (or "", the same) or TTAFlip.
+	// TTA is TTANone (or "", the same), TTAFlip, TTAShift or TTAFlipShift.
 	TTA string
 	// MaxBatch is the largest batch one model run may take, the engine's
 	// engine.Options.MaxBatch (TensorRT builds its engines for batches up to
-	// it); 0 means no limit. With TTAFlip a batch of n faces is one run of 2n
-	// when 2n fits, else two runs of n.
+	// it); 0 means no limit. With V views a batch of n faces is one run of
+	// V*n when V*n fits, else V runs of n.
 	MaxBatch int
 }
 
 func (o ClassifierOptions) check() (ClassifierOptions, error) {
-	switch o.TTA {
-	case "":
+	if o.TTA == "" {
 		o.TTA = TTANone
-	case TTANone, TTAFlip:
-	default:
-		return o, fmt.Errorf("classifier: test-time augmentation %q: want %s or %s", o.TTA, TTANone, TTAFlip)
+	}
+	if !slices.Contains(TTAs(), o.TTA) {
+		return o, fmt.Errorf("classifier: test-time augmentation %q: want one of %v", o.TTA, TTAs())
 	}
 	if o.MaxBatch < 0 {
 		return o, fmt.Errorf("classifier: max batch %d: want 0 (no limit) or more", o.MaxBatch)
@@ -66,9 +109,11 @@ type Classifier struct {
 	closed bool
 	feat   []float32
 	logits []float32
-	// views holds, with TTAFlip, a batch's faces followed by their mirror
-	// images: the caller's input is never written. Grown to the largest batch
-	// seen, so a steady stream of batches allocates nothing here.
+	// tta are the views each face runs as (ttaViews(opts.TTA)).
+	tta []view
+	// views holds, with more than one view, a batch's faces followed by each
+	// other view of them: the caller's input is never written. Grown to the
+	// largest batch seen, so a steady stream of batches allocates nothing here.
 	views []float32
 }
 
@@ -87,7 +132,7 @@ func newClassifier(b *Backbone, h *Head, o ClassifierOptions) (*Classifier, erro
 	if err != nil {
 		return nil, err
 	}
-	c := &Classifier{b: b, opts: o}
+	c := &Classifier{b: b, opts: o, tta: ttaViews(o.TTA)}
 	if err := c.trial(h); err != nil {
 		return nil, err
 	}
@@ -171,10 +216,10 @@ type HeadInfo struct {
 // Classify runs n faces (NCHW, n*3*S*S floats, preprocessed as Meta says)
 // through the backbone and head and writes p(fake) for each face into
 // pFake[:n]. It returns which head made these verdicts. Without TTA that is
-// one run of each model; with TTAFlip each face is also run mirrored
-// left-right, in the same run when twice the batch fits MaxBatch (else two
-// runs of each model), and its p(fake) is the mean of the two views'. input
-// is only read.
+// one run of each model; with V test-time views each face also runs as its
+// other views, in the same run when V times the batch fits MaxBatch (else V
+// runs of each model), and its p(fake) is the mean of the views'. input is
+// only read.
 func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo, error) {
 	if len(pFake) < n {
 		return HeadInfo{}, fmt.Errorf("classify: pFake holds %d values, a batch of %d needs %d", len(pFake), n, n)
@@ -192,15 +237,14 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 	if n < 1 {
 		return HeadInfo{}, fmt.Errorf("classify: batch size %d: want at least 1", n)
 	}
-	views, perRun := 1, n
-	if c.opts.TTA == TTAFlip {
-		views = 2
+	views, perRun := len(c.tta), n
+	if views > 1 {
 		// A model that declares a fixed batch dimension runs only batches of
-		// that size: doubling n would fail where n works. The head is asked
+		// that size: multiplying n would fail where n works. The head is asked
 		// here, not at construction, because SwapHead may bring another.
 		fixed := fixedBatch(c.b.r.sess.Inputs, "input") || fixedBatch(h.r.sess.Inputs, "features")
-		if !fixed && (c.opts.MaxBatch == 0 || 2*n <= c.opts.MaxBatch) {
-			perRun = 2 * n
+		if !fixed && (c.opts.MaxBatch == 0 || views*n <= c.opts.MaxBatch) {
+			perRun = views * n
 		}
 	}
 	faces := views * n
@@ -209,16 +253,18 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 		c.logits = make([]float32, 2*faces)
 	}
 	src := input
-	if views == 2 {
+	if views > 1 {
 		in := c.b.r.inSize
 		if len(input) < n*in {
 			return HeadInfo{}, fmt.Errorf("classify: input holds %d floats, a batch of %d needs %d", len(input), n, n*in)
 		}
-		if len(c.views) < 2*n*in {
-			c.views = make([]float32, 2*n*in)
+		if len(c.views) < views*n*in {
+			c.views = make([]float32, views*n*in)
 		}
 		copy(c.views, input[:n*in])
-		mirrorRows(c.views[n*in:2*n*in], input[:n*in], c.b.meta.InputSize)
+		for v, vw := range c.tta[1:] {
+			vw.fill(c.views[(v+1)*n*in:(v+2)*n*in], input[:n*in], c.b.meta.InputSize)
+		}
 		src = c.views
 	}
 	start := time.Now()
@@ -235,20 +281,20 @@ func (c *Classifier) Classify(input []float32, n int, pFake []float32) (HeadInfo
 	}
 	logits := time.Now()
 	for i := range n {
-		// With flip, face i's mirror image is face n+i. The two views'
-		// probabilities are averaged, not their logits: a mean of logits
-		// lets one overconfident view decide alone (logits 12 and -2, p 1.00
-		// and 0.12, average to logit 5, p 0.99, where the probabilities give
+		// Face i's view v is face v*n+i. The views' probabilities are
+		// averaged, not their logits: a mean of logits lets one
+		// overconfident view decide alone (logits 12 and -2, p 1.00 and
+		// 0.12, average to logit 5, p 0.99, where the probabilities give
 		// 0.56), and the threshold is calibrated on p(fake), which the mean
-		// of two views' p(fake) stays on the scale of.
+		// of the views' p(fake) stays on the scale of.
 		var sum float64
 		for v := range views {
 			f := v*n + i
 			p := spec.PFake(c.logits[2*f], c.logits[2*f+1])
 			if math.IsNaN(p) {
 				view := ""
-				if v == 1 {
-					view = " (mirrored)"
+				if v > 0 {
+					view = " (" + c.tta[v].name + ")"
 				}
 				return HeadInfo{}, fmt.Errorf("classify: head %s gave non-finite logits %v for face %d of %d%s",
 					h.id, c.logits[2*f:2*f+2], i, n, view)
@@ -272,8 +318,36 @@ func mirrorRows(dst, src []float32, w int) {
 	}
 }
 
-// TTA is the test-time augmentation in use: TTANone or TTAFlip.
+// mirrorRowsInPlace reverses every row of width w of buf.
+func mirrorRowsInPlace(buf []float32, w int) {
+	for r := 0; r+w <= len(buf); r += w {
+		slices.Reverse(buf[r : r+w])
+	}
+}
+
+// shiftPlanes writes src's size×size planes into dst moved by (dx, dy)
+// pixels, the edge pixels repeated into the uncovered border, as a crop
+// whose box moved by (-dx, -dy) over a frame that continues like its edge.
+func shiftPlanes(dst, src []float32, size, dx, dy int) {
+	plane := size * size
+	for p := 0; p+plane <= len(src); p += plane {
+		in, out := src[p:p+plane], dst[p:p+plane]
+		for y := range size {
+			sy := min(max(y-dy, 0), size-1)
+			row := in[sy*size : (sy+1)*size]
+			o := out[y*size : (y+1)*size]
+			for x := range size {
+				o[x] = row[min(max(x-dx, 0), size-1)]
+			}
+		}
+	}
+}
+
+// TTA is the test-time augmentation in use (one of TTAs).
 func (c *Classifier) TTA() string { return c.opts.TTA }
+
+// Views is how many times each face runs through the models (1 without TTA).
+func (c *Classifier) Views() int { return len(c.tta) }
 
 // SwapHead makes h the head for every later batch and returns the previous
 // one, which the caller should Close. It waits for the batch in flight, which

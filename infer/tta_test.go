@@ -351,3 +351,63 @@ func BenchmarkClassifyTTA(b *testing.B) {
 		}
 	})
 }
+
+// shifted is in with each face moved by (dx, dy), the edge repeated, written
+// with plain indices rather than shiftPlanes.
+func shifted(in []float32, n, size, dx, dy int) []float32 {
+	out := make([]float32, len(in))
+	clamp := func(v int) int { return min(max(v, 0), size-1) }
+	for f := range n {
+		for ch := range 3 {
+			at := func(x, y int) int { return ((f*3+ch)*size+y)*size + x }
+			for y := range size {
+				for x := range size {
+					out[at(x, y)] = in[at(clamp(x-dx), clamp(y-dy))]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestShiftTTAIsMeanOfViews: with shift and flip-shift, p(fake) is the mean
+// of p(fake) of the views the test makes itself, each classified without
+// TTA, in one run or in one run per view.
+func TestShiftTTAIsMeanOfViews(t *testing.T) {
+	bb, hd := testenv.Models(t)
+	const n, s = 3, 128
+	in := randomBatch(n, s, 21)
+	d := ShiftPixels
+	views := map[string][][]float32{
+		TTAShift:     {in, shifted(in, n, s, d, d), shifted(in, n, s, -d, -d)},
+		TTAFlipShift: {in, mirrored(in, n, s), shifted(in, n, s, d, d), mirrored(shifted(in, n, s, -d, -d), n, s)},
+	}
+	plain := loadTTA(t, bb, hd, ClassifierOptions{})
+	for tta, vs := range views {
+		want := make([]float32, n)
+		for _, v := range vs {
+			p := classify(t, plain, v, n)
+			for i := range n {
+				want[i] += p[i] / float32(len(vs))
+			}
+		}
+		for _, m := range []struct {
+			name     string
+			maxBatch int
+		}{{"one run", 0}, {"one run per view", n}} {
+			t.Run(tta+", "+m.name, func(t *testing.T) {
+				c := loadTTA(t, bb, hd, ClassifierOptions{TTA: tta, MaxBatch: m.maxBatch})
+				if c.Views() != len(vs) {
+					t.Fatalf("%s runs %d views, want %d", tta, c.Views(), len(vs))
+				}
+				got := classify(t, c, in, n)
+				if diff, at := maxAbsDiff(got, want); !(diff <= 1e-5) {
+					t.Errorf("face %d: %s gives %v, the mean of its views %v", at, tta, got[at], want[at])
+				}
+			})
+		}
+	}
+	if moved, _ := maxAbsDiff(classify(t, plain, views[TTAShift][1], n), classify(t, plain, in, n)); moved < 1e-5 {
+		t.Errorf("shifting moves p(fake) by %g: the comparison is too weak", moved)
+	}
+}

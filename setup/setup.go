@@ -82,9 +82,9 @@ func Engine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 }
 
 // Classifier loads the backbone and the head (model.backbone, model.head)
-// with the test-time augmentation model.tta. A flipped batch runs as one
-// model run while twice its faces fit faces.max_faces, the engine's MaxBatch
-// (EngineOptions), and as two runs beyond.
+// with the test-time augmentation model.tta. A batch with V views runs as one
+// model run while V times its faces fit faces.max_faces, the engine's
+// MaxBatch (EngineOptions), and as V runs beyond.
 func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, error) {
 	if err := spec.CheckPin(cfg.Model.Backbone, cfg.Model.BackboneSHA256); err != nil {
 		return nil, fmt.Errorf("model.backbone_sha256: %w", err)
@@ -98,8 +98,13 @@ func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, erro
 		tta = infer.TTANone
 	case config.TTAFlip:
 		tta = infer.TTAFlip
+	case config.TTAShift:
+		tta = infer.TTAShift
+	case config.TTAFlipShift:
+		tta = infer.TTAFlipShift
 	default:
-		return nil, fmt.Errorf("model.tta %q: want %s or %s", cfg.Model.TTA, config.TTANone, config.TTAFlip)
+		return nil, fmt.Errorf("model.tta %q: want %s, %s, %s or %s", cfg.Model.TTA,
+			config.TTANone, config.TTAFlip, config.TTAShift, config.TTAFlipShift)
 	}
 	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head,
 		infer.ClassifierOptions{TTA: tta, MaxBatch: EngineOptions(cfg, nil).MaxBatch})

@@ -69,7 +69,7 @@ func evalViews(ctx context.Context, cfgPath, data, views string, asJSON bool, st
 	// faces.max_faces set (TensorRT's largest batch) the run must fit it.
 	batch := 8
 	if mb := setup.EngineOptions(cfg, nil).MaxBatch; mb > 0 {
-		batch = max(1, mb/len(vs)/map[bool]int{true: 2, false: 1}[c.TTA() == infer.TTAFlip])
+		batch = max(1, mb/len(vs)/c.Views())
 	}
 	bar := newProgressBar(stderr, "views")
 	res, err := stability.Run(ctx, folder, classifierScorer{c, setup.Threshold(cfg)}, pre,

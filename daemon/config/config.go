@@ -128,8 +128,10 @@ type Model struct {
 	// BatchWait is how long a model run waits for other cameras' faces to
 	// fill its batch (up to faces.max_faces); 0 runs what is already waiting.
 	BatchWait Duration `yaml:"batch_wait"`
-	// TTA is the test-time augmentation: none, or flip (each face is also
-	// classified mirrored and the two p_fake averaged; twice the model time).
+	// TTA is the test-time augmentation: none; flip (each face is also
+	// classified mirrored and the p_fake averaged; twice the model time);
+	// shift (also moved 2 px both ways diagonally; three times); flip-shift
+	// (the face, its mirror and two shifted views; four times).
 	TTA string `yaml:"tta"`
 	// TensorRT configures the tensorrt execution provider; CUDA the cuda one
 	// (and the GPU both use). Only read when model.providers lists them.

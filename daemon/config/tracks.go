@@ -75,6 +75,8 @@ const (
 	EventsAll     = "all"
 	TTANone       = "none"
 	TTAFlip       = "flip"
+	TTAShift      = "shift"
+	TTAFlipShift  = "flip-shift"
 )
 
 // Defaults of tracks, events and Home Assistant (docs/configuration.md repeats them).

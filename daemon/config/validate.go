@@ -344,7 +344,7 @@ func checkListen(addr string) error {
 }
 
 func (m *Model) check(k checker) {
-	k.oneOf("model.tta", m.TTA, []string{TTANone, TTAFlip})
+	k.oneOf("model.tta", m.TTA, []string{TTANone, TTAFlip, TTAShift, TTAFlipShift})
 	if k.required("model.backbone", m.Backbone) {
 		k.suffix("model.backbone", m.Backbone, ".onnx")
 	}

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Measures a backbone the way the daemon would run it, on sets it never saw:
+# `deepfaked train` a head on its features of dfdc-faces/train (5-fold
+# cross-validation, threshold and all), then `deepfaked eval` that pair on
+# dfdc-faces/test and hardfake/test (JSON, ROC) and `eval --views all` on
+# dfdc-faces/test (AUC and changed verdicts under mirror, shifts, scales,
+# JPEG). Used on training checkpoints and by tools/release_model.sh.
+#
+#   sh tools/eval_backbone.sh BACKBONE.onnx|WEIGHTS.pth WORK [NAME]
+#
+# A .pth (make backbone's epoch-NNN.pth or backbone.pth) is exported first.
+# Writes WORK/NAME.yaml, WORK/NAME/head.onnx (+ the head's report),
+# WORK/NAME-{dfdc-faces,hardfake}.json, WORK/NAME-*-roc.png and
+# WORK/NAME-views.json; prints a summary line. NAME defaults to "model".
+set -eu
+cd "$(dirname "$0")/.."
+. tools/eval_config.sh
+ROOT=$PWD
+[ $# -ge 2 ] || { echo "usage: $0 BACKBONE.onnx|WEIGHTS.pth WORK [NAME]" >&2; exit 2; }
+BACKBONE=$1 WORK=$2 NAME=${3:-model}
+SHARED=${DEEPFAKED_TESTDATA:-$ROOT/../shared}
+SEED=${SEED:-1}
+PYTHON=${PYTHON:-/usr/bin/python3}
+ORT_LIB=${DEEPFAKED_ORT_LIB:-$ROOT/third_party/onnxruntime/libonnxruntime.so.1}
+TRAIN=$SHARED/data/dfdc-faces/train
+for need in "$BACKBONE" "$TRAIN" "$SHARED/data/dfdc-faces/test" "$SHARED/data/hardfake/test"; do
+	[ -e "$need" ] || { echo "eval_backbone: $need missing (the shared test data lives in ../shared or \$DEEPFAKED_TESTDATA)" >&2; exit 1; }
+done
+mkdir -p "$WORK/$NAME"
+WORK=$(cd "$WORK" && pwd)
+if [ -z "${DEEPFAKED:-}" ]; then
+	DEEPFAKED=$WORK/deepfaked
+	go build -o "$DEEPFAKED" ./cmd/deepfaked
+fi
+case $BACKBONE in
+*.pth)
+	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" >&2
+	BACKBONE=$WORK/$NAME/backbone.onnx ;;
+*) BACKBONE=$(cd "$(dirname "$BACKBONE")" && pwd)/$(basename "$BACKBONE") ;;
+esac
+eval_config "$WORK/$NAME.yaml" "$BACKBONE" "$WORK/$NAME/head.onnx" "$WORK/state"
+echo "== $NAME: head on $BACKBONE's features of $TRAIN" >&2
+"$DEEPFAKED" train --config "$WORK/$NAME.yaml" --data "$TRAIN" --out "$WORK/$NAME" --seed "$SEED" >"$WORK/$NAME/train.txt"
+echo "== $NAME: evaluation on dfdc-faces/test and hardfake/test" >&2
+for set in dfdc-faces hardfake; do
+	"$DEEPFAKED" eval --config "$WORK/$NAME.yaml" --data "$SHARED/data/$set/test" --json \
+		--roc "$WORK/$NAME-$set-roc.png" >"$WORK/$NAME-$set.json"
+done
+"$DEEPFAKED" eval --config "$WORK/$NAME.yaml" --data "$SHARED/data/dfdc-faces/test" --views all --json >"$WORK/$NAME-views.json"
+jq -r -n --arg n "$NAME" --slurpfile d "$WORK/$NAME-dfdc-faces.json" --slurpfile h "$WORK/$NAME-hardfake.json" \
+	--slurpfile v "$WORK/$NAME-views.json" \
+	'def r(x): (x*1000|round/1000); "\($n): dfdc-faces AUC \(r($d[0].auc)) F1 \(r($d[0].f1)), hardfake AUC \(r($h[0].auc)) F1 \(r($h[0].f1)), changed " + ([$v[0].views[1:][] | "\(.view) \(.changed*1000|round/10)% (\(r(.median_delta)))"] | join(" "))'
