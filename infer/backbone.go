@@ -75,10 +75,13 @@ func checkBackboneShapes(meta *spec.Metadata, in, out []int64) error {
 	if (in[2] > 0 && in[2] != s) || (in[3] > 0 && in[3] != s) {
 		return fmt.Errorf("input is %v but metadata %s says %d", in, spec.KeyInputSize, s)
 	}
-	// MnasNet downsamples by 32; a feature map of another size means the metadata lies.
+	// MnasNet downsamples by 32; a feature map of another size means the
+	// metadata lies. A pooled backbone (export_model.py --pool) ends with the
+	// global average: 1x1.
 	cells := (meta.InputSize + 31) / 32
-	if meta.FeatureShape[1] != cells || meta.FeatureShape[2] != cells {
-		return fmt.Errorf("metadata %s=%v does not fit input size %d (a stride-32 backbone gives %dx%d)",
+	pooled := meta.FeatureShape[1] == 1 && meta.FeatureShape[2] == 1
+	if !pooled && (meta.FeatureShape[1] != cells || meta.FeatureShape[2] != cells) {
+		return fmt.Errorf("metadata %s=%v does not fit input size %d (a stride-32 backbone gives %dx%d, or 1x1 pooled)",
 			spec.KeyFeatureShape, meta.FeatureShape, meta.InputSize, cells, cells)
 	}
 	for i, d := range out[1:] {

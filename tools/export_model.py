@@ -2,7 +2,8 @@
 """Export torchvision's MnasNet 0.75 as the two ONNX files deepfaked loads.
 
 backbone.onnx: model.layers, input `input` [N,3,S,S] (ImageNet-normalised RGB),
-output `features` [N,1280,ceil(S/32),ceil(S/32)].
+output `features` [N,1280,ceil(S/32),ceil(S/32)]; with --pool followed by the
+global average MnasNet's own classifier reads, output [N,1280,1,1].
 head.onnx: Flatten, BatchNorm1d, Dropout(0.5), Linear(..., 2) in eval mode,
 input `features`, output `logits` [N,2]; softmax column 1 is p_fake.
 
@@ -107,8 +108,19 @@ def load_state_dict(path):
     return obj
 
 
-def build_models(weights, seed, size):
-    """Returns (backbone, head, weights_label, feature_cells), modules in eval mode."""
+def pooled(layers):
+    """layers followed by a global average over the feature map: [N,1280,1,1], what
+    MnasNet's classifier reads. Exported as GlobalAveragePool. A head on pooled
+    features does not depend on where in the crop a feature fired, so a face boxed
+    a little differently gets the same verdict (a head on the 4x4 map reads each
+    cell with its own weights)."""
+    import torch
+    return torch.nn.Sequential(layers, torch.nn.AdaptiveAvgPool2d(1))
+
+
+def build_models(weights, seed, size, pool=False):
+    """Returns (backbone, head, weights_label, feature_cells), modules in eval mode.
+    pool: the backbone ends with a global average (feature_cells 1)."""
     import torch
     import torchvision
 
@@ -150,7 +162,7 @@ def build_models(weights, seed, size):
                  "(wrong width multiplier?):\n%s" % (weights, e))
         label = "file:%s:%s" % (os.path.basename(weights), sha256_file(weights)[:12])
 
-    backbone = model.layers
+    backbone = pooled(model.layers) if pool else model.layers
     cells = feature_cells(backbone, size)
     # The head is seeded on its own so that it does not depend on the backbone's source.
     torch.manual_seed(seed)
@@ -165,7 +177,8 @@ def build_models(weights, seed, size):
 
 
 def feature_cells(backbone, size):
-    """Runs the backbone once: its feature map is ceil(size/32) square for MnasNet."""
+    """Runs the backbone once: its feature map is ceil(size/32) square for MnasNet (1
+    when pooled)."""
     import torch
     backbone.eval()
     with torch.no_grad():
@@ -248,6 +261,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and the head")
     p.add_argument("--size", type=int, default=128,
                    help="input side S in pixels, best a multiple of 32 (features are ceil(S/32) square)")
+    p.add_argument("--pool", action="store_true",
+                   help="end the backbone with a global average: features [N,1280,1,1], "
+                        "the head reads 1280 values (as release 2 ships)")
     p.add_argument("--out", default="models", help="output folder")
     args = p.parse_args(argv)
 
@@ -259,7 +275,7 @@ def main(argv=None):
         sys.stderr.write(RANDOM_WARNING)
     t0 = time.time()
     progress("building mnasnet0_75 (weights: %s, size %d)…" % (args.weights, args.size))
-    backbone, head, label, cells = build_models(args.weights, args.seed, args.size)
+    backbone, head, label, cells = build_models(args.weights, args.seed, args.size, args.pool)
     os.makedirs(args.out, exist_ok=True)
 
     progress("exporting backbone…")

@@ -25,8 +25,8 @@ import (
 )
 
 // Ops the quantiser knows: MnasNet exported with its batch norms folded is
-// Conv, Relu and Add only.
-var knownOps = []string{"Conv", "Relu", "Add"}
+// Conv, Relu and Add only, and a pooled backbone ends with GlobalAveragePool.
+var knownOps = []string{"Conv", "Relu", "Add", "GlobalAveragePool"}
 
 // minOpset is the lowest default-domain opset accepted; the output is raised
 // to qdqOpset, the first with per-axis QuantizeLinear/DequantizeLinear (Conv,
@@ -157,7 +157,7 @@ func (f *Float) check() error {
 			if err := f.checkConv(n, where); err != nil {
 				return err
 			}
-		case "Relu", "Add":
+		case "Relu", "Add", "GlobalAveragePool":
 			for _, in := range n.GetInput() {
 				if _, ok := f.inits[in]; ok {
 					return fmt.Errorf("%s reads the constant %q; only activations are supported there", where, in)
