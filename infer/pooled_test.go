@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deepfaked/deepfaked/infer/onnxpb"
 	"github.com/deepfaked/deepfaked/infer/quantize"
 )
 
@@ -107,6 +110,23 @@ func TestPooledBackbone(t *testing.T) {
 		t.Fatalf("the INT8 pooled backbone does not load: %v", err)
 	}
 	defer q.Close()
+	// The map the average reads stays float, as an unpooled backbone's output
+	// does: a Relu (not folded into a quantiser) feeds the GlobalAveragePool.
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	producer := map[string]string{}
+	for _, nd := range m.GetGraph().GetNode() {
+		producer[nd.GetOutput()[0]] = nd.GetOpType()
+	}
+	for _, nd := range m.GetGraph().GetNode() {
+		if nd.GetOpType() == "GlobalAveragePool" {
+			if p := producer[nd.GetInput()[0]]; p != "Relu" {
+				t.Errorf("the GlobalAveragePool reads a %s output, want the float Relu's", p)
+			}
+		}
+	}
 	if q.Precision() != "int8" || q.FeatureSize() != 1280 {
 		t.Errorf("INT8 pooled: precision %q, %d features", q.Precision(), q.FeatureSize())
 	}

@@ -8,9 +8,11 @@
 #
 #   sh tools/eval_backbone.sh BACKBONE.onnx|WEIGHTS.pth WORK [NAME]
 #
-# A .pth (make backbone's epoch-NNN.pth or backbone.pth) is exported first.
+# A .pth (make backbone's epoch-NNN.pth or backbone.pth) is exported first,
+# with the global average at its end when POOL=1 (export_model.py --pool).
 # Writes WORK/NAME.yaml, WORK/NAME/head.onnx (+ the head's report),
-# WORK/NAME-{dfdc-faces,hardfake}.json, WORK/NAME-*-roc.png and
+# WORK/NAME-{dfdc-faces,hardfake}.json, their per-image scores in
+# WORK/NAME-{dfdc-faces,hardfake}.csv, WORK/NAME-*-roc.png and
 # WORK/NAME-views.json; prints a summary line. NAME defaults to "model".
 set -eu
 cd "$(dirname "$0")/.."
@@ -34,7 +36,7 @@ if [ -z "${DEEPFAKED:-}" ]; then
 fi
 case $BACKBONE in
 *.pth)
-	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" >&2
+	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" ${POOL:+--pool} >&2
 	BACKBONE=$WORK/$NAME/backbone.onnx ;;
 *) BACKBONE=$(cd "$(dirname "$BACKBONE")" && pwd)/$(basename "$BACKBONE") ;;
 esac
@@ -44,7 +46,7 @@ echo "== $NAME: head on $BACKBONE's features of $TRAIN" >&2
 echo "== $NAME: evaluation on dfdc-faces/test and hardfake/test" >&2
 for set in dfdc-faces hardfake; do
 	"$DEEPFAKED" eval --config "$WORK/$NAME.yaml" --data "$SHARED/data/$set/test" --json \
-		--roc "$WORK/$NAME-$set-roc.png" >"$WORK/$NAME-$set.json"
+		--roc "$WORK/$NAME-$set-roc.png" --predictions "$WORK/$NAME-$set.csv" >"$WORK/$NAME-$set.json"
 done
 "$DEEPFAKED" eval --config "$WORK/$NAME.yaml" --data "$SHARED/data/dfdc-faces/test" --views all --json >"$WORK/$NAME-views.json"
 jq -r -n --arg n "$NAME" --slurpfile d "$WORK/$NAME-dfdc-faces.json" --slurpfile h "$WORK/$NAME-hardfake.json" \

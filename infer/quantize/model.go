@@ -48,6 +48,10 @@ type Float struct {
 	Tensors []string
 	inits   map[string]*onnxpb.TensorProto
 	folded  map[string]string // Relu output → the Conv output it reads
+	// pooled are the tensors only a GlobalAveragePool that makes a graph
+	// output reads: the feature map a pooled backbone averages, which stays
+	// float like the graph output of an unpooled one.
+	pooled map[string]bool
 }
 
 // Load reads the model at path and checks that every part of it can be
@@ -175,6 +179,12 @@ func (f *Float) check() error {
 	for o := range outputs {
 		if producer[o] == nil {
 			return fmt.Errorf("graph output %q is not made by a node", o)
+		}
+	}
+	f.pooled = map[string]bool{}
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "GlobalAveragePool" && outputs[n.GetOutput()[0]] && consumers[n.GetInput()[0]] == 1 {
+			f.pooled[n.GetInput()[0]] = true
 		}
 	}
 	foldedConv := map[string]bool{}

@@ -73,9 +73,10 @@ func Quantize(f *Float, ranges map[string]Range, opts Options) ([]byte, error) {
 	quantise := func(t, src string) error {
 		// Left in float: a graph output (the head reads it in float, so
 		// rounding it only loses accuracy; measured on the DFDC MnasNet it
-		// costs more than any other tensor) and opts.Float. A folded Relu
-		// comes back.
-		if outputs[t] || slices.Contains(opts.Float, t) {
+		// costs more than any other tensor), the map a pooled backbone
+		// averages into its output (the same tensor, before the average),
+		// and opts.Float. A folded Relu comes back.
+		if outputs[t] || f.pooled[t] || slices.Contains(opts.Float, t) {
 			switch {
 			case src != t && f.folded[t] != "":
 				nodes = append(nodes, node("Relu", t+"_Relu", []string{src}, []string{t}))
