@@ -647,6 +647,17 @@ def plot_history(history, path):
         if any(y is not None for y in ys):
             ax[2].plot(ep, [nan if y is None else y for y in ys], style, label=name)
     ax[2].set_title("verdicts changed by the view (%, validation)")
+    # Where a resumed run changed the consistency weights: a dashed line, labelled.
+    prev = None
+    for h in history:
+        w = (h.get("consistency"), h.get("feature_consistency"))
+        if w[0] is not None and prev is not None and w != prev:
+            for a in ax:
+                a.axvline(h["epoch"] - 0.5, color="grey", ls="--", lw=0.8)
+            ax[2].annotate("KL %g, features %g" % w, (h["epoch"] - 0.5, 1), xycoords=("data", "axes fraction"),
+                           rotation=90, va="top", ha="right", fontsize=7, color="grey")
+        if w[0] is not None:
+            prev = w
     for a in ax:
         a.set_xlabel("epoch")
         a.grid(alpha=0.3)
@@ -1053,6 +1064,7 @@ def main(argv=None):
                    val_acc=None if val_acc is None else round(val_acc, 6),
                    train_ce=round(total_ce / max(1, seen), 6), train_kl=round(total_kl / max(1, seen), 6),
                    train_feat=round(total_feat / max(1, seen), 6),
+                   consistency=args.consistency, feature_consistency=args.feature_consistency,
                    stability={k: {m: round(v, 6) for m, v in d.items()} for k, d in stab.items()},
                    lr=lr, images_per_s=round(seen / train_secs, 2), seconds=round(secs, 2), best=improved)
         history.append(rec)
