@@ -297,14 +297,19 @@ func BenchmarkClassifyTTA(b *testing.B) {
 	bb, hd := testenv.Models(b)
 	batches := []int{1, 8}
 	byMode := map[string][]*Classifier{}
-	for _, mode := range []struct {
+	modes := []struct {
 		name string
 		opts func(n int) ClassifierOptions
 	}{
-		{"none", func(int) ClassifierOptions { return ClassifierOptions{TTA: TTANone} }},
-		{"flip", func(int) ClassifierOptions { return ClassifierOptions{TTA: TTAFlip} }},
 		{"flip-2runs", func(n int) ClassifierOptions { return ClassifierOptions{TTA: TTAFlip, MaxBatch: n} }},
-	} {
+	}
+	for _, tta := range TTAs() {
+		modes = append(modes, struct {
+			name string
+			opts func(n int) ClassifierOptions
+		}{tta, func(int) ClassifierOptions { return ClassifierOptions{TTA: tta} }})
+	}
+	for _, mode := range modes {
 		// Loaded here, not in the sub-benchmarks, which run once per b.N tried.
 		clfs := make([]*Classifier, len(batches))
 		for i, n := range batches {
@@ -323,30 +328,29 @@ func BenchmarkClassifyTTA(b *testing.B) {
 		})
 	}
 	// On a shared machine the separate figures drift with the load; run
-	// alternately in one loop, none and flip see the same load, so their
-	// ratio holds.
+	// alternately in one loop, every TTA sees the same load, so their ratios
+	// to none hold.
 	b.Run("interleaved", func(b *testing.B) {
 		for i, n := range batches {
 			b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-				none, flip := byMode["none"][i], byMode["flip"][i]
-				in := randomBatch(n, none.InputSize(), 1)
+				in := randomBatch(n, byMode[TTANone][i].InputSize(), 1)
 				p := make([]float32, n)
-				var tNone, tFlip time.Duration
-				timed := func(acc *time.Duration, c *Classifier) {
-					start := time.Now()
-					if _, err := c.Classify(in, n, p); err != nil {
-						b.Fatal(err)
-					}
-					*acc += time.Since(start)
-				}
+				took := make([]time.Duration, len(TTAs()))
 				for b.Loop() {
-					timed(&tNone, none)
-					timed(&tFlip, flip)
+					for k, tta := range TTAs() {
+						start := time.Now()
+						if _, err := byMode[tta][i].Classify(in, n, p); err != nil {
+							b.Fatal(err)
+						}
+						took[k] += time.Since(start)
+					}
 				}
-				perFace := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(b.N*n) }
-				b.ReportMetric(perFace(tNone), "none-ms/face")
-				b.ReportMetric(perFace(tFlip), "flip-ms/face")
-				b.ReportMetric(tFlip.Seconds()/tNone.Seconds(), "flip/none")
+				for k, tta := range TTAs() {
+					b.ReportMetric(took[k].Seconds()*1e3/float64(b.N*n), tta+"-ms/face")
+					if k > 0 {
+						b.ReportMetric(took[k].Seconds()/took[0].Seconds(), tta+"/none")
+					}
+				}
 			})
 		}
 	})
