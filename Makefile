@@ -77,9 +77,11 @@ vet: deps
 	@unformatted=$$(gofmt -l $(filter %.go,$(GOFILES))); [ -z "$$unformatted" ] || { echo "gofmt -w needed: $$unformatted" >&2; exit 1; }
 	$(GO) vet ./...
 
+# The race detector slows CPU-bound tests (the model's accuracy checks) several
+# times over; on a loaded 2-core machine ./infer ran past go test's default 10 m.
 test: deps models testmodels build vet units
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -race -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
 	$(PYTHON) -m unittest tools.test_train_backbone
 	$(MAKE) --no-print-directory test-web
