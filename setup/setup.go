@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture"
@@ -92,22 +93,12 @@ func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, erro
 	if err := spec.CheckPin(cfg.Model.Head, cfg.Model.HeadSHA256); err != nil {
 		return nil, fmt.Errorf("model.head_sha256: %w", err)
 	}
-	var tta string
-	switch cfg.Model.TTA {
-	case config.TTANone, "":
-		tta = infer.TTANone
-	case config.TTAFlip:
-		tta = infer.TTAFlip
-	case config.TTAShift:
-		tta = infer.TTAShift
-	case config.TTAFlipShift:
-		tta = infer.TTAFlipShift
-	default:
-		return nil, fmt.Errorf("model.tta %q: want %s, %s, %s or %s", cfg.Model.TTA,
-			config.TTANone, config.TTAFlip, config.TTAShift, config.TTAFlipShift)
+	// model.tta's values are infer's names (config checks them too).
+	if t := cfg.Model.TTA; t != "" && !slices.Contains(infer.TTAs(), t) {
+		return nil, fmt.Errorf("model.tta %q: want one of %v", t, infer.TTAs())
 	}
 	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head,
-		infer.ClassifierOptions{TTA: tta, MaxBatch: EngineOptions(cfg, nil).MaxBatch})
+		infer.ClassifierOptions{TTA: cfg.Model.TTA, MaxBatch: EngineOptions(cfg, nil).MaxBatch})
 }
 
 // DetectorOptions are the face detector's options (the faces: section).

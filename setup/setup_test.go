@@ -442,6 +442,8 @@ func rows(t *testing.T, dir string) []row {
 		{"model.threshold", configdoc.Delete{}, nil, spec.NoThreshold, pipelineOpt("Threshold", func(o pipeline.Options) any { return o.Threshold })},
 		{"model.tta", "none", map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, infer.TTANone, classifier("TTA", func(c *infer.Classifier) any { return c.TTA() })},
 		{"model.tta", "flip", map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, infer.TTAFlip, classifier("TTA", func(c *infer.Classifier) any { return c.TTA() })},
+		{"model.tta", "shift", map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, infer.TTAShift, classifier("TTA", func(c *infer.Classifier) any { return c.TTA() })},
+		{"model.tta", "flip-shift", map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, infer.TTAFlipShift, classifier("TTA", func(c *infer.Classifier) any { return c.TTA() })},
 		{"model.watch_head", false, nil, false, watchHead},
 		{"model.watch_head", true, nil, true, watchHead},
 		{"model.tensorrt", map[string]any{"int8": true}, nil, true, engineOpt("TensorRT.INT8", func(o engine.Options) any { return o.TensorRT.INT8 })},

@@ -66,13 +66,7 @@ panel per score.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if vo.dir != "" {
-				var imageOnly []string
-				for _, f := range []string{"crop", "cache", "features-out"} {
-					if cmd.Flags().Changed(f) {
-						imageOnly = append(imageOnly, "--"+f)
-					}
-				}
-				if len(imageOnly) > 0 {
+				if imageOnly := changedFlags(cmd, "crop", "cache", "features-out"); len(imageOnly) > 0 {
 					return errNoVideoFlags(imageOnly)
 				}
 				vo.config, vo.predictions, vo.roc, vo.json = df.config, predictions, roc, asJSON
@@ -82,13 +76,7 @@ panel per score.`,
 				return errors.New("--fps and --jobs apply to --videos only")
 			}
 			if views != "" {
-				var other []string
-				for _, f := range []string{"crop", "cache", "features-out", "predictions", "roc"} {
-					if cmd.Flags().Changed(f) {
-						other = append(other, "--"+f)
-					}
-				}
-				if len(other) > 0 {
+				if other := changedFlags(cmd, "crop", "cache", "features-out", "predictions", "roc"); len(other) > 0 {
 					return fmt.Errorf("%s cannot be used with --views", strings.Join(other, ", "))
 				}
 				return evalViews(ctx, df.config, df.data, views, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -154,6 +142,17 @@ panel per score.`,
 	cmd.MarkFlagsOneRequired("data", "videos")
 	cmd.MarkFlagsMutuallyExclusive("data", "videos")
 	return cmd
+}
+
+// changedFlags are the named flags the command line set, as --name.
+func changedFlags(cmd *cobra.Command, names ...string) []string {
+	var set []string
+	for _, f := range names {
+		if cmd.Flags().Changed(f) {
+			set = append(set, "--"+f)
+		}
+	}
+	return set
 }
 
 func writePredictions(path string, samples []features.Sample, scores []float64) error {
