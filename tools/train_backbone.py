@@ -434,7 +434,7 @@ def layers_from_onnx(path, layers, x):
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
     mods = list(layers.modules())
     pairs = [(m, mods[i + 1]) for i, m in enumerate(mods[:-1]) if isinstance(m, torch.nn.Conv2d)]
-    if len(convs) != len(pairs) or any(isinstance(bn, torch.nn.BatchNorm2d) is False for _, bn in pairs):
+    if len(convs) != len(pairs) or not all(isinstance(bn, torch.nn.BatchNorm2d) for _, bn in pairs):
         fail("--init %s: %d Conv nodes, mnasnet0_75 has %d convolutions: not a mnasnet0_75 backbone"
              % (path, len(convs), len(pairs)))
     biases = []
@@ -588,6 +588,12 @@ def stability(model, images, indices, mean, std, batch=64):
     p = np.concatenate(scores)
     return {n: dict(flip=faceaug.flip_rate(p[:, 0], p[:, j]), median=faceaug.median_abs_diff(p[:, 0], p[:, j]))
             for j, n in enumerate(names) if j > 0}
+
+
+def stability_line(stab, n):
+    """stability()'s figures as one log line."""
+    return "  changed verdicts (median |dp_fake|) on %d val faces: %s" % (n, "  ".join(
+        "%s %.1f%% (%.3f)" % (k, 100 * d["flip"], d["median"]) for k, d in stab.items()))
 
 
 def lr_at(args, epoch, frac):
@@ -997,8 +1003,7 @@ def main(argv=None):
         log("epoch 0 (the starting weights)  val_loss %.4f  val_auc %s  val_acc %.4f" % (
             v_loss, "n/a" if v_auc is None else "%.4f" % v_auc, v_acc))
         if stab:
-            log("  changed verdicts (median |dp_fake|) on %d val faces: %s" % (len(stab_idx), "  ".join(
-                "%s %.1f%% (%.3f)" % (k, 100 * d["flip"], d["median"]) for k, d in stab.items())))
+            log(stability_line(stab, len(stab_idx)))
     epoch = start_epoch
     while epoch < args.epochs and not (args.patience > 0 and since_best >= args.patience and val_idx):
         # Per-epoch seeds: a resumed run draws what an uninterrupted one would.
@@ -1078,8 +1083,7 @@ def main(argv=None):
             epoch, args.epochs, train_loss, f(val_loss), f(val_auc), f(val_acc), lr, seen / train_secs,
             secs, "  [best]" if improved else ""))
         if stab:
-            log("  changed verdicts (median |dp_fake|) on %d val faces: %s" % (len(stab_idx), "  ".join(
-                "%s %.1f%% (%.3f)" % (k, 100 * d["flip"], d["median"]) for k, d in stab.items())))
+            log(stability_line(stab, len(stab_idx)))
         torch_save_atomic(dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch,
             best_val_loss=best_loss, best_epoch=best_epoch, since_best=since_best, history=history,
