@@ -9,7 +9,9 @@
 #   sh tools/eval_backbone.sh BACKBONE.onnx|WEIGHTS.pth WORK [NAME]
 #
 # A .pth (make backbone's epoch-NNN.pth or backbone.pth) is exported first,
-# with the global average at its end when POOL=1 (export_model.py --pool).
+# with the global average at its end when POOL=1 (export_model.py --pool) and
+# its quiet feature channels zeroed (--prune-quiet PRUNE on dfdc-faces/train,
+# default 0.2; PRUNE=0 keeps them), as tools/release_model.sh exports.
 # Writes WORK/NAME.yaml, WORK/NAME/head.onnx (+ the head's report),
 # WORK/NAME-{dfdc-faces,hardfake}.json, their per-image scores in
 # WORK/NAME-{dfdc-faces,hardfake}.csv, WORK/NAME-*-roc.png and
@@ -22,6 +24,7 @@ ROOT=$PWD
 BACKBONE=$1 WORK=$2 NAME=${3:-model}
 SHARED=${DEEPFAKED_TESTDATA:-$ROOT/../shared}
 SEED=${SEED:-1}
+PRUNE=${PRUNE:-0.2}
 PYTHON=${PYTHON:-/usr/bin/python3}
 ORT_LIB=${DEEPFAKED_ORT_LIB:-$ROOT/third_party/onnxruntime/libonnxruntime.so.1}
 TRAIN=$SHARED/data/dfdc-faces/train
@@ -36,7 +39,8 @@ if [ -z "${DEEPFAKED:-}" ]; then
 fi
 case $BACKBONE in
 *.pth)
-	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" ${POOL:+--pool} >&2
+	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" ${POOL:+--pool} \
+		--prune-quiet "$PRUNE" --calib "$TRAIN" --calib-max 2400 >&2
 	BACKBONE=$WORK/$NAME/backbone.onnx ;;
 *) BACKBONE=$(cd "$(dirname "$BACKBONE")" && pwd)/$(basename "$BACKBONE") ;;
 esac

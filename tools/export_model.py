@@ -3,7 +3,8 @@
 
 backbone.onnx: model.layers, input `input` [N,3,S,S] (ImageNet-normalised RGB),
 output `features` [N,1280,ceil(S/32),ceil(S/32)]; with --pool followed by the
-global average MnasNet's own classifier reads, output [N,1280,1,1].
+global average MnasNet's own classifier reads, output [N,1280,1,1]; with
+--prune-quiet the channels that barely vary over --calib are exact zeros.
 head.onnx: Flatten, BatchNorm1d, Dropout(0.5), Linear(..., 2) in eval mode,
 input `features`, output `logits` [N,2]; softmax column 1 is p_fake.
 
@@ -116,6 +117,65 @@ def pooled(layers):
     cell with its own weights)."""
     import torch
     return torch.nn.Sequential(layers, torch.nn.AdaptiveAvgPool2d(1))
+
+
+def prune_quiet(backbone, images, frac, batch=64):
+    """Zeroes the feature channels that barely vary: those whose standard deviation
+    over images ([N,3,S,S] floats, preprocessed as the daemon does) is below frac
+    times the median of the channels that vary at all. Their last BatchNorm gets
+    weight 0 and bias -1, so the ReLU after it outputs exactly 0 in float and in
+    INT8 alike. Why: after ReLU many MnasNet channels are almost dead (values
+    around 1e-3 where a typical channel spreads 0.5); a head's BatchNorm scales
+    each channel to unit variance, so it multiplies their INT8 rounding error by
+    hundreds. On release 2's candidates these channels made the INT8 model's
+    logits move by 1.2 on average while the others moved them by 0.04. Returns
+    (zeroed, never_varying, threshold): zeroed counts the channels that never
+    vary too (constants a head's BatchNorm subtracts anyway)."""
+    import torch
+    bn = [m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not bn:
+        fail("--prune-quiet: the backbone has no BatchNorm2d to prune through")
+    last = bn[-1]
+    backbone.eval()
+    total = sq = None
+    count = 0
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            f = backbone(images[i:i + batch]).double()  # [n, C, H, W]
+            f = f.transpose(0, 1).reshape(f.shape[1], -1)
+            total = f.sum(1) if total is None else total + f.sum(1)
+            sq = (f * f).sum(1) if sq is None else sq + (f * f).sum(1)
+            count += f.shape[1]
+    mean = total / count
+    sd = (sq / count - mean * mean).clamp(min=0).sqrt()
+    varying = sd > 0
+    if not bool(varying.any()):
+        fail("--prune-quiet: no feature channel varies over the calibration images")
+    threshold = float(frac * sd[varying].median())
+    quiet = sd < threshold
+    with torch.no_grad():
+        last.weight[quiet] = 0
+        last.bias[quiet] = -1
+    return int(quiet.sum()), int((~varying).sum()), threshold
+
+
+def calibration_images(folder, size, limit):
+    """Up to limit images of a labelled folder (train_backbone.py's layout), spread
+    over it, as normalised [N,3,S,S] floats."""
+    import numpy as np
+    import torch
+    import train_backbone  # imported here: train_backbone imports this module
+    try:
+        items = train_backbone.list_folder(folder)
+    except train_backbone.DataError as e:
+        fail("--calib: %s" % e)
+    if len(items) > limit:
+        items = [items[i * len(items) // limit] for i in range(limit)]
+    images, _, _ = train_backbone.load_images(items, size)
+    if len(images) == 0:
+        fail("--calib %s: no readable image" % folder)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
 def build_models(weights, seed, size, pool=False):
@@ -264,8 +324,18 @@ def main(argv=None):
     p.add_argument("--pool", action="store_true",
                    help="end the backbone with a global average: features [N,1280,1,1], "
                         "the head reads 1280 values (as release 2 ships)")
+    p.add_argument("--prune-quiet", type=float, default=0, metavar="FRAC",
+                   help="zero the feature channels whose spread over --calib is below FRAC times the "
+                        "median channel's (0: keep all; release 2 uses 0.2): exact zeros in float and "
+                        "INT8, so a head cannot amplify their rounding error")
+    p.add_argument("--calib", metavar="DIR", help="labelled face crops for --prune-quiet")
+    p.add_argument("--calib-max", type=int, default=600, help="most --calib images, spread over the folder")
     p.add_argument("--out", default="models", help="output folder")
     args = p.parse_args(argv)
+    if args.prune_quiet and not args.calib:
+        fail("--prune-quiet needs --calib DIR (the images whose feature spread decides)")
+    if not 0 <= args.prune_quiet < 1:
+        fail("--prune-quiet %g: want a fraction from 0 to below 1" % args.prune_quiet)
 
     import_torch()
     import torch
@@ -276,11 +346,18 @@ def main(argv=None):
     t0 = time.time()
     progress("building mnasnet0_75 (weights: %s, size %d)…" % (args.weights, args.size))
     backbone, head, label, cells = build_models(args.weights, args.seed, args.size, args.pool)
+    props = metadata(args.size, cells, "backbone", label)
+    if args.prune_quiet:
+        images = calibration_images(args.calib, args.size, args.calib_max)
+        zeroed, constant, thr = prune_quiet(backbone, images, args.prune_quiet)
+        progress("zeroed %d of %d feature channels on %d images of %s: %d never vary, %d spread less "
+                 "than %.4g" % (zeroed, FEATURE_CHANNELS, len(images), args.calib, constant,
+                                zeroed - constant, thr))
+        props["deepfaked.zeroed_channels"] = str(zeroed)
     os.makedirs(args.out, exist_ok=True)
 
     progress("exporting backbone…")
-    bb = to_onnx(backbone, torch.zeros(1, 3, args.size, args.size), "input", "features",
-                 metadata(args.size, cells, "backbone", label))
+    bb = to_onnx(backbone, torch.zeros(1, 3, args.size, args.size), "input", "features", props)
     progress("exporting head…")
     hd = to_onnx(head, torch.zeros(1, FEATURE_CHANNELS, cells, cells), "features", "logits",
                  metadata(args.size, cells, "head", label))

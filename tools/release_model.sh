@@ -4,7 +4,9 @@
 # measures it on sets it never saw:
 #
 #  1. a .pth is exported to WORK/backbone.onnx, ending with the global average
-#     (export_model.py --pool) unless POOL=0;
+#     (export_model.py --pool) unless POOL=0, with the feature channels that
+#     barely vary over dfdc-faces/train zeroed (--prune-quiet PRUNE, default
+#     0.2; see export_model.py's prune_quiet);
 #  2. tools/eval_backbone.sh on the float backbone: `deepfaked train` a head on
 #     its features of dfdc-faces/train (the quantisation guard needs a head),
 #     its figures on dfdc-faces/test and hardfake/test, and `eval --views`;
@@ -35,6 +37,7 @@ WORK=${WORK:-$ROOT/build/release}
 OUT=${OUT:-$ROOT/shipped}
 MIN_AGREEMENT=${MIN_AGREEMENT:-0.99}
 POOL=${POOL:-1}
+PRUNE=${PRUNE:-0.2}
 PYTHON=${PYTHON:-/usr/bin/python3}
 ORT_LIB=${DEEPFAKED_ORT_LIB:-$ROOT/third_party/onnxruntime/libonnxruntime.so.1}
 TRAIN=$SHARED/data/dfdc-faces/train
@@ -55,7 +58,8 @@ step "1/7 the float backbone"
 case $SRC in
 *.pth)
 	[ "$POOL" = 1 ] && pool=--pool || pool=
-	"$PYTHON" tools/export_model.py --weights "$SRC" --out "$WORK/export" $pool >&2
+	"$PYTHON" tools/export_model.py --weights "$SRC" --out "$WORK/export" $pool \
+		--prune-quiet "$PRUNE" --calib "$TRAIN" --calib-max 2400 >&2
 	cp "$WORK/export/backbone.onnx" "$WORK/backbone.onnx" ;;
 *) cp "$SRC" "$WORK/backbone.onnx" ;;
 esac

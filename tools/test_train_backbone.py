@@ -259,6 +259,30 @@ class DataTests(unittest.TestCase):
             tb.build_model(bad, 0, 64, (x, y))
         self.assertIn("bad.onnx", err.getvalue())
 
+    def test_prune_quiet_zeroes_quiet_channels_exactly(self):
+        import torch
+        em = tb.export_model
+        backbone = em.pooled(em.random_mnasnet(seed=4, size=64).layers)
+        x = torch.randn(24, 3, 64, 64)
+        with torch.no_grad():
+            before = backbone(x).flatten(1)
+        sd = before.double().std(0, unbiased=False)
+        zeroed, constant, thr = em.prune_quiet(backbone, x, 0.5, batch=8)
+        self.assertAlmostEqual(thr, 0.5 * sd[sd > 0].median().item(), places=5)
+        quiet = sd < thr
+        self.assertEqual(zeroed, int(quiet.sum()))
+        self.assertEqual(constant, int((sd == 0).sum()))
+        self.assertGreater(zeroed, 0)
+        self.assertLess(zeroed, before.shape[1])
+        with torch.no_grad():
+            after = backbone(x).flatten(1)
+        self.assertTrue(bool((after[:, quiet] == 0).all()), "a quiet channel is not exactly zero")
+        self.assertTrue(torch.allclose(after[:, ~quiet], before[:, ~quiet]), "a kept channel changed")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+            em.main(["--weights", "random", "--prune-quiet", "0.2", "--out", self.tmp])
+        self.assertIn("--prune-quiet needs --calib", err.getvalue())
+
     def test_init_features_only_and_wrong_file(self):
         import torch
         import torchvision
