@@ -400,62 +400,6 @@ class TrainTests(unittest.TestCase):
         self.assertIn("views per sample: 2", log)
         self.assertIn("self-blends from", log)
 
-    def test_quantisation_aware_training(self):
-        import onnx
-        import torch
-        em = tb.export_model
-        model = em.random_mnasnet(seed=5, size=64)
-        x = torch.randn(8, 3, 64, 64)
-        with torch.no_grad():
-            want = model.layers(x)
-        fq = tb.ActivationFakeQuant(model.layers, momentum=1.0)
-        # MnasNet 0.75: the input, 34 ReLUs (all but the last), 17 BatchNorms without a ReLU, 10 residual sums.
-        self.assertEqual(len(fq.points) + 1, 62)
-        self.assertNotIn("16", fq.points)  # the map the features come from stays float
-        model.layers.eval()
-        with torch.no_grad():
-            self.assertTrue(torch.equal(model.layers(x), want), "uncalibrated points must pass through")
-        seen = {}
-        hook = model.layers[12][1].register_forward_hook(lambda m, i, o: seen.update(out=o))
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.momentum = 0.0  # training mode calibrates the points, not BatchNorm
-        model.layers.train()
-        with torch.no_grad():
-            model.layers(x)  # calibrates every point
-        model.layers.eval()
-        with torch.no_grad():
-            got = model.layers(x)
-        hook.remove()
-        self.assertEqual(len(fq.ranges), 62)
-        self.assertFalse(torch.equal(got, want))
-        # Rounding at 61 points of random weights: recognisably the same function.
-        self.assertGreater(torch.corrcoef(torch.stack([got.flatten(), want.flatten()]))[0, 1].item(), 0.5)
-        # A residual block's output lies on its 8-bit grid.
-        lo, hi = fq.ranges["12.1"]
-        scale = (max(hi, 0) - min(lo, 0)) / 255
-        steps = seen["out"] / scale  # (k - zero point) * scale
-        self.assertLess((steps - steps.round()).abs().max().item(), 1e-3)
-        fq.remove()
-        with torch.no_grad():
-            self.assertTrue(torch.allclose(model.layers(x), want, atol=1e-5))
-
-        out = os.path.join(self.tmp, "qat")
-        rc, stdout, _ = run_main(self.common + ["--epochs", "1", "--out", out, "--qat", "--epoch-size", "8",
-                                                "--stability-images", "4"])
-        self.assertEqual(rc, 0)
-        self.assertIn("quantisation-aware: 8-bit activations simulated at 62 points", stdout)
-        ck = torch.load(os.path.join(out, "checkpoint.pt"), map_location="cpu")
-        self.assertEqual(len(ck["qat_ranges"]), 62)
-        self.assertTrue(self.metrics(out)["epochs"][1]["qat"])
-        # The exported model is the float one: no quantisation nodes.
-        ops = {n.op_type for n in onnx.load(os.path.join(out, "backbone.onnx")).graph.node}
-        self.assertFalse(ops & {"QuantizeLinear", "DequantizeLinear", "FakeQuantize"}, ops)
-        rc, stdout, _ = run_main(self.common + ["--epochs", "2", "--out", out, "--qat", "--epoch-size", "8",
-                                                "--stability-images", "4", "--resume", "--no-onnx"])
-        self.assertEqual(rc, 0)
-        self.assertIn("(ranges from the checkpoint)", stdout)
-
     def test_resume_refuses_other_split(self):
         out = os.path.join(self.tmp, "other")
         rc, _, _ = run_main(self.common + ["--epochs", "1", "--out", out, "--no-onnx", "--val", "0.3"])

@@ -544,67 +544,6 @@ def forward(model, x):
     return f, model.classifier(f.mean([2, 3]))
 
 
-class ActivationFakeQuant:
-    """Quantisation-aware training for `deepfaked quantize`: the activations it rounds to
-    8 bits are rounded the same way in the forward pass (per-tensor asymmetric uint8,
-    zero exact), with the straight-through gradient, so the network learns weights whose
-    verdicts survive the rounding. The points match the quantiser's: the input, every
-    Conv output after its BatchNorm (after the ReLU where one follows) and every residual
-    sum, but not the map the features come from (the quantiser keeps it in float).
-    Ranges are running averages of each batch's min and max while training (the
-    quantiser calibrates on 300 faces at the 99.999th percentile), frozen in eval mode.
-    Weights are not simulated: on a release-2 candidate, 7-bit against 8-bit weights
-    moved the INT8 agreement by under a point; the activations lost the rest."""
-
-    def __init__(self, layers, momentum=0.01, ranges=None):
-        import torch
-        from torchvision.models.mnasnet import _InvertedResidual
-        self.momentum = momentum
-        self.ranges = dict(ranges or {})
-        self.handles = []
-        points = []
-        mods = list(layers.named_modules())
-        for i, (name, m) in enumerate(mods):
-            nxt = mods[i + 1][1] if i + 1 < len(mods) else None
-            if isinstance(m, torch.nn.ReLU):
-                points.append((name, m))
-            elif isinstance(m, torch.nn.BatchNorm2d) and not isinstance(nxt, torch.nn.ReLU):
-                points.append((name, m))
-            elif isinstance(m, _InvertedResidual) and m.apply_residual:
-                points.append((name, m))
-        last_relu = [n for n, m in mods if isinstance(m, torch.nn.ReLU)][-1]
-        points = [(n, m) for n, m in points if n != last_relu]
-        self.points = [n for n, _ in points]
-        self.handles.append(layers.register_forward_pre_hook(
-            lambda mod, inp: (self.quantise("input", inp[0], mod.training),)))
-        for n, m in points:
-            self.handles.append(m.register_forward_hook(
-                lambda mod, inp, out, n=n: self.quantise(n, out, mod.training)))
-
-    def quantise(self, name, x, training):
-        import torch
-        if training:
-            lo, hi = x.detach().min().item(), x.detach().max().item()
-            if name in self.ranges:
-                old = self.ranges[name]
-                lo = old[0] + self.momentum * (lo - old[0])
-                hi = old[1] + self.momentum * (hi - old[1])
-            self.ranges[name] = (lo, hi)
-        elif name not in self.ranges:
-            return x  # not calibrated yet (evaluating the starting weights)
-        lo, hi = min(self.ranges[name][0], 0.0), max(self.ranges[name][1], 0.0)
-        scale = (hi - lo) / 255
-        if scale < 1e-12:
-            return x
-        zp = int(min(max(round(-lo / scale), 0), 255))
-        return torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
-
-    def remove(self):
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-
-
 def consistency_losses(feats, logits, n_views):
     """Penalties for a sample's views disagreeing, each 0 when they agree: the symmetric
     KL between the views' class distributions (their p_fake), and the mean squared
@@ -714,16 +653,14 @@ def plot_history(history, path):
         if any(y is not None for y in ys):
             ax[2].plot(ep, [nan if y is None else y for y in ys], style, label=name)
     ax[2].set_title("verdicts changed by the view (%, validation)")
-    # Where a resumed run changed the consistency weights or started quantisation-aware
-    # training: a dashed line, labelled.
+    # Where a resumed run changed the consistency weights: a dashed line, labelled.
     prev = None
     for h in history:
-        w = (h.get("consistency"), h.get("feature_consistency"), bool(h.get("qat")))
+        w = (h.get("consistency"), h.get("feature_consistency"))
         if w[0] is not None and prev is not None and w != prev:
             for a in ax:
                 a.axvline(h["epoch"] - 0.5, color="grey", ls="--", lw=0.8)
-            ax[2].annotate("KL %g, features %g%s" % (w[0], w[1], ", QAT" if w[2] else ""), (h["epoch"] - 0.5, 1),
-                           xycoords=("data", "axes fraction"),
+            ax[2].annotate("KL %g, features %g" % w, (h["epoch"] - 0.5, 1), xycoords=("data", "axes fraction"),
                            rotation=90, va="top", ha="right", fontsize=7, color="grey")
         if w[0] is not None:
             prev = w
@@ -831,10 +768,6 @@ def parse_args(argv):
                    help="BatchNorm running-statistics momentum while training (torchvision's MnasNet "
                         "uses 0.0003, which leaves the statistics of the starting weights nearly "
                         "untouched after an epoch: evaluation would use stale statistics)")
-    g.add_argument("--qat", action="store_true",
-                   help="quantisation-aware training: round the activations `deepfaked quantize` rounds "
-                        "to 8 bits in the forward pass (a last fine-tuning stage, so the INT8 model "
-                        "agrees with the float one; validation figures are then INT8-like)")
     g.add_argument("--patience", type=int, default=4,
                    help="stop after this many epochs without a lower validation loss (0: never)")
     g = p.add_argument_group("run")
@@ -1029,12 +962,6 @@ def main(argv=None):
         np.random.set_state(rs["numpy"])
         random.setstate(rs["python"])
 
-    fq = None
-    if args.qat:
-        fq = ActivationFakeQuant(model.layers, ranges=(ckpt or {}).get("qat_ranges"))
-        log("quantisation-aware: 8-bit activations simulated at %d points%s" % (
-            len(fq.points) + 1, " (ranges from the checkpoint)" if fq.ranges else ""))
-
     class_counts = np.bincount(labels[train_idx], minlength=NUM_CLASSES)
     train_set = FaceSet(images, labels, train_idx, probs, args.seed, export_model.MEAN, export_model.STD,
                         views=args.views, geo=geo, sbi_pool=sbi_pool)
@@ -1143,7 +1070,7 @@ def main(argv=None):
                    train_ce=round(total_ce / max(1, seen), 6), train_kl=round(total_kl / max(1, seen), 6),
                    train_feat=round(total_feat / max(1, seen), 6),
                    consistency=args.consistency, feature_consistency=args.feature_consistency,
-                   qat=bool(args.qat), stability={k: {m: round(v, 6) for m, v in d.items()} for k, d in stab.items()},
+                   stability={k: {m: round(v, 6) for m, v in d.items()} for k, d in stab.items()},
                    lr=lr, images_per_s=round(seen / train_secs, 2), seconds=round(secs, 2), best=improved)
         history.append(rec)
         # Every epoch's weights: a release may pick an epoch on figures the log cannot
@@ -1161,8 +1088,7 @@ def main(argv=None):
             model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch,
             best_val_loss=best_loss, best_epoch=best_epoch, since_best=since_best, history=history,
             rng=dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate()),
-            args=vars(args), init_label=init_label, data_sha256=sig,
-            qat_ranges=fq.ranges if fq else None), ckpt_path)
+            args=vars(args), init_label=init_label, data_sha256=sig), ckpt_path)
         write_text_atomic(os.path.join(args.out, "metrics.json"), json.dumps(dict(
             epochs=history, best_epoch=best_epoch, best_val_loss=best_loss, size=args.size,
             seed=args.seed, init=init_label, data=args.data, train_images=len(train_idx),
@@ -1179,8 +1105,6 @@ def main(argv=None):
     log("best: epoch %d, %s -> %s" % (
         best_epoch, "no validation: the last epoch" if best_loss is None else "val loss %.4f" % best_loss,
         best_pth))
-    if fq:
-        fq.remove()  # the float model is exported; `deepfaked quantize` does the rounding
     if not args.no_onnx:
         model.load_state_dict(torch.load(best_pth, map_location="cpu"))
         n, digest, label = export_onnx(model, args.size, cells, best_pth, os.path.join(args.out, "backbone.onnx"))
