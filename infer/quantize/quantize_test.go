@@ -72,7 +72,7 @@ func (s *sliceSource) Next(_ context.Context, dst []float32) error {
 }
 
 // quantizeFile calibrates float on the samples and writes the INT8 model to dir.
-func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.Source, size int, cal quantize.CalibrationOptions, opts quantize.Options) string {
+func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.Source, size int, cal quantize.CalibrationOptions, opts quantize.Options, keepFloat ...string) string {
 	t.Helper()
 	f, err := quantize.Load(float)
 	if err != nil {
@@ -82,6 +82,9 @@ func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.S
 	// Equalised, as the command does by default.
 	c, err := quantize.CalibrateModel(context.Background(), eng, f, src, quantize.RunOptions{CalibrationOptions: cal, Size: size, Batch: 8, Equalize: true}, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.FloatNodes, opts.Float, err = c.Float.FloatParts(keepFloat); err != nil {
 		t.Fatal(err)
 	}
 	opts.Metadata = quantize.MetadataFor(quantize.Info{Method: c.Method, Equalized: c.Equalized, Options: opts, SetSHA256: c.SetSHA256,
