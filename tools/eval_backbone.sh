@@ -1,7 +1,7 @@
 #!/bin/sh
 # Measures a backbone the way the daemon would run it, on sets it never saw:
 # `deepfaked train` a head on its features of dfdc-faces/train (5-fold
-# cross-validation, threshold and all), then `deepfaked eval` that pair on
+# cross-validation, threshold and all; or HEAD, below), then `deepfaked eval` that pair on
 # dfdc-faces/test and hardfake/test (JSON, ROC) and `eval --views all` on
 # dfdc-faces/test (AUC and changed verdicts under mirror, shifts, scales,
 # JPEG). Used on training checkpoints and by tools/release_model.sh.
@@ -12,6 +12,9 @@
 # with the global average at its end when POOL=1 (export_model.py --pool) and
 # its quiet feature channels zeroed (--prune-quiet PRUNE on dfdc-faces/train,
 # default 0.2; PRUNE=0 keeps them), as tools/release_model.sh exports.
+# HEAD=classifier takes the classifier trained with a .pth backbone as the
+# head (export_model.py --head classifier, POOL=1), HEAD=FILE that head.onnx;
+# unset or train, `deepfaked train` makes one.
 # Writes WORK/NAME.yaml, WORK/NAME/head.onnx (+ the head's report),
 # WORK/NAME-{dfdc-faces,hardfake}.json, their per-image scores in
 # WORK/NAME-{dfdc-faces,hardfake}.csv, WORK/NAME-*-roc.png and
@@ -25,6 +28,7 @@ BACKBONE=$1 WORK=$2 NAME=${3:-model}
 SHARED=${DEEPFAKED_TESTDATA:-$ROOT/../shared}
 SEED=${SEED:-1}
 PRUNE=${PRUNE:-0.2}
+HEAD=${HEAD:-train}
 PYTHON=${PYTHON:-/usr/bin/python3}
 ORT_LIB=${DEEPFAKED_ORT_LIB:-$ROOT/third_party/onnxruntime/libonnxruntime.so.1}
 TRAIN=$SHARED/data/dfdc-faces/train
@@ -39,14 +43,24 @@ if [ -z "${DEEPFAKED:-}" ]; then
 fi
 case $BACKBONE in
 *.pth)
-	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" ${POOL:+--pool} \
+	head=random
+	[ "$HEAD" = classifier ] && head=classifier
+	"$PYTHON" tools/export_model.py --weights "$BACKBONE" --out "$WORK/$NAME" ${POOL:+--pool} --head $head \
 		--prune-quiet "$PRUNE" --calib "$TRAIN" --calib-max 2400 >&2
-	BACKBONE=$WORK/$NAME/backbone.onnx ;;
+	BACKBONE=$WORK/$NAME/backbone.onnx
+	[ "$HEAD" = classifier ] && HEAD=$WORK/$NAME/head.onnx ;;
 *) BACKBONE=$(cd "$(dirname "$BACKBONE")" && pwd)/$(basename "$BACKBONE") ;;
 esac
 eval_config "$WORK/$NAME.yaml" "$BACKBONE" "$WORK/$NAME/head.onnx" "$WORK/state"
-echo "== $NAME: head on $BACKBONE's features of $TRAIN" >&2
-"$DEEPFAKED" train --config "$WORK/$NAME.yaml" --data "$TRAIN" --out "$WORK/$NAME" --seed "$SEED" >"$WORK/$NAME/train.txt"
+case $HEAD in
+train)
+	echo "== $NAME: head on $BACKBONE's features of $TRAIN" >&2
+	"$DEEPFAKED" train --config "$WORK/$NAME.yaml" --data "$TRAIN" --out "$WORK/$NAME" --seed "$SEED" >"$WORK/$NAME/train.txt" ;;
+classifier) echo "eval_backbone: HEAD=classifier needs a .pth backbone (its classifier is the head)" >&2; exit 2 ;;
+*)
+	[ -f "$HEAD" ] || { echo "eval_backbone: HEAD=$HEAD: no such head.onnx" >&2; exit 2; }
+	[ "$HEAD" -ef "$WORK/$NAME/head.onnx" ] || cp "$HEAD" "$WORK/$NAME/head.onnx" ;;
+esac
 echo "== $NAME: evaluation on dfdc-faces/test and hardfake/test" >&2
 for set in dfdc-faces hardfake; do
 	"$DEEPFAKED" eval --config "$WORK/$NAME.yaml" --data "$SHARED/data/$set/test" --json \

@@ -6,7 +6,8 @@ output `features` [N,1280,ceil(S/32),ceil(S/32)]; with --pool followed by the
 global average MnasNet's own classifier reads, output [N,1280,1,1]; with
 --prune-quiet the channels that barely vary over --calib are exact zeros.
 head.onnx: Flatten, BatchNorm1d, Dropout(0.5), Linear(..., 2) in eval mode,
-input `features`, output `logits` [N,2]; softmax column 1 is p_fake.
+input `features`, output `logits` [N,2]; softmax column 1 is p_fake. Seeded random
+unless --head classifier takes the classifier trained with a pooled backbone.
 
 Both carry deepfaked.* metadata_props that the Go side checks at load time.
 Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision, python3-onnx).
@@ -178,9 +179,10 @@ def calibration_images(folder, size, limit):
     return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
-def build_models(weights, seed, size, pool=False):
+def build_models(weights, seed, size, pool=False, head_from="random"):
     """Returns (backbone, head, weights_label, feature_cells), modules in eval mode.
-    pool: the backbone ends with a global average (feature_cells 1)."""
+    pool: the backbone ends with a global average (feature_cells 1). head_from:
+    "random" (seeded), or "classifier": the 2-class classifier in the weights file."""
     import torch
     import torchvision
 
@@ -232,6 +234,24 @@ def build_models(weights, seed, size, pool=False):
         torch.nn.Dropout(0.5),
         torch.nn.Linear(FEATURE_CHANNELS * cells * cells, len(CLASS_NAMES)),
     )
+    if head_from == "classifier":
+        cls = {k[len("classifier.1."):]: v for k, v in sd.items() if k.startswith("classifier.1.")} \
+            if weights not in ("random", "imagenet") else {}
+        if not pool:
+            fail("--head classifier needs --pool: the classifier reads the pooled features")
+        if not cls or tuple(cls["weight"].shape) != (len(CLASS_NAMES), FEATURE_CHANNELS):
+            fail("--head classifier: %s has no 2-class classifier (classifier.1.weight [2,%d]); "
+                 "train_backbone.py's epoch-NNN.pth and backbone.pth have one" % (weights, FEATURE_CHANNELS))
+        # The classifier trained with the backbone reads the same pooled features: it is
+        # the head, behind a BatchNorm that changes nothing.
+        bn, lin = head[1], head[3]
+        with torch.no_grad():
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1 - bn.eps)
+            bn.weight.fill_(1)
+            bn.bias.zero_()
+            lin.weight.copy_(cls["weight"])
+            lin.bias.copy_(cls["bias"])
     head.eval()
     return backbone, head, label, cells
 
@@ -324,6 +344,10 @@ def main(argv=None):
     p.add_argument("--pool", action="store_true",
                    help="end the backbone with a global average: features [N,1280,1,1], "
                         "the head reads 1280 values (as release 2 ships)")
+    p.add_argument("--head", choices=("random", "classifier"), default="random",
+                   help="head.onnx: a seeded random head (train it with `deepfaked train`), or with "
+                        "--pool the 2-class classifier trained with the backbone (train_backbone.py's "
+                        ".pth files hold it)")
     p.add_argument("--prune-quiet", type=float, default=0, metavar="FRAC",
                    help="zero the feature channels whose spread over --calib is below FRAC times the "
                         "median channel's (0: keep all; release 2 uses 0.2): exact zeros in float and "
@@ -345,7 +369,7 @@ def main(argv=None):
         sys.stderr.write(RANDOM_WARNING)
     t0 = time.time()
     progress("building mnasnet0_75 (weights: %s, size %d)…" % (args.weights, args.size))
-    backbone, head, label, cells = build_models(args.weights, args.seed, args.size, args.pool)
+    backbone, head, label, cells = build_models(args.weights, args.seed, args.size, args.pool, args.head)
     props = metadata(args.size, cells, "backbone", label)
     if args.prune_quiet:
         images = calibration_images(args.calib, args.size, args.calib_max)

@@ -7,17 +7,20 @@
 #     (export_model.py --pool) unless POOL=0, with the feature channels that
 #     barely vary over dfdc-faces/train zeroed (--prune-quiet PRUNE, default
 #     0.2; see export_model.py's prune_quiet);
-#  2. tools/eval_backbone.sh on the float backbone: `deepfaked train` a head on
-#     its features of dfdc-faces/train (the quantisation guard needs a head),
-#     its figures on dfdc-faces/test and hardfake/test, and `eval --views`;
+#  2. tools/eval_backbone.sh on the float backbone with the head (HEAD: for a
+#     .pth, `classifier`, the classifier trained with the backbone, by default;
+#     `train`, or for a .onnx always, a head `deepfaked train` fits on its
+#     features of dfdc-faces/train): its figures on dfdc-faces/test and
+#     hardfake/test, and `eval --views`;
 #  3. `deepfaked quantize` it to INT8, calibrated on 300 dfdc-faces/train crops
 #     and guarded on them (MIN_AGREEMENT, default 0.99: see README, Quantising),
 #     with the first two Convs and the last block in float (KEEP_FLOAT, node
 #     name prefixes; empty for all-INT8): on release-2 candidates all-INT8
 #     agreed with float on 67-80 % of the verdicts, this on 97-98 %, at the
 #     same speed;
-#  4. tools/eval_backbone.sh on the INT8 backbone: the shipped head, trained on
-#     the INT8 backbone's features as the daemon runs it, and its figures;
+#  4. tools/eval_backbone.sh on the INT8 backbone: the shipped head (the
+#     classifier, or with HEAD=train one trained on the INT8 backbone's
+#     features as the daemon runs it), and its figures;
 #  5. INT8 against float with the same (float) head on both test sets: the
 #     share of verdicts that agree and the AUC change;
 #  6. the INT8 pair on ../shared/data/videos with YuNet at 5 frames/s (JSON,
@@ -45,6 +48,7 @@ PRUNE=${PRUNE:-0.2}
 # The stem and block 13, named as a pooled export (/0/0.N/) or an unpooled one (/N/) names them.
 if [ "$POOL" = 1 ]; then keep=/0/0.0/,/0/0.3/,/0/0.13/; else keep=/0/,/3/,/13/; fi
 KEEP_FLOAT=${KEEP_FLOAT-$keep}
+case $SRC in *.pth) HEAD=${HEAD:-classifier} ;; *) HEAD=train ;; esac
 PYTHON=${PYTHON:-/usr/bin/python3}
 ORT_LIB=${DEEPFAKED_ORT_LIB:-$ROOT/third_party/onnxruntime/libonnxruntime.so.1}
 TRAIN=$SHARED/data/dfdc-faces/train
@@ -65,11 +69,15 @@ step "1/7 the float backbone"
 case $SRC in
 *.pth)
 	[ "$POOL" = 1 ] && pool=--pool || pool=
-	"$PYTHON" tools/export_model.py --weights "$SRC" --out "$WORK/export" $pool \
+	[ "$HEAD" = classifier ] && head=classifier || head=random
+	"$PYTHON" tools/export_model.py --weights "$SRC" --out "$WORK/export" $pool --head $head \
 		--prune-quiet "$PRUNE" --calib "$TRAIN" --calib-max 2400 >&2
 	cp "$WORK/export/backbone.onnx" "$WORK/backbone.onnx" ;;
 *) cp "$SRC" "$WORK/backbone.onnx" ;;
 esac
+
+[ "$HEAD" = classifier ] && HEAD=$WORK/export/head.onnx
+export HEAD
 
 step "2/7 float: head, test sets, views"
 sh tools/eval_backbone.sh "$WORK/backbone.onnx" "$WORK" fp32
@@ -107,7 +115,13 @@ eval_config "$WORK/videos.yaml" "$WORK/backbone.int8.onnx" "$WORK/int8/head.onnx
 step "7/7 $OUT"
 cp "$WORK/backbone.onnx" "$WORK/backbone.int8.onnx" "$WORK/int8/head.onnx" "$OUT/"
 cp "$WORK/videos.csv" "$OUT/videos.csv"
-jq -n --slurpfile train "$WORK/int8/metrics.json" \
+# The head's report: `deepfaked train`'s, or where the classifier came from.
+head_report=$WORK/int8/metrics.json
+if [ ! -f "$head_report" ]; then
+	head_report=$WORK/head.json
+	jq -n --arg w "$SRC" '{head: "the classifier trained with the backbone", weights: $w}' >"$head_report"
+fi
+jq -n --slurpfile train "$head_report" \
 	--slurpfile f_dfdc "$WORK/fp32-dfdc-faces.json" --slurpfile f_hard "$WORK/fp32-hardfake.json" \
 	--slurpfile i_dfdc "$WORK/int8-dfdc-faces.json" --slurpfile i_hard "$WORK/int8-hardfake.json" \
 	--slurpfile f_views "$WORK/fp32-views.json" --slurpfile i_views "$WORK/int8-views.json" \

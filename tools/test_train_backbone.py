@@ -283,6 +283,36 @@ class DataTests(unittest.TestCase):
             em.main(["--weights", "random", "--prune-quiet", "0.2", "--out", self.tmp])
         self.assertIn("--prune-quiet needs --calib", err.getvalue())
 
+    def test_export_classifier_as_head(self):
+        import onnx
+        import torch
+        import torchvision
+        from onnx import numpy_helper
+        em = tb.export_model
+        torch.manual_seed(6)
+        m = torchvision.models.mnasnet0_75(weights=None)
+        m.classifier = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(em.FEATURE_CHANNELS, 2))
+        pth = os.path.join(self.tmp, "w.pth")
+        torch.save(m.state_dict(), pth)
+        out = os.path.join(self.tmp, "exp")
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            em.main(["--weights", pth, "--pool", "--head", "classifier", "--size", "64", "--out", out])
+        head = onnx.load(os.path.join(out, "head.onnx"))
+        w = {t.name: numpy_helper.to_array(t) for t in head.graph.initializer}
+        lin = m.classifier[1]
+        # The BatchNorm in front is the identity, so the exported Gemm is the classifier.
+        weight = [v for v in w.values() if v.shape == (2, em.FEATURE_CHANNELS)]
+        bias = [v for v in w.values() if v.shape == (2,)]
+        self.assertEqual(len(weight), 1)
+        self.assertLess(abs(weight[0] - lin.weight.detach().numpy()).max(), 1e-5)
+        self.assertLess(abs(bias[0] - lin.bias.detach().numpy()).max(), 1e-5)
+        for argv, want in ((["--weights", pth, "--head", "classifier"], "needs --pool"),
+                           (["--weights", "random", "--pool", "--head", "classifier"], "no 2-class classifier")):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+                em.main(argv + ["--size", "64", "--out", out])
+            self.assertIn(want, err.getvalue())
+
     def test_init_features_only_and_wrong_file(self):
         import torch
         import torchvision
