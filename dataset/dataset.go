@@ -50,12 +50,17 @@ type Folder struct {
 	HasLabels bool      // labels came from labels.csv
 }
 
+// ErrNoFake says a folder holds real images only. Load still returns the
+// folder: training that makes its fakes from the real images (`deepfaked
+// train --self-blend`) can use it.
+var ErrNoFake = errors.New("no fake ones")
+
 // Load reads a data folder. With DIR/labels.csv (header path,label,identity;
 // label real/fake or 0/1) that file is authoritative; otherwise every file
 // under DIR/real and DIR/fake (recursively, hidden files ignored) is a sample
 // and its own identity. Malformed CSV rows are errors naming the line; listed
 // files that are missing are skipped and listed. A folder without both
-// classes is refused.
+// classes is refused (with the folder; ErrNoFake when it lacks fakes).
 func Load(dir string) (*Folder, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -108,7 +113,7 @@ func (f *Folder) check() error {
 	case real == 0:
 		return fmt.Errorf("data folder %s has %d fake images but no real ones: both classes are needed", f.Dir, fake)
 	case fake == 0:
-		return fmt.Errorf("data folder %s has %d real images but no fake ones: both classes are needed", f.Dir, real)
+		return fmt.Errorf("data folder %s has %d real images but %w: both classes are needed (or train with --self-blend, which makes fakes of the real ones)", f.Dir, real, ErrNoFake)
 	}
 	return nil
 }

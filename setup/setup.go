@@ -30,6 +30,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
 
@@ -328,6 +329,12 @@ func LabelFolders(cfg *config.Config) collect.Folders {
 func WorkflowOptions(cfg *config.Config) workflow.Options {
 	t := cfg.Train
 	return workflow.Options{Train: trainConfig(t), Holdout: t.Holdout, GateMargin: t.GateMargin, Head: cfg.Model.Head}
+}
+
+// SelfBlend is `deepfaked train`'s self-blending (train.self_blend, seeded
+// by train.seed).
+func SelfBlend(cfg *config.Config) features.SelfBlend {
+	return features.SelfBlend{Per: cfg.Train.SelfBlend, Seed: uint64(cfg.Train.Seed)}
 }
 
 // trainConfig is the head training's configuration (the train: section).

@@ -39,6 +39,7 @@ import (
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
 
@@ -91,6 +92,8 @@ var ioTimeout = probe{"setup.IOTimeout (capture.SetFFmpegEnv in daemon.New)", fu
 var watchdogStall = probe{"setup.WatchdogStall (daemon.Run's watchdog)", func(_ *testing.T, c *config.Config) any { return setup.WatchdogStall(c) }}
 
 var gateSet = probe{"setup.GateSet (cmd/deepfaked train --install: TestTrainGateSet)", func(_ *testing.T, c *config.Config) any { return setup.GateSet(c) }}
+
+var selfBlend = probe{"setup.SelfBlend (cmd/deepfaked train: TestTrainSelfBlend)", func(_ *testing.T, c *config.Config) any { return setup.SelfBlend(c) }}
 
 var statsInterval = probe{"setup.StatsInterval (daemon.Run's stats reporter)", func(_ *testing.T, c *config.Config) any { return setup.StatsInterval(c) }}
 
@@ -511,6 +514,8 @@ func rows(t *testing.T, dir string) []row {
 		{"train.gate_margin", 0, nil, 0.0, workflowOpt("GateMargin", func(o workflow.Options) any { return o.GateMargin })},
 		{"train.gate_margin", 0.05, nil, 0.05, workflowOpt("GateMargin", func(o workflow.Options) any { return o.GateMargin })},
 		{"train.holdout", 0.5, nil, 0.5, workflowOpt("Holdout", func(o workflow.Options) any { return o.Holdout })},
+		{"train.self_blend", 0, nil, features.SelfBlend{Seed: 1}, selfBlend},
+		{"train.self_blend", 3, map[string]any{"train.seed": 9}, features.SelfBlend{Per: 3, Seed: 9}, selfBlend},
 		{"train.dataset", "data", nil, "/etc/deepfaked/data", dataset},
 		{"train.gate_set", "trusted", nil, "/etc/deepfaked/trusted", gateSet},
 		{"train.gate_set", "/srv/gate", nil, "/srv/gate", gateSet},

@@ -23,6 +23,7 @@ import (
 // dataFlags are the flags train and eval share.
 type dataFlags struct {
 	config, data, crop, cache, featuresOut string
+	selfBlend                              features.SelfBlend // train's, from train.self_blend
 }
 
 func (f *dataFlags) register(cmd *cobra.Command) {
@@ -81,11 +82,14 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 	cacheDir := f.cacheDir(cfg)
 	bar := newProgressBar(stderr, "features")
 	opts := workflow.FeatureOptions{Dir: f.data, Backbone: s.backbone, BackboneID: s.backbone.ID(),
-		Pre: setup.PreprocessParams(cfg, s.backbone.Meta()), Crop: f.crop, CacheDir: cacheDir,
+		Pre: setup.PreprocessParams(cfg, s.backbone.Meta()), Crop: f.crop, CacheDir: cacheDir, SelfBlend: f.selfBlend,
 		Loaded: func(folder *dataset.Folder) {
 			real, fake := folder.Counts()
 			fmt.Fprintf(stderr, "%s: %d real, %d fake images (%s)\n", f.data, real, fake,
 				map[bool]string{true: dataset.LabelsFile, false: "real/ and fake/ folders"}[folder.HasLabels])
+			if n := f.selfBlend.Per; n > 0 {
+				fmt.Fprintf(stderr, "self-blend: %d fakes made from each real image, %d in all\n", n, n*real)
+			}
 		},
 		Progress: func(p features.Progress) {
 			bar.update(p.Done, p.Total, -1, fmt.Sprintf("%d cached, %d extracted, %d skipped", p.Cached, p.Extracted, p.Skipped))

@@ -30,7 +30,7 @@ func newTrainCmd() *cobra.Command {
 		doInstall                 bool
 		lr, l1, wd, dropout       float64
 		epochs, folds, batch, pat int
-		seed                      int
+		seed, selfBlend           int
 		classWeights              string
 	)
 	cmd := &cobra.Command{
@@ -87,6 +87,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			set("patience", func() { tc.Patience = pat })
 			set("seed", func() { tc.Seed = seed })
 			set("class-weights", func() { tc.ClassWeights = classWeights })
+			set("self-blend", func() { tc.SelfBlend = selfBlend })
 			if !slices.Contains(config.ClassWeights(), tc.ClassWeights) {
 				return fmt.Errorf("--class-weights %q: want one of %v", tc.ClassWeights, config.ClassWeights())
 			}
@@ -94,6 +95,10 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if err := opts.Train.Validate(); err != nil {
 				return err
 			}
+			if err := cfg.Validate(); err != nil { // the config's checks, on the values the flags set
+				return fmt.Errorf("with the flags: %w", err)
+			}
+			df.selfBlend = setup.SelfBlend(cfg)
 			s, err := loadFeatures(ctx, cfg, df, stderr)
 			if err != nil {
 				return err
@@ -175,6 +180,8 @@ Hyperparameters come from the config's train: section; flags override it.`,
 	f.IntVar(&pat, "patience", d.Patience, "epochs without a better validation loss before stopping; overrides train.patience")
 	f.IntVar(&seed, "seed", d.Seed, "random seed; overrides train.seed")
 	f.StringVar(&classWeights, "class-weights", d.ClassWeights, "balanced (weigh classes by n/(2·n_class)) or none; overrides train.class_weights")
+	f.IntVar(&selfBlend, "self-blend", d.SelfBlend, "self-blended fakes to make of each real image (bare --self-blend: 2), so real faces alone can train; overrides train.self_blend")
+	f.Lookup("self-blend").NoOptDefVal = "2"
 	return cmd
 }
 

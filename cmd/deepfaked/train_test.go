@@ -349,3 +349,51 @@ func TestTrainGateSet(t *testing.T) {
 		t.Errorf("the gate set's feature cache: %v", err)
 	}
 }
+
+// TestTrainSelfBlend: a folder of real faces alone trains a head when
+// --self-blend makes the fakes; without it the folder is refused.
+func TestTrainSelfBlend(t *testing.T) {
+	capturetest.CheckMats(t)
+	data := trainData(t, 16)
+	if err := os.RemoveAll(filepath.Join(data, "fake")); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	backbone, head := testenv.Models(t)
+	cfg := writeTrainConfig(t, dir, backbone, head, 0)
+	args := []string{"--config", cfg, "--data", data, "--folds", "2", "--epochs", "2", "--batch", "16"}
+	if _, _, err := runCmd(t, newTrainCmd(), append(args, "--out", filepath.Join(dir, "refused"))...); err == nil || !strings.Contains(err.Error(), "--self-blend") {
+		t.Fatalf("a real-only folder without --self-blend: err = %v, want one pointing at --self-blend", err)
+	}
+	if _, _, err := runCmd(t, newTrainCmd(), append(args, "--out", filepath.Join(dir, "bad"), "--self-blend=101")...); err == nil || !strings.Contains(err.Error(), "train.self_blend: must be 0..100, got 101") {
+		t.Fatalf("--self-blend=101: err = %v", err)
+	}
+	out := filepath.Join(dir, "out")
+	stdout, stderr, err := runCmd(t, newTrainCmd(), append(args, "--out", out, "--self-blend")...)
+	if err != nil {
+		t.Fatalf("train --self-blend: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "self-blend: 2 fakes made from each real image, 32 in all") || !strings.Contains(stderr, "0 cached, 48 extracted") {
+		t.Errorf("stderr lacks the self-blend count or the extraction:\n%s", stderr)
+	}
+	var metrics struct {
+		Data struct {
+			Real, Fake, Groups int
+			SelfBlend          int `json:"self_blend"`
+		}
+		CV struct {
+			OutOfFold struct{ AUC float64 } `json:"out_of_fold"`
+		} `json:"cross_validation"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err := json.Unmarshal(b, &metrics); err != nil {
+		t.Fatal(err)
+	}
+	// Each blend is in its real face's group: 16 groups, not 48.
+	if d := metrics.Data; d.Real != 16 || d.Fake != 32 || d.SelfBlend != 2 || d.Groups != 16 {
+		t.Errorf("metrics.json data: %+v, want 16 real, 32 self-blended fakes in 16 groups", d)
+	}
+	if !strings.Contains(stdout, "out-of-fold") {
+		t.Errorf("no report table:\n%s", stdout)
+	}
+}

@@ -18,6 +18,9 @@ type Train struct {
 	// GateMargin is how much lower than the installed head's AUC on the
 	// held-out examples a new head's may be and still be installed.
 	GateMargin float64 `yaml:"gate_margin"`
+	// SelfBlend is how many self-blended fakes `deepfaked train` makes of each
+	// real image (0: none): fakes for a camera nobody has deepfakes of.
+	SelfBlend int `yaml:"self_blend"`
 	// Holdout is the fraction of the examples (stratified, grouped by
 	// identity) that `train --install` keeps out of training to compare heads.
 	Holdout float64 `yaml:"holdout"`
@@ -70,6 +73,7 @@ func (t *Train) check(k checker) {
 	k.inRange("train.patience", t.Patience, 0, MaxEpochs)
 	k.oneOf("train.class_weights", t.ClassWeights, ClassWeights())
 	k.between("train.gate_margin", t.GateMargin, 0, 1)
+	k.inRange("train.self_blend", t.SelfBlend, 0, MaxSelfBlend)
 	if !(t.Holdout > 0 && t.Holdout <= 0.5) {
 		k.fail("train.holdout", "must be above 0 and at most 0.5, got %g", t.Holdout)
 	}

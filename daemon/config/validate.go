@@ -57,6 +57,7 @@ const (
 	MaxBatchSize  = 1 << 16
 	MaxEpochs     = 100000
 	MaxFolds      = 100
+	MaxSelfBlend  = 100
 	MaxEveryN     = 1 << 30
 	MaxFiles      = 10000000
 	MaxCollectB   = 1 << 40

@@ -3,8 +3,10 @@ package features
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"image"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/selfblend"
 )
 
 // Backbone turns a batch of preprocessed crops into features (infer.Backbone).
@@ -43,7 +46,34 @@ type Extractor struct {
 	Detector Detector
 	Pre      Preprocessor
 	Batch    int // images per backbone run (default 16)
+	// SelfBlend, when Per is above 0, adds fakes made from the folder's real
+	// images.
+	SelfBlend SelfBlend
 }
+
+// SelfBlend makes Per self-blended fakes (package selfblend) of every real
+// image, each from the image's face crop, drawn from a generator seeded by
+// the image's bytes, Seed and the blend's number: the same folder gives the
+// same blends, which the cache keeps like images. A blend is a fake of its
+// image's identity, so k-fold keeps it on its image's side.
+type SelfBlend struct {
+	Per  int
+	Seed uint64
+}
+
+// blendDigest is a blend's cache key: what makes it, hashed.
+func (sb SelfBlend) blendDigest(image Digest, k int) Digest {
+	h := sha256.New()
+	fmt.Fprintf(h, "deepfaked self-blend %s\x00%x\x00%d\x00%d", selfblend.Version, image[:], sb.Seed, k)
+	return Digest(h.Sum(nil))
+}
+
+func (sb SelfBlend) rng(image Digest, k int) *rand.Rand {
+	return rand.New(rand.NewPCG(sb.Seed^binary.LittleEndian.Uint64(image[:8]), uint64(k)))
+}
+
+// BlendPath is the dataset path of image path's blend k.
+func BlendPath(path string, k int) string { return fmt.Sprintf("%s#self-blend-%d", path, k) }
 
 // Progress is reported after each image.
 type Progress struct {
@@ -78,13 +108,23 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 	sample := 3 * e.InputSize * e.InputSize
 	input := make([]float32, batch*sample)
 	feats := make([]float32, batch*dim)
-	offs := make([]int64, len(f.Samples))
+	blends := 0
+	if e.SelfBlend.Per > 0 {
+		for _, s := range f.Samples {
+			if s.Label != dataset.Fake {
+				blends += e.SelfBlend.Per
+			}
+		}
+	}
 	var (
 		res   = &Result{Skipped: append([]dataset.Skipped(nil), f.Skipped...)}
 		queue []pending
 		slot  = map[Digest]int{}
 		boxes []face.Box
-		p     = Progress{Total: len(f.Samples) + len(f.Skipped), Skipped: len(f.Skipped)}
+		p     = Progress{Total: len(f.Samples) + blends + len(f.Skipped), Skipped: len(f.Skipped)}
+		// The dataset's samples: each image, then its blends.
+		samples = make([]Sample, 0, len(f.Samples)+blends)
+		offs    = make([]int64, 0, len(f.Samples)+blends)
 	)
 	report := func() {
 		p.Cached, p.Extracted, p.Skipped = res.Cached, res.Extracted, len(res.Skipped)
@@ -92,10 +132,6 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 		if progress != nil {
 			progress(p)
 		}
-	}
-	skip := func(i int, reason string) {
-		offs[i] = -1
-		res.Skipped = append(res.Skipped, dataset.Skipped{Path: f.Samples[i].Path, Reason: reason})
 	}
 	flush := func() error {
 		if len(queue) == 0 {
@@ -119,38 +155,79 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 		report()
 		return nil
 	}
-	for i, s := range f.Samples {
+	type job struct {
+		sample Sample
+		digest Digest
+		blend  int // -1: the image itself
+	}
+	var jobs []job
+	for _, s := range f.Samples {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		data, err := os.ReadFile(filepath.Join(f.Dir, filepath.FromSlash(s.Path)))
 		if err != nil {
-			skip(i, err.Error())
+			res.Skipped = append(res.Skipped, dataset.Skipped{Path: s.Path, Reason: err.Error()})
 			report()
 			continue
 		}
 		d := Digest(sha256.Sum256(data))
-		if off, ok := cache.Offset(d); ok {
-			offs[i] = off
-			res.Cached++
-			report()
-			continue
-		}
-		if k, ok := slot[d]; ok { // the same bytes twice in one batch: one run
-			queue[k].members = append(queue[k].members, i)
-			continue
-		}
-		if boxes, err = e.prepare(data, s.Path, boxes, input[len(queue)*sample:(len(queue)+1)*sample], res); err != nil {
-			skip(i, err.Error())
-			report()
-			continue
-		}
-		slot[d] = len(queue)
-		queue = append(queue, pending{digest: d, members: []int{i}})
-		if len(queue) == batch {
-			if err := flush(); err != nil {
-				return nil, err
+		jobs = append(jobs[:0], job{sampleOf(s), d, -1})
+		if e.SelfBlend.Per > 0 && s.Label != dataset.Fake {
+			for k := range e.SelfBlend.Per {
+				jobs = append(jobs, job{Sample{Path: BlendPath(s.Path, k), Label: train.Fake, Group: s.Identity}, e.SelfBlend.blendDigest(d, k), k})
 			}
+		}
+		var img gocv.Mat
+		var crop image.Rectangle
+		decoded := false
+		failed := 0 // jobs left undone by an error
+		for ji, j := range jobs {
+			v := len(samples)
+			samples, offs = append(samples, j.sample), append(offs, -1)
+			if off, ok := cache.Offset(j.digest); ok {
+				offs[v] = off
+				res.Cached++
+				report()
+				continue
+			}
+			if k, ok := slot[j.digest]; ok { // the same bytes twice in one batch: one run
+				queue[k].members = append(queue[k].members, v)
+				continue
+			}
+			if !decoded {
+				if img, crop, boxes, err = e.decode(data, s.Path, boxes, res); err != nil {
+					failed = len(jobs) - ji
+					break
+				}
+				decoded = true
+			}
+			dst := input[len(queue)*sample : (len(queue)+1)*sample]
+			if j.blend < 0 {
+				err = e.Pre.Fill(img, crop, dst)
+			} else {
+				err = e.fillBlend(img, crop, e.SelfBlend.rng(d, j.blend), dst)
+			}
+			if err != nil {
+				failed = len(jobs) - ji
+				break
+			}
+			slot[j.digest] = len(queue)
+			queue = append(queue, pending{digest: j.digest, members: []int{v}})
+			if len(queue) == batch {
+				if err = flush(); err != nil {
+					img.Close() // queued, so decoded
+					return nil, err
+				}
+			}
+		}
+		if decoded {
+			img.Close()
+		}
+		if err != nil { // what it had not cached or queued is left out, counted as one skip
+			res.Skipped = append(res.Skipped, dataset.Skipped{Path: s.Path, Reason: err.Error()})
+			p.Total -= failed - 1
+			report()
 		}
 	}
 	if err := flush(); err != nil {
@@ -160,32 +237,33 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 		return nil, err
 	}
 	ds := &Dataset{cache: cache}
-	for i, s := range f.Samples {
-		if offs[i] >= 0 {
-			ds.Samples = append(ds.Samples, sampleOf(s))
-			ds.offsets = append(ds.offsets, offs[i])
+	for v, s := range samples {
+		if offs[v] >= 0 {
+			ds.Samples = append(ds.Samples, s)
+			ds.offsets = append(ds.offsets, offs[v])
 		}
 	}
 	res.Dataset = ds
 	return res, nil
 }
 
-// prepare decodes one image, crops it and fills dst with the model input.
-func (e *Extractor) prepare(data []byte, path string, boxes []face.Box, dst []float32, res *Result) ([]face.Box, error) {
+// decode decodes one image and finds its crop: the largest face's with a
+// Detector, else the whole image. The caller closes the Mat.
+func (e *Extractor) decode(data []byte, path string, boxes []face.Box, res *Result) (gocv.Mat, image.Rectangle, []face.Box, error) {
 	img, err := gocv.IMDecode(data, gocv.IMReadColor)
 	if err != nil { // an empty file: no Mat was made
-		return boxes, fmt.Errorf("not an image: %w", err)
+		return img, image.Rectangle{}, boxes, fmt.Errorf("not an image: %w", err)
 	}
 	if img.Empty() {
 		img.Close()
-		return boxes, fmt.Errorf("not an image OpenCV can decode")
+		return img, image.Rectangle{}, boxes, fmt.Errorf("not an image OpenCV can decode")
 	}
-	defer img.Close()
 	frame := image.Pt(img.Cols(), img.Rows())
 	crop := image.Rectangle{Max: frame}
 	if e.Detector != nil {
 		if boxes, err = e.Detector.Detect(img, boxes[:0]); err != nil {
-			return boxes, fmt.Errorf("face detection: %w", err)
+			img.Close()
+			return img, crop, boxes, fmt.Errorf("face detection: %w", err)
 		}
 		if len(boxes) == 0 {
 			res.NoFace = append(res.NoFace, path)
@@ -199,10 +277,22 @@ func (e *Extractor) prepare(data []byte, path string, boxes []face.Box, dst []fl
 			crop = e.Pre.Crop(best, frame)
 		}
 	}
-	if err := e.Pre.Fill(img, crop, dst); err != nil {
-		return boxes, fmt.Errorf("preprocess: %w", err)
+	return img, crop, boxes, nil
+}
+
+// fillBlend fills dst with the model input of a self-blend of img's crop.
+func (e *Extractor) fillBlend(img gocv.Mat, crop image.Rectangle, rng *rand.Rand, dst []float32) error {
+	region := img.Region(crop.Intersect(image.Rectangle{Max: image.Pt(img.Cols(), img.Rows())}))
+	defer region.Close()
+	blended := gocv.NewMat()
+	defer blended.Close()
+	if err := selfblend.Blend(region, nil, rng, &blended); err != nil {
+		return err
 	}
-	return boxes, nil
+	if err := e.Pre.Fill(blended, image.Rect(0, 0, blended.Cols(), blended.Rows()), dst); err != nil {
+		return fmt.Errorf("preprocess: %w", err)
+	}
+	return nil
 }
 
 // sampleOf is a data folder's sample with training's label.

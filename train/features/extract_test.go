@@ -22,6 +22,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/train"
 )
 
 // writeImage draws a w×h image whose content depends on shade.
@@ -232,5 +233,94 @@ func TestExtractFaceCrop(t *testing.T) {
 	}
 	if res.Dataset.Len() != 2 || !slices.Equal(res.NoFace, []string{"fake/blank.png"}) {
 		t.Errorf("%d samples, no face in %v; want 2 and only the blank image", res.Dataset.Len(), res.NoFace)
+	}
+}
+
+func TestExtractSelfBlend(t *testing.T) {
+	capturetest.CheckMats(t)
+	m := loadModels(t)
+	dir := t.TempDir()
+	for i := range 3 {
+		writeImage(t, filepath.Join(dir, "real", fmt.Sprintf("r%d.png", i)), 96, 96, uint8(40*i))
+	}
+	writeImage(t, filepath.Join(dir, "fake", "f0.png"), 96, 96, 200)
+	os.WriteFile(filepath.Join(dir, "real", "broken.png"), []byte("not an image"), 0o644)
+	folder, err := dataset.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := Key{Backbone: m.bb.ID(), InputSize: m.bb.Meta().InputSize, Crop: "none"}
+	cacheDir := t.TempDir()
+	run := func(sb SelfBlend) (*Result, map[string][]float32) {
+		t.Helper()
+		c, err := OpenCache(cacheDir, key, m.bb.FeatureSize())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		ex := &Extractor{Backbone: m.bb, InputSize: m.bb.Meta().InputSize, Pre: m.pre, Batch: 4, SelfBlend: sb}
+		var last Progress
+		res, err := ex.Extract(context.Background(), folder, c, func(p Progress) { last = p })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last.Done != last.Total {
+			t.Errorf("progress ended at %d of %d", last.Done, last.Total)
+		}
+		feats := map[string][]float32{}
+		for i, s := range res.Dataset.Samples {
+			x := make([]float32, res.Dataset.Dim())
+			if err := res.Dataset.Features(i, x); err != nil {
+				t.Fatal(err)
+			}
+			feats[s.Path] = x
+		}
+		c.Close()
+		return res, feats
+	}
+	first, feats := run(SelfBlend{Per: 2, Seed: 1})
+	// 4 images and 2 blends of each of the 3 readable reals; the broken one
+	// is skipped with its blends.
+	if first.Dataset.Len() != 10 || first.Extracted != 10 || len(first.Skipped) != 1 {
+		t.Fatalf("%d samples, %d extracted, skipped %v; want 10, 10 and the broken image", first.Dataset.Len(), first.Extracted, first.Skipped)
+	}
+	var blends []Sample
+	for _, s := range first.Dataset.Samples {
+		if strings.Contains(s.Path, "#self-blend-") {
+			blends = append(blends, s)
+		}
+	}
+	if len(blends) != 6 {
+		t.Fatalf("blends %v, want 2 for each real image", blends)
+	}
+	for _, s := range blends {
+		src := strings.SplitN(s.Path, "#", 2)[0]
+		if s.Label != train.Fake || s.Group != src || !strings.HasPrefix(src, "real/") {
+			t.Errorf("blend %+v: want a fake in its real image's group", s)
+		}
+		if slices.Equal(feats[s.Path], feats[src]) {
+			t.Errorf("blend %s has its image's features", s.Path)
+		}
+	}
+	if slices.Equal(feats[BlendPath("real/r0.png", 0)], feats[BlendPath("real/r0.png", 1)]) {
+		t.Error("two blends of one image are the same")
+	}
+	// The same seed: every blend from the cache, the same features.
+	again, feats2 := run(SelfBlend{Per: 2, Seed: 1})
+	if again.Cached != 10 || again.Extracted != 0 {
+		t.Errorf("second run: %d cached, %d extracted; want 10, 0", again.Cached, again.Extracted)
+	}
+	for p, x := range feats {
+		if !slices.Equal(x, feats2[p]) {
+			t.Errorf("%s: features changed between runs", p)
+		}
+	}
+	// Another seed draws other blends; the images themselves come from the cache.
+	other, feats3 := run(SelfBlend{Per: 2, Seed: 2})
+	if other.Cached != 4 || other.Extracted != 6 {
+		t.Errorf("new seed: %d cached, %d extracted; want 4, 6", other.Cached, other.Extracted)
+	}
+	if slices.Equal(feats3[BlendPath("real/r1.png", 0)], feats[BlendPath("real/r1.png", 0)]) {
+		t.Error("another seed gave the same blend")
 	}
 }

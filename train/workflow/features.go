@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,9 @@ type FeatureOptions struct {
 	Detector features.Detector
 	CropKey  string
 	CacheDir string
+	// SelfBlend adds self-blended fakes of the real images (features.SelfBlend);
+	// with it, a folder of real images alone can train.
+	SelfBlend features.SelfBlend
 	// Loaded is told the folder's counts before extraction starts.
 	Loaded   func(f *dataset.Folder)
 	Progress func(features.Progress)
@@ -67,7 +71,7 @@ func LoadFeatures(ctx context.Context, opts FeatureOptions) (*Features, error) {
 	}
 	start := time.Now()
 	folder, err := dataset.Load(opts.Dir)
-	if err != nil {
+	if err != nil && !(opts.SelfBlend.Per > 0 && errors.Is(err, dataset.ErrNoFake)) {
 		return nil, err
 	}
 	if opts.Loaded != nil {
@@ -82,13 +86,14 @@ func LoadFeatures(ctx context.Context, opts FeatureOptions) (*Features, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex := &features.Extractor{Backbone: opts.Backbone, InputSize: opts.Pre.Size, Pre: pre, Detector: opts.Detector, Batch: 16}
+	ex := &features.Extractor{Backbone: opts.Backbone, InputSize: opts.Pre.Size, Pre: pre, Detector: opts.Detector, Batch: 16,
+		SelfBlend: opts.SelfBlend}
 	res, err := ex.Extract(ctx, folder, cache, opts.Progress)
 	if err != nil {
 		cache.Close()
 		return nil, err
 	}
 	return &Features{Result: res, Folder: folder, Cache: cache, Source: Source{Dir: opts.Dir, HasLabels: folder.HasLabels,
-		Crop: opts.Crop, Skipped: res.Skipped, NoFace: res.NoFace, Cached: res.Cached, Extracted: res.Extracted,
+		Crop: opts.Crop, SelfBlend: opts.SelfBlend.Per, Skipped: res.Skipped, NoFace: res.NoFace, Cached: res.Cached, Extracted: res.Extracted,
 		Seconds: time.Since(start).Seconds()}}, nil
 }

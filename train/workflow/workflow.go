@@ -77,6 +77,7 @@ type Source struct {
 	Dir       string            // the data folder
 	HasLabels bool              // from labels.csv rather than real/ and fake/
 	Crop      string            // crop mode
+	SelfBlend int               // self-blended fakes made of each real image
 	Skipped   []dataset.Skipped // images left out
 	NoFace    []string          // images used whole: no face found
 	Cached    int               // features taken from the cache
@@ -102,6 +103,7 @@ type DataReport struct {
 	Labels    string            `json:"labels"` // "labels.csv" or "folders"
 	Real      int               `json:"real"`
 	Fake      int               `json:"fake"`
+	SelfBlend int               `json:"self_blend"` // fakes made of each real image (counted in Fake)
 	Groups    int               `json:"groups"`
 	Skipped   []dataset.Skipped `json:"skipped"`
 	NoFace    []string          `json:"no_face"`
@@ -239,7 +241,7 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 // describe fills the report's data section and refuses data of one class.
 func (r *Report) describe(data train.Dataset, opts Options) error {
 	s := opts.Source
-	r.Data = DataReport{Dir: s.Dir, Labels: "folders", Crop: s.Crop, Skipped: s.Skipped, NoFace: s.NoFace,
+	r.Data = DataReport{Dir: s.Dir, Labels: "folders", Crop: s.Crop, SelfBlend: s.SelfBlend, Skipped: s.Skipped, NoFace: s.NoFace,
 		Cached: s.Cached, Extracted: s.Extracted}
 	if s.HasLabels {
 		r.Data.Labels = dataset.LabelsFile
