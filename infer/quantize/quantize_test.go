@@ -84,8 +84,10 @@ func quantizeFile(t testing.TB, eng *engine.Engine, float string, src quantize.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.FloatNodes, opts.Float, err = c.Float.FloatParts(keepFloat); err != nil {
-		t.Fatal(err)
+	if len(keepFloat) > 0 { // else the caller's opts.Float and FloatNodes stand
+		if opts.FloatNodes, opts.Float, err = c.Float.FloatParts(keepFloat); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opts.Metadata = quantize.MetadataFor(quantize.Info{Method: c.Method, Equalized: c.Equalized, Options: opts, SetSHA256: c.SetSHA256,
 		Samples: c.Samples, SourceSHA256: f.SHA256, QuantizedAt: time.Now(), Backbone: spec.DefaultMetadata(), FloatMetadata: quantize.Metadata(f.Model)})
