@@ -21,7 +21,7 @@ import (
 )
 
 // runCmd runs one of train/eval/rollback in-process and returns its stdout and stderr.
-func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, string, error) {
+func runCmd(t testing.TB, cmd *cobra.Command, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.SetArgs(args)
