@@ -5,6 +5,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"gocv.io/x/gocv"
 )
@@ -46,6 +47,9 @@ func SimulateCamera(src, dst string, c CameraChain) (int, error) {
 		return 0, fmt.Errorf("simulate camera: %s: %w", dst, err)
 	}
 	defer vw.Close()
+	// OpenCV's random generator is per OS thread: seed it and draw on one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	gocv.SetRNGSeed(c.Seed)
 	frame, out, noise := gocv.NewMat(), gocv.NewMat(), gocv.NewMatWithSize(h, w, gocv.MatTypeCV32FC3)
 	defer frame.Close()

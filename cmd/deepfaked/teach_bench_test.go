@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,21 +59,8 @@ func BenchmarkTeachCamera(b *testing.B) {
 				// One config per head: the shipped one as installed, then the learned one.
 				config := func(name, head string) string {
 					p := filepath.Join(dir, name+".yaml")
-					err := os.WriteFile(p, fmt.Appendf(nil, `device_id: teach
-state_dir: %s
-mqtt:
-  broker: tcp://127.0.0.1:1883
-model:
-  backbone: %s
-  head: %s
-  runtime: %s
-faces:
-  detector: yunet
-  model: %s
-cameras:
-  - name: unused
-    source: /dev/null
-`, filepath.Join(dir, "state"), filepath.Join(root, "shipped", "backbone.int8.onnx"), head, testenv.ORTLibrary(b), yunet), 0o644)
+					err := os.WriteFile(p, trainConfigYAML(b, filepath.Join(dir, "state"), filepath.Join(root, "shipped", "backbone.int8.onnx"),
+						head, "detector: yunet\n  model: "+yunet, 0), 0o644)
 					if err != nil {
 						b.Fatal(err)
 					}

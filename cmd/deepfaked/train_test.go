@@ -57,7 +57,18 @@ func trainData(t *testing.T, n int) string {
 
 func writeTrainConfig(t *testing.T, dir, backbone, head string, gateMargin float64) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`device_id: t
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, trainConfigYAML(t, filepath.Join(dir, "state"), backbone, head, "detector: haar", gateMargin), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// trainConfigYAML is a config for train and eval: the models, faces (the
+// faces: section's lines, indented by the caller after the first) and
+// train.gate_margin; the broker is never reached.
+func trainConfigYAML(t testing.TB, stateDir, backbone, head, faces string, gateMargin float64) []byte {
+	return fmt.Appendf(nil, `device_id: t
 state_dir: %s
 mqtt:
   broker: tcp://127.0.0.1:1883
@@ -66,18 +77,13 @@ model:
   head: %s
   runtime: %s
 faces:
-  detector: haar
+  %s
 cameras:
   - name: unused
     source: /dev/null
 train:
   gate_margin: %g
-`, filepath.Join(dir, "state"), backbone, head, testenv.ORTLibrary(t), gateMargin)
-	p := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+`, stateDir, backbone, head, testenv.ORTLibrary(t), faces, gateMargin)
 }
 
 func TestTrainEvalInstallRollback(t *testing.T) {
