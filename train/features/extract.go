@@ -204,7 +204,9 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 			}
 			dst := input[len(queue)*sample : (len(queue)+1)*sample]
 			if j.blend < 0 {
-				err = e.Pre.Fill(img, crop, dst)
+				if err = e.Pre.Fill(img, crop, dst); err != nil {
+					err = fmt.Errorf("preprocess: %w", err)
+				}
 			} else {
 				err = e.fillBlend(img, crop, e.SelfBlend.rng(d, j.blend), dst)
 			}
