@@ -317,6 +317,15 @@ func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
 // `train --install` also gates on; "" for none.
 func GateSet(cfg *config.Config) string { return cfg.Train.GateSet }
 
+// GateSetCrop is how the gate set's images are read when the training data
+// is read with dataCrop (train.gate_set_crop).
+func GateSetCrop(cfg *config.Config, dataCrop string) string {
+	if c := cfg.Train.GateSetCrop; c != config.GateSetCropSame {
+		return c
+	}
+	return dataCrop
+}
+
 // LabelFolders are where `deepfaked label` and the MQTT label command take
 // crops from (train.collect.dir) and put them (train.dataset).
 func LabelFolders(cfg *config.Config) collect.Folders {
@@ -328,7 +337,8 @@ func LabelFolders(cfg *config.Config) collect.Folders {
 // caller adds the data's and the command line's.
 func WorkflowOptions(cfg *config.Config) workflow.Options {
 	t := cfg.Train
-	return workflow.Options{Train: trainConfig(t), Holdout: t.Holdout, GateMargin: t.GateMargin, Head: cfg.Model.Head}
+	return workflow.Options{Train: trainConfig(t), Holdout: t.Holdout, GateMargin: t.GateMargin, Head: cfg.Model.Head,
+		Mix: t.Mixes()}
 }
 
 // SelfBlend is `deepfaked train`'s self-blending (train.self_blend, seeded

@@ -93,6 +93,9 @@ var watchdogStall = probe{"setup.WatchdogStall (daemon.Run's watchdog)", func(_ 
 
 var gateSet = probe{"setup.GateSet (cmd/deepfaked train --install: TestTrainGateSet)", func(_ *testing.T, c *config.Config) any { return setup.GateSet(c) }}
 
+// gateSetCrop is the gate set's crop mode with the data read as "face".
+var gateSetCrop = probe{"setup.GateSetCrop (cmd/deepfaked train: BenchmarkTeachCamera)", func(_ *testing.T, c *config.Config) any { return setup.GateSetCrop(c, "face") }}
+
 var selfBlend = probe{"setup.SelfBlend (cmd/deepfaked train: TestTrainSelfBlend)", func(_ *testing.T, c *config.Config) any { return setup.SelfBlend(c) }}
 
 var statsInterval = probe{"setup.StatsInterval (daemon.Run's stats reporter)", func(_ *testing.T, c *config.Config) any { return setup.StatsInterval(c) }}
@@ -519,6 +522,12 @@ func rows(t *testing.T, dir string) []row {
 		{"train.dataset", "data", nil, "/etc/deepfaked/data", dataset},
 		{"train.gate_set", "trusted", nil, "/etc/deepfaked/trusted", gateSet},
 		{"train.gate_set", "/srv/gate", nil, "/srv/gate", gateSet},
+		{"train.gate_set_crop", "same", nil, "face", gateSetCrop},
+		{"train.gate_set_crop", "none", nil, "none", gateSetCrop},
+		{"train.mix", "auto", nil, false, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
+		{"train.mix", "auto", map[string]any{"train.self_blend": 2}, true, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
+		{"train.mix", "never", map[string]any{"train.self_blend": 2}, false, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
+		{"train.mix", "always", nil, true, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
 		{"train.collect", map[string]any{"every_n": 5}, nil, 5, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
 		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},
 		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", labelFolder("Collect", func(f collect.Folders) any { return f.Collect })},

@@ -291,35 +291,56 @@ func CrossValidate(ctx context.Context, ds Dataset, cfg Config, progress Progres
 // runs it at the cost of one head, and it varies less from seed to seed than
 // any single head trained on a few hundred images.
 func Average(heads ...*Head) (*Head, error) {
-	if len(heads) == 0 {
-		return nil, fmt.Errorf("average: no heads")
+	w := make([]float64, len(heads))
+	for i := range w {
+		w[i] = 1 / float64(len(heads))
+	}
+	return Mix(heads, w)
+}
+
+// Mix is one head whose logits are the weighted sum of the heads' logits,
+// as one affine map (BatchNorm folded). Mixing a head trained on new data
+// with the installed one, weights 1−α and α, is how a head learns a camera
+// without forgetting (interpolating the weights of the old and the fine-tuned
+// model, Wortsman et al., "Robust fine-tuning of zero-shot models", 2022).
+func Mix(heads []*Head, weights []float64) (*Head, error) {
+	if len(heads) == 0 || len(heads) != len(weights) {
+		return nil, fmt.Errorf("mix: %d heads and %d weights", len(heads), len(weights))
 	}
 	d := heads[0].D
 	w := make([]float64, NumClasses*d)
 	var b [NumClasses]float64
-	for _, h := range heads {
+	for i, h := range heads {
 		if h.D != d {
-			return nil, fmt.Errorf("average: heads take %d and %d features", d, h.D)
+			return nil, fmt.Errorf("mix: heads take %d and %d features", d, h.D)
 		}
 		hw, hb := h.Fold()
-		for i, v := range hw {
-			w[i] += float64(v)
+		for j, v := range hw {
+			w[j] += weights[i] * float64(v)
 		}
 		for c, v := range hb {
-			b[c] += float64(v)
+			b[c] += weights[i] * float64(v)
 		}
 	}
+	fw := make([]float32, len(w))
+	for i, v := range w {
+		fw[i] = float32(v)
+	}
+	return Affine(d, fw, []float32{float32(b[0]), float32(b[1])})
+}
+
+// Affine is the head whose logits are w·x + b (w row-major [2][d]), behind an
+// identity BatchNorm, so that Fold gives w and b back.
+func Affine(d int, w, b []float32) (*Head, error) {
+	if len(w) != NumClasses*d || len(b) != NumClasses {
+		return nil, fmt.Errorf("affine head: want %d weights and %d biases, got %d and %d", NumClasses*d, NumClasses, len(w), len(b))
+	}
 	out := NewHead(d, 0)
-	k := float64(len(heads))
 	for j := range d {
-		// An identity BatchNorm: Fold leaves the averaged weights as they are.
+		// Fold scales by γ/√(var+ε): 1 here, so the weights stay as they are.
 		out.Gamma[j], out.Beta[j], out.RunningMean[j], out.RunningVar[j] = 1, 0, 0, 1-bnEps
 	}
-	for i := range w {
-		out.W[i] = float32(w[i] / k)
-	}
-	for c := range b {
-		out.B[c] = float32(b[c] / k)
-	}
+	copy(out.W, w)
+	copy(out.B, b)
 	return out, nil
 }

@@ -146,8 +146,9 @@ func TestCrossValidate(t *testing.T) {
 	}
 }
 
-// TestAverage: the averaged head's logits are the mean of the heads' logits.
-func TestAverage(t *testing.T) {
+// TestMix: a mixed (or averaged) head's logits are the weighted sum of the
+// heads' logits.
+func TestMix(t *testing.T) {
 	const d, n = 48, 5
 	heads := []*Head{NewHead(d, 1), NewHead(d, 2), NewHead(d, 3)}
 	for i, h := range heads { // non-trivial BatchNorm statistics, so folding matters
@@ -160,29 +161,44 @@ func TestAverage(t *testing.T) {
 	for i := range x {
 		x[i] = float32(i%11)*0.3 - 1
 	}
-	want := make([]float64, n*NumClasses)
-	got := make([]float32, n*NumClasses)
-	for _, h := range heads {
-		if err := h.Logits(x, n, got); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range got {
-			want[i] += float64(v) / float64(len(heads))
-		}
-	}
-	avg, err := Average(heads...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := avg.Logits(x, n, got); err != nil {
-		t.Fatal(err)
-	}
-	for i := range got {
-		if math.Abs(float64(got[i])-want[i]) > 1e-4 {
-			t.Fatalf("logit %d: %v, mean of the heads %v", i, got[i], want[i])
-		}
+	for _, tc := range []struct {
+		name    string
+		weights []float64
+		mix     func() (*Head, error)
+	}{
+		{"average", []float64{1. / 3, 1. / 3, 1. / 3}, func() (*Head, error) { return Average(heads...) }},
+		{"mix", []float64{0.7, 0, 0.3}, func() (*Head, error) { return Mix(heads, []float64{0.7, 0, 0.3}) }},
+		{"one head", []float64{0, 1, 0}, func() (*Head, error) { return Mix(heads, []float64{0, 1, 0}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := make([]float64, n*NumClasses)
+			got := make([]float32, n*NumClasses)
+			for k, h := range heads {
+				if err := h.Logits(x, n, got); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range got {
+					want[i] += tc.weights[k] * float64(v)
+				}
+			}
+			mixed, err := tc.mix()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := mixed.Logits(x, n, got); err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if math.Abs(float64(got[i])-want[i]) > 1e-4 {
+					t.Fatalf("logit %d: %v, weighted sum of the heads %v", i, got[i], want[i])
+				}
+			}
+		})
 	}
 	if _, err := Average(NewHead(4, 1), NewHead(5, 1)); err == nil {
 		t.Error("heads of different sizes were averaged")
+	}
+	if _, err := Mix(heads, []float64{1}); err == nil {
+		t.Error("three heads were mixed with one weight")
 	}
 }

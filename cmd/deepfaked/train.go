@@ -27,11 +27,11 @@ func newTrainCmd() *cobra.Command {
 	var (
 		df                        dataFlags
 		out                       string
-		doInstall                 bool
+		doInstall, compare        bool
 		lr, l1, wd, dropout       float64
 		epochs, folds, batch, pat int
 		seed, selfBlend           int
-		classWeights              string
+		classWeights, mix         string
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -52,8 +52,16 @@ roc.png).
 --install keeps train.holdout of the data (stratified, grouped) out of
 training, scores the new head and the installed one (model.head) there, and
 installs the new head only if its AUC is not lower by more than
-train.gate_margin; exit status 3 when it is refused. The install is atomic
+train.gate_margin; exit status 3 when it is refused. --compare does the
+same and installs nothing (the page's "teach this camera" shows both heads
+and lets its user choose). The install is atomic
 and keeps the old head as <head>.prev for 'deepfaked rollback'.
+
+--self-blend makes fakes of the real images (so real faces alone can
+train) and, with train.mix auto, mixes the new head with the installed one:
+logits (1-a)*installed + a*new, a chosen on the out-of-fold predictions
+(and on train.gate_set, when set, whose AUC may not fall by more than
+train.gate_margin), so the head learns this camera and keeps what it knew.
 
 Hyperparameters come from the config's train: section; flags override it.`,
 		Args: cobra.NoArgs,
@@ -70,6 +78,9 @@ Hyperparameters come from the config's train: section; flags override it.`,
 				return err
 			}
 			defer unlock()
+			if doInstall && compare {
+				return fmt.Errorf("--install and --compare: choose one (--compare scores both heads and installs nothing)")
+			}
 			tc := &cfg.Train // the flags override the config's train: section
 			fl := cmd.Flags()
 			set := func(name string, apply func()) {
@@ -88,6 +99,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			set("seed", func() { tc.Seed = seed })
 			set("class-weights", func() { tc.ClassWeights = classWeights })
 			set("self-blend", func() { tc.SelfBlend = selfBlend })
+			set("mix", func() { tc.Mix = mix })
 			if !slices.Contains(config.ClassWeights(), tc.ClassWeights) {
 				return fmt.Errorf("--class-weights %q: want one of %v", tc.ClassWeights, config.ClassWeights())
 			}
@@ -109,15 +121,15 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			}
 			bar := newProgressBar(stderr, "train")
 			fold := 0
-			opts.Out, opts.Install, opts.Began = out, doInstall, began
+			opts.Out, opts.Install, opts.Compare, opts.Began = out, doInstall, compare, began
 			opts.Backbone, opts.Source = s.backboneInfo(cfg.Model.Backbone), s.Source
 			opts.OpenHead = func(path string) (workflow.Head, error) {
 				return infer.LoadHead(s.eng, path, s.backbone.FeatureSize())
 			}
-			if gs := setup.GateSet(cfg); doInstall && gs != "" {
+			if gs := setup.GateSet(cfg); (doInstall || compare || opts.Mix) && gs != "" {
 				// Read like the data (same crop), with a cache of its own: the
 				// data's is held open, and its lock is per open file.
-				g, err := loadFeatures(ctx, cfg, dataFlags{data: gs, crop: df.crop, cache: filepath.Join(df.cacheDir(cfg), "gate-set")}, stderr)
+				g, err := loadFeatures(ctx, cfg, dataFlags{data: gs, crop: setup.GateSetCrop(cfg, df.crop), cache: filepath.Join(df.cacheDir(cfg), "gate-set")}, stderr)
 				if err != nil {
 					return fmt.Errorf("train.gate_set: %w", err)
 				}
@@ -143,6 +155,13 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if err != nil {
 				return err
 			}
+			if m := r.Mix; m != nil {
+				if m.Skipped != "" {
+					fmt.Fprintf(stdout, "not mixed with the installed head: %s\n", m.Skipped)
+				} else {
+					fmt.Fprintf(stdout, "mixed with the installed head: new head weight %.1f (%s); out-of-fold AUC %.4f\n", m.Alpha, m.Rule, m.OutOfFold.AUC)
+				}
+			}
 			var refused error
 			if g := r.Gate; g != nil {
 				fmt.Fprintf(stdout, "gate on %d held-out images: new head AUC %.4f, installed head AUC %s\n", g.Held, g.CandidateAUC, fmtAUC(g.InstalledAUC))
@@ -153,9 +172,16 @@ Hyperparameters come from the config's train: section; flags override it.`,
 					}
 					fmt.Fprintf(stdout, "gate on the trusted gate set (%d images): new head AUC %.4f, installed head AUC %s\n", gs.Samples, gs.Candidate.AUC, fmtAUC(inst))
 				}
-				if g.Replaced {
+				switch {
+				case compare:
+					would := "keep the installed head"
+					if g.Install {
+						would = "install the new head"
+					}
+					fmt.Fprintf(stdout, "--compare: nothing installed; the gate would %s: %s\n", would, g.Reason)
+				case g.Replaced:
 					fmt.Fprintf(stdout, "installed %s over %s (previous head kept as %s): %s\n", r.Final.Head, cfg.Model.Head, install.PrevPath(cfg.Model.Head), g.Reason)
-				} else {
+				default:
 					fmt.Fprintf(stdout, "not installed: %s\n", g.Reason)
 					refused = &exitError{code: exitGateRefused, err: fmt.Errorf("validation gate refused the new head: %s", g.Reason)}
 				}
@@ -170,6 +196,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "output folder (default <state_dir>/train/<UTC timestamp>)")
 	f.BoolVar(&doInstall, "install", false, "install the new head over model.head if the validation gate passes (exit 3 if not)")
+	f.BoolVar(&compare, "compare", false, "hold out and score the new and the installed head as --install does, and install nothing")
 	f.Float64Var(&lr, "lr", d.LR, "Adam learning rate; overrides train.lr")
 	f.Float64Var(&l1, "l1", d.L1, "L1 penalty on the weights (default: train.l1)")
 	f.Float64Var(&wd, "weight-decay", d.WeightDecay, "Adam weight decay; overrides train.weight_decay")
@@ -182,6 +209,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 	f.StringVar(&classWeights, "class-weights", d.ClassWeights, "balanced (weigh classes by n/(2·n_class)) or none; overrides train.class_weights")
 	f.IntVar(&selfBlend, "self-blend", d.SelfBlend, "self-blended fakes to make of each real image (bare --self-blend: 2), so real faces alone can train; overrides train.self_blend")
 	f.Lookup("self-blend").NoOptDefVal = "2"
+	f.StringVar(&mix, "mix", d.Mix, "mix the new head with the installed one so it keeps what that one knew: auto (with --self-blend), always or never; overrides train.mix")
 	return cmd
 }
 

@@ -374,10 +374,21 @@ func TestTrainSelfBlend(t *testing.T) {
 	if _, _, err := runCmd(t, newTrainCmd(), append(args, "--out", filepath.Join(dir, "bad"), "--self-blend=101")...); err == nil || !strings.Contains(err.Error(), "train.self_blend: must be 0..100, got 101") {
 		t.Fatalf("--self-blend=101: err = %v", err)
 	}
-	out := filepath.Join(dir, "out")
-	stdout, stderr, err := runCmd(t, newTrainCmd(), append(args, "--out", out, "--self-blend")...)
+	if _, _, err := runCmd(t, newTrainCmd(), append(args, "--out", filepath.Join(dir, "both"), "--install", "--compare")...); err == nil || !strings.Contains(err.Error(), "choose one") {
+		t.Fatalf("--install --compare: err = %v", err)
+	}
+	installed, err := os.ReadFile(head)
 	if err != nil {
-		t.Fatalf("train --self-blend: %v\n%s", err, stderr)
+		t.Fatal(err)
+	}
+	// --compare: both heads scored on held-out faces and their blends, nothing installed.
+	out := filepath.Join(dir, "out")
+	stdout, stderr, err := runCmd(t, newTrainCmd(), append(args, "--out", out, "--self-blend", "--compare")...)
+	if err != nil {
+		t.Fatalf("train --self-blend --compare: %v\n%s", err, stderr)
+	}
+	if after, _ := os.ReadFile(head); !bytes.Equal(after, installed) || !strings.Contains(stdout, "--compare: nothing installed; the gate would") {
+		t.Errorf("--compare changed the installed head (%v) or did not say so:\n%s", !bytes.Equal(after, installed), stdout)
 	}
 	if !strings.Contains(stderr, "self-blend: 2 fakes made from each real image, 32 in all") || !strings.Contains(stderr, "0 cached, 48 extracted") {
 		t.Errorf("stderr lacks the self-blend count or the extraction:\n%s", stderr)
@@ -390,6 +401,11 @@ func TestTrainSelfBlend(t *testing.T) {
 		CV struct {
 			OutOfFold struct{ AUC float64 } `json:"out_of_fold"`
 		} `json:"cross_validation"`
+		Mix struct {
+			Alpha      float64
+			Skipped    string
+			Candidates []struct{ Alpha float64 }
+		}
 	}
 	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
 	if err := json.Unmarshal(b, &metrics); err != nil {
@@ -401,5 +417,10 @@ func TestTrainSelfBlend(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "out-of-fold") {
 		t.Errorf("no report table:\n%s", stdout)
+	}
+	// train.mix auto: a head taught on self-blends is mixed with the installed one.
+	if m := metrics.Mix; m.Skipped != "" || len(m.Candidates) != 11 || m.Alpha < 0 || m.Alpha > 1 ||
+		!strings.Contains(stdout, "mixed with the installed head: new head weight") {
+		t.Errorf("metrics.json mix %+v; stdout:\n%s", m, stdout)
 	}
 }

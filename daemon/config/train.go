@@ -21,6 +21,10 @@ type Train struct {
 	// SelfBlend is how many self-blended fakes `deepfaked train` makes of each
 	// real image (0: none): fakes for a camera nobody has deepfakes of.
 	SelfBlend int `yaml:"self_blend"`
+	// Mix is when `deepfaked train` mixes the head it trains with the
+	// installed one, so that it keeps what that one knew: MixAuto (when
+	// training on self-blends), MixAlways or MixNever.
+	Mix string `yaml:"mix"`
 	// Holdout is the fraction of the examples (stratified, grouped by
 	// identity) that `train --install` keeps out of training to compare heads.
 	Holdout float64 `yaml:"holdout"`
@@ -30,6 +34,10 @@ type Train struct {
 	// GateSet is a labelled folder the operator controls (not filled by label
 	// commands) that `train --install` also compares heads on; empty: none.
 	GateSet string `yaml:"gate_set"`
+	// GateSetCrop is how the gate set's images are read: GateSetCropSame
+	// (like the training data's --crop), or "none" (face crops, as the
+	// daemon saves them) or "face" (frames to crop), as --crop spells them.
+	GateSetCrop string `yaml:"gate_set_crop"`
 	// Collect saves face crops from the cameras for labelling.
 	Collect Collect `yaml:"collect"`
 }
@@ -43,6 +51,29 @@ const (
 // ClassWeights lists the accepted train.class_weights values.
 func ClassWeights() []string { return []string{ClassWeightsBalanced, ClassWeightsNone} }
 
+// GateSetCropSame reads the gate set like the training data (train.gate_set_crop).
+const GateSetCropSame = "same"
+
+// GateSetCrops lists the accepted train.gate_set_crop values: the gate set
+// as the data, face crops as the daemon saves them, or frames to crop.
+func GateSetCrops() []string { return []string{GateSetCropSame, "none", "face"} }
+
+// Mix modes (train.mix).
+const (
+	MixAuto   = "auto"
+	MixAlways = "always"
+	MixNever  = "never"
+)
+
+// MixModes lists the accepted train.mix values.
+func MixModes() []string { return []string{MixAuto, MixAlways, MixNever} }
+
+// Mixes says whether a training with these settings mixes its head with the
+// installed one.
+func (t Train) Mixes() bool {
+	return t.Mix == MixAlways || t.Mix == MixAuto && t.SelfBlend > 0
+}
+
 // DefaultTrain is the train: section when the file has none, the one source
 // of the training defaults: the notebook's recipe (lr 1e-3, batch 64, L1 1e-4,
 // weight decay 1e-2, dropout 0.5, 5 folds) with balanced class weights and
@@ -53,7 +84,7 @@ func ClassWeights() []string { return []string{ClassWeightsBalanced, ClassWeight
 // 0.913/0.915/0.926 and left DFDC, which stops by epoch 3, unchanged.
 func DefaultTrain() Train {
 	return Train{LR: 1e-3, BatchSize: 64, L1: 1e-4, WeightDecay: 1e-2, Epochs: 10, Dropout: 0.5,
-		Folds: 5, Patience: 3, Seed: 1, ClassWeights: ClassWeightsBalanced, Holdout: 0.2,
+		Folds: 5, Patience: 3, Seed: 1, ClassWeights: ClassWeightsBalanced, Mix: MixAuto, GateSetCrop: GateSetCropSame, Holdout: 0.2,
 		Collect: Collect{MaxFiles: 2000, JPEGQuality: 95}}
 }
 
@@ -74,6 +105,8 @@ func (t *Train) check(k checker) {
 	k.oneOf("train.class_weights", t.ClassWeights, ClassWeights())
 	k.between("train.gate_margin", t.GateMargin, 0, 1)
 	k.inRange("train.self_blend", t.SelfBlend, 0, MaxSelfBlend)
+	k.oneOf("train.mix", t.Mix, MixModes())
+	k.oneOf("train.gate_set_crop", t.GateSetCrop, GateSetCrops())
 	if !(t.Holdout > 0 && t.Holdout <= 0.5) {
 		k.fail("train.holdout", "must be above 0 and at most 0.5, got %g", t.Holdout)
 	}

@@ -35,6 +35,8 @@ func TestTrainSection(t *testing.T) {
 		{name: "dropout 1", yaml: "train:\n  dropout: 1\n", wantErr: "train.dropout"},
 		{name: "one fold", yaml: "train:\n  folds: 1\n", wantErr: "train.folds"},
 		{name: "holdout too big", yaml: "train:\n  holdout: 0.9\n", wantErr: "train.holdout"},
+		{name: "unknown mix", yaml: "train:\n  mix: sometimes\n", wantErr: "train.mix"},
+		{name: "unknown gate set crop", yaml: "train:\n  gate_set_crop: faces\n", wantErr: "train.gate_set_crop"},
 		{name: "negative self-blend", yaml: "train:\n  self_blend: -1\n", wantErr: "train.self_blend: must be 0..100, got -1"},
 		{name: "fractional epochs", yaml: "train:\n  epochs: 2.5\n", wantErr: "train.epochs"},
 		{name: "unknown key", yaml: "train:\n  learning_rate: 0.1\n", wantErr: `unknown key "train.learning_rate"`},

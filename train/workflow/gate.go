@@ -12,7 +12,8 @@ import (
 
 // gate scores the candidate and the installed head on the held-out samples
 // (and on the gate set, when there is one), each at its own decision
-// threshold, and installs the candidate if install.Decide lets it on both.
+// threshold, and installs the candidate if install.Decide lets it on both
+// and, on the gate set, it catches as many fakes (within the margin).
 func gate(ctx context.Context, held train.Dataset, candidate string, opts Options) (*Gate, error) {
 	g := &Gate{Held: held.Len()}
 	cand, inst, instErr, err := scoreHeads(ctx, held, candidate, opts)
@@ -27,14 +28,22 @@ func gate(ctx context.Context, held train.Dataset, candidate string, opts Option
 			return nil, fmt.Errorf("gate set: %w", err)
 		}
 		g.GateSet = &GateSet{Samples: opts.GateSet.Len(), Candidate: cand, Installed: inst}
-		if d := install.Decide(cand.AUC, aucOf(inst), instErr, opts.GateMargin); !d.Install {
+		d := install.Decide(cand.AUC, aucOf(inst), instErr, opts.GateMargin)
+		// A head may rank the gate set's fakes as well and still stop
+		// catching them, its threshold moved by this camera's faces.
+		if d.Install && inst != nil && cand.Recall < inst.Recall-opts.GateMargin {
+			d.Install = false
+			d.Reason = fmt.Sprintf("the candidate catches %.1f%% of its fakes at its threshold, the installed head %.1f%% (margin %g)",
+				100*cand.Recall, 100*inst.Recall, opts.GateMargin)
+		}
+		if !d.Install {
 			g.Decision = d
 			g.Reason = "on the trusted gate set: " + d.Reason
 		} else {
 			g.Reason += "; on the trusted gate set: " + d.Reason
 		}
 	}
-	if !g.Install {
+	if !g.Install || !opts.Install {
 		return g, nil
 	}
 	if err := install.Install(candidate, opts.Head); err != nil {

@@ -42,7 +42,10 @@ type Options struct {
 	// Install holds Holdout of the data (stratified, grouped) out of
 	// training, scores the new head and the one at Head there, and installs
 	// the new head over Head unless its AUC is lower by more than GateMargin.
-	Install    bool
+	Install bool
+	// Compare holds out, scores and decides as Install does, and installs
+	// nothing: the page shows both heads and its user chooses.
+	Compare    bool
 	Holdout    float64
 	GateMargin float64
 	Head       string
@@ -52,7 +55,12 @@ type Options struct {
 	// from the same folder as the training data, so labels poisoned there
 	// (through MQTT label commands) would vouch for a head trained on them.
 	GateSet train.Dataset
-	// OpenHead opens an exported head for the gate (infer.LoadHead).
+	// Mix mixes the head trained on the data with the installed one (Head)
+	// so that it keeps what that one knew (MixReport; the gate set is its
+	// reference). An installed head that is missing or not an affine map of
+	// these features is not mixed; Report.Mix.Skipped says why.
+	Mix bool
+	// OpenHead opens an exported head for the gate and the mix (infer.LoadHead).
 	OpenHead func(path string) (Head, error)
 	// Began is when the command began, for the report's total time; the
 	// features' extraction time is Source.Seconds.
@@ -92,6 +100,7 @@ type Report struct {
 	Config    ConfigReport       `json:"config"`
 	CV        *train.CVResult    `json:"cross_validation"`
 	Final     Final              `json:"final"`
+	Mix       *Mixed             `json:"mix,omitempty"`
 	Gate      *Gate              `json:"gate,omitempty"`
 	Timings   map[string]float64 `json:"timings_s"`
 	PeakRSSMB float64            `json:"peak_rss_mib"`
@@ -160,8 +169,9 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 	if err := opts.Train.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Install && opts.OpenHead == nil {
-		return nil, fmt.Errorf("train: the gate needs a way to open heads")
+	gating := opts.Install || opts.Compare
+	if (gating || opts.Mix) && opts.OpenHead == nil {
+		return nil, fmt.Errorf("train: the gate and the mix need a way to open heads")
 	}
 	r := &Report{Backbone: opts.Backbone, Timings: map[string]float64{"features": opts.Source.Seconds},
 		Config: ConfigReport{Config: opts.Train, Holdout: opts.Holdout, GateMargin: opts.GateMargin}}
@@ -173,7 +183,7 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 	}
 	ds := data
 	var held train.Dataset
-	if opts.Install {
+	if gating {
 		trainIdx, heldIdx, err := install.Holdout(labelsOf(data), groupsOf(data), opts.Holdout, opts.Train.Seed)
 		if err != nil {
 			return nil, err
@@ -207,19 +217,34 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 	if err != nil {
 		return nil, err
 	}
+	// What the exported head is judged by: the cross-validation's
+	// out-of-fold predictions, or the mix's.
+	scores, threshold, oof := cv.Scores, cv.Threshold, cv.OutOfFold
+	if opts.Mix {
+		start = time.Now()
+		var mixed *Mixed
+		if head, mixed, err = mix(ctx, ds, cv, head, opts); err != nil {
+			return nil, err
+		}
+		r.Mix = mixed
+		if mixed.Skipped == "" {
+			scores, threshold, oof = mixed.scores, mixed.OutOfFold.Threshold, mixed.OutOfFold
+		}
+		r.Timings["mix"] = time.Since(start).Seconds()
+	}
 	headPath := filepath.Join(opts.Out, HeadFile)
 	if err := head.ExportONNX(headPath, train.ExportInfo{InputSize: opts.Backbone.InputSize, FeatureShape: opts.Backbone.FeatureShape,
-		Threshold: cv.Threshold, TrainedAt: time.Now(), TrainSetSHA256: r.Data.SHA256, Metrics: cv.OutOfFold}); err != nil {
+		Threshold: threshold, TrainedAt: time.Now(), TrainSetSHA256: r.Data.SHA256, Metrics: oof}); err != nil {
 		return nil, err
 	}
-	r.Final = Final{Epochs: cv.Epochs, Samples: ds.Len(), Threshold: cv.Threshold, Head: headPath}
-	if err := train.WriteConfusionPNG(filepath.Join(opts.Out, ConfusionFile), cv.OutOfFold); err != nil {
+	r.Final = Final{Epochs: cv.Epochs, Samples: ds.Len(), Threshold: threshold, Head: headPath}
+	if err := train.WriteConfusionPNG(filepath.Join(opts.Out, ConfusionFile), oof); err != nil {
 		return nil, err
 	}
-	if err := train.WriteROCPNG(filepath.Join(opts.Out, ROCFile), labelsOf(ds), cv.Scores); err != nil {
+	if err := train.WriteROCPNG(filepath.Join(opts.Out, ROCFile), labelsOf(ds), scores); err != nil {
 		return nil, err
 	}
-	if opts.Install {
+	if gating {
 		start = time.Now()
 		if r.Gate, err = gate(ctx, held, headPath, opts); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -46,7 +47,11 @@ func (m *mem) Features(i int, dst []float32) error {
 
 // data makes n samples in groups of 4 of one class; the first 4 features
 // carry the class with the given strength, the rest are noise.
-func data(n int, signal float64, seed uint64) *mem {
+func data(n int, signal float64, seed uint64) *mem { return dataOn(n, signal, seed, 0) }
+
+// dataOn is data with the class in features from..from+3: another camera,
+// on which another cue gives the fakes away.
+func dataOn(n int, signal float64, seed uint64, from int) *mem {
 	d := 32
 	rng := rand.New(rand.NewPCG(seed, 2))
 	m := &mem{d: d, x: make([]float32, n*d)}
@@ -56,7 +61,7 @@ func data(n int, signal float64, seed uint64) *mem {
 		m.groups = append(m.groups, fmt.Sprintf("g%03d", i/4))
 		for j := range d {
 			v := rng.NormFloat64()
-			if j < 4 && label == train.Fake {
+			if j >= from && j < from+4 && label == train.Fake {
 				v += signal
 			}
 			m.x[i*d+j] = float32(v)
@@ -330,19 +335,33 @@ func TestGateSet(t *testing.T) {
 		name    string
 		gateSet train.Dataset
 		install bool
+		// data to train on (default: poisoned); the installed head's threshold (default 0.5)
+		data      train.Dataset
+		threshold float64
 	}{
-		{"without a gate set the poisoned head is installed", nil, true},
-		{"the gate set refuses it", data(80, 2, 9), false},
+		{name: "without a gate set the poisoned head is installed", install: true},
+		{name: "the gate set refuses it", gateSet: data(80, 2, 9)},
+		// An installed head at threshold 0 catches every fake; a candidate
+		// that ranks them as well but catches fewer is refused.
+		{name: "the gate set refuses a head that catches fewer of its fakes", gateSet: data(80, 2, 9),
+			data: data(200, 2, 5), threshold: 1e-9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := options(t, open)
-			opts.Install, opts.GateSet = true, tc.gateSet
+			opts.Install, opts.GateSet, opts.GateMargin = true, tc.gateSet, 0.02
 			if err := os.MkdirAll(filepath.Dir(opts.Head), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			exportHead(t, opts.Head, data(200, 2, 3), quick(), 0.5)
+			ds, threshold := tc.data, tc.threshold
+			if ds == nil {
+				ds = poisoned{data(200, 2, 5)}
+			}
+			if threshold == 0 {
+				threshold = 0.5
+			}
+			exportHead(t, opts.Head, data(200, 2, 3), quick(), threshold)
 			before, _ := os.ReadFile(opts.Head)
-			r, err := workflow.Run(context.Background(), poisoned{data(200, 2, 5)}, opts)
+			r, err := workflow.Run(context.Background(), ds, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -357,10 +376,164 @@ func TestGateSet(t *testing.T) {
 			if tc.gateSet == nil {
 				return
 			}
+			if tc.data != nil {
+				t.Log(g.Reason)
+				if gs := g.GateSet; gs == nil || gs.Installed == nil || gs.Installed.Recall != 1 || gs.Candidate.AUC < gs.Installed.AUC-opts.GateMargin ||
+					!strings.Contains(g.Reason, "on the trusted gate set: the candidate catches") {
+					t.Errorf("gate set %+v, reason %q; want a refusal for the fakes caught alone", gs, g.Reason)
+				}
+				return
+			}
 			if g.GateSet == nil || g.GateSet.Samples != 80 || g.GateSet.Installed == nil ||
 				g.GateSet.Candidate.AUC > 0.3 || g.GateSet.Installed.AUC < 0.7 || !strings.Contains(g.Reason, "on the trusted gate set") {
 				t.Errorf("gate set %+v, reason %q; want the candidate's AUC low and the installed head's high on it", g.GateSet, g.Reason)
 			}
 		})
+	}
+}
+
+// nonAffine is a head whose logits are not an affine map of its features.
+type nonAffine struct{ workflow.Head }
+
+func (h nonAffine) Logits(x []float32, n int, dst []float32) error {
+	if err := h.Head.Logits(x, n, dst); err != nil {
+		return err
+	}
+	for i, v := range dst {
+		dst[i] = v * v
+	}
+	return nil
+}
+
+// TestMix: a head taught a new camera (whose fakes show a cue in features
+// 4-7 the installed head never used) is mixed with the installed one (which
+// knows the cue in features 0-3): with the reference, the exported head keeps
+// the reference's AUC within the margin and still learns the camera; the
+// exported file is the mix the report describes; an installed head that is
+// missing or not affine is not mixed, and says why.
+func TestMix(t *testing.T) {
+	_, open := newEngine(t)
+	camera, reference := dataOn(200, 2, 11, 4), data(120, 2, 12)
+	for _, tc := range []struct {
+		name      string
+		installed bool
+		open      func(string) (workflow.Head, error)
+		reference train.Dataset
+		skipped   string
+	}{
+		{name: "with a reference", installed: true, reference: reference},
+		{name: "without a reference", installed: true},
+		{name: "no installed head", skipped: "the installed head"},
+		{name: "installed head not affine", installed: true, skipped: "not an affine map",
+			open: func(p string) (workflow.Head, error) { h, err := open(p); return nonAffine{h}, err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := options(t, open)
+			if tc.open != nil {
+				opts.OpenHead = tc.open
+			}
+			opts.Mix, opts.GateSet, opts.GateMargin = true, tc.reference, 0.02
+			if tc.installed {
+				if err := os.MkdirAll(filepath.Dir(opts.Head), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				exportHead(t, opts.Head, data(200, 2, 3), quick(), 0.5)
+			}
+			r, err := workflow.Run(t.Context(), camera, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := r.Mix
+			if m == nil {
+				t.Fatal("no mix in the report")
+			}
+			if tc.skipped != "" {
+				if !strings.Contains(m.Skipped, tc.skipped) || m.MixReport != nil || r.Final.Threshold != r.CV.Threshold {
+					t.Errorf("mix %+v, threshold %g (cv %g); want skipped for %q with the new head's threshold", m, r.Final.Threshold, r.CV.Threshold, tc.skipped)
+				}
+				return
+			}
+			if m.Skipped != "" || len(m.Candidates) == 0 || m.Candidates[0].Alpha != 0 || m.Rule == "" {
+				t.Fatalf("mix %+v", m)
+			}
+			var chosen workflow.MixCandidate
+			for _, c := range m.Candidates {
+				if c.Alpha == m.Alpha {
+					chosen = c
+				}
+			}
+			installedAUC := m.Candidates[0].AUC
+			ref := "none"
+			if chosen.ReferenceAUC != nil {
+				ref = fmt.Sprintf("%.3f", *chosen.ReferenceAUC)
+			}
+			t.Logf("weight %g, out-of-fold AUC %.3f (installed %.3f), reference AUC %s: %s", m.Alpha, chosen.AUC, installedAUC, ref, m.Rule)
+			if !(m.Alpha > 0 && chosen.AUC > installedAUC+0.1) {
+				t.Errorf("weight %g, out-of-fold AUC %g against the installed head's %g: the camera was not learned", m.Alpha, chosen.AUC, installedAUC)
+			}
+			if math.Abs(m.OutOfFold.AUC-chosen.AUC) > 1e-9 || r.Final.Threshold != m.OutOfFold.Threshold {
+				t.Errorf("exported out-of-fold %+v, chosen %+v", m.OutOfFold, chosen)
+			}
+			if tc.reference == nil {
+				if chosen.ReferenceAUC != nil {
+					t.Error("a reference AUC without a reference")
+				}
+				return
+			}
+			inst, err := open(opts.Head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close()
+			instRef, err := workflow.Eval(t.Context(), reference, inst, spec.NoThreshold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if chosen.ReferenceAUC == nil || *chosen.ReferenceAUC < instRef.Metrics.AUC-opts.GateMargin || m.Alpha == 1 {
+				t.Errorf("weight %g keeps reference AUC %v, installed head's %g: it forgot", m.Alpha, chosen.ReferenceAUC, instRef.Metrics.AUC)
+			}
+			// The exported file is that mix: its reference AUC is the report's.
+			h, err := open(r.Final.Head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			ev, err := workflow.Eval(t.Context(), reference, h, spec.NoThreshold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(ev.Metrics.AUC-*chosen.ReferenceAUC) > 1e-6 {
+				t.Errorf("exported head's reference AUC %g, the report's %g", ev.Metrics.AUC, *chosen.ReferenceAUC)
+			}
+		})
+	}
+}
+
+// TestCompare: Compare holds out and scores both heads as Install does, and
+// leaves the installed head as it was, whatever the gate decides.
+func TestCompare(t *testing.T) {
+	_, open := newEngine(t)
+	ds := data(200, 2, 1)
+	opts := options(t, open)
+	opts.Compare = true
+	if err := os.MkdirAll(filepath.Dir(opts.Head), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exportHead(t, opts.Head, ds, train.Config{}, 0.5) // untrained: the gate would let the new head in
+	before, _ := os.ReadFile(opts.Head)
+	r, err := workflow.Run(t.Context(), ds, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := r.Gate
+	if g == nil || g.Held == 0 || g.Installed == nil || !g.Install || g.Replaced {
+		t.Fatalf("gate %+v; want both heads scored, the decision to install, nothing installed", g)
+	}
+	after, _ := os.ReadFile(opts.Head)
+	if !bytes.Equal(after, before) {
+		t.Error("Compare changed the installed head")
+	}
+	if _, err := os.Stat(install.PrevPath(opts.Head)); err == nil {
+		t.Error("Compare left a .prev")
 	}
 }
