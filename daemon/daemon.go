@@ -34,6 +34,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
+	"github.com/deepfaked/deepfaked/daemon/teach"
 	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
@@ -52,6 +53,7 @@ type Daemon struct {
 	clf       *infer.Classifier
 	broker    *mqttc.Broker
 	collector *collect.Collector
+	teacher   *teach.Teacher // the page's "teach this camera", or nil
 	snaps     *snapshot.Store
 	reloader  *headReloader
 	headWatch *headWatcher // nil when model.watch_head is off or the watch failed
@@ -162,9 +164,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	po.Log = log
 	po.Run = runID()
 	log.Info("verdicts carry this run's id", "run", po.Run)
-	if d.collector != nil { // not a typed nil in the interface
-		po.Collector = d.collector
+	// The page's "teach this camera" takes faces as train.collect does,
+	// when the page can train (the config was read from a file).
+	if webOpts.Listen != "" && cfg.Path != "" {
+		d.teacher = teach.New(setup.TeachOptions(cfg, d.clf.Meta(), log))
 	}
+	po.Collector = collectorsOf(d.collector, d.teacher)
 	if cfg.Events.Enabled && cfg.Events.Snapshots.Enabled {
 		var published func(string, []byte)
 		if cfg.Events.Snapshots.Publish {

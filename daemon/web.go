@@ -25,6 +25,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/health"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/daemon/teach"
 	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -52,6 +53,10 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 		d.log.Warn("training from the page is off", "err", err)
 	} else {
 		parts.Trainer = t
+		if d.teacher != nil {
+			faces, every := setup.TeachFaces(d.cfg)
+			parts.Teacher = webTeacher{d.teacher, faces, every}
+		}
 	}
 	var err error
 	if d.web, err = web.New(o, parts); err != nil {
@@ -280,6 +285,49 @@ func (c webCrops) Counts() (real, fake int, err error) {
 
 func (c webCrops) Dir() string { return c.folders.Collect }
 
+// webTeacher is the page's "teach this camera" with train.teach's counts.
+type webTeacher struct {
+	t            *teach.Teacher
+	faces, every int
+}
+
+func (w webTeacher) Faces() int { return w.faces }
+
+func (w webTeacher) Collect(ctx context.Context, camera string, progress func(saved int)) (string, error) {
+	return w.t.Collect(ctx, camera, w.faces, w.every, progress)
+}
+
+// collectors offers each face to every collector there is: train.collect's
+// and the page's "teach this camera".
+type collectors []pipeline.Collector
+
+func (c collectors) Offer(f collect.Face) bool {
+	taken := false
+	for _, x := range c {
+		taken = x.Offer(f) || taken
+	}
+	return taken
+}
+
+// collectorsOf is the pipeline's collector: nil without any (not a typed
+// nil in the interface), the one alone, or both.
+func collectorsOf(c *collect.Collector, t *teach.Teacher) pipeline.Collector {
+	var all collectors
+	if c != nil {
+		all = append(all, c)
+	}
+	if t != nil {
+		all = append(all, t)
+	}
+	switch len(all) {
+	case 0:
+		return nil
+	case 1:
+		return all[0]
+	}
+	return all
+}
+
 // execTrainer trains by running this very binary's `train --install` on
 // train.dataset: the same features, cross-validation, gate and install as
 // the command (and the nightly timer), in a process of its own, so that the
@@ -288,6 +336,7 @@ func (c webCrops) Dir() string { return c.folders.Collect }
 // train/install's, as `deepfaked rollback` runs it.
 type execTrainer struct {
 	exe, config, data, head, out string
+	teach                        string // the taught cameras' sessions
 	log                          *slog.Logger
 }
 
@@ -300,7 +349,7 @@ func newExecTrainer(cfg *config.Config, log *slog.Logger) (*execTrainer, error) 
 		return nil, fmt.Errorf("this program's path: %w", err)
 	}
 	return &execTrainer{exe: exe, config: cfg.Path, data: cfg.Train.Dataset, head: cfg.Model.Head,
-		out: filepath.Join(cfg.StateDir, "train"), log: log}, nil
+		out: filepath.Join(cfg.StateDir, "train"), teach: setup.TeachDir(cfg), log: log}, nil
 }
 
 // progressLine is a line of `deepfaked train`'s progress off a terminal:
@@ -316,9 +365,19 @@ const trainStop = 10 * time.Second
 // exitGateRefused is `deepfaked train --install`'s exit status when the gate keeps the installed head.
 const exitGateRefused = 3
 
-func (t *execTrainer) Train(ctx context.Context, progress func(web.Progress)) (*web.Report, error) {
+func (t *execTrainer) Train(ctx context.Context, req web.TrainRequest, progress func(web.Progress)) (*web.Report, error) {
 	out := filepath.Join(t.out, time.Now().UTC().Format("20060102T150405Z"))
-	args := []string{t.exe, "train", "--config", t.config, "--data", t.data, "--install", "--out", out}
+	data := req.Data
+	if data == "" {
+		data = t.data
+	}
+	args := []string{t.exe, "train", "--config", t.config, "--data", data, "--out", out}
+	if req.Teach {
+		// The taught camera's faces are crops as the daemon saves them.
+		args = append(args, "--crop", workflow.CropNone, "--self-blend", "--compare")
+	} else {
+		args = append(args, "--install")
+	}
 	// At the lowest CPU priority, as the nightly unit trains (Nice=19), so
 	// that the cameras keep their frame rate; nice(1) sets it before the
 	// exec, for every thread the training starts.
@@ -336,7 +395,7 @@ func (t *execTrainer) Train(ctx context.Context, progress func(web.Progress)) (*
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	t.log.Info("web: training", "pid", cmd.Process.Pid, "data", t.data, "out", out)
+	t.log.Info("web: training", "pid", cmd.Process.Pid, "data", data, "out", out)
 	var tail []string // the last lines, for the error
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
@@ -373,14 +432,37 @@ func readReport(out string) (*web.Report, error) {
 	}
 	rep := &web.Report{Dir: out, Head: r.Final.Head, Real: r.Data.Real, Fake: r.Data.Fake,
 		Threshold: r.Final.Threshold, Seconds: r.Timings["total"], Finished: time.Now()}
-	if r.CV != nil {
-		rep.OutOfFold = r.CV.OutOfFold
-	}
+	rep.OutOfFold = r.Final.OutOfFold // the exported head's: the mix's when it is one
 	if g := r.Gate; g != nil {
 		rep.Held, rep.Candidate, rep.Installed = g.Held, g.Candidate, g.Installed
 		rep.GateInstall, rep.Replaced, rep.Reason = g.Install, g.Replaced, g.Reason
+		if gs := g.GateSet; gs != nil {
+			rep.GateSet = &web.GateSetReport{Samples: gs.Samples, Candidate: gs.Candidate, Installed: gs.Installed}
+		}
+	}
+	if m := r.Mix; m != nil && m.Skipped == "" {
+		rep.Mixed = &m.Alpha
 	}
 	return rep, nil
+}
+
+// Discard removes a training's folder and, for a taught camera, the
+// session's faces (the data folder's parent, under <state_dir>/teach).
+func (t *execTrainer) Discard(_ context.Context, r *web.Report) error {
+	dirs := map[string]string{r.Dir: t.out}
+	if r.Teach != "" && r.Data != "" {
+		dirs[filepath.Dir(r.Data)] = t.teach
+	}
+	for dir, root := range dirs {
+		// Only what the page's trainings made: never a folder elsewhere.
+		if rel, err := filepath.Rel(root, dir); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("discard: %s is not a training's folder under %s", dir, root)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("discard: %w", err)
+		}
+	}
+	return nil
 }
 
 func (t *execTrainer) Install(_ context.Context, head string) (string, error) {

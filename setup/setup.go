@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
+	"github.com/deepfaked/deepfaked/daemon/teach"
 	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/infer"
@@ -311,6 +313,23 @@ func CollectOptions(cfg *config.Config, meta spec.Metadata) collect.Options {
 	c := cfg.Train.Collect
 	return collect.Options{Dir: c.Dir, BandLow: c.BandLow, BandHigh: c.BandHigh, EveryN: c.EveryN,
 		MaxFiles: c.MaxFiles, MaxBytes: int64(c.MaxBytes), JPEGQuality: c.JPEGQuality, Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder}
+}
+
+// TeachDir holds the page's "teach this camera" sessions: <state_dir>/teach.
+func TeachDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "teach") }
+
+// TeachOptions are "teach this camera"'s: its folder, and crops saved as
+// train.collect saves them (JPEG quality, the model input's normalisation).
+func TeachOptions(cfg *config.Config, meta spec.Metadata, log *slog.Logger) teach.Options {
+	c := CollectOptions(cfg, meta)
+	return teach.Options{Dir: TeachDir(cfg), Collect: collect.Options{JPEGQuality: c.JPEGQuality, Mean: c.Mean, Std: c.Std, ColorOrder: c.ColorOrder},
+		Log: log}
+}
+
+// TeachFaces is how many faces "teach this camera" collects, every
+// TeachEveryN-th face of the camera (train.teach).
+func TeachFaces(cfg *config.Config) (faces, everyN int) {
+	return cfg.Train.Teach.Faces, cfg.Train.Teach.EveryN
 }
 
 // GateSet is the operator's trusted labelled folder (train.gate_set) that

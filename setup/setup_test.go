@@ -96,6 +96,11 @@ var gateSet = probe{"setup.GateSet (cmd/deepfaked train --install: TestTrainGate
 // gateSetCrop is the gate set's crop mode with the data read as "face".
 var gateSetCrop = probe{"setup.GateSetCrop (cmd/deepfaked train: BenchmarkTeachCamera)", func(_ *testing.T, c *config.Config) any { return setup.GateSetCrop(c, "face") }}
 
+var teachFaces = probe{"setup.TeachFaces (the page's teach this camera: TestWebE2E)", func(_ *testing.T, c *config.Config) any {
+	faces, every := setup.TeachFaces(c)
+	return [2]int{faces, every}
+}}
+
 var selfBlend = probe{"setup.SelfBlend (cmd/deepfaked train: TestTrainSelfBlend)", func(_ *testing.T, c *config.Config) any { return setup.SelfBlend(c) }}
 
 var statsInterval = probe{"setup.StatsInterval (daemon.Run's stats reporter)", func(_ *testing.T, c *config.Config) any { return setup.StatsInterval(c) }}
@@ -527,6 +532,9 @@ func rows(t *testing.T, dir string) []row {
 		{"train.mix", "auto", nil, false, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
 		{"train.mix", "auto", map[string]any{"train.self_blend": 2}, true, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
 		{"train.mix", "never", map[string]any{"train.self_blend": 2}, false, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
+		{"train.teach", map[string]any{"faces": 50}, nil, [2]int{50, 3}, teachFaces},
+		{"train.teach.faces", 20, nil, [2]int{20, 3}, teachFaces},
+		{"train.teach.every_n", 1, nil, [2]int{200, 1}, teachFaces},
 		{"train.mix", "always", nil, true, workflowOpt("Mix", func(o workflow.Options) any { return o.Mix })},
 		{"train.collect", map[string]any{"every_n": 5}, nil, 5, collectOpt("EveryN", func(o collect.Options) any { return o.EveryN })},
 		{"train.collect.dir", "crops", nil, "/etc/deepfaked/crops", collectOpt("Dir", func(o collect.Options) any { return o.Dir })},

@@ -25,7 +25,9 @@ import (
 // HTTPS with a password, it logs in (a wrong password first), watches the
 // status update, looks at the live view and the events, labels three crops
 // with the keyboard (with an undo on the way), starts a training, watches it
-// finish, reads the report and rolls back. Screenshots of every page go to
+// finish, reads the report and rolls back, then teaches the camera (faces
+// collected, a head trained on self-blends compared with the installed one)
+// and discards the result. Screenshots of every page go to
 // $DEEPFAKED_WEB_SHOTS (default build/web-e2e). make test-web runs it
 // (go test -tags e2e); it needs Debian's chromium.
 func TestWebE2E(t *testing.T) {
@@ -58,7 +60,7 @@ func TestWebE2E(t *testing.T) {
 		"model:", "  backbone: " + backbone, "  head: " + installed, "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: haar",
 		"events:", "  tracks: all",
-		"train:", "  dataset: " + data, "  folds: 2", "  epochs: 3", "  gate_margin: 1", "  collect:", "    every_n: 2",
+		"train:", "  dataset: " + data, "  folds: 2", "  epochs: 3", "  gate_margin: 1", "  collect:", "    every_n: 2", "  teach:", "    faces: 20", "    every_n: 1",
 		"web:", "  enabled: true", "  listen: " + addr, "  password_file: " + pw,
 		"  tls:", "    cert: " + pki.ServerCert, "    key: " + pki.ServerKey,
 		"cameras:", "  - name: cam", "    source: " + video, "    fps: 5", "    loop: true", ""}
@@ -231,6 +233,30 @@ func TestWebE2E(t *testing.T) {
 		t.Fatalf("after rollback model.head %s, want %s", got, original)
 	}
 	shot("train-rolled-back.png")
+
+	// Teach the camera: collect its faces with a count and a bar, train
+	// on them with self-blends, compare before and after, discard.
+	do("teach", chromedp.Navigate(base+"/train"), chromedp.WaitVisible("#teach-start"), chromedp.Click("#teach-start"))
+	waitJS("the collection", `document.querySelector("#phase").textContent.startsWith("collect") || !!document.querySelector("#teach-table")`, time.Minute)
+	if eval(`document.querySelector("#teach-table") ? "" : "running"`) == "running" {
+		shot("teach-progress.png")
+	}
+	waitJS("the taught camera's report", `!!document.querySelector("#teach-table")`, 5*time.Minute)
+	shot("teach-report.png")
+	if got := eval(`document.querySelector("#decision").textContent`); !strings.Contains(got, "Camera cam taught") {
+		t.Fatalf("taught decision %q", got)
+	}
+	if got := eval(`document.querySelector("#teach-table").textContent`); !strings.Contains(got, "real faces called fake") || !strings.Contains(got, "%") {
+		t.Fatalf("before and after table %q", got)
+	}
+	if fileID(t, installed) != original {
+		t.Fatal("teaching the camera installed a head")
+	}
+	do("discard", chromedp.Click("#discard"))
+	waitJS("the discard's note", `document.querySelector("#note").textContent.includes("discarded")`, 20*time.Second)
+	if sessions, _ := os.ReadDir(filepath.Join(state, "teach")); len(sessions) != 0 {
+		t.Errorf("the discarded session's faces are still in %s: %v", filepath.Join(state, "teach"), sessions)
+	}
 	do("status again", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#cameras"))
 	cancelTab()
 	r.stop(t)

@@ -40,6 +40,15 @@ type Train struct {
 	GateSetCrop string `yaml:"gate_set_crop"`
 	// Collect saves face crops from the cameras for labelling.
 	Collect Collect `yaml:"collect"`
+	// Teach is the page's "teach this camera".
+	Teach Teach `yaml:"teach"`
+}
+
+// Teach is how "teach this camera" collects a camera's real faces: Faces of
+// them, every EveryN-th face the camera shows, so that they span time.
+type Teach struct {
+	Faces  int `yaml:"faces"`
+	EveryN int `yaml:"every_n"`
 }
 
 // Class-weight modes, as the config file and the command line spell them.
@@ -85,7 +94,7 @@ func (t Train) Mixes() bool {
 func DefaultTrain() Train {
 	return Train{LR: 1e-3, BatchSize: 64, L1: 1e-4, WeightDecay: 1e-2, Epochs: 10, Dropout: 0.5,
 		Folds: 5, Patience: 3, Seed: 1, ClassWeights: ClassWeightsBalanced, Mix: MixAuto, GateSetCrop: GateSetCropSame, Holdout: 0.2,
-		Collect: Collect{MaxFiles: 2000, JPEGQuality: 95}}
+		Collect: Collect{MaxFiles: 2000, JPEGQuality: 95}, Teach: Teach{Faces: 200, EveryN: 3}}
 }
 
 func (t *Train) check(k checker) {
@@ -107,6 +116,8 @@ func (t *Train) check(k checker) {
 	k.inRange("train.self_blend", t.SelfBlend, 0, MaxSelfBlend)
 	k.oneOf("train.mix", t.Mix, MixModes())
 	k.oneOf("train.gate_set_crop", t.GateSetCrop, GateSetCrops())
+	k.inRange("train.teach.faces", t.Teach.Faces, MinTeachFaces, MaxTeachFaces)
+	k.inRange("train.teach.every_n", t.Teach.EveryN, 1, MaxEveryN)
 	if !(t.Holdout > 0 && t.Holdout <= 0.5) {
 		k.fail("train.holdout", "must be above 0 and at most 0.5, got %g", t.Holdout)
 	}

@@ -35,6 +35,8 @@ func TestTrainSection(t *testing.T) {
 		{name: "dropout 1", yaml: "train:\n  dropout: 1\n", wantErr: "train.dropout"},
 		{name: "one fold", yaml: "train:\n  folds: 1\n", wantErr: "train.folds"},
 		{name: "holdout too big", yaml: "train:\n  holdout: 0.9\n", wantErr: "train.holdout"},
+		{name: "too few faces to teach", yaml: "train:\n  teach:\n    faces: 19\n", wantErr: "train.teach.faces: must be 20..100000, got 19"},
+		{name: "teach every 0th face", yaml: "train:\n  teach:\n    every_n: 0\n", wantErr: "train.teach.every_n"},
 		{name: "unknown mix", yaml: "train:\n  mix: sometimes\n", wantErr: "train.mix"},
 		{name: "unknown gate set crop", yaml: "train:\n  gate_set_crop: faces\n", wantErr: "train.gate_set_crop"},
 		{name: "negative self-blend", yaml: "train:\n  self_blend: -1\n", wantErr: "train.self_blend: must be 0..100, got -1"},

@@ -58,11 +58,16 @@ const (
 	MaxEpochs     = 100000
 	MaxFolds      = 100
 	MaxSelfBlend  = 100
+	MaxTeachFaces = 100000
 	MaxEveryN     = 1 << 30
 	MaxFiles      = 10000000
 	MaxCollectB   = 1 << 40
 	MaxConfigSize = 1 << 20
 )
+
+// MinTeachFaces is the least train.teach.faces: teach.Groups, one face for
+// each of the groups a taught camera's faces are split into.
+const MinTeachFaces = 20
 
 // Bounds of mqtt.embedded.max_packet_size.
 const (

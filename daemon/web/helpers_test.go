@@ -106,8 +106,10 @@ type fakeTrainer struct {
 	release   chan struct{}
 	replaced  bool
 	mu        sync.Mutex
+	requests  []TrainRequest
 	installed []string
 	rollbacks int
+	discarded []string
 }
 
 func newFakeTrainer(t *testing.T, replaced bool) *fakeTrainer {
@@ -120,7 +122,10 @@ func newFakeTrainer(t *testing.T, replaced bool) *fakeTrainer {
 	return f
 }
 
-func (f *fakeTrainer) Train(ctx context.Context, progress func(Progress)) (*Report, error) {
+func (f *fakeTrainer) Train(ctx context.Context, req TrainRequest, progress func(Progress)) (*Report, error) {
+	f.mu.Lock()
+	f.requests = append(f.requests, req)
+	f.mu.Unlock()
 	progress(Progress{Phase: "train", Done: 3, Total: 10, Line: "fold 1/5 epoch 1/10"})
 	select {
 	case <-f.release:
@@ -130,9 +135,49 @@ func (f *fakeTrainer) Train(ctx context.Context, progress func(Progress)) (*Repo
 	m := train.Metrics{N: 20, Accuracy: 0.9, AUC: 0.95, Threshold: 0.5, Confusion: [2][2]int{{9, 1}, {1, 9}}}
 	inst := m
 	inst.AUC = 0.97
-	return &Report{Dir: f.dir, Head: filepath.Join(f.dir, "head.onnx"), Real: 10, Fake: 10, OutOfFold: m, Held: 4,
+	r := &Report{Dir: f.dir, Head: filepath.Join(f.dir, "head.onnx"), Real: 10, Fake: 10, OutOfFold: m, Held: 4,
 		Candidate: m, Installed: &inst, GateInstall: f.replaced, Replaced: f.replaced,
-		Reason: "candidate AUC 0.9500 < installed AUC 0.9700 - margin 0", Finished: time.Now()}, nil
+		Reason: "candidate AUC 0.9500 < installed AUC 0.9700 - margin 0", Finished: time.Now()}
+	if req.Teach {
+		// Before: 6 of 10 held-out real faces called fake; after: 1.
+		inst.Confusion, m.Confusion = [2][2]int{{4, 6}, {3, 7}}, [2][2]int{{9, 1}, {1, 9}}
+		inst.Recall, m.Recall = 0.7, 0.9
+		r.Candidate, r.GateInstall, r.Reason = m, true, "candidate AUC 0.9500 >= installed AUC 0.9700 - margin 0.05"
+		mixed := 0.4
+		r.Mixed = &mixed
+	}
+	return r, nil
+}
+
+func (f *fakeTrainer) Discard(_ context.Context, r *Report) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.discarded = append(f.discarded, r.Dir)
+	return nil
+}
+
+// fakeTeacher saves 10 faces, then waits for release.
+type fakeTeacher struct {
+	data    string
+	release chan struct{}
+	mu      sync.Mutex
+	cameras []string
+}
+
+func (f *fakeTeacher) Faces() int { return 40 }
+
+func (f *fakeTeacher) Collect(ctx context.Context, camera string, progress func(int)) (string, error) {
+	f.mu.Lock()
+	f.cameras = append(f.cameras, camera)
+	f.mu.Unlock()
+	progress(10)
+	select {
+	case <-f.release:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	progress(40)
+	return f.data, nil
 }
 
 func (f *fakeTrainer) Install(_ context.Context, head string) (string, error) {

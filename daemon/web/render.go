@@ -33,7 +33,8 @@ func sessionIDOf(r *http.Request) string {
 }
 
 var funcs = template.FuncMap{
-	"list": func(v ...any) []any { return v },
+	"list":        func(v ...any) []any { return v },
+	"falseAlarms": FalseAlarms,
 	"pct": func(v float64) string {
 		if math.IsNaN(v) {
 			return "n/a"

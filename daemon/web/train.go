@@ -2,7 +2,10 @@ package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,13 +16,35 @@ import (
 // page; the daemon's runs that very command and calls train/install.
 type Trainer interface {
 	// Train trains a head on the data folder, gates it against the
-	// installed one and installs it if the gate lets it, telling progress.
-	Train(ctx context.Context, progress func(Progress)) (*Report, error)
+	// installed one and installs it if the gate lets it (or, for
+	// TrainRequest.Teach, only compares them), telling progress.
+	Train(ctx context.Context, req TrainRequest, progress func(Progress)) (*Report, error)
 	// Install installs a head a training made (Report.Head) over the
 	// installed one, keeping that for a rollback, whatever the gate said.
 	Install(ctx context.Context, head string) (string, error)
 	// Rollback puts back the head the last install replaced.
 	Rollback(ctx context.Context) (string, error)
+	// Discard removes the files of a training whose head was not installed.
+	Discard(ctx context.Context, r *Report) error
+}
+
+// TrainRequest says what a training learns from.
+type TrainRequest struct {
+	// Data is the data folder; "" is train.dataset.
+	Data string
+	// Teach trains on real faces alone, with self-blended fakes, and
+	// compares the new head with the installed one without installing it
+	// (`deepfaked train --self-blend --compare`): the page's user chooses.
+	Teach bool
+}
+
+// Teacher collects a camera's real faces for "teach this camera".
+type Teacher interface {
+	// Faces is how many faces a session collects (train.teach.faces).
+	Faces() int
+	// Collect saves Faces() faces of camera, telling how many are saved so
+	// far, and returns the data folder made of them.
+	Collect(ctx context.Context, camera string, progress func(saved int)) (string, error)
 }
 
 // Progress is where a training is.
@@ -47,8 +72,34 @@ type Report struct {
 	GateInstall bool           `json:"gate_install"` // the gate's decision
 	Replaced    bool           `json:"replaced"`     // the new head is installed
 	Reason      string         `json:"reason"`
-	Seconds     float64        `json:"seconds"`
-	Finished    time.Time      `json:"finished"`
+	// GateSet is both heads on the trusted gate set (train.gate_set): the
+	// reference of real deepfakes a taught head must still catch.
+	GateSet *GateSetReport `json:"gate_set,omitempty"`
+	// Mixed is the new head's weight in its mix with the installed one;
+	// nil when it was not mixed.
+	Mixed *float64 `json:"mixed,omitempty"`
+	// Teach is the camera taught, for a "teach this camera" training; its
+	// data folder is Data.
+	Teach    string    `json:"teach,omitempty"`
+	Data     string    `json:"data,omitempty"`
+	Seconds  float64   `json:"seconds"`
+	Finished time.Time `json:"finished"`
+}
+
+// GateSetReport is both heads' metrics on the trusted gate set.
+type GateSetReport struct {
+	Samples   int            `json:"samples"`
+	Candidate train.Metrics  `json:"candidate"`
+	Installed *train.Metrics `json:"installed,omitempty"`
+}
+
+// FalseAlarms is the share of real faces a head called fake.
+func FalseAlarms(m train.Metrics) float64 {
+	real := m.Confusion[0][0] + m.Confusion[0][1]
+	if real == 0 {
+		return 0
+	}
+	return float64(m.Confusion[0][1]) / float64(real)
 }
 
 // Pictures a training writes into Report.Dir.
@@ -61,8 +112,9 @@ type training struct {
 	progress Progress
 	report   *Report
 	err      string
-	note     string        // what the last install or rollback did
-	changed  chan struct{} // closed at every change, then replaced
+	note     string             // what the last install or rollback did
+	changed  chan struct{}      // closed at every change, then replaced
+	cancel   context.CancelFunc // stops the running job
 	wg       sync.WaitGroup
 }
 
@@ -103,42 +155,142 @@ func (s *Server) startTraining(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusNotFound, "training from the page is off (the daemon has no config file to train with)")
 		return
 	}
+	s.startJob(w, r, "training", func(ctx context.Context, progress func(Progress)) (*Report, error) {
+		return s.parts.Trainer.Train(ctx, TrainRequest{}, progress)
+	})
+}
+
+// teach is "teach this camera": collect the camera's faces, then train on
+// them with self-blends and compare the new head with the installed one.
+func (s *Server) teach(w http.ResponseWriter, r *http.Request) {
+	if s.parts.Trainer == nil || s.parts.Teacher == nil {
+		jsonError(w, http.StatusNotFound, "teaching a camera from the page is off")
+		return
+	}
+	camera := r.PostFormValue("camera")
+	if !slices.Contains(s.cameras(), camera) {
+		jsonError(w, http.StatusBadRequest, "no camera by that name")
+		return
+	}
+	s.startJob(w, r, "teaching camera "+camera, func(ctx context.Context, progress func(Progress)) (*Report, error) {
+		total := s.parts.Teacher.Faces()
+		data, err := s.parts.Teacher.Collect(ctx, camera, func(saved int) {
+			progress(Progress{Phase: "collect", Done: saved, Total: total,
+				Line: fmt.Sprintf("%d of %d real faces of camera %s saved; keep them in view", saved, total, camera)})
+		})
+		if err != nil {
+			return nil, err
+		}
+		rep, err := s.parts.Trainer.Train(ctx, TrainRequest{Data: data, Teach: true}, progress)
+		if err != nil {
+			return nil, err
+		}
+		rep.Teach, rep.Data = camera, data
+		return rep, nil
+	})
+}
+
+// cameras are the names of the cameras the status lists.
+func (s *Server) cameras() []string {
+	st := s.parts.Status.Status(time.Now())
+	names := make([]string, len(st.Cameras))
+	for i, c := range st.Cameras {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// startJob runs job as the page's one training, unless one runs.
+func (s *Server) startJob(w http.ResponseWriter, r *http.Request, what string, job func(ctx context.Context, progress func(Progress)) (*Report, error)) {
+	ctx, cancel := context.WithCancel(s.ctx)
 	started := false
 	s.train.update(func() {
 		if s.train.busy {
 			return
 		}
-		s.train.busy, started = true, true
+		s.train.busy, started, s.train.cancel = true, true, cancel
 		s.train.progress, s.train.err, s.train.note = Progress{Phase: "starting"}, "", ""
 	})
 	if !started {
+		cancel()
 		jsonError(w, http.StatusConflict, "a training is already running; one at a time")
 		return
 	}
-	s.log.Info("web: training started", "client", r.RemoteAddr)
+	s.log.Info("web: "+what+" started", "client", r.RemoteAddr)
 	s.train.wg.Go(func() {
-		rep, err := s.parts.Trainer.Train(s.ctx, func(p Progress) {
+		defer cancel()
+		rep, err := job(ctx, func(p Progress) {
 			s.train.update(func() { s.train.progress = p })
 		})
 		s.train.update(func() {
-			s.train.busy = false
+			s.train.busy, s.train.cancel = false, nil
 			if err != nil {
 				s.train.err = err.Error()
+				if errors.Is(err, context.Canceled) && s.ctx.Err() == nil {
+					s.train.err = what + " cancelled"
+				}
 				return
 			}
 			s.train.report = rep
 		})
 		switch {
 		case err != nil:
-			s.log.Error("web: training failed", "err", err)
+			s.log.Error("web: "+what+" failed", "err", err)
 		case rep.Replaced:
-			s.log.Info("web: training installed a new head", "head", rep.Head, "reason", rep.Reason)
+			s.log.Info("web: "+what+" installed a new head", "head", rep.Head, "reason", rep.Reason)
 			s.reload("installed by the page's training")
 		default:
-			s.log.Info("web: training's head not installed", "head", rep.Head, "reason", rep.Reason)
+			s.log.Info("web: "+what+": head not installed", "head", rep.Head, "reason", rep.Reason)
 		}
 	})
 	writeJSON(w, http.StatusAccepted, map[string]bool{"started": true})
+}
+
+// cancelTraining stops the running training or collection.
+func (s *Server) cancelTraining(w http.ResponseWriter, r *http.Request) {
+	cancelled := false
+	s.train.update(func() {
+		if s.train.cancel != nil {
+			s.train.cancel()
+			cancelled = true
+		}
+	})
+	if !cancelled {
+		jsonError(w, http.StatusConflict, "nothing is running")
+		return
+	}
+	s.log.Info("web: training cancelled", "client", r.RemoteAddr)
+	writeJSON(w, http.StatusAccepted, map[string]bool{"cancelled": true})
+}
+
+// discard removes the last training's files when its head was not installed.
+func (s *Server) discard(w http.ResponseWriter, r *http.Request) {
+	if s.parts.Trainer == nil {
+		jsonError(w, http.StatusNotFound, "training from the page is off")
+		return
+	}
+	st, _ := s.train.state()
+	switch {
+	case st.Running:
+		jsonError(w, http.StatusConflict, "a training is running")
+		return
+	case st.Report == nil:
+		jsonError(w, http.StatusConflict, "no training to discard")
+		return
+	case st.Report.Replaced:
+		jsonError(w, http.StatusConflict, "that head is installed; roll back instead")
+		return
+	}
+	if err := s.parts.Trainer.Discard(r.Context(), st.Report); err != nil {
+		s.log.Error("web: discard", "dir", st.Report.Dir, "err", err)
+		jsonError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info("web: training discarded", "dir", st.Report.Dir, "client", r.RemoteAddr)
+	s.train.update(func() {
+		s.train.report, s.train.note = nil, "discarded the new head and its files"
+	})
+	writeJSON(w, http.StatusOK, map[string]string{"result": "discarded"})
 }
 
 func (s *Server) reload(reason string) {
@@ -152,7 +304,12 @@ func (s *Server) reload(reason string) {
 
 func (s *Server) trainPage(w http.ResponseWriter, r *http.Request) {
 	st, _ := s.train.state()
-	s.render(w, r, http.StatusOK, "train", map[string]any{"State": st, "Off": s.parts.Trainer == nil})
+	teach := s.parts.Trainer != nil && s.parts.Teacher != nil
+	data := map[string]any{"State": st, "Off": s.parts.Trainer == nil, "Teach": teach}
+	if teach {
+		data["Cameras"], data["Faces"] = s.cameras(), s.parts.Teacher.Faces()
+	}
+	s.render(w, r, http.StatusOK, "train", data)
 }
 
 func (s *Server) trainJSON(w http.ResponseWriter, _ *http.Request) {
@@ -191,8 +348,9 @@ func (s *Server) trainPicture(w http.ResponseWriter, r *http.Request) {
 	serveFile(w, r, st.Report.Dir, name, ".png")
 }
 
-// installAnyway installs the last training's head that the gate refused;
-// the form must say confirm=yes (the page asks first).
+// installAnyway installs the last training's head that the gate refused,
+// or that a taught camera's comparison left to the user; the form must say
+// confirm=yes (the page asks first).
 func (s *Server) installAnyway(w http.ResponseWriter, r *http.Request) {
 	if s.parts.Trainer == nil {
 		jsonError(w, http.StatusNotFound, "training from the page is off")
@@ -220,7 +378,11 @@ func (s *Server) installAnyway(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Warn("web: head installed although the gate refused it", "head", st.Report.Head, "client", r.RemoteAddr)
+	if st.Report.Teach != "" {
+		s.log.Info("web: head taught on a camera installed", "camera", st.Report.Teach, "head", st.Report.Head, "client", r.RemoteAddr)
+	} else {
+		s.log.Warn("web: head installed although the gate refused it", "head", st.Report.Head, "client", r.RemoteAddr)
+	}
 	s.train.update(func() {
 		if s.train.report != nil {
 			rep := *s.train.report

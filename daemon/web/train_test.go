@@ -191,3 +191,129 @@ func TestCloseCancelsTraining(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// TestTeach: "teach this camera" collects the camera's faces (the count
+// and the bar follow the teacher), trains on them with self-blends and
+// compares without installing, shows before and after, and installs or
+// discards as its user chooses; a cancel stops a collection.
+func TestTeach(t *testing.T) {
+	tr := newFakeTrainer(t, false)
+	close(tr.release)
+	te := &fakeTeacher{data: t.TempDir(), release: make(chan struct{})}
+	reloads := make(chan string, 4)
+	s := mustNew(t, Options{}, Parts{Trainer: tr, Teacher: te, Reload: func(reason string) (string, error) { reloads <- reason; return "ok", nil }})
+	c := newClient(t, s)
+	tok := c.csrf("/train")
+	post := func(path string, form url.Values) (*http.Response, string) {
+		form.Set("csrf", tok)
+		return c.postForm(path, form)
+	}
+	state := func(what string, ok func(TrainState) bool) TrainState {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, b := c.get("/api/train")
+			var st TrainState
+			if err := json.Unmarshal([]byte(b), &st); err != nil {
+				t.Fatal(err)
+			}
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no state with %s: %+v", what, st)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	_, page := c.get("/train")
+	for _, want := range []string{`id="teach-start"`, "<option>door</option>", "saves 40 faces"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("no %q on the page", want)
+		}
+	}
+	if resp, b := post("/api/train/teach", url.Values{"camera": {"garage"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "no camera") {
+		t.Fatalf("an unknown camera: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post("/api/train/cancel", url.Values{}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("cancel with nothing running: %d %s", resp.StatusCode, b)
+	}
+
+	// A cancelled collection ends with its error on the page.
+	if resp, b := post("/api/train/teach", url.Values{"camera": {"door"}}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("teach: %d %s", resp.StatusCode, b)
+	}
+	st := state("collecting", func(st TrainState) bool { return st.Running && st.Progress.Phase == "collect" })
+	if st.Progress.Done != 10 || st.Progress.Total != 40 || !strings.Contains(st.Progress.Line, "10 of 40 real faces of camera door") {
+		t.Fatalf("collect progress %+v", st.Progress)
+	}
+	if resp, b := post("/api/train", url.Values{}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("a training while collecting: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post("/api/train/cancel", url.Values{}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	}
+	if st := state("cancelled", func(st TrainState) bool { return !st.Running }); st.Error != "teaching camera door cancelled" || st.Report != nil {
+		t.Fatalf("after cancel %+v", st)
+	}
+
+	// A whole session: collect, train with self-blends, compare.
+	close(te.release)
+	if resp, b := post("/api/train/teach", url.Values{"camera": {"door"}}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("teach: %d %s", resp.StatusCode, b)
+	}
+	st = state("the report", func(st TrainState) bool { return !st.Running && st.Report != nil })
+	if r := st.Report; r.Teach != "door" || r.Data != te.data || r.Replaced {
+		t.Fatalf("report %+v", r)
+	}
+	tr.mu.Lock()
+	req := tr.requests[len(tr.requests)-1]
+	tr.mu.Unlock()
+	if req != (TrainRequest{Data: te.data, Teach: true}) {
+		t.Fatalf("trained with %+v", req)
+	}
+	_, page = c.get("/train")
+	for _, want := range []string{"Camera door taught", "The gate would let the new head in", `id="teach-table"`,
+		"60.0 %", "10.0 %", "70.0 %", "90.0 %", `id="no-reference"`, "40.0 % the head learned from this camera", `id="discard"`, "Install the new head"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("no %q in the taught report", want)
+		}
+	}
+	if strings.Contains(page, "Install this head anyway") {
+		t.Error("a taught head is offered as one the gate refused")
+	}
+	select {
+	case r := <-reloads:
+		t.Fatalf("reloaded (%s) though nothing was installed", r)
+	default:
+	}
+	if resp, b := post("/api/train/discard", url.Values{}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("discard: %d %s", resp.StatusCode, b)
+	}
+	if st := state("discarded", func(st TrainState) bool { return st.Report == nil }); !strings.Contains(st.Note, "discarded") {
+		t.Fatalf("after discard %+v", st)
+	}
+	if resp, _ := post("/api/train/discard", url.Values{}); resp.StatusCode != http.StatusConflict {
+		t.Fatal("discarded twice")
+	}
+
+	// Taught again, and installed.
+	if resp, b := post("/api/train/teach", url.Values{"camera": {"door"}}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("teach: %d %s", resp.StatusCode, b)
+	}
+	state("the report", func(st TrainState) bool { return !st.Running && st.Report != nil })
+	if resp, b := post("/api/train/install", url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("install: %d %s", resp.StatusCode, b)
+	}
+	if r := <-reloads; !strings.Contains(r, "installed") {
+		t.Errorf("reload reason %q", r)
+	}
+	if resp, _ := post("/api/train/discard", url.Values{}); resp.StatusCode != http.StatusConflict {
+		t.Fatal("an installed head was discarded")
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.discarded) != 1 || len(tr.installed) != 1 {
+		t.Errorf("discarded %v, installed %v", tr.discarded, tr.installed)
+	}
+}

@@ -43,6 +43,8 @@ type Parts struct {
 	SnapshotDir string
 	Crops       Crops
 	Trainer     Trainer
+	// Teacher, with Trainer, gives the Train page "teach this camera".
+	Teacher Teacher
 	// Live is the cameras' latest frames; nil: no live view.
 	Live Live
 	// Reload takes up the head after an install or a rollback (the
@@ -117,6 +119,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/train/stream", s.trainStream)
 	m.HandleFunc("GET /train/{picture}", s.trainPicture)
 	m.HandleFunc("POST /api/train/install", s.installAnyway)
+	m.HandleFunc("POST /api/train/teach", s.teach)
+	m.HandleFunc("POST /api/train/cancel", s.cancelTraining)
+	m.HandleFunc("POST /api/train/discard", s.discard)
 	m.HandleFunc("POST /api/rollback", s.rollback)
 }
 

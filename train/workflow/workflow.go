@@ -135,6 +135,9 @@ type Final struct {
 	Samples   int     `json:"samples"`
 	Threshold float64 `json:"threshold"`
 	Head      string  `json:"head"` // its path
+	// OutOfFold is the exported head's out-of-fold metrics at Threshold: the
+	// cross-validation's, or the mix's (Report.Mix).
+	OutOfFold train.Metrics `json:"out_of_fold"`
 }
 
 // Gate is the validation gate's outcome.
@@ -237,7 +240,7 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 		Threshold: threshold, TrainedAt: time.Now(), TrainSetSHA256: r.Data.SHA256, Metrics: oof}); err != nil {
 		return nil, err
 	}
-	r.Final = Final{Epochs: cv.Epochs, Samples: ds.Len(), Threshold: threshold, Head: headPath}
+	r.Final = Final{Epochs: cv.Epochs, Samples: ds.Len(), Threshold: threshold, Head: headPath, OutOfFold: oof}
 	if err := train.WriteConfusionPNG(filepath.Join(opts.Out, ConfusionFile), oof); err != nil {
 		return nil, err
 	}

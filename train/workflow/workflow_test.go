@@ -448,7 +448,7 @@ func TestMix(t *testing.T) {
 				t.Fatal("no mix in the report")
 			}
 			if tc.skipped != "" {
-				if !strings.Contains(m.Skipped, tc.skipped) || m.MixReport != nil || r.Final.Threshold != r.CV.Threshold {
+				if !strings.Contains(m.Skipped, tc.skipped) || m.MixReport != nil || r.Final.Threshold != r.CV.Threshold || r.Final.OutOfFold != r.CV.OutOfFold {
 					t.Errorf("mix %+v, threshold %g (cv %g); want skipped for %q with the new head's threshold", m, r.Final.Threshold, r.CV.Threshold, tc.skipped)
 				}
 				return
@@ -471,7 +471,7 @@ func TestMix(t *testing.T) {
 			if !(m.Alpha > 0 && chosen.AUC > installedAUC+0.1) {
 				t.Errorf("weight %g, out-of-fold AUC %g against the installed head's %g: the camera was not learned", m.Alpha, chosen.AUC, installedAUC)
 			}
-			if math.Abs(m.OutOfFold.AUC-chosen.AUC) > 1e-9 || r.Final.Threshold != m.OutOfFold.Threshold {
+			if math.Abs(m.OutOfFold.AUC-chosen.AUC) > 1e-9 || r.Final.Threshold != m.OutOfFold.Threshold || r.Final.OutOfFold != m.OutOfFold {
 				t.Errorf("exported out-of-fold %+v, chosen %+v", m.OutOfFold, chosen)
 			}
 			if tc.reference == nil {

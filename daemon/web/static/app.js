@@ -177,6 +177,7 @@ function trainPage() {
     $("progress").hidden = !s.running;
     start.disabled = s.running;
     $("rollback").disabled = s.running;
+    if ($("teach-start")) $("teach-start").disabled = s.running;
     const bar = $("bar");
     bar.max = Math.max(1, s.progress.total);
     bar.value = s.progress.done;
@@ -192,10 +193,25 @@ function trainPage() {
     if (!confirm("Put back the head the last install replaced?")) return;
     post("/api/rollback").then(() => location.reload()).catch(fail);
   });
+  const teach = $("teach-start");
+  if (teach) teach.addEventListener("click", () => {
+    teach.disabled = start.disabled = true;
+    const camera = $("teach-camera").value;
+    post("/api/train/teach", new URLSearchParams({ camera })).then(() => setText("note", "Collecting faces of camera " + camera + "."))
+      .catch((e) => { teach.disabled = start.disabled = false; fail(e); });
+  });
+  $("cancel").addEventListener("click", () => { post("/api/train/cancel").catch(fail); });
   const inst = $("install");
+  const taught = !!$("teach-table");
   if (inst) inst.addEventListener("click", () => {
-    if (!confirm("The gate refused this head: it did worse than the installed one on held-out images. Install it anyway?")) return;
+    const ask = taught ? "Install the head taught on this camera? The installed one is kept for a rollback."
+      : "The gate refused this head: it did worse than the installed one on held-out images. Install it anyway?";
+    if (!confirm(ask)) return;
     post("/api/train/install", new URLSearchParams({ confirm: "yes" })).then(() => location.reload()).catch(fail);
+  });
+  const discard = $("discard");
+  if (discard) discard.addEventListener("click", () => {
+    post("/api/train/discard").then(() => location.reload()).catch(fail);
   });
 }
 
