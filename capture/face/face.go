@@ -31,6 +31,11 @@ var Kinds = []string{Haar, YuNet, UltraFace, None}
 type Box struct {
 	Rect  image.Rectangle
 	Score float32
+	// Landmarks are the eyes, the nose tip and the mouth corners in frame
+	// pixels, in YuNet's order (the eye on the image's left first), when
+	// HasLandmarks: haar and ultraface give none.
+	Landmarks    [5][2]float32
+	HasLandmarks bool
 }
 
 // Detector finds faces. Detect appends to dst[:0] the faces in a BGR frame,

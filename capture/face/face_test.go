@@ -174,6 +174,15 @@ func TestSeveralFaces(t *testing.T) {
 				t.Errorf("boxes %v and %v overlap after NMS", a.Rect, b.Rect)
 			}
 		}
+		// The five points sit in the face as a face has them: inside its
+		// box, the eyes apart and above the nose, the nose above the mouth.
+		lm := a.Landmarks
+		in := func(p [2]float32) bool { return image.Pt(int(p[0]), int(p[1])).In(a.Rect) }
+		eyesY, mouthY := (lm[0][1]+lm[1][1])/2, (lm[3][1]+lm[4][1])/2
+		if !a.HasLandmarks || !in(lm[0]) || !in(lm[1]) || !in(lm[2]) || !in(lm[3]) || !in(lm[4]) ||
+			!(lm[0][0] < lm[1][0] && lm[3][0] < lm[4][0] && eyesY < lm[2][1] && lm[2][1] < mouthY) {
+			t.Errorf("face %v: landmarks %v (%v) are not a face's", a.Rect, lm, a.HasLandmarks)
+		}
 	}
 }
 
@@ -257,10 +266,10 @@ func TestFinish(t *testing.T) {
 		want    []Box
 	}{
 		{nil, 32, nil},
-		{[]Box{{r(0, 0, 50), 0.5}, {r(5, 5, 50), 0.9}}, 32, []Box{{r(5, 5, 50), 0.9}}},
-		{[]Box{{r(0, 0, 50), 0.5}, {r(100, 0, 50), 0.9}}, 32, []Box{{r(100, 0, 50), 0.9}, {r(0, 0, 50), 0.5}}},
-		{[]Box{{r(0, 0, 50), 0.9}, {r(100, 0, 10), 0.95}}, 32, []Box{{r(0, 0, 50), 0.9}}}, // below min size
-		{[]Box{{r(0, 0, 50), 0.9}, {r(100, 0, 10), 0.95}}, 0, []Box{{r(100, 0, 10), 0.95}, {r(0, 0, 50), 0.9}}},
+		{[]Box{{Rect: r(0, 0, 50), Score: 0.5}, {Rect: r(5, 5, 50), Score: 0.9}}, 32, []Box{{Rect: r(5, 5, 50), Score: 0.9}}},
+		{[]Box{{Rect: r(0, 0, 50), Score: 0.5}, {Rect: r(100, 0, 50), Score: 0.9}}, 32, []Box{{Rect: r(100, 0, 50), Score: 0.9}, {Rect: r(0, 0, 50), Score: 0.5}}},
+		{[]Box{{Rect: r(0, 0, 50), Score: 0.9}, {Rect: r(100, 0, 10), Score: 0.95}}, 32, []Box{{Rect: r(0, 0, 50), Score: 0.9}}}, // below min size
+		{[]Box{{Rect: r(0, 0, 50), Score: 0.9}, {Rect: r(100, 0, 10), Score: 0.95}}, 0, []Box{{Rect: r(100, 0, 10), Score: 0.95}, {Rect: r(0, 0, 50), Score: 0.9}}},
 	}
 	for i, tc := range tests {
 		if got := finish(tc.in, tc.minSize); fmt.Sprint(got) != fmt.Sprint(tc.want) {

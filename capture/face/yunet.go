@@ -17,7 +17,8 @@ const (
 var yunetStrides = [3]int{8, 16, 32}
 
 // yunet decodes OpenCV Zoo's YuNet: for each stride, per anchor cell
-// cls/obj scores and bbox (dx, dy, log w, log h) in stride units.
+// cls/obj scores, bbox (dx, dy, log w, log h) and kps (five points' dx, dy)
+// in stride units.
 type yunet struct {
 	*net
 	frame image.Point // frame size the tensors were made for
@@ -26,7 +27,7 @@ type yunet struct {
 }
 
 func newYuNet(opts Options) (Detector, error) {
-	names := []string{"cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16", "bbox_32"}
+	names := []string{"cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16", "bbox_32", "kps_8", "kps_16", "kps_32"}
 	n, err := openNet(opts, []string{"input"}, names)
 	if err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func (d *yunet) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
 	}
 	inv := 1 / d.scale
 	for si, s := range yunetStrides {
-		cls, obj, bbox := d.outputs[si].GetData(), d.outputs[3+si].GetData(), d.outputs[6+si].GetData()
+		cls, obj, bbox, kps := d.outputs[si].GetData(), d.outputs[3+si].GetData(), d.outputs[6+si].GetData(), d.outputs[9+si].GetData()
 		cols := d.in.X / s
 		fs := float32(s)
 		for i := range cls {
@@ -66,12 +67,23 @@ func (d *yunet) Detect(img gocv.Mat, dst []Box) ([]Box, error) {
 				continue
 			}
 			b := bbox[4*i : 4*i+4]
-			cx, cy := (float32(i%cols)+b[0])*fs, (float32(i/cols)+b[1])*fs
+			col, row := float32(i%cols), float32(i/cols)
+			cx, cy := (col+b[0])*fs, (row+b[1])*fs
 			bw, bh := float32(math.Exp(float64(b[2])))*fs, float32(math.Exp(float64(b[3])))*fs
 			r := clampBox((cx-bw/2)*inv, (cy-bh/2)*inv, (cx+bw/2)*inv, (cy+bh/2)*inv, w, h)
-			if !r.Empty() {
-				dst = append(dst, Box{Rect: r, Score: score})
+			if r.Empty() {
+				continue
 			}
+			box := Box{Rect: r, Score: score, HasLandmarks: true}
+			// Each point is an offset from the anchor cell, in stride units.
+			for n, k := range kps[10*i : 10*i+10] {
+				cell := col
+				if n%2 == 1 {
+					cell = row
+				}
+				box.Landmarks[n/2][n%2] = (cell + k) * fs * inv
+			}
+			dst = append(dst, box)
 		}
 	}
 	return finish(dst, d.minSize), nil
@@ -83,7 +95,7 @@ func (d *yunet) shape(f image.Point) error {
 	d.scale = min(1, float32(yunetSide)/float32(max(f.X, f.Y)))
 	d.in = image.Pt(ceil32(int(float32(f.X)*d.scale+0.5)), ceil32(int(float32(f.Y)*d.scale+0.5)))
 	var outs []ort.Shape
-	for _, k := range []int64{1, 1, 4} { // cls, obj, bbox
+	for _, k := range []int64{1, 1, 4, 10} { // cls, obj, bbox, kps
 		for _, s := range yunetStrides {
 			outs = append(outs, ort.NewShape(1, int64((d.in.X/s)*(d.in.Y/s)), k))
 		}

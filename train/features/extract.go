@@ -180,6 +180,7 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 		}
 		var img gocv.Mat
 		var crop image.Rectangle
+		var lm *selfblend.Landmarks // the face's, in the crop's pixels
 		decoded := false
 		failed := 0 // jobs left undone by an error
 		for ji, j := range jobs {
@@ -196,7 +197,7 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 				continue
 			}
 			if !decoded {
-				if img, crop, boxes, err = e.decode(data, s.Path, boxes, res); err != nil {
+				if img, crop, lm, boxes, err = e.decode(data, s.Path, boxes, res); err != nil {
 					failed = len(jobs) - ji
 					break
 				}
@@ -208,7 +209,7 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 					err = fmt.Errorf("preprocess: %w", err)
 				}
 			} else {
-				err = e.fillBlend(img, crop, e.SelfBlend.rng(d, j.blend), dst)
+				err = e.fillBlend(img, crop, lm, e.SelfBlend.rng(d, j.blend), dst)
 			}
 			if err != nil {
 				failed = len(jobs) - ji
@@ -250,45 +251,55 @@ func (e *Extractor) Extract(ctx context.Context, f *dataset.Folder, cache *Cache
 }
 
 // decode decodes one image and finds its crop: the largest face's with a
-// Detector, else the whole image. The caller closes the Mat.
-func (e *Extractor) decode(data []byte, path string, boxes []face.Box, res *Result) (gocv.Mat, image.Rectangle, []face.Box, error) {
+// Detector, else the whole image, and that face's landmarks in the crop's
+// pixels when the detector gives them. The caller closes the Mat.
+func (e *Extractor) decode(data []byte, path string, boxes []face.Box, res *Result) (gocv.Mat, image.Rectangle, *selfblend.Landmarks, []face.Box, error) {
 	img, err := gocv.IMDecode(data, gocv.IMReadColor)
 	if err != nil { // an empty file: no Mat was made
-		return img, image.Rectangle{}, boxes, fmt.Errorf("not an image: %w", err)
+		return img, image.Rectangle{}, nil, boxes, fmt.Errorf("not an image: %w", err)
 	}
 	if img.Empty() {
 		img.Close()
-		return img, image.Rectangle{}, boxes, fmt.Errorf("not an image OpenCV can decode")
+		return img, image.Rectangle{}, nil, boxes, fmt.Errorf("not an image OpenCV can decode")
 	}
 	frame := image.Pt(img.Cols(), img.Rows())
 	crop := image.Rectangle{Max: frame}
+	var lm *selfblend.Landmarks
 	if e.Detector != nil {
 		if boxes, err = e.Detector.Detect(img, boxes[:0]); err != nil {
 			img.Close()
-			return img, crop, boxes, fmt.Errorf("face detection: %w", err)
+			return img, crop, nil, boxes, fmt.Errorf("face detection: %w", err)
 		}
 		if len(boxes) == 0 {
 			res.NoFace = append(res.NoFace, path)
 		} else {
-			best := boxes[0].Rect
+			best := boxes[0]
 			for _, b := range boxes[1:] {
-				if b.Rect.Dx()*b.Rect.Dy() > best.Dx()*best.Dy() {
-					best = b.Rect
+				if b.Rect.Dx()*b.Rect.Dy() > best.Rect.Dx()*best.Rect.Dy() {
+					best = b
 				}
 			}
-			crop = e.Pre.Crop(best, frame)
+			crop = e.Pre.Crop(best.Rect, frame)
+			if best.HasLandmarks {
+				// fillBlend blends the crop's part inside the frame.
+				origin := crop.Intersect(image.Rectangle{Max: frame}).Min
+				lm = &selfblend.Landmarks{}
+				for i, p := range best.Landmarks {
+					lm[i] = [2]float32{p[0] - float32(origin.X), p[1] - float32(origin.Y)}
+				}
+			}
 		}
 	}
-	return img, crop, boxes, nil
+	return img, crop, lm, boxes, nil
 }
 
 // fillBlend fills dst with the model input of a self-blend of img's crop.
-func (e *Extractor) fillBlend(img gocv.Mat, crop image.Rectangle, rng *rand.Rand, dst []float32) error {
+func (e *Extractor) fillBlend(img gocv.Mat, crop image.Rectangle, lm *selfblend.Landmarks, rng *rand.Rand, dst []float32) error {
 	region := img.Region(crop.Intersect(image.Rectangle{Max: image.Pt(img.Cols(), img.Rows())}))
 	defer region.Close()
 	blended := gocv.NewMat()
 	defer blended.Close()
-	if err := selfblend.Blend(region, nil, rng, &blended); err != nil {
+	if err := selfblend.Blend(region, lm, rng, &blended); err != nil {
 		return err
 	}
 	if err := e.Pre.Fill(blended, image.Rect(0, 0, blended.Cols(), blended.Rows()), dst); err != nil {

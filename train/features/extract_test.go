@@ -324,3 +324,52 @@ func TestExtractSelfBlend(t *testing.T) {
 		t.Error("another seed gave the same blend")
 	}
 }
+
+// TestDecodeLandmarks: with YuNet the crop comes with the face's landmarks
+// in the crop's pixels (the self-blend's mask follows them); haar gives none.
+func TestDecodeLandmarks(t *testing.T) {
+	capturetest.CheckMats(t)
+	shared := testenv.Shared(t)
+	m := loadModels(t)
+	photo, err := os.ReadFile(filepath.Join(shared, "data", "hardfake", "train", "real", "real_1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		opts      face.Options
+		landmarks bool
+	}{
+		{"yunet", face.Options{Kind: face.YuNet, Model: testenv.SharedFile(t, "models/face/yunet.onnx"), MinSize: 32, Score: 0.6, Engine: m.eng}, true},
+		{"haar", face.Options{Kind: face.Haar, MinSize: 32}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			det, err := face.New(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer det.Close()
+			ex := &Extractor{Backbone: m.bb, InputSize: m.bb.Meta().InputSize, Pre: m.pre, Detector: det}
+			img, crop, lm, _, err := ex.decode(photo, "real_1.jpg", nil, &Result{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			if (lm != nil) != tc.landmarks {
+				t.Fatalf("landmarks %v, want some: %v", lm, tc.landmarks)
+			}
+			if lm == nil {
+				return
+			}
+			region := crop.Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+			for i, p := range lm {
+				if !image.Pt(int(p[0]), int(p[1])).In(image.Rect(0, 0, region.Dx(), region.Dy())) {
+					t.Errorf("landmark %d %v outside the %v crop", i, p, region.Size())
+				}
+			}
+			if eyes, mouth := (lm[0][1]+lm[1][1])/2, (lm[3][1]+lm[4][1])/2; !(eyes < lm[2][1] && lm[2][1] < mouth) {
+				t.Errorf("landmarks %v: eyes, nose and mouth out of order", lm)
+			}
+		})
+	}
+}

@@ -23,7 +23,7 @@ import (
 
 // Version names the blending recipe: caches of blends' features key on it,
 // so a change to what Blend draws or does must change it.
-const Version = "1"
+const Version = "2" // 2: the detector's landmarks reach the mask (--crop face with yunet)
 
 // Landmarks are a face's five points in crop pixels, in the face detector's
 // (YuNet's) order: the two eyes, the nose tip, the two mouth corners.
