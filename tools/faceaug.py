@@ -189,29 +189,30 @@ def random_geometry(img, rng, max_shift, max_scale, max_rotate, p_mirror):
 # ---------------------------------------------------------------- self-blending
 
 def face_mask(size, rng, landmarks=None):
-    """A float32 size x size mask in 0..1 over the inner face: the convex hull of the
-    landmarks grown to the brows and chin where they are given ((5,2) in pixels: eyes,
-    nose, mouth corners, YuNet's order), else an ellipse at the face's place in a
-    detector's crop; then deformed at low frequency and feathered by a random blur."""
+    """A float32 size x size mask in 0..1 over the inner face: an ellipse placed by the
+    landmarks where they are given ((5,2) in pixels: eyes, nose, mouth corners, YuNet's
+    order), else at the face's place in a detector's crop; then deformed at low frequency
+    and feathered by a random blur."""
     cv2 = _cv2()
     np = _np()
     m = np.zeros((size, size), np.float32)
+    # An ellipse over the inner face; the landmarks, when given, place, size and turn it
+    # (the Go twin's landmarkEllipse: the grown hull of the five points taught heads the
+    # ellipse-trained backbone told apart less well).
+    c = (size * (0.5 + rng.uniform(-0.04, 0.04)), size * (0.58 + rng.uniform(-0.04, 0.04)))
+    axes = (size * rng.uniform(0.30, 0.40), size * rng.uniform(0.34, 0.42))
+    angle = rng.uniform(-10, 10)
     if landmarks is not None:
         p = np.asarray(landmarks, np.float32).reshape(-1, 2)
-        eye_l, eye_r, mouth = p[0], p[1], (p[3] + p[4]) / 2
-        eyes = (eye_l + eye_r) / 2
-        d = float(np.linalg.norm(eye_r - eye_l)) or size * 0.3
-        up = eyes - (mouth - eyes) * rng.uniform(0.5, 0.8)
-        chin = mouth + (mouth - eyes) * rng.uniform(0.5, 0.8)
-        side = (eye_r - eye_l) / max(d, 1e-6) * d * rng.uniform(0.4, 0.6)
-        pts = np.concatenate([p, [up - side, up + side, eye_l - side, eye_r + side,
-                                  mouth - side, mouth + side, chin]]).astype(np.int32)
-        cv2.fillConvexPoly(m, cv2.convexHull(pts), 1.0)
-    else:
-        c = (size * (0.5 + rng.uniform(-0.04, 0.04)), size * (0.58 + rng.uniform(-0.04, 0.04)))
-        axes = (size * rng.uniform(0.30, 0.40), size * rng.uniform(0.34, 0.42))
-        cv2.ellipse(m, (int(round(c[0])), int(round(c[1]))), (int(round(axes[0])), int(round(axes[1]))),
-                    rng.uniform(-10, 10), 0, 360, 1.0, -1)
+        eyes, mouth = (p[0] + p[1]) / 2, (p[3] + p[4]) / 2
+        d = float(np.linalg.norm(p[1] - p[0]))
+        h = float(np.linalg.norm(mouth - eyes))
+        d, h = (d if d >= 1 else size * 0.3), (h if h >= 1 else size * 0.3)
+        c = tuple(eyes + (mouth - eyes) * rng.uniform(0.5, 0.65))
+        axes = (d * rng.uniform(1.05, 1.4), h * rng.uniform(1.25, 1.55))
+        angle = float(np.degrees(np.arctan2(p[1][1] - p[0][1], p[1][0] - p[0][0]))) + rng.uniform(-10, 10)
+    cv2.ellipse(m, (int(round(c[0])), int(round(c[1]))), (int(round(axes[0])), int(round(axes[1]))),
+                angle, 0, 360, 1.0, -1)
     # Low-frequency deformation: a 4x4 grid of offsets up to 4 % of the side, upsampled.
     g = np.array([[rng.uniform(-1, 1) for _ in range(16)] for _ in range(2)], np.float32).reshape(2, 4, 4)
     amp = size * 0.04

@@ -26,11 +26,22 @@ import (
 // (train.gate_set, gate_margin 0.02), with the new head's weight in each mix.
 //
 //	go test -run '^$' -bench TeachCamera -benchtime 1x ./cmd/deepfaked
+//
+// DEEPFAKED_TEACH_BACKBONE and DEEPFAKED_TEACH_HEAD name another model to
+// measure (a release candidate) instead of shipped/.
 func BenchmarkTeachCamera(b *testing.B) {
 	shared := testenv.Shared(b)
 	root := testenv.RepoRoot(b)
 	yunet := testenv.SharedFile(b, "models/face/yunet.onnx")
 	reference := referenceSet(b, filepath.Join(shared, "data", "dfdc-faces", "train"), 150)
+	// A candidate release is measured the same way by naming its files.
+	backbone, installedHead := filepath.Join(root, "shipped", "backbone.int8.onnx"), filepath.Join(root, "shipped", "head.onnx")
+	if v := os.Getenv("DEEPFAKED_TEACH_BACKBONE"); v != "" {
+		backbone = v
+	}
+	if v := os.Getenv("DEEPFAKED_TEACH_HEAD"); v != "" {
+		installedHead = v
+	}
 	for _, cam := range []struct {
 		name  string
 		chain capturetest.CameraChain
@@ -63,14 +74,14 @@ func BenchmarkTeachCamera(b *testing.B) {
 				// One config per head: the shipped one as installed, then the learned one.
 				config := func(name, head string, margin float64, extra string) string {
 					p := filepath.Join(dir, name+".yaml")
-					err := os.WriteFile(p, append(trainConfigYAML(b, filepath.Join(dir, "state"), filepath.Join(root, "shipped", "backbone.int8.onnx"),
+					err := os.WriteFile(p, append(trainConfigYAML(b, filepath.Join(dir, "state"), backbone,
 						head, "detector: yunet\n  model: "+yunet, margin), extra...), 0o644)
 					if err != nil {
 						b.Fatal(err)
 					}
 					return p
 				}
-				installed := config("installed", filepath.Join(root, "shipped", "head.onnx"), 0, "")
+				installed := config("installed", installedHead, 0, "")
 				score := func(cfg, data, crop string) evalJSON {
 					out, stderr, err := runCmd(b, newEvalCmd(), "--config", cfg, "--data", data, "--crop", crop, "--json")
 					if err != nil {
@@ -102,7 +113,7 @@ func BenchmarkTeachCamera(b *testing.B) {
 				} {
 					began := time.Now()
 					learned := filepath.Join(dir, "learned-"+m.name)
-					if _, stderr, err := runCmd(b, newTrainCmd(), "--config", config("teach-"+m.name, filepath.Join(root, "shipped", "head.onnx"), m.margin, m.extra),
+					if _, stderr, err := runCmd(b, newTrainCmd(), "--config", config("teach-"+m.name, installedHead, m.margin, m.extra),
 						"--data", teach, "--crop", "face", "--self-blend", "--out", learned); err != nil {
 						b.Fatalf("train --self-blend (%s): %v\n%s", m.name, err, stderr)
 					}

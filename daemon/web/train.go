@@ -263,30 +263,39 @@ func (s *Server) cancelTraining(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]bool{"cancelled": true})
 }
 
+// notInstalled is the last training's report when its head is not
+// installed and nothing runs; otherwise it answers the request (409) and is nil.
+func (s *Server) notInstalled(w http.ResponseWriter, action, installed string) *Report {
+	st, _ := s.train.state()
+	switch {
+	case st.Running:
+		jsonError(w, http.StatusConflict, "a training is running")
+	case st.Report == nil:
+		jsonError(w, http.StatusConflict, "no training to "+action)
+	case st.Report.Replaced:
+		jsonError(w, http.StatusConflict, installed)
+	default:
+		return st.Report
+	}
+	return nil
+}
+
 // discard removes the last training's files when its head was not installed.
 func (s *Server) discard(w http.ResponseWriter, r *http.Request) {
 	if s.parts.Trainer == nil {
 		jsonError(w, http.StatusNotFound, "training from the page is off")
 		return
 	}
-	st, _ := s.train.state()
-	switch {
-	case st.Running:
-		jsonError(w, http.StatusConflict, "a training is running")
-		return
-	case st.Report == nil:
-		jsonError(w, http.StatusConflict, "no training to discard")
-		return
-	case st.Report.Replaced:
-		jsonError(w, http.StatusConflict, "that head is installed; roll back instead")
+	rep := s.notInstalled(w, "discard", "that head is installed; roll back instead")
+	if rep == nil {
 		return
 	}
-	if err := s.parts.Trainer.Discard(r.Context(), st.Report); err != nil {
-		s.log.Error("web: discard", "dir", st.Report.Dir, "err", err)
+	if err := s.parts.Trainer.Discard(r.Context(), rep); err != nil {
+		s.log.Error("web: discard", "dir", rep.Dir, "err", err)
 		jsonError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Info("web: training discarded", "dir", st.Report.Dir, "client", r.RemoteAddr)
+	s.log.Info("web: training discarded", "dir", rep.Dir, "client", r.RemoteAddr)
 	s.train.update(func() {
 		s.train.report, s.train.note = nil, "discarded the new head and its files"
 	})
@@ -360,28 +369,20 @@ func (s *Server) installAnyway(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "installing a head the gate refused needs confirm=yes")
 		return
 	}
-	st, _ := s.train.state()
-	switch {
-	case st.Running:
-		jsonError(w, http.StatusConflict, "a training is running")
-		return
-	case st.Report == nil:
-		jsonError(w, http.StatusConflict, "no training to install the head of")
-		return
-	case st.Report.Replaced:
-		jsonError(w, http.StatusConflict, "that head is installed already")
+	rep := s.notInstalled(w, "install the head of", "that head is installed already")
+	if rep == nil {
 		return
 	}
-	msg, err := s.parts.Trainer.Install(r.Context(), st.Report.Head)
+	msg, err := s.parts.Trainer.Install(r.Context(), rep.Head)
 	if err != nil {
-		s.log.Error("web: install anyway", "head", st.Report.Head, "err", err)
+		s.log.Error("web: install anyway", "head", rep.Head, "err", err)
 		jsonError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if st.Report.Teach != "" {
-		s.log.Info("web: head taught on a camera installed", "camera", st.Report.Teach, "head", st.Report.Head, "client", r.RemoteAddr)
+	if rep.Teach != "" {
+		s.log.Info("web: head taught on a camera installed", "camera", rep.Teach, "head", rep.Head, "client", r.RemoteAddr)
 	} else {
-		s.log.Warn("web: head installed although the gate refused it", "head", st.Report.Head, "client", r.RemoteAddr)
+		s.log.Warn("web: head installed although the gate refused it", "head", rep.Head, "client", r.RemoteAddr)
 	}
 	s.train.update(func() {
 		if s.train.report != nil {
