@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -174,7 +175,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 		var published func(string, []byte)
 		if cfg.Events.Snapshots.Publish {
 			published = func(camera string, jpeg []byte) {
-				if err := d.pub.PublishRetained(cfg.MQTT.TopicPrefix+"/"+camera+"/snapshot", jpeg); err != nil {
+				if err := d.pub.PublishRetained(contract.Topics{Prefix: cfg.MQTT.TopicPrefix}.Snapshot(camera), jpeg); err != nil {
 					log.Warn("publish snapshot", "camera", camera, "err", err)
 				}
 			}
@@ -192,7 +193,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 			names[i] = c.Name
 		}
 		d.live = newLiveView(names)
-		tap = newPublishTap(d.pub, d.live, log)
+		tap = newPublishTap(d.pub, contract.Topics{Prefix: cfg.MQTT.TopicPrefix}, d.live, log)
 		pub = tap
 	}
 	if d.pipe, err = pipeline.New(po, d.clf, pub, pipelineCameras(d.cams, d.live)); err != nil {
@@ -221,13 +222,13 @@ func (d *Daemon) ObserveStages(o pipeline.Observer) { d.pipe.Observe(o) }
 // commands are the MQTT commands (mqtt.commands); label moves crops between folders.
 func (d *Daemon) commands(folders collect.Folders) map[string]command.Handler {
 	return map[string]command.Handler{
-		"reload": func(_ context.Context, payload []byte) (string, error) {
+		contract.CommandReload: func(_ context.Context, payload []byte) (string, error) {
 			if err := command.ParseEmpty(payload); err != nil {
 				return "", err
 			}
 			return d.reloader.Reload("mqtt command")
 		},
-		"label": func(ctx context.Context, payload []byte) (string, error) {
+		contract.CommandLabel: func(ctx context.Context, payload []byte) (string, error) {
 			lc, err := collect.ParseLabelCommand(payload)
 			if err != nil {
 				return "", err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"log/slog"
 	"net"
@@ -27,7 +28,6 @@ import (
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
@@ -81,7 +81,7 @@ func watch(t *testing.T, d *daemon.Daemon) *watcher {
 			w.mu.Lock()
 			w.msgs = append(w.msgs, topic+" "+string(payload))
 			w.mu.Unlock()
-			if topic == status && string(payload) == mqttc.StatusOffline {
+			if topic == status && string(payload) == contract.Offline {
 				offline.Do(func() { close(w.offline) })
 			}
 		})
@@ -220,7 +220,7 @@ func TestRunToEnd(t *testing.T) {
 		case "deepfaked/dt/status":
 			status = append(status, payload)
 		case "deepfaked/dt/cam1/verdict":
-			var v pipeline.Verdict
+			var v contract.Verdict
 			if err := json.Unmarshal([]byte(payload), &v); err != nil {
 				t.Fatalf("verdict %s: %v", payload, err)
 			}
@@ -235,7 +235,7 @@ func TestRunToEnd(t *testing.T) {
 	}
 	// A subscriber joining while mochi fans out the retained online gets it
 	// twice (retained and live): a repeat is not a new state.
-	if status = slices.Compact(status); !slices.Equal(status, []string{mqttc.StatusOnline, mqttc.StatusOffline}) {
+	if status = slices.Compact(status); !slices.Equal(status, []string{contract.Online, contract.Offline}) {
 		t.Errorf("status %v, want [online offline]", status)
 	}
 	for _, s := range []string{"READY=1", "STOPPING=1"} {
@@ -304,7 +304,7 @@ func TestCloseWithoutRun(t *testing.T) {
 			return ""
 		}
 	}
-	if s := status(); s != mqttc.StatusOnline {
+	if s := status(); s != contract.Online {
 		t.Fatalf("status %q before Close, want online", s)
 	}
 	for range 2 {
@@ -312,7 +312,7 @@ func TestCloseWithoutRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s := status(); s != mqttc.StatusOffline {
+	if s := status(); s != contract.Offline {
 		t.Fatalf("status %q after Close, want offline", s)
 	}
 }
@@ -465,7 +465,7 @@ func TestBrokerDownFileEnds(t *testing.T) {
 	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL()).SetClientID("verdict-store").
 		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).
 		SetDefaultPublishHandler(func(_ mqtt.Client, msg mqtt.Message) {
-			var v pipeline.Verdict
+			var v contract.Verdict
 			if json.Unmarshal(msg.Payload(), &v) == nil {
 				mu.Lock()
 				seqs[v.Run] = append(seqs[v.Run], v.Seq)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"strconv"
@@ -89,7 +90,7 @@ func (c *liveCam) verdictOf(payload []byte) {
 	}
 }
 
-// verdictFrame is a verdict's "frame" (pipeline.Verdict writes it before
+// verdictFrame is a verdict's "frame" (contract.Verdict writes it before
 // any face), or -1.
 func verdictFrame(payload []byte) int64 {
 	const key = `"frame":`
@@ -148,23 +149,16 @@ func drawFaces(frame gocv.Mat, verdict []byte) ([]byte, error) {
 	img := frame.Clone()
 	defer img.Close()
 	if len(verdict) > 0 {
-		var v struct {
-			Faces []struct {
-				Box   [4]int  `json:"box"`
-				PFake float64 `json:"p_fake"`
-				Label string  `json:"label"`
-				Track int64   `json:"track"`
-			} `json:"faces"`
-		}
+		var v contract.Verdict
 		if err := json.Unmarshal(verdict, &v); err != nil {
 			return nil, err
 		}
 		for _, f := range v.Faces {
 			c := noneColour
 			switch f.Label {
-			case "fake":
+			case contract.LabelFake:
 				c = fakeColour
-			case "real":
+			case contract.LabelReal:
 				c = realColour
 			}
 			r := image.Rect(f.Box[0], f.Box[1], f.Box[0]+f.Box[2], f.Box[1]+f.Box[3])

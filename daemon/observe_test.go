@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"net/http"
 	"os"
@@ -154,7 +155,7 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	w.waitFor(t, "20 verdicts, 2 stats and online", func(msgs []string) bool {
 		return count(msgs, "deepfaked/dt/cam1/verdict") >= 20 && count(msgs, "deepfaked/dt/stats") >= 2 &&
-			slices.Contains(msgs, "deepfaked/dt/cam1/availability "+health.Online)
+			slices.Contains(msgs, "deepfaked/dt/cam1/availability "+contract.Online)
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -238,7 +239,7 @@ func TestMetricsScrape(t *testing.T) {
 	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || body != "camera cam1: ended\n" {
 		t.Errorf("/readyz after the file ended: %d %q, want 503 \"camera cam1: ended\"", code, body)
 	}
-	if len(avail) < 2 || avail[len(avail)-2] != health.Online || avail[len(avail)-1] != health.Offline {
+	if len(avail) < 2 || avail[len(avail)-2] != contract.Online || avail[len(avail)-1] != contract.Offline {
 		t.Errorf("availability %v, want ... online offline", avail)
 	}
 	if len(stats) < 2 {
@@ -281,7 +282,7 @@ func TestReadyz(t *testing.T) {
 	}
 	waitReady(t, d.MetricsAddr(), "200", ready)
 	w.waitFor(t, "availability online", func(msgs []string) bool {
-		return slices.Contains(msgs, "deepfaked/dt/cam1/availability "+health.Online)
+		return slices.Contains(msgs, "deepfaked/dt/cam1/availability "+contract.Online)
 	})
 	cancel()
 	if err := <-done; err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -80,7 +81,7 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 }
 
 // pastEvents puts the events of earlier runs that left a snapshot
-// (<dir>/<camera>/<run>-<track>.jpg) into the page's log, oldest first:
+// (<dir>/<camera>/<contract.SnapshotName>) into the page's log, oldest first:
 // the log itself starts empty at each start.
 func pastEvents(log *web.EventLog, dir string, l *slog.Logger) {
 	type past struct {
@@ -105,17 +106,15 @@ func pastEvents(log *web.EventLog, dir string, l *slog.Logger) {
 			continue
 		}
 		for _, f := range files {
-			base, ok := strings.CutSuffix(f.Name(), ".jpg")
-			i := strings.LastIndexByte(base, '-')
-			if !ok || i < 1 || !f.Type().IsRegular() {
+			run, track, ok := contract.ParseSnapshotName(f.Name())
+			if !ok || !f.Type().IsRegular() {
 				continue
 			}
-			track, err := strconv.ParseInt(base[i+1:], 10, 64)
-			info, ierr := f.Info()
-			if err != nil || ierr != nil {
+			info, err := f.Info()
+			if err != nil {
 				continue
 			}
-			all = append(all, past{id: base[:i] + "-" + cam.Name() + "-" + base[i+1:], camera: cam.Name(),
+			all = append(all, past{id: contract.EventID(run, cam.Name(), track), camera: cam.Name(),
 				path: filepath.Join(dir, cam.Name(), f.Name()), track: track, at: info.ModTime()})
 		}
 	}
@@ -154,26 +153,24 @@ func (d *Daemon) closeWeb() error {
 // nothing is allocated once the buffer has grown.
 type publishTap struct {
 	pipeline.Publisher
-	events  *web.EventLog
-	live    *liveView
-	verdict string // topic suffix of verdicts
-	event   string // and of events
-	log     *slog.Logger
+	events *web.EventLog
+	live   *liveView
+	topics contract.Topics
+	log    *slog.Logger
 
 	mu   sync.Mutex
 	last map[string][]byte // camera -> its last verdict's JSON
 }
 
-func newPublishTap(pub pipeline.Publisher, live *liveView, log *slog.Logger) *publishTap {
-	return &publishTap{Publisher: pub, events: web.NewEventLog(web.DefaultEvents), live: live, verdict: "/verdict", event: "/events",
+func newPublishTap(pub pipeline.Publisher, topics contract.Topics, live *liveView, log *slog.Logger) *publishTap {
+	return &publishTap{Publisher: pub, events: web.NewEventLog(web.DefaultEvents), live: live, topics: topics,
 		log: log, last: map[string][]byte{}}
 }
 
 func (t *publishTap) Publish(topic string, payload []byte) error {
-	switch {
-	case strings.HasSuffix(topic, t.verdict):
-		camera := topic[:len(topic)-len(t.verdict)]
-		camera = camera[strings.LastIndexByte(camera, '/')+1:]
+	camera, kind, _ := t.topics.CameraOf(topic)
+	switch kind {
+	case contract.KindVerdict:
 		t.mu.Lock()
 		t.last[camera] = append(t.last[camera][:0], payload...)
 		t.mu.Unlock()
@@ -182,7 +179,7 @@ func (t *publishTap) Publish(topic string, payload []byte) error {
 				c.verdictOf(payload)
 			}
 		}
-	case strings.HasSuffix(topic, t.event):
+	case contract.KindEvents:
 		if err := t.events.Add(payload); err != nil {
 			t.log.Warn("web: event not kept", "topic", topic, "err", err)
 		}
@@ -190,16 +187,11 @@ func (t *publishTap) Publish(topic string, payload []byte) error {
 	return t.Publisher.Publish(topic, payload)
 }
 
-// lastVerdict reads a camera's last verdict (pipeline.Verdict's JSON).
+// lastVerdict reads a camera's last verdict (contract.Verdict's JSON).
 func (t *publishTap) lastVerdict(camera string) *web.LastVerdict {
 	t.mu.Lock()
 	b, ok := t.last[camera]
-	var v struct {
-		TS    time.Time         `json:"ts"`
-		Label string            `json:"label"`
-		PFake float64           `json:"p_fake"`
-		Faces []json.RawMessage `json:"faces"`
-	}
+	var v contract.Verdict
 	err := json.Unmarshal(b, &v)
 	t.mu.Unlock()
 	if !ok || err != nil {

@@ -9,6 +9,7 @@ package setup
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -139,7 +140,7 @@ const connectTimeout = 10 * time.Second
 func MQTTOptions(cfg *config.Config) (mqttc.Options, error) {
 	m := cfg.MQTT
 	o := mqttc.Options{Broker: m.Broker, ClientID: m.ClientID, Username: m.Username, QoS: byte(m.QoS),
-		StatusTopic: m.TopicPrefix + "/status", KeepAlive: time.Duration(m.KeepAlive), ConnectTimeout: connectTimeout}
+		StatusTopic: contract.Topics{Prefix: m.TopicPrefix}.Status(), KeepAlive: time.Duration(m.KeepAlive), ConnectTimeout: connectTimeout}
 	if m.PasswordFile != "" || m.PasswordEnv != "" {
 		pw, err := mqttc.ReadPassword(m.PasswordFile, m.PasswordEnv)
 		if err != nil {

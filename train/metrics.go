@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"math"
 	"slices"
 	"sort"
@@ -79,7 +80,7 @@ func Evaluate(labels []int, scores []float64, threshold float64) (Metrics, error
 			return Metrics{}, fmt.Errorf("evaluate: sample %d has label %d (want 0 or 1)", i, y)
 		}
 		pred := 0
-		if scores[i] >= threshold {
+		if contract.IsFake(scores[i], threshold) {
 			pred = 1
 		}
 		m.Confusion[y][pred]++

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -249,10 +250,10 @@ func benchPipeline(ctx context.Context, base *config.Config, source, detector st
 	// The watch hands messages over one at a time, and stop returns after the
 	// last: these need no lock.
 	w, err := watchDaemon(ctx, d.MQTTOptions(), cfg.MQTT.TopicPrefix+"/#", func(topic string, payload []byte) {
-		if !isVerdict(topic, cfg.MQTT.TopicPrefix) {
+		if _, kind, _ := (contract.Topics{Prefix: cfg.MQTT.TopicPrefix}).CameraOf(topic); kind != contract.KindVerdict {
 			return
 		}
-		var v pipeline.Verdict
+		var v contract.Verdict
 		if err := json.Unmarshal(payload, &v); err != nil {
 			bad = fmt.Errorf("verdict %s: %w", payload, err)
 			return
@@ -344,13 +345,6 @@ func benchSource(ctx context.Context, cfg *config.Config, source, detector strin
 		return 0, fmt.Errorf("%s has no frames", source)
 	}
 	return float64(frames) / time.Since(start).Seconds(), nil
-}
-
-// isVerdict says whether topic is <prefix>/<camera>/verdict.
-func isVerdict(topic, prefix string) bool {
-	rest, ok := strings.CutPrefix(topic, prefix+"/")
-	cam, ok2 := strings.CutSuffix(rest, "/verdict")
-	return ok && ok2 && cam != "" && !strings.Contains(cam, "/")
 }
 
 // cpuTime is the CPU time the process has used, user and system.

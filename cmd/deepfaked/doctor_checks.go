@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"net"
 	"os"
@@ -328,7 +329,7 @@ func checkBroker(ctx context.Context, cfg *config.Config) checkResult {
 			cancel()
 		}
 	}
-	err = mqttc.Subscribe(ctx, o, []string{m.TopicPrefix + "/status"}, func(string, []byte) {})
+	err = mqttc.Subscribe(ctx, o, []string{contract.Topics{Prefix: m.TopicPrefix}.Status()}, func(string, []byte) {})
 	select {
 	case <-subscribed:
 		return okResult("broker", "%s: MQTT session in %v", u.Redacted(), time.Since(start).Round(time.Millisecond))

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"image/draw"
@@ -120,7 +121,7 @@ type videoStats struct {
 	tracks map[int64][]track.Aggregate
 }
 
-func (s *videoStats) add(v *pipeline.Verdict, opts []track.Options) {
+func (s *videoStats) add(v *contract.Verdict, opts []track.Options) {
 	s.frames++
 	if len(v.Faces) == 0 {
 		return
@@ -181,19 +182,20 @@ func (s *videoStats) scores(minFrames int) []float64 {
 type verdictSink struct {
 	opts []track.Options // one per trackRules entry
 
-	mu    sync.Mutex
-	stats map[string]*videoStats // by camera name (the video's rel)
-	err   error                  // the first verdict it could not take
+	topics contract.Topics
+	mu     sync.Mutex
+	stats  map[string]*videoStats // by camera name (the video's rel)
+	err    error                  // the first verdict it could not take
 	// faces is told each verdict's face count, for the progress line.
 	faces func(n int)
 }
 
 func (s *verdictSink) Publish(topic string, payload []byte) error {
 	// Events are off in eval; anything else is not a verdict.
-	if !strings.HasSuffix(topic, "/verdict") {
+	if _, kind, _ := s.topics.CameraOf(topic); kind != contract.KindVerdict {
 		return nil
 	}
-	var v pipeline.Verdict
+	var v contract.Verdict
 	err := json.Unmarshal(payload, &v)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -303,7 +305,7 @@ func evalVideos(ctx context.Context, o videoEvalOptions, stdout, stderr io.Write
 	}
 	threshold := spec.DecisionThreshold(setup.Threshold(cfg), clf.Threshold())
 	base := setup.TrackOptions(cfg)
-	sink := &verdictSink{stats: map[string]*videoStats{}}
+	sink := &verdictSink{topics: contract.Topics{Prefix: cfg.MQTT.TopicPrefix}, stats: map[string]*videoStats{}}
 	for _, r := range trackRules() {
 		o := base
 		o.Rule = r
@@ -506,12 +508,10 @@ func writeVideoPredictions(path string, results []*videoResult, threshold float6
 				row = append(row, strconv.FormatFloat(s, 'g', 6, 64))
 			}
 		}
-		pred := pipeline.LabelNone
+		pred := contract.LabelNone
 		if r.hasFace() {
-			pred = pipeline.LabelReal
-			if r.scores[ruleAt] >= threshold {
-				pred = pipeline.LabelFake
-			}
+			pred = contract.LabelReal
+			pred = contract.Label(r.scores[ruleAt], threshold)
 		}
 		_ = w.Write(append(row, pred))
 	}

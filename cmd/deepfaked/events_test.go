@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -173,7 +173,7 @@ func TestEvents(t *testing.T) {
 	sub.waitFor(t, "the second pass", 3*time.Minute, func(ms []message) bool {
 		for _, m := range ms {
 			if m.topic == "deepfaked/ev/cam/verdict" {
-				var v pipeline.Verdict
+				var v contract.Verdict
 				if json.Unmarshal(m.payload, &v) == nil && v.Frame >= total+segFrames/2 {
 					return true
 				}
@@ -192,7 +192,7 @@ func TestEvents(t *testing.T) {
 	// Verdicts carry tracks: one per continuous appearance in the first real segment.
 	tracks := map[int64]int{}
 	for _, m := range ms {
-		var v pipeline.Verdict
+		var v contract.Verdict
 		if m.topic != "deepfaked/ev/cam/verdict" || json.Unmarshal(m.payload, &v) != nil || v.Frame >= segFrames {
 			continue
 		}
@@ -216,9 +216,9 @@ func TestEvents(t *testing.T) {
 	}
 
 	// Events of the first pass: one, for the fake segment.
-	var events []pipeline.Event
+	var events []contract.Event
 	for _, m := range ms {
-		var e pipeline.Event
+		var e contract.Event
 		if m.topic != "deepfaked/ev/cam/events" {
 			continue
 		}
@@ -346,7 +346,7 @@ func checkDiscovery(t *testing.T, ms []message) {
 	}
 }
 
-func eventsText(es []pipeline.Event) string {
+func eventsText(es []contract.Event) string {
 	var b strings.Builder
 	for _, e := range es {
 		fmt.Fprintf(&b, "%s %s track %d %s score %.2f frames %d..%d (%d)\n", e.ID, e.Type, e.After.Track, e.After.State,

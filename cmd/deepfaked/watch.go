@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -106,9 +107,9 @@ func watchDaemon(ctx context.Context, o mqttc.Options, filter string, handle fun
 				return
 			}
 			switch string(payload) {
-			case mqttc.StatusOnline:
+			case contract.Online:
 				online.Store(true)
-			case mqttc.StatusOffline:
+			case contract.Offline:
 				if online.Load() {
 					offline.Do(func() { close(w.offline) })
 				}
@@ -135,7 +136,7 @@ func (w *daemonWatch) stop() error {
 	select {
 	case <-w.offline:
 	case <-time.After(offlineTimeout):
-		err = fmt.Errorf("watch: no %q on %s within %v of the daemon stopping", mqttc.StatusOffline, w.status, offlineTimeout)
+		err = fmt.Errorf("watch: no %q on %s within %v of the daemon stopping", contract.Offline, w.status, offlineTimeout)
 	}
 	w.cancel()
 	return errors.Join(err, <-w.done)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"log/slog"
 	"math"
@@ -260,7 +261,7 @@ func (c *Collector) Offer(f Face) bool {
 // fill copies f's pixels, checked.
 func (s *slot) fill(f Face) error {
 	switch {
-	case !validCamera(f.Camera) || f.Frame < 0 || f.Index < 0:
+	case !contract.ValidName(f.Camera) || f.Frame < 0 || f.Index < 0:
 		return errors.New("camera must be [A-Za-z0-9_-]+, frame and face >= 0")
 	case f.Crop.Ptr() != nil && !f.Crop.Empty(): // a zero Mat has no C object to ask
 		if f.Crop.Type() != gocv.MatTypeCV8UC3 {
@@ -523,7 +524,7 @@ func (c *Collector) scan() error {
 	}
 	var all []found
 	for _, cam := range cams {
-		if !cam.IsDir() || !validCamera(cam.Name()) {
+		if !cam.IsDir() || !contract.ValidName(cam.Name()) {
 			continue
 		}
 		dir := filepath.Join(c.opts.Dir, cam.Name())

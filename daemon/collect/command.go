@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"strconv"
 )
@@ -57,7 +58,7 @@ func ParseLabelCommand(payload []byte) (LabelCommand, error) {
 			if !ok {
 				return c, fmt.Errorf("label command: camera must be a string, got %v", t)
 			}
-			if !validCamera(s) {
+			if !contract.ValidName(s) {
 				return c, fmt.Errorf("label command: camera %q may only hold letters, digits, _ and -", s)
 			}
 			c.Camera = s

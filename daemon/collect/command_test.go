@@ -2,6 +2,7 @@ package collect
 
 import (
 	"encoding/json"
+	"github.com/deepfaked/deepfaked/contract"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func FuzzParseLabelCommand(f *testing.F) {
 			}
 			return
 		}
-		if len(payload) > MaxLabelCommand || !validCamera(c.Camera) || c.Frame < 0 || checkLabel(c.Label) != nil {
+		if len(payload) > MaxLabelCommand || !contract.ValidName(c.Camera) || c.Frame < 0 || checkLabel(c.Label) != nil {
 			t.Fatalf("accepted %q as %+v", payload, c)
 		}
 		// What is accepted is plain JSON that means the same.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,19 +77,6 @@ func parseName(name string) (frame, tsNano int64, face int, ok bool) {
 
 func sidecar(jpeg string) string { return strings.TrimSuffix(jpeg, ".jpg") + ".json" }
 
-// validCamera accepts the camera names the config allows: [A-Za-z0-9_-]+.
-func validCamera(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // fileOptions are how crops, sidecars and labelled images are written:
 // readers see whole files; durable only where a file is moved out of the
 // collect folder (losing a collected crop in a power cut costs nothing, an
@@ -113,7 +101,7 @@ func List(collectDir string) ([]Crop, error) {
 	}
 	var out []Crop
 	for _, cam := range cams {
-		if !cam.IsDir() || !validCamera(cam.Name()) {
+		if !cam.IsDir() || !contract.ValidName(cam.Name()) {
 			continue
 		}
 		crops, err := cameraCrops(collectDir, cam.Name())

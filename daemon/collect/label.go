@@ -3,6 +3,7 @@ package collect
 import (
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func labelFrame(collectDir, datasetDir, camera string, frame int64, label string
 	if err := checkLabel(label); err != nil {
 		return nil, nil, err
 	}
-	if !validCamera(camera) {
+	if !contract.ValidName(camera) {
 		return nil, nil, fmt.Errorf("camera %q: may only hold letters, digits, _ and -", camera)
 	}
 	if frame < 0 {
@@ -110,7 +111,7 @@ func labelPath(collectDir, datasetDir, p, label string) (src, dst []string, err 
 	}
 	rel, err := filepath.Rel(root, abs)
 	camera, name, _ := strings.Cut(filepath.ToSlash(rel), "/")
-	if _, _, _, ok := parseName(name); err != nil || !ok || !validCamera(camera) || strings.Contains(name, "/") {
+	if _, _, _, ok := parseName(name); err != nil || !ok || !contract.ValidName(camera) || strings.Contains(name, "/") {
 		return nil, nil, fmt.Errorf("%s is not a collected crop (%s/<camera>/<frame>-<time>-<face>.jpg)", p, collectDir)
 	}
 	if _, err := os.Stat(abs); err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"slices"
 	"strings"
@@ -51,10 +52,10 @@ type request struct {
 	payload []byte
 }
 
-// New makes a dispatcher for topics under prefix + "/cmd/"; payloads over
-// maxPayload bytes are refused unread.
+// New makes a dispatcher for the command topics under prefix
+// (contract.Topics.Commands); payloads over maxPayload bytes are refused unread.
 func New(prefix string, maxPayload int, handlers map[string]Handler, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{prefix: prefix + "/cmd/", max: maxPayload, handlers: handlers, log: log, queue: make(chan request, queueLen)}
+	return &Dispatcher{prefix: contract.Topics{Prefix: prefix}.Commands(), max: maxPayload, handlers: handlers, log: log, queue: make(chan request, queueLen)}
 }
 
 // Filter is the MQTT subscription that reaches every command.
@@ -116,7 +117,7 @@ func (d *Dispatcher) answer(r Result) {
 		return
 	}
 	b, _ := json.Marshal(r)
-	if err := pub.Publish(d.prefix+r.Command+"/result", b); err != nil {
+	if err := pub.Publish(contract.Result(d.prefix+r.Command), b); err != nil {
 		d.log.Warn("mqtt command answer not sent", "command", r.Command, "err", err)
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"net"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,7 @@ const (
 // Upper bounds of the integer keys, names and the file itself.
 const (
 	MaxThreads    = 256
-	MaxNameLen    = 64
+	MaxNameLen    = contract.MaxNameLen
 	MaxClientID   = 128
 	MaxPrefixLen  = 256
 	MaxFPS        = 1000
@@ -173,16 +174,6 @@ func (k checker) suffix(key, path, ext string) {
 	}
 }
 
-// isName reports whether s is a safe MQTT topic level: [A-Za-z0-9_-]+.
-func isName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return s != ""
-}
-
 func isEnvName(s string) bool {
 	for i, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
@@ -194,7 +185,7 @@ func isEnvName(s string) bool {
 
 func (c *Config) check(p *problems, lines map[string]int) {
 	k := checker{p: p, lines: lines}
-	if k.required("device_id", c.DeviceID) && k.maxLen("device_id", c.DeviceID, MaxNameLen) && !isName(c.DeviceID) {
+	if k.required("device_id", c.DeviceID) && k.maxLen("device_id", c.DeviceID, MaxNameLen) && !contract.ValidName(c.DeviceID) {
 		k.fail("device_id", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.DeviceID)
 	}
 	k.oneOf("log_level", c.LogLevel, logLevels)
@@ -275,19 +266,15 @@ func (m *MQTT) check(k checker) {
 	if m.QoS < 0 || m.QoS > 2 {
 		k.fail("mqtt.qos", "must be 0, 1 or 2, got %d", m.QoS)
 	}
-	if m.TopicPrefix != "" {
-		switch t := m.TopicPrefix; {
-		case strings.ContainsAny(t, "+#\x00"):
-			k.fail("mqtt.topic_prefix", "%q must not contain the wildcards + or #", t)
-		case strings.HasSuffix(t, "/"):
-			k.fail("mqtt.topic_prefix", "%q must not end with /", t)
-		case strings.HasPrefix(t, "$"):
-			k.fail("mqtt.topic_prefix", "%q must not start with $ (reserved for the broker)", t)
+	if m.TopicPrefix != "" { // empty: the default from device_id
+		if err := contract.CheckPrefix(m.TopicPrefix); err != nil {
+			k.fail("mqtt.topic_prefix", "%q %v", m.TopicPrefix, err)
 		}
 	}
-	if ha := m.HomeAssistant.DiscoveryPrefix; k.maxLen("mqtt.homeassistant.discovery_prefix", ha, MaxPrefixLen) &&
-		(ha == "" || strings.ContainsAny(ha, "+#\x00") || strings.HasSuffix(ha, "/") || strings.HasPrefix(ha, "/")) {
-		k.fail("mqtt.homeassistant.discovery_prefix", "%q must be a topic without wildcards and without a leading or trailing /", ha)
+	if ha := m.HomeAssistant.DiscoveryPrefix; k.maxLen("mqtt.homeassistant.discovery_prefix", ha, MaxPrefixLen) {
+		if err := contract.CheckDiscoveryPrefix(ha); err != nil {
+			k.fail("mqtt.homeassistant.discovery_prefix", "%q %v", ha, err)
+		}
 	}
 	if (m.TLS.Cert == "") != (m.TLS.Key == "") {
 		if m.TLS.Cert == "" {
@@ -425,7 +412,7 @@ func (f *Faces) check(k checker) {
 
 func (c *Camera) check(k checker, key string, names map[string]int, i int) {
 	if k.required(key+".name", c.Name) && k.maxLen(key+".name", c.Name, MaxNameLen) {
-		if !isName(c.Name) {
+		if !contract.ValidName(c.Name) {
 			k.fail(key+".name", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.Name)
 		} else if j, dup := names[c.Name]; dup {
 			k.fail(key+".name", "%q is already used by cameras[%d]", c.Name, j)

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"strings"
 )
 
@@ -43,21 +44,9 @@ type Message struct {
 // ErrInvalid is wrapped by every error Configs returns for bad Options.
 var ErrInvalid = errors.New("invalid option")
 
-// The topic levels below <prefix>/<camera>, as the pipeline and the health
-// reporter publish them.
+// Payloads Home Assistant's entities map (the daemon's come from package
+// contract).
 const (
-	statusLevel       = "status"
-	availabilityLevel = "availability"
-	stateLevel        = "state"
-	scoreLevel        = "score"
-	statsLevel        = "stats"
-)
-
-// Payloads on the daemon's topics.
-const (
-	online     = "online"
-	offline    = "offline"
-	fakeState  = "fake"
 	binaryOn   = "ON"
 	binaryOff  = "OFF"
 	originName = "deepfaked"
@@ -163,7 +152,7 @@ func Removals(o Options) []Message {
 	}
 	var msgs []Message
 	for _, cam := range o.Cameras {
-		if !isName(cam) {
+		if !contract.ValidName(cam) {
 			continue
 		}
 		for _, e := range entities() {
@@ -178,7 +167,7 @@ func Removals(o Options) []Message {
 // lets `mosquitto_sub -t homeassistant/+/deepfaked_edge-01/#` show them);
 // Home Assistant itself ignores it.
 func discoveryTopic(o Options, e entity, camera string) string {
-	return o.DiscoveryPrefix + "/" + e.component + "/" + nodeID(o) + "/" + camera + "_" + e.key + "/config"
+	return contract.Discovery(o.DiscoveryPrefix, e.component, nodeID(o), camera+"_"+e.key)
 }
 
 // nodeID is deepfaked_<device>. DeviceID is checked to be [A-Za-z0-9_-]+,
@@ -220,10 +209,6 @@ func slug(s string) string {
 	return b.String()
 }
 
-func stateTopic(o Options, camera, level string) string {
-	return o.TopicPrefix + "/" + camera + "/" + level
-}
-
 // base fills what every entity of the camera shares.
 func base(o Options, component, camera, key, name string) config {
 	return config{
@@ -234,8 +219,8 @@ func base(o Options, component, camera, key, name string) config {
 		// daemon is gone (its last will) or when only this camera is down,
 		// instead of trusting whichever topic spoke last ("latest").
 		Availability: []availability{
-			{Topic: o.TopicPrefix + "/" + statusLevel, PayloadAvailable: online, PayloadNotAvailable: offline},
-			{Topic: stateTopic(o, camera, availabilityLevel), PayloadAvailable: online, PayloadNotAvailable: offline},
+			{Topic: o.topics().Status(), PayloadAvailable: contract.Online, PayloadNotAvailable: contract.Offline},
+			{Topic: o.topics().Availability(camera), PayloadAvailable: contract.Online, PayloadNotAvailable: contract.Offline},
 		},
 		AvailMode: "all",
 		// One device per camera, so a camera's entities group on one card
@@ -252,6 +237,9 @@ func base(o Options, component, camera, key, name string) config {
 	}
 }
 
+// topics are the daemon's topics under TopicPrefix.
+func (o Options) topics() contract.Topics { return contract.Topics{Prefix: o.TopicPrefix} }
+
 // deviceIdentifier is deepfaked_<device>_<camera>, the camera's device.
 func deviceIdentifier(o Options, camera string) string { return nodeID(o) + "_" + camera }
 
@@ -266,8 +254,8 @@ func deviceIdentifier(o Options, camera string) string { return nodeID(o) + "_" 
 // what availability already reports.
 func deepfakeConfig(o Options, camera string) config {
 	c := base(o, "binary_sensor", camera, "deepfake", "Deepfake")
-	c.StateTopic = stateTopic(o, camera, stateLevel)
-	c.ValueTemplate = "{{ '" + binaryOn + "' if value == '" + fakeState + "' else '" + binaryOff + "' }}"
+	c.StateTopic = o.topics().State(camera)
+	c.ValueTemplate = "{{ '" + binaryOn + "' if value == '" + contract.CameraFake + "' else '" + binaryOff + "' }}"
 	c.PayloadOn, c.PayloadOff = binaryOn, binaryOff
 	c.DeviceClass = "tamper"
 	return c
@@ -278,7 +266,7 @@ func deepfakeConfig(o Options, camera string) config {
 // the same thresholds as the config and the events; "%" would mean x100.
 func scoreConfig(o Options, camera string) config {
 	c := base(o, "sensor", camera, "score", "Fake score")
-	c.StateTopic = stateTopic(o, camera, scoreLevel)
+	c.StateTopic = o.topics().Score(camera)
 	c.StateClass = "measurement"
 	c.Precision = ptr(2)
 	c.Icon = "mdi:face-recognition"
@@ -292,7 +280,7 @@ func scoreConfig(o Options, camera string) config {
 // daemon's throughput rather than what the camera sees.
 func fpsConfig(o Options, camera string) config {
 	c := base(o, "sensor", camera, "fps", "Analysed frame rate")
-	c.StateTopic = o.TopicPrefix + "/" + statsLevel
+	c.StateTopic = o.topics().Stats()
 	c.ValueTemplate = fpsTemplate(camera)
 	c.StateClass = "measurement"
 	c.Unit = "fps"
@@ -343,7 +331,7 @@ func (o Options) check() error {
 	seen := make(map[string]bool, len(o.Cameras))
 	for i, cam := range o.Cameras {
 		field := fmt.Sprintf("Cameras[%d]", i)
-		if !isName(cam) {
+		if !contract.ValidName(cam) {
 			return invalid(field, "%q may only hold letters, digits, _ and -", cam)
 		}
 		if seen[cam] {
@@ -355,27 +343,15 @@ func (o Options) check() error {
 }
 
 func (o Options) checkDiscoveryPrefix() error {
-	p := o.DiscoveryPrefix
-	switch {
-	case p == "":
-		return invalid("DiscoveryPrefix", "empty")
-	case strings.ContainsAny(p, "+#\x00"):
-		return invalid("DiscoveryPrefix", "%q holds a wildcard", p)
-	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
-		return invalid("DiscoveryPrefix", "%q starts or ends with /", p)
+	if err := contract.CheckDiscoveryPrefix(o.DiscoveryPrefix); err != nil {
+		return invalid("DiscoveryPrefix", "%q %v", o.DiscoveryPrefix, err)
 	}
 	return nil
 }
 
 func (o Options) checkTopicPrefix() error {
-	p := o.TopicPrefix
-	switch {
-	case p == "":
-		return invalid("TopicPrefix", "empty")
-	case strings.ContainsAny(p, "+#\x00"):
-		return invalid("TopicPrefix", "%q holds a wildcard", p)
-	case strings.HasSuffix(p, "/"):
-		return invalid("TopicPrefix", "%q ends with /", p)
+	if err := contract.CheckPrefix(o.TopicPrefix); err != nil {
+		return invalid("TopicPrefix", "%q %v", o.TopicPrefix, err)
 	}
 	return nil
 }
@@ -384,7 +360,7 @@ func (o Options) checkDeviceID() error {
 	if o.DeviceID == "" {
 		return invalid("DeviceID", "empty")
 	}
-	if !isName(o.DeviceID) {
+	if !contract.ValidName(o.DeviceID) {
 		return invalid("DeviceID", "%q may only hold letters, digits, _ and -", o.DeviceID)
 	}
 	return nil
@@ -392,15 +368,4 @@ func (o Options) checkDeviceID() error {
 
 func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("hass: Options.%s: %w: %s", field, ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-// isName is config's rule for device_id and camera names, [A-Za-z0-9_-]+,
-// which is also the class Home Assistant allows in node_id and object_id.
-func isName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return s != ""
 }

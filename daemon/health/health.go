@@ -7,6 +7,7 @@ package health
 
 import (
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture"
@@ -98,13 +99,6 @@ type CameraSnapshot struct {
 // Online says whether the camera's availability is online.
 func (c CameraSnapshot) Online() bool { return c.State == Delivering }
 
-// ModelIDs are the models in use (a verdict's "model").
-type ModelIDs struct {
-	Backbone  string `json:"backbone"`
-	Head      string `json:"head"`
-	Precision string `json:"precision"`
-}
-
 // MQTTSnapshot is the broker connection.
 type MQTTSnapshot struct {
 	Connected  bool   `json:"connected"`
@@ -123,19 +117,22 @@ type OutboxSnapshot struct {
 
 // Snapshot is the daemon's state at one time: the stats topic's payload.
 type Snapshot struct {
-	Time    time.Time        `json:"ts"`
-	Uptime  float64          `json:"uptime_s"`
-	Model   ModelIDs         `json:"model"`
-	Cameras []CameraSnapshot `json:"cameras"`
-	MQTT    MQTTSnapshot     `json:"mqtt"`
-	Outbox  OutboxSnapshot   `json:"outbox"`
+	// Schema is contract.SchemaVersion: what a subscriber reads here and on
+	// the verdict and event topics.
+	Schema  int               `json:"schema"`
+	Time    time.Time         `json:"ts"`
+	Uptime  float64           `json:"uptime_s"`
+	Model   contract.ModelIDs `json:"model"`
+	Cameras []CameraSnapshot  `json:"cameras"`
+	MQTT    MQTTSnapshot      `json:"mqtt"`
+	Outbox  OutboxSnapshot    `json:"outbox"`
 }
 
 // Snapshot reads every source now. Before the pipeline runs, cameras have
 // no analysed counts and none has ended.
 func (m *Monitor) Snapshot(now time.Time) Snapshot {
-	s := Snapshot{Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
-		Model: ModelIDs{Backbone: m.src.Models.BackboneID(), Head: m.src.Models.HeadID(), Precision: m.src.Models.Precision()}}
+	s := Snapshot{Schema: contract.SchemaVersion, Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
+		Model: contract.ModelIDs{Backbone: m.src.Models.BackboneID(), Head: m.src.Models.HeadID(), Precision: m.src.Models.Precision()}}
 	counts := m.src.Pipeline.Analysed()
 	s.Cameras = make([]CameraSnapshot, len(m.src.Cameras))
 	for i, c := range m.src.Cameras {

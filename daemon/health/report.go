@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"math"
 	"time"
@@ -15,12 +16,6 @@ type Announcer interface {
 	PublishRetained(topic string, payload []byte) error
 	PublishRetainedNow(ctx context.Context, topic string, payload []byte) error
 }
-
-// Availability payloads on <prefix>/<camera>/availability.
-const (
-	Online  = "online"
-	Offline = "offline"
-)
 
 // availabilityPoll is how often cameras' states are compared with what was
 // last published: a change is on the broker within about this.
@@ -80,14 +75,14 @@ func (r *Reporter) Run(ctx context.Context) {
 // has changed since the last call (every camera on the first).
 func (r *Reporter) Availability(now time.Time) {
 	for i, c := range r.m.Snapshot(now).Cameras {
-		v := Offline
+		v := contract.Offline
 		if c.Online() {
-			v = Online
+			v = contract.Online
 		}
 		if r.avail[i] == v {
 			continue
 		}
-		topic := r.prefix + "/" + c.Name + "/availability"
+		topic := contract.Topics{Prefix: r.prefix}.Availability(c.Name)
 		if err := r.pub.PublishRetained(topic, []byte(v)); err != nil {
 			r.log.Error("publish camera availability", "camera", c.Name, "topic", topic, "err", err)
 			continue // tried again at the next poll
@@ -118,7 +113,7 @@ func (r *Reporter) Stats(ctx context.Context, now time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
 	defer cancel()
-	topic := r.prefix + "/stats"
+	topic := contract.Topics{Prefix: r.prefix}.Stats()
 	if err := r.pub.PublishRetainedNow(ctx, topic, payload); err != nil {
 		r.log.Debug("stats not published", "topic", topic, "err", err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/deepfaked/deepfaked/contract"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestEmbeddedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := subscribe(t, b.URL(), "emb/#")
-	expect(t, got, "emb/status", StatusOnline, 5*time.Second)
+	expect(t, got, "emb/status", contract.Online, 5*time.Second)
 	if err := p.Publish("emb/data", []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestEmbeddedBroker(t *testing.T) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, got, "emb/status", StatusOffline, 5*time.Second)
+	expect(t, got, "emb/status", contract.Offline, 5*time.Second)
 
 	// A second broker on the same port fails, naming the address.
 	if b2, err := StartBroker(BrokerOptions{Addr: b.Addr(), AllowAnonymous: true}); err == nil {

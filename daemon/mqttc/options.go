@@ -59,12 +59,6 @@ type Subscription struct {
 	Handle func(topic string, payload []byte)
 }
 
-// Payloads on StatusTopic.
-const (
-	StatusOnline  = "online"
-	StatusOffline = "offline"
-)
-
 const (
 	defaultConnectTimeout = 10 * time.Second
 	defaultMaxPending     = 1000

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -139,7 +140,7 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 			}
 			if opts.StatusTopic != "" {
 				// paho calls this in its own goroutine, so waiting here holds nothing up.
-				t := c.Publish(opts.StatusTopic, opts.QoS, true, StatusOnline)
+				t := c.Publish(opts.StatusTopic, opts.QoS, true, contract.Online)
 				if t.Wait(); t.Error() != nil {
 					log.Warn("mqtt status publish failed", "broker", opts.Broker, "topic", opts.StatusTopic, "err", t.Error())
 				}
@@ -147,7 +148,7 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 			p.upOnce.Do(func() { close(p.up) })
 		})
 	if opts.StatusTopic != "" {
-		co.SetWill(opts.StatusTopic, StatusOffline, opts.QoS, true)
+		co.SetWill(opts.StatusTopic, contract.Offline, opts.QoS, true)
 	}
 	p.client = mqtt.NewClient(co)
 	runCtx, stop := context.WithCancel(context.Background())
@@ -340,9 +341,9 @@ func (p *Publisher) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	if p.opts.StatusTopic != "" && p.client.IsConnectionOpen() {
-		t := p.client.Publish(p.opts.StatusTopic, p.opts.QoS, true, StatusOffline)
+		t := p.client.Publish(p.opts.StatusTopic, p.opts.QoS, true, contract.Offline)
 		if err := waitToken(ctx, t); err != nil {
-			errs = append(errs, fmt.Errorf("mqtt: broker %s: publish %q on %s: %w", p.opts.Broker, StatusOffline, p.opts.StatusTopic, err))
+			errs = append(errs, fmt.Errorf("mqtt: broker %s: publish %q on %s: %w", p.opts.Broker, contract.Offline, p.opts.StatusTopic, err))
 		}
 	}
 	p.client.Disconnect(disconnectQuiesceMS)

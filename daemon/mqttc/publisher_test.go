@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"strconv"
 	"strings"
 	"testing"
@@ -196,22 +197,22 @@ func TestStatusLifecycle(t *testing.T) {
 			expect(t, ann, announce, "cfg", 5*time.Second)
 			// Subscribing after Connect returned: "online" must be there, retained.
 			w := &statusWatch{ch: subscribe(t, url, status), topic: status}
-			w.next(t, StatusOnline, 5*time.Second)
+			w.next(t, contract.Online, 5*time.Second)
 
 			net.cut(true)
-			w.next(t, StatusOffline, 5*time.Second)
+			w.next(t, contract.Offline, 5*time.Second)
 			net.unblock()
-			w.next(t, StatusOnline, 15*time.Second)
+			w.next(t, contract.Online, 15*time.Second)
 			waitLogged(t, logs, "mqtt connection lost", "mqtt reconnected")
 			expect(t, ann, announce, "cfg", 5*time.Second) // again, after reconnecting
 
 			if err := p.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			w.next(t, StatusOffline, 5*time.Second)
+			w.next(t, contract.Offline, 5*time.Second)
 			// A later subscriber sees the retained offline, not an "online"
 			// that paho resent after it.
-			expect(t, subscribe(t, url, status), status, StatusOffline, 5*time.Second)
+			expect(t, subscribe(t, url, status), status, contract.Offline, 5*time.Second)
 		})
 	}
 }
@@ -351,7 +352,7 @@ func TestPublisherSubscriptions(t *testing.T) {
 	m.Start()
 	// Wait for the publisher to be back: its online status is retained.
 	status := subscribe(t, m.URL(), "cmd-test/status")
-	expect(t, status, "cmd-test/status", StatusOnline, 40*time.Second)
+	expect(t, status, "cmd-test/status", contract.Online, 40*time.Second)
 	s = sender()
 	defer s.Close(context.Background())
 	if err := s.Publish("cmd-test/cmd/label", []byte("x")); err != nil {

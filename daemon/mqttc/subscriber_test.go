@@ -3,6 +3,7 @@ package mqttc
 import (
 	"context"
 	"errors"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"net"
 	"strings"
@@ -69,7 +70,7 @@ func TestSubscribeWaitsForBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	expect(t, got, "late/status", StatusOnline, 10*time.Second)
+	expect(t, got, "late/status", contract.Online, 10*time.Second)
 	// Once OnSubscribed has run, a message that is not retained is not missed.
 	select {
 	case <-subscribed:

@@ -2,6 +2,7 @@ package mqttc
 
 import (
 	"context"
+	"github.com/deepfaked/deepfaked/contract"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestTLSRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nmosquitto: %s", err, m.Log())
 	}
-	expect(t, got, "tls/status", StatusOnline, 10*time.Second)
+	expect(t, got, "tls/status", contract.Online, 10*time.Second)
 	if err := pub.Publish("tls/data", []byte("secret verdict")); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"io"
 	"log/slog"
@@ -198,7 +199,7 @@ type job struct {
 	boxes  []image.Rectangle
 	input  []float32
 	pFake  []float32
-	result Verdict
+	result contract.Verdict
 }
 
 type camState struct {
@@ -240,14 +241,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		cs := &camState{Camera: p.cams[i], tracking: p.tracking[i], name: p.cams[i].Source.Name(), free: make(chan *job, jobsPerCamera),
 			faces: make([]face.Box, 0, p.opts.MaxFaces*2)}
 		states[i] = cs
-		cs.topic = p.opts.TopicPrefix + "/" + cs.name + "/verdict"
+		cs.topic = contract.Topics{Prefix: p.opts.TopicPrefix}.Verdict(cs.name)
 		for range jobsPerCamera {
 			cs.free <- &job{cam: cs,
 				boxes: make([]image.Rectangle, 0, p.opts.MaxFaces),
 				input: make([]float32, p.opts.MaxFaces*sample),
 				pFake: make([]float32, p.opts.MaxFaces),
-				result: Verdict{Device: p.opts.Device, Camera: cs.name, Run: p.opts.Run,
-					Faces: make([]FaceResult, 0, p.opts.MaxFaces)}}
+				result: contract.Verdict{Device: p.opts.Device, Camera: cs.name, Run: p.opts.Run,
+					Faces: make([]contract.FaceResult, 0, p.opts.MaxFaces)}}
 		}
 	}
 	p.states.Store(&states)
@@ -509,7 +510,7 @@ func (p *Pipeline) classify(batch []*job, faces int, in, pFake []float32) {
 func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	backbone := p.clf.BackboneID()
 	v := &j.result
-	v.Frame, v.TS, v.Faces, v.PFake, v.Label = j.frame, j.ts, v.Faces[:0], 0, LabelNone
+	v.Frame, v.TS, v.Faces, v.PFake, v.Label = j.frame, j.ts, v.Faces[:0], 0, contract.LabelNone
 	v.Seq = j.cam.analysed.Load() + 1 // only this goroutine adds to it
 	v.Model.Backbone, v.Model.Head, v.Model.Precision = backbone, p.clf.HeadID(), p.clf.Precision()
 	v.Threshold = p.threshold(p.clf.Threshold())
@@ -517,10 +518,10 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 		v.Model.Head, v.Threshold = head.ID, p.threshold(head.Threshold)
 		for i := range j.n {
 			pf := float64(j.pFake[i])
-			v.Faces = append(v.Faces, FaceResult{Box: boxOf(j.boxes[i]), PFake: pf, Label: label(pf, v.Threshold)})
+			v.Faces = append(v.Faces, contract.FaceResult{Box: contract.Box(j.boxes[i]), PFake: pf, Label: contract.Label(pf, v.Threshold)})
 			v.PFake = max(v.PFake, pf)
 		}
-		v.Label = label(v.PFake, v.Threshold)
+		v.Label = contract.Label(v.PFake, v.Threshold)
 	}
 	p.track(j, v)
 	// Before publishing, so that a label command for this frame finds its crops.

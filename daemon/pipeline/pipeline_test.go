@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"log/slog"
 	"math"
@@ -65,7 +66,7 @@ func newRecorder(t *testing.T) *recorder {
 
 // verdicts waits until want verdicts arrived on topic (all published ones
 // are acknowledged once the publisher is closed) and decodes them.
-func (r *recorder) verdicts(t *testing.T, topic string, want int) []pipeline.Verdict {
+func (r *recorder) verdicts(t *testing.T, topic string, want int) []contract.Verdict {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -73,9 +74,9 @@ func (r *recorder) verdicts(t *testing.T, topic string, want int) []pipeline.Ver
 		got := slices.Clone(r.payloads[topic])
 		r.mu.Unlock()
 		if len(got) >= want || time.Now().After(deadline) {
-			var out []pipeline.Verdict
+			var out []contract.Verdict
 			for _, p := range got {
-				var v pipeline.Verdict
+				var v contract.Verdict
 				if err := json.Unmarshal(p, &v); err != nil {
 					t.Fatalf("payload is not a verdict: %v: %s", err, p)
 				}
@@ -475,7 +476,7 @@ func TestVerdictsOff(t *testing.T) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		ev := rec.payloads["p/a/events"]
-		var e pipeline.Event
+		var e contract.Event
 		return len(ev) > 0 && json.Unmarshal(ev[len(ev)-1], &e) == nil && e.Type == "end"
 	})
 	rec.mu.Lock()
@@ -494,7 +495,7 @@ func TestVerdictsOff(t *testing.T) {
 	if len(ev) < 2 {
 		t.Fatalf("events %q; want new … end for the one track (events.tracks: all)", ev)
 	}
-	var first, last pipeline.Event
+	var first, last contract.Event
 	if json.Unmarshal(ev[0], &first) != nil || json.Unmarshal(ev[len(ev)-1], &last) != nil || first.Type != "new" || last.Type != "end" || last.After.Frames != 8 {
 		t.Errorf("events %q; want new … end with 8 frames", ev)
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"math"
 	"time"
@@ -26,31 +27,6 @@ type EventOptions struct {
 type Snapshotter interface {
 	Path(camera, run string, track int64) string
 	Save(camera, path string, input []float32) bool
-}
-
-// Event is the JSON published on <prefix>/<camera>/events (README: "Events").
-type Event struct {
-	Type   string     `json:"type"`
-	ID     string     `json:"id"` // <run>-<camera>-<track>: the same for an event's new, updates and end
-	Device string     `json:"device"`
-	Camera string     `json:"camera"`
-	TS     time.Time  `json:"ts"`
-	Before *TrackInfo `json:"before"`
-	After  TrackInfo  `json:"after"`
-}
-
-// TrackInfo is one track as an event shows it.
-type TrackInfo struct {
-	Track      int64     `json:"track"`
-	State      string    `json:"state"`
-	Score      float64   `json:"score"`
-	Frames     int       `json:"frames"`
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
-	FirstFrame int64     `json:"first_frame"`
-	LastFrame  int64     `json:"last_frame"`
-	Box        [4]int    `json:"box"`
-	Snapshot   string    `json:"snapshot,omitempty"`
 }
 
 // tracking is one camera's tracks, events and published state; used only by
@@ -87,11 +63,11 @@ func (p *Pipeline) newTracking(camera string) (*tracking, error) {
 		return nil, fmt.Errorf("camera %q: tracks: %w", camera, err)
 	}
 	n := p.opts.MaxFaces
+	topics := contract.Topics{Prefix: p.opts.TopicPrefix}
 	return &tracking{tracker: tr, events: track.NewEvents(p.opts.Events.Track), state: track.NewCameraState(p.opts.Events.Cooldown),
 		faces: make([]track.Face, 0, n), ids: make([]int64, n), changes: make([]track.Change, 0, 2*n),
 		evs: make([]track.Event, 0, 2*n), live: make([]track.Info, 0, 2*n), best: map[int64]*bestFace{},
-		topicEvents: p.opts.TopicPrefix + "/" + camera + "/events", topicState: p.opts.TopicPrefix + "/" + camera + "/state",
-		topicScore: p.opts.TopicPrefix + "/" + camera + "/score", lastScore: -1}, nil
+		topicEvents: topics.Events(camera), topicState: topics.State(camera), topicScore: topics.Score(camera), lastScore: -1}, nil
 }
 
 // scoreStep and scoreEvery bound the retained score topic: a change of at
@@ -103,7 +79,7 @@ const (
 
 // track assigns j's faces (scored in v) to tracks, sets each face's track id,
 // and publishes the events, state and score that follow.
-func (p *Pipeline) track(j *job, v *Verdict) {
+func (p *Pipeline) track(j *job, v *contract.Verdict) {
 	t := j.cam.tracking
 	t.faces = t.faces[:0]
 	for i := range j.n {
@@ -188,7 +164,7 @@ func (p *Pipeline) publishEvents(cs *camState, ts time.Time) {
 	now := time.Now()
 	for k := range t.evs {
 		e := &t.evs[k]
-		ev := Event{Type: string(e.Type), ID: fmt.Sprintf("%s-%s-%d", p.opts.Run, cs.name, e.After.ID),
+		ev := contract.Event{Type: string(e.Type), ID: contract.EventID(p.opts.Run, cs.name, e.After.ID),
 			Device: p.opts.Device, Camera: cs.name, TS: ts, After: trackInfo(e.After)}
 		b := t.best[e.After.ID]
 		if b != nil {
@@ -227,9 +203,9 @@ func (p *Pipeline) publishEvents(cs *camState, ts time.Time) {
 	}
 }
 
-func trackInfo(i track.Info) TrackInfo {
-	return TrackInfo{Track: i.ID, State: string(i.State), Score: i.Score, Frames: i.Frames,
-		FirstSeen: i.First, LastSeen: i.Last, FirstFrame: i.FirstFrame, LastFrame: i.LastFrame, Box: boxOf(i.Box)}
+func trackInfo(i track.Info) contract.TrackInfo {
+	return contract.TrackInfo{Track: i.ID, State: string(i.State), Score: i.Score, Frames: i.Frames,
+		FirstSeen: i.First, LastSeen: i.Last, FirstFrame: i.FirstFrame, LastFrame: i.LastFrame, Box: contract.Box(i.Box)}
 }
 
 // send publishes v as JSON on topic.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
@@ -15,10 +16,10 @@ import (
 // JSON, alone and handed to the daemon's publisher on a real (embedded)
 // broker, acknowledged at QoS 1. It backs the choice of encoding/json in infer.
 func BenchmarkVerdictPayload(b *testing.B) {
-	v := Verdict{Device: "edge-01", Camera: "cam1", Frame: 12345, TS: time.Now(), Label: LabelFake, PFake: 0.87654321, Threshold: 0.5,
-		Faces: []FaceResult{{Box: [4]int{100, 120, 80, 80}, PFake: 0.87654321, Label: LabelFake},
-			{Box: [4]int{300, 90, 60, 60}, PFake: 0.0123456, Label: LabelReal}},
-		Model: ModelIDs{"0123456789ab", "ba9876543210", "int8"}, LatencyMS: 23.456}
+	v := contract.Verdict{Device: "edge-01", Camera: "cam1", Frame: 12345, TS: time.Now(), Label: contract.LabelFake, PFake: 0.87654321, Threshold: 0.5,
+		Faces: []contract.FaceResult{{Box: [4]int{100, 120, 80, 80}, PFake: 0.87654321, Label: contract.LabelFake},
+			{Box: [4]int{300, 90, 60, 60}, PFake: 0.0123456, Label: contract.LabelReal}},
+		Model: contract.ModelIDs{Backbone: "0123456789ab", Head: "ba9876543210", Precision: "int8"}, LatencyMS: 23.456}
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -43,7 +44,7 @@ func BenchmarkVerdictPayload(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for pub.Publish("bench/cam1/verdict", payload) != nil { // full: let the broker catch up
+			for pub.Publish(contract.Topics{Prefix: "bench"}.Verdict("cam1"), payload) != nil { // full: let the broker catch up
 				runtime.Gosched()
 			}
 		}

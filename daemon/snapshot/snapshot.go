@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,7 +88,7 @@ func New(opts Options, log *slog.Logger) (*Store, error) {
 
 // Path is where the snapshot of a camera's track in a run is kept.
 func (s *Store) Path(camera, run string, track int64) string {
-	return filepath.Join(s.opts.Dir, camera, fmt.Sprintf("%s-%d.jpg", run, track))
+	return filepath.Join(s.opts.Dir, camera, contract.SnapshotName(run, track))
 }
 
 // Save queues input (one 3×S×S model input, copied) to be written as the JPEG

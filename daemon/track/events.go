@@ -1,6 +1,7 @@
 package track
 
 import (
+	"github.com/deepfaked/deepfaked/contract"
 	"math"
 	"time"
 )
@@ -11,9 +12,9 @@ type EventType string
 // Event types. They are not plain New, Update and End: New is the
 // Tracker's constructor.
 const (
-	EventNew    EventType = "new"
-	EventUpdate EventType = "update"
-	EventEnd    EventType = "end"
+	EventNew    EventType = contract.EventNew
+	EventUpdate EventType = contract.EventUpdate
+	EventEnd    EventType = contract.EventEnd
 )
 
 // Event is one message about a track. Before is the Info last published for
@@ -108,9 +109,9 @@ func (e *Events) find(id int64) int {
 
 // Camera states CameraState.Update returns.
 const (
-	cameraFake = string(Fake)
-	cameraReal = string(Real)
-	cameraNone = "none"
+	cameraFake = contract.CameraFake
+	cameraReal = contract.CameraReal
+	cameraNone = contract.CameraNone
 )
 
 // CameraState sums a camera's live tracks up in one word, holding "fake" for

@@ -15,6 +15,7 @@ package track
 import (
 	"cmp"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"math"
 	"slices"
@@ -28,9 +29,9 @@ type State string
 
 // States.
 const (
-	Uncertain State = "uncertain"
-	Real      State = "real"
-	Fake      State = "fake"
+	Uncertain State = contract.TrackUncertain
+	Real      State = contract.TrackReal
+	Fake      State = contract.TrackFake
 )
 
 // Rule aggregates a track's per-frame p_fake into its score.

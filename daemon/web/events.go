@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -16,7 +17,7 @@ const DefaultEvents = 500
 
 // EventLog keeps the latest events the daemon published, newest last: the
 // events page's list. It is fed with the payloads of
-// <prefix>/<camera>/events (pipeline.Event JSON) and forgets them at a
+// <prefix>/<camera>/events (contract.Event JSON) and forgets them at a
 // restart; the snapshots stay on disk. Safe for concurrent use.
 type EventLog struct {
 	mu    sync.Mutex
@@ -30,7 +31,8 @@ func NewEventLog(n int) *EventLog {
 	return &EventLog{max: max(n, 1), byID: map[string]*Event{}}
 }
 
-// Event is one track's event: its new, updates and end folded together.
+// Event is one track's event (contract.Event): its new, updates and end
+// folded together, as the events page lists it.
 type Event struct {
 	ID      string    `json:"id"`
 	Camera  string    `json:"camera"`
@@ -48,28 +50,13 @@ type Event struct {
 	Past bool `json:"past,omitempty"`
 }
 
-// wireEvent is the part of pipeline.Event the log reads.
-type wireEvent struct {
-	Type   string    `json:"type"`
-	ID     string    `json:"id"`
-	Camera string    `json:"camera"`
-	TS     time.Time `json:"ts"`
-	After  struct {
-		Track    int64   `json:"track"`
-		State    string  `json:"state"`
-		Score    float64 `json:"score"`
-		Frames   int     `json:"frames"`
-		Snapshot string  `json:"snapshot"`
-	} `json:"after"`
-}
-
 // Add folds one event message into the log.
 func (l *EventLog) Add(payload []byte) error {
-	var m wireEvent
+	var m contract.Event
 	if err := json.Unmarshal(payload, &m); err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
-	if m.ID == "" || !validName(m.Camera) {
+	if m.ID == "" || !contract.ValidName(m.Camera) {
 		return fmt.Errorf("event %q: no id or a bad camera %q", m.ID, m.Camera)
 	}
 	l.mu.Lock()
@@ -99,14 +86,14 @@ func (l *EventLog) Add(payload []byte) error {
 func (l *EventLog) AddPast(id, camera string, track int64, at time.Time, snapshot string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.byID[id]; ok || !validName(camera) {
+	if _, ok := l.byID[id]; ok || !contract.ValidName(camera) {
 		return
 	}
 	if len(l.order) >= l.max {
 		delete(l.byID, l.order[0])
 		l.order = slices.Delete(l.order, 0, 1)
 	}
-	l.byID[id] = &Event{ID: id, Camera: camera, Track: track, Last: "end", Started: at, Updated: at, Snapshot: snapshot, Past: true}
+	l.byID[id] = &Event{ID: id, Camera: camera, Track: track, Last: contract.EventEnd, Started: at, Updated: at, Snapshot: snapshot, Past: true}
 	l.order = append(l.order, id)
 }
 
@@ -158,7 +145,7 @@ const formTime = "2006-01-02T15:04"
 func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := EventFilter{Camera: q.Get("camera")}
-	if f.Camera != "" && !validName(f.Camera) {
+	if f.Camera != "" && !contract.ValidName(f.Camera) {
 		http.Error(w, fmt.Sprintf("camera %q: a camera name holds letters, digits, _ and -", f.Camera), http.StatusBadRequest)
 		return
 	}

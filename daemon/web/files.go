@@ -37,19 +37,6 @@ func cleanRel(rel string, exts ...string) (string, bool) {
 	return "", false
 }
 
-// validName is a camera name as the config allows it.
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // serveFile serves dir/rel when rel passes cleanRel. It opens it through
 // os.Root, which also refuses a symbolic link leading out of dir, and only
 // regular files; anything else is a 404 that says no more.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/deepfaked/deepfaked/contract"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ func (s *Server) livePage(w http.ResponseWriter, r *http.Request) {
 // liveFrame serves /live/<camera>.jpg.
 func (s *Server) liveFrame(w http.ResponseWriter, r *http.Request) {
 	camera, ok := strings.CutSuffix(r.PathValue("file"), ".jpg")
-	if s.parts.Live == nil || !ok || !validName(camera) {
+	if s.parts.Live == nil || !ok || !contract.ValidName(camera) {
 		http.NotFound(w, r)
 		return
 	}

@@ -12,6 +12,7 @@ package stability
 import (
 	"context"
 	"fmt"
+	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"math"
@@ -297,7 +298,7 @@ func compare(ref, other []float64, thr, confident float64) (changed float64, cha
 	d := make([]float64, len(ref))
 	for i, p := range ref {
 		q := other[i]
-		differ := (p >= thr) != (q >= thr)
+		differ := contract.IsFake(p, thr) != contract.IsFake(q, thr)
 		if differ {
 			n++
 		}

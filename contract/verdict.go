@@ -1,12 +1,12 @@
-package pipeline
+package contract
 
 import (
 	"image"
 	"time"
 )
 
-// Verdict is what is published for one analysed frame. The JSON field names
-// are the public MQTT schema (README: "Verdicts").
+// Verdict is what is published on <prefix>/<camera>/verdict for one analysed
+// frame (README: "Verdicts").
 //
 // Delivery is at least once, so a subscriber may see a verdict twice (after a
 // reconnect or a crash); Run and Seq let it drop repeats and see losses: Run
@@ -19,7 +19,7 @@ type Verdict struct {
 	Run       string       `json:"run"`
 	Seq       int64        `json:"seq"`
 	TS        time.Time    `json:"ts"`
-	Label     string       `json:"label"`
+	Label     string       `json:"label"` // LabelFake, LabelReal, or LabelNone without faces
 	PFake     float64      `json:"p_fake"`
 	Threshold float64      `json:"threshold"`
 	Faces     []FaceResult `json:"faces"`
@@ -44,18 +44,23 @@ type ModelIDs struct {
 	Precision string `json:"precision"`
 }
 
-// Labels.
+// Labels of faces and verdicts.
 const (
 	LabelReal = "real"
 	LabelFake = "fake"
-	LabelNone = "none"
+	LabelNone = "none" // a verdict without faces
 )
 
-func label(p, threshold float64) string {
-	if p >= threshold {
+// IsFake is the decision rule: a score at or above the threshold is fake.
+func IsFake(pFake, threshold float64) bool { return pFake >= threshold }
+
+// Label is the label IsFake gives.
+func Label(pFake, threshold float64) string {
+	if IsFake(pFake, threshold) {
 		return LabelFake
 	}
 	return LabelReal
 }
 
-func boxOf(r image.Rectangle) [4]int { return [4]int{r.Min.X, r.Min.Y, r.Dx(), r.Dy()} }
+// Box is a rectangle as payloads give it: [x, y, w, h].
+func Box(r image.Rectangle) [4]int { return [4]int{r.Min.X, r.Min.Y, r.Dx(), r.Dy()} }
