@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"io"
 	"log/slog"
 	"math"
@@ -205,29 +206,9 @@ func (c *Camera) gotFrame() {
 	c.progressed()
 }
 
-// Status says what a camera is doing, for a watchdog: a camera that is
-// neither retrying nor making progress is stuck in a call that does not
-// return (a read that hangs).
-type Status struct {
-	// Retrying: between failed attempts to open or read, in its back-off.
-	Retrying bool
-	// Queued: waiting for another camera's FFmpeg open to finish (OpenCV
-	// opens one at a time); that camera is the one to blame if it takes long.
-	Queued bool
-	// Progress is when it last read a frame, began an attempt or gave one up.
-	Progress time.Time
-	// Delivering: its last read gave a frame (false before the first, while
-	// retrying and after a file's end), for availability and readiness.
-	Delivering bool
-	// Frames is how many frames it has read; Dropped how many of a live
-	// source's were replaced by a newer one before Next took them (the
-	// consumer was slower than the source), for metrics.
-	Frames, Dropped int64
-}
-
 // Status is safe to call from any goroutine.
-func (c *Camera) Status() Status {
-	return Status{Retrying: c.retrying.Load(), Queued: c.queued.Load(), Progress: time.Unix(0, c.progress.Load()),
+func (c *Camera) Status() livestat.Status {
+	return livestat.Status{Retrying: c.retrying.Load(), Queued: c.queued.Load(), Progress: time.Unix(0, c.progress.Load()),
 		Delivering: c.delivering.Load(), Frames: c.frames.Load(), Dropped: c.dropped.Load()}
 }
 

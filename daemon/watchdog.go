@@ -3,17 +3,16 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 )
 
 // pipelineHealth is what the watchdog asks of the pipeline.
 type pipelineHealth interface {
 	Stuck(now time.Time, stall time.Duration) string
-	Analysed() []pipeline.CameraCount
+	Analysed() []livestat.CameraCount
 }
 
 // watchdog keeps systemd's watchdog (WatchdogSec=) fed while the daemon
@@ -57,7 +56,7 @@ func watchdog(ctx context.Context, h pipelineHealth, interval, stall time.Durati
 }
 
 // rates is each camera's frames/s between two counts, for STATUS=.
-func rates(before, after []pipeline.CameraCount, dt time.Duration) string {
+func rates(before, after []livestat.CameraCount, dt time.Duration) string {
 	var b strings.Builder
 	for i, c := range after {
 		if i > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -23,7 +24,6 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 )
@@ -140,7 +140,7 @@ type stageTimes struct {
 	runs float64 // model runs: each frame's share of the run its faces went through
 }
 
-func (s *stageTimes) Observe(st *pipeline.Stages) {
+func (s *stageTimes) Observe(st *livestat.Stages) {
 	if st.Faces > 0 {
 		s.runs += float64(st.Faces) / float64(st.Batch)
 	}

@@ -8,23 +8,22 @@ package health
 import (
 	"fmt"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"time"
 
-	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 )
 
 // Camera is a capture.Camera.
 type Camera interface {
 	Name() string
-	Status() capture.Status
+	Status() livestat.Status
 }
 
 // Pipeline is a pipeline.Pipeline.
 type Pipeline interface {
-	Analysed() []pipeline.CameraCount
+	Analysed() []livestat.CameraCount
 	Stuck(now time.Time, stall time.Duration) string
 }
 

@@ -6,13 +6,13 @@
 package metrics
 
 import (
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/deepfaked/deepfaked/daemon/health"
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 )
 
 // Snapshotter is a health.Monitor.
@@ -70,7 +70,7 @@ func New(s Snapshotter) *Metrics {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Observe takes one published frame's stage times (pipeline.Observer).
-func (m *Metrics) Observe(st *pipeline.Stages) {
+func (m *Metrics) Observe(st *livestat.Stages) {
 	m.stages[stageDecode].Observe(st.Read.Sub(st.Next).Seconds())
 	m.stages[stageDetect].Observe(st.Detected.Sub(st.Read).Seconds())
 	m.stages[stagePreprocess].Observe(st.Preprocessed.Sub(st.Detected).Seconds())

@@ -1,11 +1,11 @@
 package metrics
 
 import (
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"testing"
 	"time"
 
 	"github.com/deepfaked/deepfaked/daemon/health"
-	"github.com/deepfaked/deepfaked/daemon/pipeline"
 )
 
 type noSnapshot struct{}
@@ -17,7 +17,7 @@ func (noSnapshot) Snapshot(time.Time) health.Snapshot { return health.Snapshot{}
 func TestObserveAllocs(t *testing.T) {
 	m := New(noSnapshot{})
 	t0 := time.Now()
-	st := &pipeline.Stages{Camera: "cam1", Faces: 2, Batch: 3, FirstInRun: true, Next: t0,
+	st := &livestat.Stages{Camera: "cam1", Faces: 2, Batch: 3, FirstInRun: true, Next: t0,
 		Read: t0.Add(time.Millisecond), Detected: t0.Add(2 * time.Millisecond), Preprocessed: t0.Add(3 * time.Millisecond),
 		Dequeued: t0.Add(4 * time.Millisecond), Classified: t0.Add(9 * time.Millisecond), Published: t0.Add(10 * time.Millisecond),
 		Backbone: 4 * time.Millisecond, Head: time.Millisecond}

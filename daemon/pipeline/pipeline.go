@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"image"
 	"io"
 	"log/slog"
@@ -108,31 +109,11 @@ type Options struct {
 	Events EventOptions
 }
 
-// Stages are when one frame passed each step of the pipeline. The camera
-// goroutine asked its source for the frame at Next and had it at Read (for a
-// file, Read-Next is the decode; a live source's includes the wait for the next
-// frame), found the faces by Detected and filled the model input by
-// Preprocessed; the inference goroutine took it at Dequeued, had the verdicts
-// at Classified (Backbone and Head are the two model runs, which Batch faces
-// shared, this frame's and other frames'; zero without faces) and handed the
-// verdict to the publisher at Published. FirstInRun marks the first frame of
-// its model run, so that an observer counts each run's Batch once.
-type Stages struct {
-	Camera     string
-	Frame      int64
-	Faces      int
-	Batch      int
-	FirstInRun bool
-
-	Next, Read, Detected, Preprocessed, Dequeued, Classified, Published time.Time
-	Backbone, Head                                                      time.Duration
-}
-
 // Observer sees every published frame's Stages (`deepfaked bench` and the
 // daemon's metrics install one each). It is called on the inference goroutine right after the publish, so it
 // must return quickly, and st is only valid during the call.
 type Observer interface {
-	Observe(st *Stages)
+	Observe(st *livestat.Stages)
 }
 
 // Pipeline runs cameras through a classifier to a publisher.
@@ -191,7 +172,7 @@ func (p *Pipeline) Observe(o Observer) { p.obs = append(p.obs, o) }
 type job struct {
 	// end marks the last job of a camera, which ends its tracks.
 	end    bool
-	st     Stages
+	st     livestat.Stages
 	cam    *camState
 	frame  int64
 	ts     time.Time
@@ -556,7 +537,7 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 
 // statuser is a source that says whether it is retrying (capture.Camera).
 type statuser interface {
-	Status() capture.Status
+	Status() livestat.Status
 }
 
 // Stuck says what has hung, or "" when nothing has: a model run (with its
@@ -605,29 +586,16 @@ func (p *Pipeline) Stuck(now time.Time, stall time.Duration) string {
 	return ""
 }
 
-// CameraCount is one camera's frames published so far, the faces in them,
-// the frames skipped for an error (detection, preprocessing or inference),
-// when its last verdict was published (zero before the first), and whether
-// it has ended.
-type CameraCount struct {
-	Camera  string
-	Frames  int64
-	Faces   int64
-	Skipped int64
-	Last    time.Time
-	Ended   bool
-}
-
 // Analysed is every camera's frames published so far, in camera order; nil
 // before Run. Safe from any goroutine.
-func (p *Pipeline) Analysed() []CameraCount {
+func (p *Pipeline) Analysed() []livestat.CameraCount {
 	states := p.states.Load()
 	if states == nil {
 		return nil
 	}
-	out := make([]CameraCount, len(*states))
+	out := make([]livestat.CameraCount, len(*states))
 	for i, cs := range *states {
-		out[i] = CameraCount{Camera: cs.name, Frames: cs.analysed.Load(), Faces: cs.faceCount.Load(),
+		out[i] = livestat.CameraCount{Camera: cs.name, Frames: cs.analysed.Load(), Faces: cs.faceCount.Load(),
 			Skipped: cs.skipped.Load(), Ended: cs.ended.Load()}
 		if ns := cs.lastVerdict.Load(); ns != 0 {
 			out[i].Last = time.Unix(0, ns)

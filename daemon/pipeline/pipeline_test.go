@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"io"
 	"log/slog"
 	"math"
@@ -90,9 +91,9 @@ func (r *recorder) verdicts(t *testing.T, topic string, want int) []contract.Ver
 
 // stageLog keeps each camera's observed stages; the pipeline calls it on its
 // inference goroutine, which Run waits for.
-type stageLog struct{ byCam map[string][]pipeline.Stages }
+type stageLog struct{ byCam map[string][]livestat.Stages }
 
-func (l *stageLog) Observe(st *pipeline.Stages) { l.byCam[st.Camera] = append(l.byCam[st.Camera], *st) }
+func (l *stageLog) Observe(st *livestat.Stages) { l.byCam[st.Camera] = append(l.byCam[st.Camera], *st) }
 
 type fixture struct {
 	clf  *infer.Classifier
@@ -156,7 +157,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs := &stageLog{byCam: map[string][]pipeline.Stages{}}
+	obs := &stageLog{byCam: map[string][]livestat.Stages{}}
 	p.Observe(obs)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -225,7 +226,7 @@ func TestPipelineBatchesCameras(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		obs := &stageLog{byCam: map[string][]pipeline.Stages{}}
+		obs := &stageLog{byCam: map[string][]livestat.Stages{}}
 		p.Observe(obs)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestStuck(t *testing.T) {
 	if !strings.Contains(why, "camera frozen") || !strings.Contains(why, "not retrying") {
 		t.Fatalf("Stuck = %q; want the frozen camera named", why)
 	}
-	counts := map[string]pipeline.CameraCount{}
+	counts := map[string]livestat.CameraCount{}
 	for !counts["ended"].Ended && time.Now().Before(deadline) { // the file's camera ends on its own
 		time.Sleep(100 * time.Millisecond)
 		for _, c := range p.Analysed() {
