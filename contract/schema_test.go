@@ -31,10 +31,11 @@ func TestBuildsWithoutCgo(t *testing.T) {
 
 // enums are the words some fields take, from the constants above.
 var enums = map[string][]string{
-	"Verdict.Label":    {LabelFake, LabelReal, LabelNone},
-	"FaceResult.Label": {LabelFake, LabelReal},
-	"Event.Type":       {EventNew, EventUpdate, EventEnd},
-	"TrackInfo.State":  {TrackUncertain, TrackReal, TrackFake},
+	"Verdict.Label":     {LabelFake, LabelReal, LabelNone},
+	"FaceResult.Label":  {LabelFake, LabelReal},
+	"Event.Type":        {EventNew, EventUpdate, EventEnd},
+	"TrackInfo.State":   {TrackUncertain, TrackReal, TrackFake},
+	"CameraStats.State": {CameraDelivering, CameraConnecting, CameraReconnecting, CameraEnded},
 }
 
 // schemaOf is the JSON Schema (2020-12) of a payload type, from its fields
@@ -54,8 +55,10 @@ func schemaOf(t reflect.Type, path string) map[string]any {
 			s["enum"] = e
 		}
 		return s
-	case reflect.Int, reflect.Int64:
+	case reflect.Int, reflect.Int64, reflect.Uint64:
 		return map[string]any{"type": "integer"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
 	case reflect.Float64:
 		return map[string]any{"type": "number"}
 	case reflect.Slice:
@@ -77,8 +80,9 @@ func schemaOf(t reflect.Type, path string) map[string]any {
 	panic("schemaOf: no schema for " + t.String())
 }
 
-// TestSchemas: docs/verdict.schema.json and docs/event.schema.json are the
-// JSON Schemas of Verdict and Event as encoding/json writes them. Run with
+// TestSchemas: docs/verdict.schema.json, docs/event.schema.json and
+// docs/stats.schema.json are the JSON Schemas of Verdict, Event and Stats as
+// encoding/json writes them. Run with
 // DEEPFAKED_UPDATE_SCHEMAS=1 to write them after a change (and raise
 // SchemaVersion when a field goes or changes meaning).
 func TestSchemas(t *testing.T) {
@@ -89,6 +93,7 @@ func TestSchemas(t *testing.T) {
 	}{
 		{"verdict.schema.json", "deepfaked verdict", "<prefix>/<camera>/verdict", Verdict{}},
 		{"event.schema.json", "deepfaked event", "<prefix>/<camera>/events", Event{}},
+		{"stats.schema.json", "deepfaked stats", "<prefix>/stats (retained)", Stats{}},
 	} {
 		s := schemaOf(reflect.TypeOf(tc.v), "")
 		s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -121,6 +126,7 @@ func TestPayloadsMatchSchemas(t *testing.T) {
 	for _, v := range []any{
 		Verdict{Device: "d", Camera: "c", Label: LabelFake, Faces: []FaceResult{{Label: LabelFake}}, TS: now},
 		Event{Type: EventUpdate, ID: EventID("r", "c", 3), Before: &info, After: info, TS: now},
+		Stats{Schema: SchemaVersion, Time: now, Cameras: []CameraStats{{Name: "c", State: CameraDelivering, LastVerdict: &now}}},
 	} {
 		var got map[string]any
 		if err := json.Unmarshal([]byte(jsonOf(t, v)), &got); err != nil {

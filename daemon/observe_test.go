@@ -20,7 +20,6 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon"
-	"github.com/deepfaked/deepfaked/daemon/health"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -165,7 +164,7 @@ func TestMetricsScrape(t *testing.T) {
 	var (
 		verdicts int
 		avail    []string
-		stats    []health.Snapshot
+		stats    []contract.Stats
 		model    map[string]any
 	)
 	for _, m := range msgs {
@@ -181,7 +180,7 @@ func TestMetricsScrape(t *testing.T) {
 		case "deepfaked/dt/cam1/availability":
 			avail = append(avail, payload)
 		case "deepfaked/dt/stats":
-			var s health.Snapshot
+			var s contract.Stats
 			if err := json.Unmarshal([]byte(payload), &s); err != nil {
 				t.Fatalf("stats %s: %v", payload, err)
 			}
@@ -246,7 +245,7 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatalf("%d stats messages, want 2 or more", len(stats))
 	}
 	s := stats[len(stats)-1]
-	if len(s.Cameras) != 1 || s.Cameras[0].Name != "cam1" || s.Cameras[0].State != health.Delivering ||
+	if len(s.Cameras) != 1 || s.Cameras[0].Name != "cam1" || s.Cameras[0].State != contract.CameraDelivering ||
 		s.Cameras[0].FPS <= 0 || s.Cameras[0].LastVerdict == nil || s.Model.Head != model["head"] || s.Uptime <= 0 || !s.MQTT.Connected {
 		t.Errorf("stats %+v", s)
 	}

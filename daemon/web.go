@@ -212,7 +212,7 @@ type webStatus struct {
 func (s *webStatus) Status(now time.Time) web.Status {
 	h := s.mon.Snapshot(now)
 	st := web.Status{Time: now, Device: s.cfg.DeviceID, Uptime: h.Uptime,
-		Model:     web.ModelStatus{Backbone: h.Model.Backbone, Head: h.Model.Head, Precision: h.Model.Precision},
+		Model:     h.Model,
 		Threshold: spec.DecisionThreshold(setup.Threshold(s.cfg), s.clf.Threshold()),
 		MQTT:      web.MQTTStatus{Connected: h.MQTT.Connected, Reconnects: h.MQTT.Reconnects},
 		Outbox:    web.OutboxStatus{Messages: h.Outbox.Messages, Bytes: h.Outbox.Bytes, Failing: h.Outbox.Failing}}

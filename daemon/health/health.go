@@ -63,80 +63,16 @@ type Monitor struct{ src Sources }
 // New returns a Monitor of src.
 func New(src Sources) *Monitor { return &Monitor{src: src} }
 
-// Camera states.
-const (
-	// Delivering: its last read gave a frame. The only state whose
-	// availability is online.
-	Delivering = "delivering"
-	// Connecting: no frame yet since it was opened, or a new attempt after
-	// a failure is under way.
-	Connecting = "connecting"
-	// Reconnecting: waiting out the back-off after a failed open or read
-	// (unplugged, the stream gone).
-	Reconnecting = "reconnecting"
-	// Ended: a file at its end, or stopped.
-	Ended = "ended"
-)
-
-// CameraSnapshot is one camera's state and counters since the start.
-type CameraSnapshot struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Captured int64  `json:"frames_captured"`
-	Analysed int64  `json:"frames_analysed"`
-	// Stale: a live source's frames replaced by newer ones before analysis;
-	// Skipped: frames whose detection, preprocessing or inference failed.
-	Stale       int64      `json:"frames_dropped_stale"`
-	Skipped     int64      `json:"frames_dropped_error"`
-	Faces       int64      `json:"faces"`
-	LastVerdict *time.Time `json:"last_verdict,omitempty"`
-	// FPS is frames analysed per second since the previous stats message;
-	// set by the stats publisher, which knows the interval.
-	FPS float64 `json:"fps"`
-}
-
-// Online says whether the camera's availability is online.
-func (c CameraSnapshot) Online() bool { return c.State == Delivering }
-
-// MQTTSnapshot is the broker connection.
-type MQTTSnapshot struct {
-	Connected  bool   `json:"connected"`
-	Reconnects int64  `json:"reconnects"`
-	Replayed   uint64 `json:"replayed"`
-}
-
-// OutboxSnapshot is the outbox's depth and losses.
-type OutboxSnapshot struct {
-	Messages    int    `json:"messages"`
-	Bytes       int64  `json:"bytes"`
-	DroppedFull uint64 `json:"dropped_full"`
-	DroppedAge  uint64 `json:"dropped_age"`
-	Failing     bool   `json:"failing"`
-}
-
-// Snapshot is the daemon's state at one time: the stats topic's payload.
-type Snapshot struct {
-	// Schema is contract.SchemaVersion: what a subscriber reads here and on
-	// the verdict and event topics.
-	Schema  int               `json:"schema"`
-	Time    time.Time         `json:"ts"`
-	Uptime  float64           `json:"uptime_s"`
-	Model   contract.ModelIDs `json:"model"`
-	Cameras []CameraSnapshot  `json:"cameras"`
-	MQTT    MQTTSnapshot      `json:"mqtt"`
-	Outbox  OutboxSnapshot    `json:"outbox"`
-}
-
 // Snapshot reads every source now. Before the pipeline runs, cameras have
 // no analysed counts and none has ended.
-func (m *Monitor) Snapshot(now time.Time) Snapshot {
-	s := Snapshot{Schema: contract.SchemaVersion, Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
+func (m *Monitor) Snapshot(now time.Time) contract.Stats {
+	s := contract.Stats{Schema: contract.SchemaVersion, Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
 		Model: contract.ModelIDs{Backbone: m.src.Models.BackboneID(), Head: m.src.Models.HeadID(), Precision: m.src.Models.Precision()}}
 	counts := m.src.Pipeline.Analysed()
-	s.Cameras = make([]CameraSnapshot, len(m.src.Cameras))
+	s.Cameras = make([]contract.CameraStats, len(m.src.Cameras))
 	for i, c := range m.src.Cameras {
 		st := c.Status()
-		cs := CameraSnapshot{Name: c.Name(), Captured: st.Frames, Stale: st.Dropped}
+		cs := contract.CameraStats{Name: c.Name(), Captured: st.Frames, Stale: st.Dropped}
 		var ended bool
 		if i < len(counts) {
 			n := counts[i]
@@ -147,20 +83,20 @@ func (m *Monitor) Snapshot(now time.Time) Snapshot {
 		}
 		switch {
 		case ended:
-			cs.State = Ended
+			cs.State = contract.CameraEnded
 		case st.Retrying:
-			cs.State = Reconnecting
+			cs.State = contract.CameraReconnecting
 		case st.Delivering:
-			cs.State = Delivering
+			cs.State = contract.CameraDelivering
 		default:
-			cs.State = Connecting
+			cs.State = contract.CameraConnecting
 		}
 		s.Cameras[i] = cs
 	}
 	ps := m.src.Publisher.Stats()
-	s.MQTT = MQTTSnapshot{Connected: ps.Connected, Reconnects: ps.Reconnects, Replayed: ps.Replayed}
+	s.MQTT = contract.MQTTStats{Connected: ps.Connected, Reconnects: ps.Reconnects, Replayed: ps.Replayed}
 	os := m.src.Outbox.Stats()
-	s.Outbox = OutboxSnapshot{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge, Failing: os.Failing}
+	s.Outbox = contract.OutboxStats{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge, Failing: os.Failing}
 	return s
 }
 

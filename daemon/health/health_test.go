@@ -86,25 +86,25 @@ func TestSnapshot(t *testing.T) {
 		captured, analysed, stale, faces int64
 		last                             bool
 	}{
-		{"door", Delivering, 100, 90, 7, 30, true},
-		{"yard", Reconnecting, 5, 4, 0, 0, false},
-		{"hall", Connecting, 0, 0, 0, 0, false},
-		{"file", Ended, 40, 40, 0, 0, true},
+		{"door", contract.CameraDelivering, 100, 90, 7, 30, true},
+		{"yard", contract.CameraReconnecting, 5, 4, 0, 0, false},
+		{"hall", contract.CameraConnecting, 0, 0, 0, 0, false},
+		{"file", contract.CameraEnded, 40, 40, 0, 0, true},
 	}
 	for i, w := range want {
 		c := s.Cameras[i]
 		if c.Name != w.name || c.State != w.state || c.Captured != w.captured || c.Analysed != w.analysed || c.Stale != w.stale ||
-			c.Faces != w.faces || (c.LastVerdict != nil) != w.last || c.Online() != (w.state == Delivering) {
+			c.Faces != w.faces || (c.LastVerdict != nil) != w.last || c.Online() != (w.state == contract.CameraDelivering) {
 			t.Errorf("camera %d: %+v, want %+v", i, c, w)
 		}
 	}
-	if s.Cameras[0].Skipped != 2 || s.MQTT != (MQTTSnapshot{Connected: true, Reconnects: 2, Replayed: 41}) ||
-		s.Outbox != (OutboxSnapshot{Messages: 3, Bytes: 1712, DroppedFull: 1}) {
+	if s.Cameras[0].Skipped != 2 || s.MQTT != (contract.MQTTStats{Connected: true, Reconnects: 2, Replayed: 41}) ||
+		s.Outbox != (contract.OutboxStats{Messages: 3, Bytes: 1712, DroppedFull: 1}) {
 		t.Errorf("skipped %d, mqtt %+v, outbox %+v", s.Cameras[0].Skipped, s.MQTT, s.Outbox)
 	}
 	// Before the pipeline runs it has no counts: the cameras' own states rule.
 	src.Pipeline = &pipe{}
-	if s := New(src).Snapshot(t0); s.Cameras[3].State != Delivering || s.Cameras[3].Analysed != 0 {
+	if s := New(src).Snapshot(t0); s.Cameras[3].State != contract.CameraDelivering || s.Cameras[3].Analysed != 0 {
 		t.Errorf("without counts: %+v", s.Cameras[3])
 	}
 }
@@ -208,7 +208,7 @@ func TestStats(t *testing.T) {
 		t.Fatalf("published %v", msgs)
 	}
 	topic, payload, _ := strings.Cut(msgs[1], " ")
-	var s Snapshot
+	var s contract.Stats
 	if err := json.Unmarshal([]byte(payload), &s); err != nil {
 		t.Fatal(err)
 	}

@@ -35,15 +35,15 @@ type Reporter struct {
 	statsEvery time.Duration // 0: no stats
 	log        *slog.Logger
 
-	avail []string // per camera, what was last published; "" before the first
-	prev  Snapshot // the last stats published, for frames/s
+	avail []string       // per camera, what was last published; "" before the first
+	prev  contract.Stats // the last stats published, for frames/s
 }
 
 // NewReporter publishes m's cameras' availability, and stats every
 // statsEvery (0: never), under prefix (mqtt.topic_prefix).
 func NewReporter(m *Monitor, pub Announcer, prefix string, statsEvery time.Duration, log *slog.Logger) *Reporter {
 	return &Reporter{m: m, pub: pub, prefix: prefix, statsEvery: statsEvery, log: log,
-		avail: make([]string, len(m.src.Cameras)), prev: Snapshot{Time: m.src.Start}}
+		avail: make([]string, len(m.src.Cameras)), prev: contract.Stats{Time: m.src.Start}}
 }
 
 // Run publishes availability (at once, then on change) and stats (at once,

@@ -1,23 +1,22 @@
 // Package metrics exports the daemon to Prometheus and serves /metrics,
 // /healthz and /readyz on one listener (metrics.listen). Counters the
-// daemon keeps anyway (a health.Snapshot) are read when scraped; stage
+// daemon keeps anyway (a contract.Stats) are read when scraped; stage
 // latencies and batch sizes are observed per frame, through histograms
 // resolved once, so the per-frame path does not allocate.
 package metrics
 
 import (
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/deepfaked/deepfaked/daemon/health"
 )
 
 // Snapshotter is a health.Monitor.
 type Snapshotter interface {
-	Snapshot(now time.Time) health.Snapshot
+	Snapshot(now time.Time) contract.Stats
 }
 
 // Stage names, the label of deepfaked_stage_seconds.
@@ -104,7 +103,7 @@ var (
 	uptime         = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
 )
 
-// snapshotCollector turns a health.Snapshot into metrics at each scrape;
+// snapshotCollector turns a contract.Stats into metrics at each scrape;
 // the daemon's own counters stay the one source, for stats and /readyz too.
 type snapshotCollector struct{ s Snapshotter }
 

@@ -1,16 +1,15 @@
 package metrics
 
 import (
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"testing"
 	"time"
-
-	"github.com/deepfaked/deepfaked/daemon/health"
 )
 
 type noSnapshot struct{}
 
-func (noSnapshot) Snapshot(time.Time) health.Snapshot { return health.Snapshot{} }
+func (noSnapshot) Snapshot(time.Time) contract.Stats { return contract.Stats{} }
 
 // TestObserveAllocs: observing a frame, as the inference goroutine does
 // for every one, allocates nothing.

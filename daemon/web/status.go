@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/deepfaked/deepfaked/contract"
 	"math"
 	"net/http"
 	"sync"
@@ -15,22 +16,15 @@ type StatusSource interface {
 
 // Status is the daemon at one moment.
 type Status struct {
-	Time      time.Time      `json:"ts"`
-	Device    string         `json:"device"`
-	Uptime    float64        `json:"uptime_s"`
-	Model     ModelStatus    `json:"model"`
-	Threshold float64        `json:"threshold"`
-	Cameras   []CameraStatus `json:"cameras"`
-	MQTT      MQTTStatus     `json:"mqtt"`
-	Outbox    OutboxStatus   `json:"outbox"`
-	Training  bool           `json:"training"`
-}
-
-// ModelStatus names the models in use, as verdicts do.
-type ModelStatus struct {
-	Backbone  string `json:"backbone"`
-	Head      string `json:"head"`
-	Precision string `json:"precision"`
+	Time      time.Time         `json:"ts"`
+	Device    string            `json:"device"`
+	Uptime    float64           `json:"uptime_s"`
+	Model     contract.ModelIDs `json:"model"`
+	Threshold float64           `json:"threshold"`
+	Cameras   []CameraStatus    `json:"cameras"`
+	MQTT      MQTTStatus        `json:"mqtt"`
+	Outbox    OutboxStatus      `json:"outbox"`
+	Training  bool              `json:"training"`
 }
 
 // CameraStatus is one camera: health's state, its counts, its last verdict.

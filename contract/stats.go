@@ -1,0 +1,68 @@
+package contract
+
+import "time"
+
+// Camera states in the stats report.
+const (
+	// CameraDelivering: its last read gave a frame. The only state whose
+	// availability is online.
+	CameraDelivering = "delivering"
+	// CameraConnecting: no frame yet since it was opened, or a new attempt after
+	// a failure is under way.
+	CameraConnecting = "connecting"
+	// CameraReconnecting: waiting out the back-off after a failed open or read
+	// (unplugged, the stream gone).
+	CameraReconnecting = "reconnecting"
+	// CameraEnded: a file at its end, or stopped.
+	CameraEnded = "ended"
+)
+
+// CameraStats is one camera's state and counters since the start.
+type CameraStats struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Captured int64  `json:"frames_captured"`
+	Analysed int64  `json:"frames_analysed"`
+	// Stale: a live source's frames replaced by newer ones before analysis;
+	// Skipped: frames whose detection, preprocessing or inference failed.
+	Stale       int64      `json:"frames_dropped_stale"`
+	Skipped     int64      `json:"frames_dropped_error"`
+	Faces       int64      `json:"faces"`
+	LastVerdict *time.Time `json:"last_verdict,omitempty"`
+	// FPS is frames analysed per second since the previous stats message;
+	// set by the stats publisher, which knows the interval.
+	FPS float64 `json:"fps"`
+}
+
+// Online says whether the camera's availability is online.
+func (c CameraStats) Online() bool { return c.State == CameraDelivering }
+
+// MQTTStats is the broker connection.
+type MQTTStats struct {
+	Connected  bool   `json:"connected"`
+	Reconnects int64  `json:"reconnects"`
+	Replayed   uint64 `json:"replayed"`
+}
+
+// OutboxStats is the outbox's depth and losses.
+type OutboxStats struct {
+	Messages    int    `json:"messages"`
+	Bytes       int64  `json:"bytes"`
+	DroppedFull uint64 `json:"dropped_full"`
+	DroppedAge  uint64 `json:"dropped_age"`
+	Failing     bool   `json:"failing"`
+}
+
+// Stats is the daemon's state at one time: the retained <prefix>/stats
+// report (daemon/health makes it).
+type Stats struct {
+	// Schema is SchemaVersion: what a subscriber reads here and on the
+	// verdict and event topics.
+	Schema  int           `json:"schema"`
+	Time    time.Time     `json:"ts"`
+	Uptime  float64       `json:"uptime_s"`
+	Model   ModelIDs      `json:"model"`
+	Cameras []CameraStats `json:"cameras"`
+	MQTT    MQTTStats     `json:"mqtt"`
+	Outbox  OutboxStats   `json:"outbox"`
+}
