@@ -101,6 +101,15 @@ func Load(dir string) (*Folder, error) {
 	return f, f.check()
 }
 
+// LabelsFrom says where the labels came from, for messages: labels.csv or
+// the class folders.
+func (f *Folder) LabelsFrom() string {
+	if f.HasLabels {
+		return LabelsFile
+	}
+	return "real/ and fake/ folders"
+}
+
 // check refuses a folder training cannot use.
 func (f *Folder) check() error {
 	real, fake := f.Counts()

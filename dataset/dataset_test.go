@@ -220,3 +220,14 @@ func FuzzLoadLabels(f *testing.F) {
 		}
 	})
 }
+
+func TestLabelsFrom(t *testing.T) {
+	for _, tc := range []struct {
+		f    Folder
+		want string
+	}{{Folder{HasLabels: true}, LabelsFile}, {Folder{}, "real/ and fake/ folders"}} {
+		if got := tc.f.LabelsFrom(); got != tc.want {
+			t.Errorf("LabelsFrom (labels.csv %v) = %q, want %q", tc.f.HasLabels, got, tc.want)
+		}
+	}
+}

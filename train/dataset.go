@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/dataset"
 	"math"
 	"os"
 	"strconv"
@@ -16,6 +17,15 @@ const (
 	Real = 0
 	Fake = 1
 )
+
+// ClassOf is a data folder's label (dataset.Real or dataset.Fake) as a
+// label value.
+func ClassOf(label string) int {
+	if label == dataset.Fake {
+		return Fake
+	}
+	return Real
+}
 
 // Dataset is what training reads: N samples of D float32 features, a label
 // (Real or Fake) and a group (the identity or source video: samples of one

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"github.com/deepfaked/deepfaked/dataset"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,4 +111,10 @@ func FuzzParseLabels(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestClassOf(t *testing.T) {
+	if ClassOf(dataset.Fake) != Fake || ClassOf(dataset.Real) != Real {
+		t.Errorf("ClassOf(fake) = %d, ClassOf(real) = %d", ClassOf(dataset.Fake), ClassOf(dataset.Real))
+	}
 }

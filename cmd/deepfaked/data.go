@@ -86,7 +86,7 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 		Loaded: func(folder *dataset.Folder) {
 			real, fake := folder.Counts()
 			fmt.Fprintf(stderr, "%s: %d real, %d fake images (%s)\n", f.data, real, fake,
-				map[bool]string{true: dataset.LabelsFile, false: "real/ and fake/ folders"}[folder.HasLabels])
+				folder.LabelsFrom())
 			if n := f.selfBlend.Per; n > 0 {
 				fmt.Fprintf(stderr, "self-blend: %d fakes made from each real image, %d in all\n", n, n*real)
 			}

@@ -279,7 +279,7 @@ func evalVideos(ctx context.Context, o videoEvalOptions, stdout, stderr io.Write
 	}
 	real, fake := folder.Counts()
 	fmt.Fprintf(stderr, "%s: %d real, %d fake videos (%s)\n", o.dir, real, fake,
-		map[bool]string{true: dataset.LabelsFile, false: "real/ and fake/ folders"}[folder.HasLabels])
+		folder.LabelsFrom())
 	var failed []videoFailure
 	for _, s := range folder.Skipped {
 		failed = append(failed, videoFailure{Path: s.Path, Error: s.Reason})
@@ -377,7 +377,7 @@ func evalVideos(ctx context.Context, o videoEvalOptions, stdout, stderr io.Write
 			rep.NoFace = append(rep.NoFace, r.rel)
 			continue
 		}
-		labels = append(labels, map[bool]int{true: train.Fake, false: train.Real}[r.label == dataset.Fake])
+		labels = append(labels, train.ClassOf(r.label))
 		for k := range scores {
 			scores[k] = append(scores[k], r.scores[k])
 		}

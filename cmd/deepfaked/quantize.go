@@ -96,12 +96,22 @@ model.backbone at it to use it.`,
 			if opts.ReduceRange, why, err = choose("--reduce-range", reduceRange, quantize.ReduceRangeAdvice); err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "weights: int%d per %s (%s)\n", map[bool]int{true: 7, false: 8}[opts.ReduceRange],
-				map[bool]string{true: "tensor", false: "channel"}[perTensor], why)
+			bits, per := 8, "channel"
+			if opts.ReduceRange {
+				bits = 7
+			}
+			if perTensor {
+				per = "tensor"
+			}
+			fmt.Fprintf(stderr, "weights: int%d per %s (%s)\n", bits, per, why)
 			if opts.UnsignedActivations, why, err = choose("--activations", map[string]string{"auto": "auto", "uint8": "yes", "int8": "no"}[activations], quantize.UnsignedActivationsAdvice); err != nil {
 				return fmt.Errorf("--activations %q: want auto, int8 or uint8", activations)
 			}
-			fmt.Fprintf(stderr, "activations: %s (%s)\n", map[bool]string{true: "uint8", false: "int8"}[opts.UnsignedActivations], why)
+			acts := "int8"
+			if opts.UnsignedActivations {
+				acts = "uint8"
+			}
+			fmt.Fprintf(stderr, "activations: %s (%s)\n", acts, why)
 
 			f, err := quantize.Load(float)
 			if err != nil {
@@ -169,8 +179,11 @@ model.backbone at it to use it.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s%s) in %.1fs\n", len(cal.Ranges), cal.Samples, cal.Method,
-				map[bool]string{true: ", equalised", false: ""}[cal.Equalized], time.Since(began).Seconds())
+			method := cal.Method
+			if cal.Equalized {
+				method += ", equalised"
+			}
+			fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s) in %.1fs\n", len(cal.Ranges), cal.Samples, method, time.Since(began).Seconds())
 			if opts.FloatNodes, opts.Float, err = cal.Float.FloatParts(keepFloat); err != nil {
 				return fmt.Errorf("--keep-float: %w", err)
 			}

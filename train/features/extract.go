@@ -310,9 +310,5 @@ func (e *Extractor) fillBlend(img gocv.Mat, crop image.Rectangle, lm *selfblend.
 
 // sampleOf is a data folder's sample with training's label.
 func sampleOf(s dataset.Sample) Sample {
-	label := train.Real
-	if s.Label == dataset.Fake {
-		label = train.Fake
-	}
-	return Sample{Path: s.Path, Label: label, Group: s.Identity}
+	return Sample{Path: s.Path, Label: train.ClassOf(s.Label), Group: s.Identity}
 }
