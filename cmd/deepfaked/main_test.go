@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/daemon/bench"
 	"math"
 	"os"
 	"os/exec"
@@ -548,7 +549,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("bench --json: model has no %q\n%s", k, out)
 		}
 	}
-	var r benchReport
+	var r bench.Report
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
@@ -585,7 +586,7 @@ func TestBenchCameras(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
-	var r benchReport
+	var r bench.Report
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"io"
 	"log/slog"
 	"os"
@@ -44,12 +45,12 @@ SIGINT or SIGTERM stops capture, publishes the verdicts of frames in flight and
 			}
 			// Subscribed before the cameras start, so it sees every verdict,
 			// the retained online and, at the end, offline.
-			w, err := watchDaemon(cmd.Context(), d.MQTTOptions(), cfg.MQTT.TopicPrefix+"/#", printMessage(cmd.OutOrStdout()))
+			w, err := mqttc.WatchDaemon(cmd.Context(), d.MQTTOptions(), cfg.MQTT.TopicPrefix+"/#", printMessage(cmd.OutOrStdout()))
 			if err != nil {
 				return err
 			}
 			runErr := d.Run(cmd.Context())
-			return errors.Join(runErr, w.stop(), d.Close())
+			return errors.Join(runErr, w.Stop(), d.Close())
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file")

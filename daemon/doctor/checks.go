@@ -1,10 +1,11 @@
-package main
+package doctor
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/bench"
 	"log/slog"
 	"net"
 	"os"
@@ -30,7 +31,7 @@ import (
 // checkCPU says whether INT8 pays on this CPU: ONNX Runtime's INT8 kernels
 // are fast with VNNI (x86-64) or the dot-product instructions (arm64); without
 // them an INT8 backbone runs little faster than FP32, or slower.
-func checkCPU(c sysinfo.CPU) checkResult {
+func checkCPU(c sysinfo.CPU) Result {
 	found := fmt.Sprintf("%s, %d core(s)", c.Arch, c.Cores)
 	if c.Model != "" {
 		found += ", " + c.Model
@@ -61,7 +62,7 @@ func checkCPU(c sysinfo.CPU) checkResult {
 // checkRuntime loads the ONNX Runtime library through package engine (as
 // run does) asking for every provider, so it reports the providers the
 // library really has, whatever the config lists. It returns them too.
-func checkRuntime(lib string, cfg *config.Config) (checkResult, []string) {
+func checkRuntime(lib string, cfg *config.Config) (Result, []string) {
 	var cuda engine.CUDAOptions
 	if cfg != nil {
 		cuda = setup.EngineOptions(cfg, nil).CUDA
@@ -85,7 +86,7 @@ func hasGPUProvider(ps []string) bool {
 // checkGPU joins the device nodes with the providers: a GPU that the
 // runtime or the config does not use is a warning, so is a GPU provider
 // configured without a GPU; no GPU at all is fine (CPU inference).
-func checkGPU(g sysinfo.GPU, have, configured []string) checkResult {
+func checkGPU(g sysinfo.GPU, have, configured []string) Result {
 	var found []string
 	if g.Jetson != "" {
 		found = append(found, "Jetson ("+g.Jetson+")")
@@ -125,11 +126,11 @@ func checkGPU(g sysinfo.GPU, have, configured []string) checkResult {
 // checkOpenCV reads the video back-ends from OpenCV's build information:
 // FFmpeg opens files and RTSP/HTTP streams, V4L2 USB cameras, GStreamer the
 // gst: pipelines (Jetson CSI cameras).
-func checkOpenCV(cfg *config.Config) checkResult {
+func checkOpenCV(cfg *config.Config) Result {
 	return openCVResult(gocv.OpenCVVersion(), sysinfo.VideoBackends(sysinfo.OpenCVBuildInformation()), cfg)
 }
 
-func openCVResult(version string, backends []sysinfo.VideoBackend, cfg *config.Config) checkResult {
+func openCVResult(version string, backends []sysinfo.VideoBackend, cfg *config.Config) Result {
 	on := func(name string) bool {
 		return slices.ContainsFunc(backends, func(b sysinfo.VideoBackend) bool {
 			return b.Enabled && strings.Contains(strings.ToLower(b.Name), name)
@@ -171,9 +172,9 @@ func openCVResult(version string, backends []sysinfo.VideoBackend, cfg *config.C
 // capture node, the default format OpenCV opens it with. A node the daemon
 // is streaming from answers the ioctl but does not open: "busy" is said, not
 // judged.
-func checkVideoDevices(root string) []checkResult {
+func checkVideoDevices(root string) []Result {
 	devs, errs := sysinfo.VideoDevices(root)
-	var out []checkResult
+	var out []Result
 	for _, d := range devs {
 		name := "device " + d.Path
 		what := strings.TrimSpace(d.Card + " (" + d.Driver + ", " + d.Bus + ")")
@@ -212,7 +213,7 @@ func openCVFormat(path string) string {
 // checkConfig is check-config's check without its camera opens (checkCameras
 // gives each camera a line): the files the config names, and everything run
 // loads (models with a trial face, detector, broker and web options).
-func checkConfig(cfg *config.Config, log *slog.Logger) checkResult {
+func checkConfig(cfg *config.Config, log *slog.Logger) Result {
 	if err := daemon.CheckFiles(cfg); err != nil {
 		return errResult("config", oneLine(err.Error()), "correct or create the file it names")
 	}
@@ -225,12 +226,12 @@ func checkConfig(cfg *config.Config, log *slog.Logger) checkResult {
 // checkCameras is check-config's camera check, a line per camera: each
 // opened once (daemon.ProbeCameras), a live one that does not open a warning
 // (run retries it), a file that does not an error.
-func checkCameras(cfg *config.Config) []checkResult {
+func checkCameras(cfg *config.Config) []Result {
 	probes, err := daemon.ProbeCameras(cfg)
 	if err != nil {
-		return []checkResult{errResult("cameras", oneLine(err.Error()), "correct capture.io_timeout")}
+		return []Result{errResult("cameras", oneLine(err.Error()), "correct capture.io_timeout")}
 	}
-	out := make([]checkResult, 0, len(probes))
+	out := make([]Result, 0, len(probes))
 	for _, p := range probes {
 		name := "camera " + p.Name
 		switch {
@@ -248,7 +249,7 @@ func checkCameras(cfg *config.Config) []checkResult {
 
 // checkModels loads backbone and head as run does (setup.Classifier, with
 // its trial face) and times one warm face, from which checkTiming sizes its run.
-func checkModels(cfg *config.Config, log *slog.Logger) (checkResult, time.Duration) {
+func checkModels(cfg *config.Config, log *slog.Logger) (Result, time.Duration) {
 	eng, err := setup.Engine(cfg, log)
 	if err != nil {
 		return errResult("models", oneLine(err.Error()), "see the runtime line"), 0
@@ -289,7 +290,7 @@ const brokerTimeout = 3 * time.Second
 // daemon's client id, which would throw a running daemon off): TCP first,
 // for a clear reason when nothing answers, then an MQTT session with the
 // config's credentials and TLS, subscribing to the status topic.
-func checkBroker(ctx context.Context, cfg *config.Config) checkResult {
+func checkBroker(ctx context.Context, cfg *config.Config) Result {
 	m := cfg.MQTT
 	if m.Broker == config.EmbeddedBroker {
 		l, err := net.Listen("tcp", m.Listen)
@@ -352,7 +353,7 @@ func checkBroker(ctx context.Context, cfg *config.Config) checkResult {
 // checkStateDir writes and removes a file where the daemon keeps its
 // outbox and snapshots. A directory not there yet is fine if its nearest
 // existing parent is writable: run creates it.
-func checkStateDir(dir string) checkResult {
+func checkStateDir(dir string) Result {
 	as := ""
 	if os.Geteuid() == 0 {
 		as = " (checked as root; the service runs as its own user)"
@@ -392,14 +393,14 @@ func checkStateDir(dir string) checkResult {
 // this and a live camera's frames are dropped as stale.
 const minFacesPerS = 5
 
-// checkTiming runs bench's model timing (benchModel) at batch 1 for about d,
+// checkTiming runs bench.Model at batch 1 for about d,
 // sized by one face's time from checkModels.
-func checkTiming(cfg *config.Config, d, perFace time.Duration) checkResult {
+func checkTiming(cfg *config.Config, d, perFace time.Duration, log *slog.Logger) Result {
 	n := 5
 	if perFace > 0 {
 		n = max(n, min(100000, int(d/perFace)))
 	}
-	res, err := benchModel(cfg, nil, []int{1}, n)
+	res, err := bench.Model(cfg, nil, []int{1}, n, log)
 	if err != nil || len(res) == 0 {
 		return errResult("timing", fmt.Sprintf("model timing failed: %v", err), "see the models line")
 	}

@@ -1,0 +1,45 @@
+package bench
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+)
+
+// TestModel: every backbone at every batch size, the first one's ratio 1,
+// and the figures consistent with each other; a batch below 1 is refused.
+func TestModel(t *testing.T) {
+	backbone, head := testenv.Models(t)
+	cfg := &config.Config{Model: config.Model{Backbone: backbone, Head: head, Runtime: testenv.ORTLibrary(t)}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	res, err := Model(cfg, []string{backbone, testenv.INT8Backbone(t)}, []int{1, 2}, 3, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 {
+		t.Fatalf("%d results, want 2 backbones x 2 batch sizes", len(res))
+	}
+	for i, r := range res {
+		if r.Batch != 1+i/2 || r.MSPerBatch <= 0 || r.MSPerFace != r.MSPerBatch/float64(r.Batch) || r.FacesPerS <= 0 || (i%2 == 0 && r.VsFirst != 1) {
+			t.Errorf("result %d: %+v", i, r)
+		}
+	}
+	if _, err := Model(cfg, nil, []int{0}, 1, log); err == nil {
+		t.Error("batch 0 was timed")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	v := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, tc := range []struct{ q, want float64 }{{0, 1}, {0.5, 6}, {0.99, 10}, {1, 10}} {
+		if got := percentile(v, tc.q); got != tc.want {
+			t.Errorf("percentile(%g) = %g, want %g", tc.q, got, tc.want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Error("percentile of nothing")
+	}
+}
