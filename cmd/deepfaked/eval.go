@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/train/evalvideo"
 	"os"
 	"strconv"
 	"strings"
@@ -136,7 +137,7 @@ panel per score.`,
 	cmd.Flags().StringVar(&predictions, "predictions", "", "write a CSV with every image's (or video's) scores")
 	cmd.Flags().StringVar(&roc, "roc", "", "draw the ROC curve (with --videos: one per score) into this PNG file")
 	cmd.Flags().StringVar(&vo.dir, "videos", "", "labelled folder of videos: DIR/real/* and DIR/fake/*, or DIR/labels.csv (path,label,identity); scored with the daemon's pipeline")
-	cmd.Flags().Float64Var(&vo.fps, "fps", defaultVideoFPS, "with --videos: frames analysed per second of video (0: every frame)")
+	cmd.Flags().Float64Var(&vo.fps, "fps", evalvideo.DefaultFPS, "with --videos: frames analysed per second of video (0: every frame)")
 	cmd.Flags().StringVar(&views, "views", "", "with --data: score each crop as it is and under these views (all, or a comma list of mirror,shift2.3,shift8,scale90,scale110,jpeg50)")
 	cmd.Flags().IntVar(&vo.jobs, "jobs", 4, "with --videos: videos analysed at once, as cameras of one pipeline")
 	cmd.MarkFlagsOneRequired("data", "videos")
