@@ -3,6 +3,7 @@ package teach
 import (
 	"context"
 	"errors"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,14 +102,12 @@ func TestCollectOneAtATime(t *testing.T) {
 		_, err := tc.Collect(ctx, "quiet", 40, 1, func(int) {})
 		errc <- err
 	}()
-	for {
+	if !poll.Until(10*time.Second, func() bool {
 		tc.mu.Lock()
-		busy := tc.s != nil
-		tc.mu.Unlock()
-		if busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
+		defer tc.mu.Unlock()
+		return tc.s != nil
+	}) {
+		t.Fatal("the first session never started")
 	}
 	if _, err := tc.Collect(t.Context(), "cam", 40, 1, func(int) {}); err == nil || !strings.Contains(err.Error(), "one at a time") {
 		t.Errorf("second session: %v", err)

@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"net/http"
 	"net/url"
 	"strings"
@@ -210,21 +211,15 @@ func TestTeach(t *testing.T) {
 	}
 	state := func(what string, ok func(TrainState) bool) TrainState {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var st TrainState
+		if !poll.Until(10*time.Second, func() bool {
 			_, b := c.get("/api/train")
-			var st TrainState
-			if err := json.Unmarshal([]byte(b), &st); err != nil {
-				t.Fatal(err)
-			}
-			if ok(st) {
-				return st
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no state with %s: %+v", what, st)
-			}
-			time.Sleep(5 * time.Millisecond)
+			st = TrainState{}
+			return json.Unmarshal([]byte(b), &st) == nil && ok(st)
+		}) {
+			t.Fatalf("no state with %s: %+v", what, st)
 		}
+		return st
 	}
 	_, page := c.get("/train")
 	for _, want := range []string{`id="teach-start"`, "<option>door</option>", "saves 40 faces"} {
