@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"os"
 	"testing"
 	"time"
@@ -44,11 +45,7 @@ func TestIOTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(8 * time.Second)
-		for !c.Status().Retrying && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !c.Status().Retrying {
+		if !poll.Until(8*time.Second, func() bool { return c.Status().Retrying }) {
 			t.Errorf("%s: not retrying within 8 s", src)
 		}
 		began := time.Now()

@@ -334,12 +334,8 @@ func TestSIGHUPBeforeRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), `msg="head unchanged" reason=SIGHUP`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("SIGHUP not handled within 30s:\n%s", logs)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log
+	if !poll.Until(30*time.Second, func() bool { return strings.Contains(logs.String(), `msg="head unchanged" reason=SIGHUP`) }) {
+		t.Fatalf("SIGHUP not handled within 30s:\n%s", logs)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -431,13 +427,10 @@ func TestNewFails(t *testing.T) {
 // goroutinesBack waits until no more goroutines run than before.
 func goroutinesBack(t *testing.T, before int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond) // paho and mochi end theirs just after closing
+	// paho and mochi end theirs just after closing
+	if !poll.Until(5*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -588,10 +581,7 @@ func TestBadCameraOthersRun(t *testing.T) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for count() < want && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(60*time.Second, func() bool { return count() >= want }) // the count is checked below
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

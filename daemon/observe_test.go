@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"io"
 	"net/http"
 	"os"
@@ -61,16 +62,13 @@ func get(t *testing.T, url string) (int, string) {
 // waitReady polls /readyz until ok says yes, for up to 20 s.
 func waitReady(t *testing.T, addr, what string, ok func(code int, body string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body := get(t, "http://"+addr+"/readyz")
-		if ok(code, strings.TrimSpace(body)) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz: %d %q, waited 20s for %s", code, body, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var code int
+	var body string
+	if !poll.Until(20*time.Second, func() bool {
+		code, body = get(t, "http://"+addr+"/readyz")
+		return ok(code, strings.TrimSpace(body))
+	}) {
+		t.Fatalf("/readyz: %d %q, waited 20s for %s", code, body, what)
 	}
 }
 
@@ -327,12 +325,8 @@ func TestMetricsOutage(t *testing.T) {
 	addr := d.MetricsAddr()
 	until := func(what string, ok func(fams map[string]*dto.MetricFamily) bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !ok(scrape(t, addr)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("waited 30s for %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !poll.Until(30*time.Second, func() bool { return ok(scrape(t, addr)) }) {
+			t.Fatalf("waited 30s for %s", what)
 		}
 	}
 	until("connected", func(f map[string]*dto.MetricFamily) bool { return value(t, f, "deepfaked_mqtt_connected") == 1 })

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/deepfaked/deepfaked/daemon/bench"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"math"
 	"os"
 	"os/exec"
@@ -101,17 +102,11 @@ func (s *subscriber) snapshot() []message {
 
 func (s *subscriber) waitFor(t *testing.T, what string, timeout time.Duration, ok func([]message) bool) []message {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		m := s.snapshot()
-		if ok(m) {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; got %d messages", timeout, what, len(m))
-		}
-		time.Sleep(50 * time.Millisecond)
+	var m []message
+	if !poll.Until(timeout, func() bool { m = s.snapshot(); return ok(m) }) {
+		t.Fatalf("timed out after %v waiting for %s; got %d messages", timeout, what, len(m))
 	}
+	return m
 }
 
 func topicCount(msgs []message, topic string) int {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"net"
 	"os"
 	"os/exec"
@@ -137,12 +138,8 @@ func TestHotReload(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "new head refused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal logged for a head that does not fit:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !poll.Until(30*time.Second, func() bool { return strings.Contains(stderr.String(), "new head refused") }) {
+		t.Fatalf("no refusal logged for a head that does not fit:\n%s", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "62720") {
 		t.Errorf("the refusal does not give the head's feature size:\n%s", stderr.String())
@@ -398,13 +395,11 @@ func TestSIGHUPRightAfterReady(t *testing.T) {
 // waitLog waits up to 30s for want in the daemon's log, failing if it exits.
 func (r *runningDaemon) waitLog(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.stderr.String(), want) {
-		r.alive(t)
-		if time.Now().After(deadline) {
-			t.Fatalf("%q not logged within 30s\n%s", want, r.stderr)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log; the process's exit is checked each time
+	if !poll.Until(30*time.Second, func() bool {
+		r.alive(t) // the process's exit is checked each time
+		return strings.Contains(r.stderr.String(), want)
+	}) {
+		t.Fatalf("%q not logged within 30s\n%s", want, r.stderr)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -120,13 +121,12 @@ func TestWebTrainInstallRollback(t *testing.T) {
 	}
 	var st trainState
 	sawProgress := false
-	deadline := time.Now().Add(5 * time.Minute)
-	for st = state(); st.Running; st = state() {
+	if !poll.Until(5*time.Minute, func() bool {
+		st = state()
 		sawProgress = sawProgress || st.Progress.Line != ""
-		if time.Now().After(deadline) {
-			t.Fatalf("training still running after 5 min: %+v\n%s", st, r.stderr)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return !st.Running
+	}) {
+		t.Fatalf("training still running after 5 min: %+v\n%s", st, r.stderr)
 	}
 	if st.Error != "" || st.Report == nil {
 		t.Fatalf("training: %+v\n%s", st, r.stderr)

@@ -3,6 +3,7 @@ package mqttc
 import (
 	"context"
 	"fmt"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -44,11 +45,8 @@ func waitLogged(t *testing.T, logs *testenv.SyncBuffer, wants ...string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for _, want := range wants {
-		for !strings.Contains(logs.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("log lacks %q:\n%s", want, logs)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !poll.Until(time.Until(deadline), func() bool { return strings.Contains(logs.String(), want) }) {
+			t.Fatalf("log lacks %q:\n%s", want, logs)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package mqttc
 import (
 	"context"
 	"fmt"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"regexp"
 	"testing"
 	"time"
@@ -25,18 +26,12 @@ func TestKeepAliveReachesBroker(t *testing.T) {
 			}
 			defer p.Close(context.Background())
 			re := regexp.MustCompile(`as ` + regexp.QuoteMeta(id) + ` \(p\d, c\d, k(\d+)`)
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				if g := re.FindStringSubmatch(m.Log()); g != nil {
-					if want := fmt.Sprint(int(ka / time.Second)); g[1] != want {
-						t.Fatalf("broker was told keep-alive k%s, want k%s", g[1], want)
-					}
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("mosquitto did not log the connection of %s:\n%s", id, m.Log())
-				}
-				time.Sleep(10 * time.Millisecond)
+			var g []string
+			if !poll.Until(5*time.Second, func() bool { g = re.FindStringSubmatch(m.Log()); return g != nil }) {
+				t.Fatalf("mosquitto did not log the connection of %s:\n%s", id, m.Log())
+			}
+			if want := fmt.Sprint(int(ka / time.Second)); g[1] != want {
+				t.Fatalf("broker was told keep-alive k%s, want k%s", g[1], want)
 			}
 		})
 	}

@@ -69,24 +69,22 @@ func newRecorder(t *testing.T) *recorder {
 // are acknowledged once the publisher is closed) and decodes them.
 func (r *recorder) verdicts(t *testing.T, topic string, want int) []contract.Verdict {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got [][]byte
+	poll.Until(10*time.Second, func() bool { // the caller checks the count
 		r.mu.Lock()
-		got := slices.Clone(r.payloads[topic])
-		r.mu.Unlock()
-		if len(got) >= want || time.Now().After(deadline) {
-			var out []contract.Verdict
-			for _, p := range got {
-				var v contract.Verdict
-				if err := json.Unmarshal(p, &v); err != nil {
-					t.Fatalf("payload is not a verdict: %v: %s", err, p)
-				}
-				out = append(out, v)
-			}
-			return out
+		defer r.mu.Unlock()
+		got = slices.Clone(r.payloads[topic])
+		return len(got) >= want
+	})
+	var out []contract.Verdict
+	for _, p := range got {
+		var v contract.Verdict
+		if err := json.Unmarshal(p, &v); err != nil {
+			t.Fatalf("payload is not a verdict: %v: %s", err, p)
 		}
-		time.Sleep(20 * time.Millisecond)
+		out = append(out, v)
 	}
+	return out
 }
 
 // stageLog keeps each camera's observed stages; the pipeline calls it on its

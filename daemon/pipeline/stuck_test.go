@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"github.com/deepfaked/deepfaked/daemon/livestat"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,22 +37,18 @@ func TestStuck(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	const stall = 2 * time.Second
-	deadline := time.Now().Add(20 * time.Second)
 	var why string
-	for why == "" && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		why = p.Stuck(time.Now(), stall)
-	}
+	poll.Until(20*time.Second, func() bool { why = p.Stuck(time.Now(), stall); return why != "" })
 	if !strings.Contains(why, "camera frozen") || !strings.Contains(why, "not retrying") {
 		t.Fatalf("Stuck = %q; want the frozen camera named", why)
 	}
 	counts := map[string]livestat.CameraCount{}
-	for !counts["ended"].Ended && time.Now().Before(deadline) { // the file's camera ends on its own
-		time.Sleep(100 * time.Millisecond)
+	poll.Until(20*time.Second, func() bool { // the file's camera ends on its own
 		for _, c := range p.Analysed() {
 			counts[c.Camera] = c
 		}
-	}
+		return counts["ended"].Ended
+	})
 	if s := p.Stuck(time.Now(), stall); !strings.Contains(s, "camera frozen") {
 		t.Errorf("after the file ended: Stuck = %q; want the frozen camera still", s)
 	}
