@@ -19,7 +19,7 @@ GOBUILD := -trimpath -buildmode=pie -ldflags "-X main.version=$(VERSION) -extldf
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...
 MAT_PKGS  := ./capture/... ./daemon/... ./train/...
 
-.PHONY: FORCE all deps models testmodels build test test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install arm64 arm64-check deb deb-check
+.PHONY: FORCE all deps models testmodels build test test-short test-web vet units systemd-live backbone soak demo bench bench-quality fmt clean install arm64 arm64-check deb deb-check
 
 all: build
 
@@ -85,6 +85,12 @@ test: deps models testmodels build vet units
 	$(GO) test -count=1 -tags matprofile $(MAT_PKGS)
 	$(PYTHON) -m unittest tools.test_train_backbone
 	$(MAKE) --no-print-directory test-web
+
+# The edit-test loop: every package's tests but those that take seconds
+# (testenv.Long: models, daemons, broker outages, videos), no race detector.
+# make test runs them all.
+test-short: deps testmodels
+	$(GO) test -short -count=1 ./...
 
 # The daemon's page in headless Chromium (chromedp; make deps installs
 # chromium) against the binary on a real video with a real mosquitto;

@@ -125,6 +125,7 @@ func TestFileFrames(t *testing.T) {
 }
 
 func TestSharedVideos(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	dir := testenv.Shared(t)
 	for _, name := range []string{"real/ffpp_004.mp4", "real/hamilton_clip.mp4"} {
@@ -254,6 +255,7 @@ func TestPoolReusesMats(t *testing.T) {
 // camera; a source that does not open is not: Open returns at once, and the
 // camera waits for it, retrying, with a log line that names camera and source.
 func TestOpenErrors(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.mp4")
@@ -324,6 +326,7 @@ func TestOpenErrors(t *testing.T) {
 
 // TestFileAppears: a file that is not there at start is read once it appears.
 func TestFileAppears(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	clip := writeClip(t, 6, 25)
 	later := filepath.Join(t.TempDir(), "later.avi")
@@ -343,6 +346,7 @@ func TestFileAppears(t *testing.T) {
 }
 
 func TestFileVanishes(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	t.Run("deleted while looping, then back", func(t *testing.T) {
 		clip := writeClip(t, 8, 25)

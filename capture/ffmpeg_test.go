@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"github.com/deepfaked/deepfaked/internal/poll"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"os"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ func TestSetFFmpegEnv(t *testing.T) {
 // after the I/O timeout (not OpenCV's 30 s) and the camera goes on retrying;
 // one that freezes mid-stream has its read fail and reconnects.
 func TestIOTimeout(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	t.Setenv(ffmpegOptionsEnv, "")
 	if err := SetFFmpegEnv(time.Second); err != nil {

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"testing"
 	"time"
 
@@ -84,6 +85,7 @@ func TestLiveFPSPacing(t *testing.T) {
 }
 
 func TestLiveReconnect(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	srv := newMJPEGServer(t, 50)
 	ctx, cancel := context.WithCancel(context.Background())

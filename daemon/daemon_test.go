@@ -195,6 +195,7 @@ func frames(t *testing.T, path string) int {
 // then Close releases everything (the broker's port is free) and may be
 // called again; Run does not run twice.
 func TestRunToEnd(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	clip := shortClip(t)
 	want := frames(t, clip)
@@ -347,6 +348,7 @@ func TestSIGHUPBeforeRun(t *testing.T) {
 // file, and everything taken before it is released: no goroutine is left
 // behind, the embedded broker's port is free again, no Mat is leaked.
 func TestNewFails(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	clip := shortClip(t)
 	notVideo := filepath.Join(t.TempDir(), "notes.mp4")
@@ -449,6 +451,7 @@ func portFree(t *testing.T, addr string) {
 // verdicts stay in the outbox and exits cleanly; the next start, with the
 // broker back, delivers them (in order, with the first run's id) before its own.
 func TestBrokerDownFileEnds(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	clip := shortClip(t)
 	want := frames(t, clip)
@@ -544,6 +547,7 @@ func TestBrokerDownFileEnds(t *testing.T) {
 // that is not a video) does not stop the daemon: it is retried and logged,
 // and the other camera's every frame is published.
 func TestBadCameraOthersRun(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	clip := shortClip(t)
 	want := frames(t, clip)

@@ -129,6 +129,7 @@ next:
 // camera delivers and 503 naming it once it has ended. The retained stats
 // and availability (online, then offline) reached the subscriber.
 func TestMetricsScrape(t *testing.T) {
+	testenv.Long(t)
 	clip := shortClip(t)
 	d, err := daemon.New(context.Background(), load(t, observedConfig(t, "cam1 "+clip+" true")), nil)
 	if err != nil {
@@ -254,6 +255,7 @@ func TestMetricsScrape(t *testing.T) {
 // once the video is there it delivers: 200, and availability online; when
 // stopped, offline.
 func TestReadyz(t *testing.T) {
+	testenv.Long(t)
 	dir := t.TempDir()
 	late := filepath.Join(dir, "late.avi")
 	if err := os.WriteFile(late, nil, 0o600); err != nil {
@@ -301,6 +303,7 @@ func TestReadyz(t *testing.T) {
 // drop and come back and count the reconnect, and the outbox's depth rises
 // while the broker is away and falls back once what waited is delivered.
 func TestMetricsOutage(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	m := testenv.StartPersistentMosquitto(t, "")
 	p := observedConfig(t, "cam1 "+capturetest.Clip(t)+" true")

@@ -29,6 +29,7 @@ import (
 // page is in the data folder as `deepfaked label` puts it; /metrics and
 // /readyz answer on the same server without a login.
 func TestWebPage(t *testing.T) {
+	testenv.Long(t)
 	if _, err := os.Stat(capturetest.Megamind); err != nil {
 		t.Skipf("needs %s (Debian's opencv-doc): %v", capturetest.Megamind, err)
 	}

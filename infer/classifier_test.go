@@ -99,6 +99,7 @@ func TestClassifyRejectsBadBuffers(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
+	testenv.Long(t)
 	eng := newEngine(t)
 	bb, hd := testenv.Models(t)
 	dir := t.TempDir()
@@ -149,6 +150,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestSwapHeadDuringClassify(t *testing.T) {
+	testenv.Long(t)
 	eng := newEngine(t)
 	bb, hd := testenv.Models(t)
 	_, hd2 := export(t, "--weights", "random", "--seed", "7")
@@ -215,6 +217,7 @@ func TestSwapHeadDuringClassify(t *testing.T) {
 // extractor shipped with the DFDC weights, and that a backbone without our
 // metadata loads with the defaults.
 func TestSharedFeatureExtractorMatches(t *testing.T) {
+	testenv.Long(t)
 	pth := testenv.SharedFile(t, "models/backbone/mnasnet0_75_dfdc.pth")
 	ref := testenv.SharedFile(t, "models/backbone/mnasnet0_75_dfdc_features.onnx")
 	eng := newEngine(t)

@@ -15,6 +15,7 @@ import (
 // batch through PyTorch (tools/reference_infer.py) and through Classify, and
 // requires the same features, logits and p(fake).
 func TestPyTorchEquivalence(t *testing.T) {
+	testenv.Long(t)
 	requireTorch(t)
 	const seed = 5
 	cases := []struct {

@@ -14,6 +14,7 @@ import (
 // TestExportSizes loads exports at other input sizes, including one that is
 // not a multiple of 32 (MnasNet's feature map is then ceil(S/32) square).
 func TestExportSizes(t *testing.T) {
+	testenv.Long(t)
 	eng := newEngine(t)
 	for _, tt := range []struct{ size, cells int }{{224, 7}, {400, 13}} {
 		t.Run(strconv.Itoa(tt.size), func(t *testing.T) {
@@ -37,6 +38,7 @@ func TestExportSizes(t *testing.T) {
 // TestExportModelWeights runs tools/export_model.py on weights files it must
 // refuse with a clear message, and on a checkpoint dict it must accept.
 func TestExportModelWeights(t *testing.T) {
+	testenv.Long(t)
 	requireTorch(t)
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.pth")

@@ -2,6 +2,7 @@ package infer
 
 import (
 	"context"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"io"
 	"math"
 	"os"
@@ -36,6 +37,7 @@ func (s *sliceSource) Next(_ context.Context, dst []float32) error {
 // daemon loads it with a head on 1280 features, and the quantiser turns it
 // into INT8 (GlobalAveragePool stays float, after the last quantised Relu).
 func TestPooledBackbone(t *testing.T) {
+	testenv.Long(t)
 	eng := newEngine(t)
 	bb, _ := export(t, "--weights", "random", "--seed", "4")
 	pbb, phd := export(t, "--weights", "random", "--seed", "4", "--pool")

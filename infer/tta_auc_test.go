@@ -29,6 +29,7 @@ import (
 // figures are the result, not a gate. Skipped with -short (minutes on a
 // small CPU) and without the shared data.
 func TestFlipAUCOnDFDC(t *testing.T) {
+	testenv.Long(t)
 	if testing.Short() {
 		t.Skip("trains a head on 2400 faces and scores 600 three times: not in -short")
 	}

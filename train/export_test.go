@@ -23,6 +23,7 @@ import (
 // its logits must equal the Go head's eval-mode forward, the metadata must
 // round-trip and onnx.checker must accept the model.
 func TestExportONNX(t *testing.T) {
+	testenv.Long(t)
 	py := torchPython(t)
 	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
 	if err != nil {

@@ -30,6 +30,7 @@ func writeDataset(t *testing.T, ds *MemDataset, idx []int, fp, lp string) {
 // by FeatureWriter and checks that it reads them and learns, then trains Go's
 // recipe on the same split for the log.
 func TestReferenceRecipe(t *testing.T) {
+	testenv.Long(t)
 	py := torchPython(t)
 	ds := synth(700, 512, 0.3, 2, 1.0, 77)
 	idx := indices(ds.Len())

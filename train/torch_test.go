@@ -41,6 +41,7 @@ func writeJSON(t *testing.T, path string, v any) {
 // same batches in Go and in PyTorch (tools/reference_head.py), dropout off,
 // and compares every step's loss and the final eval-mode logits.
 func TestMatchesPyTorch(t *testing.T) {
+	testenv.Long(t)
 	py := torchPython(t)
 	script := filepath.Join(testenv.RepoRoot(t), "tools", "reference_head.py")
 	cases := []struct {

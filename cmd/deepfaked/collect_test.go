@@ -19,6 +19,7 @@ import (
 // the MQTT label command moves a frame's crop into the training set; a
 // malformed command is refused with the reason.
 func TestCollectAndLabelOverMQTT(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	backbone, head := testenv.Models(t)
 	state := t.TempDir()

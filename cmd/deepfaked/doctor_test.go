@@ -56,6 +56,7 @@ cameras:
 }
 
 func TestDoctorIntegration(t *testing.T) {
+	testenv.Long(t)
 	cfg := writeDoctorConfig(t, testenv.Mosquitto(t), filepath.Join(t.TempDir(), "state"))
 	r, checks, err := doctorJSON(t, "--config", cfg, "--timing", "300ms")
 	if err != nil {
@@ -144,6 +145,7 @@ func TestDoctorNoConfig(t *testing.T) {
 // clients) is an error of its own, not "unreachable", and says the broker's
 // answer (MQTT 3.1.1's "not Authorized", not a 3.1 retry's refusal).
 func TestDoctorBrokerRefusesSession(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.StartMosquitto(t, "allow_anonymous false\n").URL()
 	_, checks, _ := doctorJSON(t, "--config", writeDoctorConfig(t, broker, t.TempDir()), "--timing", "0")
 	r := checks["broker"]

@@ -77,6 +77,7 @@ func writeBlankClip(path string, n int, fps float64) error {
 // TestEvalVideos runs `eval --videos` on folders of clips and checks the
 // table, the predictions CSV, the JSON and the ROC picture.
 func TestEvalVideos(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	tests := []struct {
 		name   string

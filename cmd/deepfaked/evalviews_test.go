@@ -16,6 +16,7 @@ import (
 // tests' models, then the same with model.tta shift) on hardfake images and
 // checks the JSON and the table; and that bad flags are refused.
 func TestEvalViews(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	data := trainData(t, 6)
 	backbone, head := testenv.Models(t)

@@ -129,6 +129,7 @@ func splicedVideo(t *testing.T, dir string) (video string, fakeFirst, fakeLast i
 // ids; and every Home Assistant discovery config points at topics the daemon
 // really publishes.
 func TestEvents(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	dir := t.TempDir()
 	video, fakeFirst, fakeLast := splicedVideo(t, dir)

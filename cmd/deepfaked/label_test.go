@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"image"
 	"os"
 	"os/exec"
@@ -103,6 +104,7 @@ func runBin(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestLabelCommand(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	cfg, state := collectState(t)
 

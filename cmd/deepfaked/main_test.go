@@ -264,6 +264,7 @@ func checkVerdict(t *testing.T, payload []byte, backboneID, headID string) map[s
 // file with online then offline on status. (fps 0, every frame, is covered by
 // TestRunSIGTERM.)
 func TestRunFileToEnd(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	clip := capturetest.Clip(t)
 	frames := sampledFrames(t, clip, 5)
@@ -312,6 +313,7 @@ func TestRunFileToEnd(t *testing.T) {
 // TestRunSIGTERM: a looping source runs until SIGTERM; then in-flight verdicts
 // are published, status goes offline (retained) and the exit status is 0.
 func TestRunSIGTERM(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	sub := subscribe(t, broker, "deepfaked/it-dev/#")
 	cmd := exec.Command(deepfaked(t), "run", "--config", writeConfig(t, broker, capturetest.Clip(t), 0, true))
@@ -370,6 +372,7 @@ func TestRunSIGTERM(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
+	testenv.Long(t)
 	backbone, head := testenv.Models(t)
 	garbage := filepath.Join(t.TempDir(), "garbage.bin")
 	if err := os.WriteFile(garbage, []byte("not a model, not a certificate\n"), 0o600); err != nil {
@@ -439,6 +442,7 @@ func TestCheckConfig(t *testing.T) {
 // so a missing file gets the same message from both, and run reports it
 // before starting anything.
 func TestCheckConfigAndRunAgree(t *testing.T) {
+	testenv.Long(t)
 	backbone, head := testenv.Models(t)
 	clip := capturetest.Clip(t)
 	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: embedded\n  listen: 127.0.0.1:0\nmodel:\n  backbone: %s\n  head: %s\n  runtime: %s\n"+
@@ -488,6 +492,7 @@ func shortClip(t *testing.T) string {
 // retained online before any verdict, one verdict per frame and, last,
 // offline, even with the embedded broker that stops when the daemon does.
 func TestRunWatch(t *testing.T) {
+	testenv.Long(t)
 	cfg := writeConfig(t, "embedded\n  listen: 127.0.0.1:0", shortClip(t), 0, false)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(deepfaked(t), "run", "--watch", "--config", cfg)
@@ -518,6 +523,7 @@ func TestRunWatch(t *testing.T) {
 // the process's CPU and memory and the decode and decode+detect bounds under
 // the JSON keys below; the model timing covers each --batch.
 func TestBench(t *testing.T) {
+	testenv.Long(t)
 	cfg := writeConfig(t, "tcp://127.0.0.1:1", shortClip(t), 0, false) // bench uses its own embedded broker
 	backbone, _ := testenv.Models(t)
 	out, err := exec.Command(deepfaked(t), "bench", "--config", cfg, "--source", shortClip(t), "--batch", "1,2",
@@ -574,6 +580,7 @@ func TestBench(t *testing.T) {
 // TestBenchCameras: with --cameras 2 both cameras read the clip, and bench
 // counts the verdicts of both.
 func TestBenchCameras(t *testing.T) {
+	testenv.Long(t)
 	clip := shortClip(t)
 	cfg := writeConfig(t, "tcp://127.0.0.1:1", clip, 0, false)
 	out, err := exec.Command(deepfaked(t), "bench", "--config", cfg, "--source", clip, "--cameras", "2", "--batch", "1",

@@ -32,6 +32,7 @@ func sha(t *testing.T, path string) [32]byte {
 // quantisation metadata, leaves the float model alone, and its accuracy guard
 // refuses (exit 3, nothing written) below --min-agreement.
 func TestQuantizeCommand(t *testing.T) {
+	testenv.Long(t)
 	data := trainData(t, 8)
 	dir := t.TempDir()
 	backbone, head := testenv.Models(t)
@@ -122,6 +123,7 @@ func TestQuantizeCommandRefuses(t *testing.T) {
 
 // TestQuantizeCalibVideo calibrates on the faces Haar finds in a real video.
 func TestQuantizeCalibVideo(t *testing.T) {
+	testenv.Long(t)
 	video := testenv.SharedFile(t, "data/videos/real/ffpp_004.mp4")
 	dir := t.TempDir()
 	backbone, head := testenv.Models(t)

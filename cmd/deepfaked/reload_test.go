@@ -60,6 +60,7 @@ type verdictHead struct {
 // keeps serving), and reloads on the MQTT command; no frame is lost and
 // model.head in the verdicts shows each switch.
 func TestHotReload(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	backbone, origHead := testenv.Models(t)
 	dir := t.TempDir()
@@ -305,6 +306,7 @@ func reloadConfig(t *testing.T, broker, head string, extra ...string) string {
 // the key said, and SIGHUP was handled only by the file watcher, so a daemon
 // whose watch had failed died of it.)
 func TestSIGHUPWatchHeadOff(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	_, origHead := testenv.Models(t)
 	head := filepath.Join(t.TempDir(), "head.onnx")
@@ -381,6 +383,7 @@ func TestSIGHUPWithoutInotify(t *testing.T) {
 // TestSIGHUPRightAfterReady: systemd may send SIGHUP as soon as it has
 // READY=1; the daemon must already take it as a reload, not die of it.
 func TestSIGHUPRightAfterReady(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	_, head := testenv.Models(t)
 	r := startRun(t, reloadConfig(t, broker, head))
@@ -407,6 +410,7 @@ func (r *runningDaemon) waitLog(t *testing.T, want string) {
 // another one is refused on SIGHUP, naming the key, and the pinned head
 // keeps serving.
 func TestReloadPinnedHead(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.Mosquitto(t)
 	_, origHead := testenv.Models(t)
 	head := filepath.Join(t.TempDir(), "head.onnx")

@@ -79,6 +79,7 @@ func TestShippedModelCard(t *testing.T) {
 // (the stand-in backbone with the notebook's head: AUC 0.76 on DFDC, 0.90 on
 // StyleGAN2), or the release is no better than what it replaces.
 func TestShippedModelFigures(t *testing.T) {
+	testenv.Long(t)
 	dir, _ := shippedSums(t)
 	raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +15,7 @@ import (
 // head's calibrated threshold, else 0.5 (make models' head stores none).
 // Before the rule lived in one place, run took a configured 0 for "unset".
 func TestRunThreshold(t *testing.T) {
+	testenv.Long(t)
 	clip := shortClip(t)
 	tests := []struct {
 		name, line string

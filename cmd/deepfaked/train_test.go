@@ -87,6 +87,7 @@ train:
 }
 
 func TestTrainEvalInstallRollback(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	data := trainData(t, 20)
 	dir := t.TempDir()
@@ -359,6 +360,7 @@ func TestTrainGateSet(t *testing.T) {
 // TestTrainSelfBlend: a folder of real faces alone trains a head when
 // --self-blend makes the fakes; without it the folder is refused.
 func TestTrainSelfBlend(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	data := trainData(t, 16)
 	if err := os.RemoveAll(filepath.Join(data, "fake")); err != nil {

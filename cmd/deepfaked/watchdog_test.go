@@ -18,6 +18,7 @@ import (
 // stream freezes mid-read (a read that does not return), the pings stop
 // within watchdog.stall and STATUS= says which camera.
 func TestWatchdog(t *testing.T) {
+	testenv.Long(t)
 	backbone, head := testenv.Models(t)
 	frozen := capturetest.FreezingMJPEG(t, 10)
 	cfg := filepath.Join(t.TempDir(), "deepfaked.yaml")
@@ -91,6 +92,7 @@ func TestWatchdog(t *testing.T) {
 // neither holds up the start nor the stop: READY=1 comes at once, and
 // SIGTERM ends the daemon cleanly within capture.io_timeout.
 func TestSIGTERMWhileOpening(t *testing.T) {
+	testenv.Long(t)
 	mute := capturetest.MuteServer(t)
 	backbone, head := testenv.Models(t)
 	cfg := filepath.Join(t.TempDir(), "deepfaked.yaml")

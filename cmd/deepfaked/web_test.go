@@ -82,6 +82,7 @@ type trainState struct {
 // daemon takes up the installed head; rollback and install-anyway swap
 // model.head and head.onnx.prev as `deepfaked rollback` does.
 func TestWebTrainInstallRollback(t *testing.T) {
+	testenv.Long(t)
 	dir := t.TempDir()
 	video, _, _ := splicedVideo(t, dir)
 	backbone, head := testenv.Models(t)

@@ -106,6 +106,7 @@ func outage(t *testing.T) time.Duration {
 // the same port; a persistent-session QoS 1 subscriber gets every verdict,
 // in order per camera (duplicates allowed: delivery is at least once).
 func TestBrokerOutageLosesNothing(t *testing.T) {
+	testenv.Long(t)
 	m := testenv.StartPersistentMosquitto(t, "")
 	ta := persistentSubscriber(t, m.URL(), "outage/+/verdict")
 	log, logs := newLog()
@@ -154,6 +155,7 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 // is down, then started again on the same outbox; every message whose
 // Publish had returned before the kill reaches a persistent subscriber.
 func TestKilledDuringOutage(t *testing.T) {
+	testenv.Long(t)
 	m := testenv.StartPersistentMosquitto(t, "")
 	ta := persistentSubscriber(t, m.URL(), "killed/+/verdict")
 	dir := t.TempDir()

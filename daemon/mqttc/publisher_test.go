@@ -75,6 +75,7 @@ func FuzzCheckBroker(f *testing.F) {
 // ConnectTimeout, says why in the log and returns a publisher that buffers;
 // a caller's deadline still ends it with an error naming the broker.
 func TestConnectUnreachable(t *testing.T) {
+	testenv.Long(t)
 	port := testenv.FreePort(t) // nothing listens there
 	broker := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	t.Run("connect timeout", func(t *testing.T) {

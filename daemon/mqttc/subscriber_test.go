@@ -19,6 +19,7 @@ import (
 // TestSubscribeWaitsForBroker: started before any broker serves, Subscribe
 // keeps trying and receives once the broker is up.
 func TestSubscribeWaitsForBroker(t *testing.T) {
+	testenv.Long(t)
 	// Until the broker starts, its address hangs up on every connection, and
 	// says when one was attempted.
 	down, err := net.Listen("tcp", "127.0.0.1:0")
@@ -150,6 +151,7 @@ func TestSubscribeRefused(t *testing.T) {
 // clients) makes Subscribe, at its deadline, say so with the broker's own
 // answer; with MQTT 3.1.1 only, not a 3.1 retry's "identifier rejected".
 func TestSubscribeNoSession(t *testing.T) {
+	testenv.Long(t)
 	broker := testenv.StartMosquitto(t, "allow_anonymous false\n").URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

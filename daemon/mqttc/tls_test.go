@@ -16,6 +16,7 @@ import (
 // TestTLSRoundTrip runs publisher and subscriber over mosquitto's TLS
 // listener, which also demands a client certificate.
 func TestTLSRoundTrip(t *testing.T) {
+	testenv.Long(t)
 	dir := t.TempDir()
 	p := testenv.NewPKI(t, dir)
 	// Started as root, mosquitto drops to its own user before reading the
@@ -142,6 +143,7 @@ func TestLoadTLSErrors(t *testing.T) {
 // in and refuses a wrong one with a log line that names the broker and does
 // not print the password.
 func TestPasswordRefused(t *testing.T) {
+	testenv.Long(t)
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "passwd")
 	if out, err := exec.Command("mosquitto_passwd", "-c", "-b", pwFile, "edge", "right-horse").CombinedOutput(); err != nil {

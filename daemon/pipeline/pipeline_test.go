@@ -144,6 +144,7 @@ func (f fixture) cameraOn(t *testing.T, name, source string, loop bool, detector
 // Two cameras on one classifier: every frame of each file gets exactly one
 // verdict, in order, with the right camera, and no Mat leaks.
 func TestPipelineEveryFrameOnce(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	f := setup(t)
 	const limit = 25 // the clip written without ../shared has 30 frames
@@ -204,6 +205,7 @@ func TestPipelineEveryFrameOnce(t *testing.T) {
 // runs hold faces of both, and yet each camera gets one verdict per frame, in
 // order, with the faces and scores its frames get when it runs alone.
 func TestPipelineBatchesCameras(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	f := setup(t)
 	const frames = 30

@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"github.com/deepfaked/deepfaked/internal/poll"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 // been inside a read longer than the bound; a camera on a file that ended
 // and one that is reconnecting are not.
 func TestStuck(t *testing.T) {
+	testenv.Long(t)
 	f := setup(t)
 	frozen := f.cameraOn(t, "frozen", capturetest.FreezingMJPEG(t, 5), false, face.None)
 	ended := f.camera(t, "ended", false, face.None)
@@ -68,6 +70,7 @@ func TestStuck(t *testing.T) {
 // hangs holds up a looping file's reopen. Stuck must name the camera whose
 // open hangs, never the file camera queued behind it.
 func TestStuckNamesTheHungOpen(t *testing.T) {
+	testenv.Long(t)
 	f := setup(t)
 	// Opens give up after 6 s (t.Setenv restores the environment).
 	t.Setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")

@@ -2,6 +2,7 @@ package track
 
 import (
 	"fmt"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func changes(id int64, steps []step) [][]Change {
 }
 
 func TestEvents(t *testing.T) {
+	testenv.Long(t)
 	for _, tc := range []struct {
 		name  string
 		o     EventOptions

@@ -164,6 +164,7 @@ func hide(boxes [][]image.Rectangle, from, n int) [][]image.Rectangle {
 // One face per clip: one track across the clip, whatever the frame rate;
 // a gap of MaxMissed frames keeps it and one frame more starts another.
 func TestVideoOneFace(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	det := detector(t)
 	for _, clip := range []string{"real/ffpp_519.mp4", "fake/ffpp_neuraltextures_004_982.mp4"} {
@@ -241,6 +242,7 @@ func sideBySide(t *testing.T, left, right string) (path string, split int) {
 
 // Two people side by side: two tracks, left and right, that never swap.
 func TestVideoTwoFaces(t *testing.T) {
+	testenv.Long(t)
 	capturetest.CheckMats(t)
 	det := detector(t)
 	left := testenv.SharedFile(t, "data/videos/real/ffpp_519.mp4")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,6 +95,7 @@ func event(id, typ, camera string, ts time.Time, state string, score float64, sn
 // TestEvents: the log folds an event's messages; the page filters by
 // camera and time and shows snapshots from the snapshot folder only.
 func TestEvents(t *testing.T) {
+	testenv.Long(t)
 	snaps := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(snaps, "door"), 0o755); err != nil {
 		t.Fatal(err)

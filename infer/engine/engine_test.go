@@ -52,6 +52,7 @@ func TestUnknownProvider(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	testenv.Long(t)
 	e, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -155,6 +155,7 @@ func loadModel(t testing.TB, path string) *onnxpb.ModelProto {
 // weight scale per output channel, keeps and adds metadata, and leaves the
 // float file as it was.
 func TestQuantizeRandomBackbone(t *testing.T) {
+	testenv.Long(t)
 	eng := newEngine(t)
 	float, _ := testenv.Models(t)
 	before := fileSHA(t, float)
@@ -273,6 +274,7 @@ func drain(t testing.TB, src quantize.Source, per int) ([]float32, int) {
 // standardises its input, like ours, sees). Per-tensor scales round most of
 // a depthwise convolution's small channels to nothing.
 func TestPerChannelVsPerTensor(t *testing.T) {
+	testenv.Long(t)
 	shared := testenv.Shared(t)
 	float := testenv.SharedFile(t, "models/backbone/mnasnet0_75_dfdc_features.onnx")
 	eng := newEngine(t)

@@ -132,3 +132,13 @@ func Outbox(t testing.TB) *outbox.Outbox {
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
+
+// Long marks a test that takes seconds (a model, a daemon, a broker outage,
+// a video): `make test-short` (go test -short), the edit-test loop, skips
+// it; `make test` runs every test.
+func Long(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("takes seconds: -short skips it, make test runs it")
+	}
+}
