@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"io"
 	"log/slog"
 	"math"
@@ -20,6 +19,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/source"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 )
 
 // ErrClosed is returned by Next after Close.

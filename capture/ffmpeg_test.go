@@ -2,13 +2,13 @@ package capture
 
 import (
 	"context"
-	"github.com/deepfaked/deepfaked/internal/poll"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/internal/poll"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 func TestSetFFmpegEnv(t *testing.T) {

@@ -3,11 +3,11 @@ package capture
 import (
 	"context"
 	"errors"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"testing"
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 func openLive(t *testing.T, ctx context.Context, src string, fps float64) *Camera {

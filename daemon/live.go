@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // The live view's throttle: a camera's frame is copied at most every

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"io"
 	"net/http"
 	"os"
@@ -20,7 +18,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -3,10 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 )
 
 // pipelineHealth is what the watchdog asks of the pipeline.

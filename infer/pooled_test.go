@@ -2,7 +2,6 @@ package infer
 
 import (
 	"context"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"io"
 	"math"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/infer/onnxpb"
 	"github.com/deepfaked/deepfaked/infer/quantize"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // sliceSource hands out n faces of one batch to the calibrator.

@@ -9,7 +9,6 @@ package setup
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"

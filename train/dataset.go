@@ -6,10 +6,11 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/dataset"
 	"math"
 	"os"
 	"strconv"
+
+	"github.com/deepfaked/deepfaked/dataset"
 )
 
 // Label values.

@@ -2,12 +2,13 @@ package train
 
 import (
 	"bytes"
-	"github.com/deepfaked/deepfaked/dataset"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/deepfaked/deepfaked/dataset"
 )
 
 func TestFileDatasetRoundTrip(t *testing.T) {

@@ -3,10 +3,11 @@ package train
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // Metrics are binary-classification scores with fake (1) as the positive class.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/train/evalvideo"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/evalvideo"
 	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )

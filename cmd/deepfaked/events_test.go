@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"image"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/setup"
 )
 

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/daemon/bench"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"math"
 	"os"
 	"os/exec"
@@ -24,6 +22,8 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/daemon/bench"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/train"
 )

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/infer/provider"
 	"github.com/deepfaked/deepfaked/setup"
 )

@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // TestRunThreshold: the verdicts of `run` follow the one threshold rule:

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

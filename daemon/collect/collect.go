@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"log/slog"
 	"math"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 	"github.com/deepfaked/deepfaked/internal/ratelog"
 )

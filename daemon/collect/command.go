@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"io"
 	"strconv"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // MaxLabelCommand is the largest label command payload accepted, in bytes.

@@ -2,11 +2,12 @@ package collect
 
 import (
 	"encoding/json"
-	"github.com/deepfaked/deepfaked/contract"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 func TestParseLabelCommand(t *testing.T) {

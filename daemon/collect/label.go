@@ -3,7 +3,6 @@ package collect
 import (
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )

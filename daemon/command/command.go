@@ -9,11 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // Handler runs one command's payload and says what it did.

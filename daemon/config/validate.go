@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"net"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/source"
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/mqttc/brokerurl"
 	"github.com/deepfaked/deepfaked/infer/provider"
 )

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/bench"
 	"log/slog"
 	"net"
 	"os"
@@ -18,7 +16,9 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/source"
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/daemon/bench"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/mqttc/brokerurl"

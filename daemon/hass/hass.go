@@ -20,8 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"strings"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // Options says what to announce.

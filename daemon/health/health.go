@@ -7,10 +7,10 @@ package health
 
 import (
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 )

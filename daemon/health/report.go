@@ -3,10 +3,11 @@ package health
 import (
 	"context"
 	"encoding/json"
-	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // Announcer publishes retained messages (an mqttc.Publisher): availability

@@ -1,10 +1,11 @@
 package metrics
 
 import (
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 )
 
 type noSnapshot struct{}

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"strings"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -3,7 +3,6 @@ package mqttc
 import (
 	"context"
 	"fmt"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

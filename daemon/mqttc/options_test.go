@@ -3,12 +3,12 @@ package mqttc
 import (
 	"context"
 	"fmt"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"regexp"
 	"testing"
 	"time"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -3,7 +3,6 @@ package mqttc
 import (
 	"context"
 	"errors"
-	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

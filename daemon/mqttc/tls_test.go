@@ -2,7 +2,6 @@ package mqttc
 
 import (
 	"context"
-	"github.com/deepfaked/deepfaked/contract"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 

@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"image"
 	"io"
 	"log/slog"
@@ -24,7 +22,9 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/collect"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/spec"

@@ -3,8 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"io"
 	"log/slog"
 	"math"
@@ -18,6 +16,8 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/track"

@@ -2,9 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"github.com/deepfaked/deepfaked/daemon/livestat"
-	"github.com/deepfaked/deepfaked/internal/poll"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +10,10 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
+	"github.com/deepfaked/deepfaked/daemon/livestat"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
+	"github.com/deepfaked/deepfaked/internal/poll"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // TestStuck: a camera whose stream freezes is reported stuck once it has

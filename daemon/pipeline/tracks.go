@@ -3,11 +3,11 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"math"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/track"
 )
 

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 	"github.com/deepfaked/deepfaked/internal/ratelog"

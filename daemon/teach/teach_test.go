@@ -3,7 +3,6 @@ package teach
 import (
 	"context"
 	"errors"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/internal/poll"
 )
 
 func newTeacher(t *testing.T) (*Teacher, string) {

@@ -1,9 +1,10 @@
 package track
 
 import (
-	"github.com/deepfaked/deepfaked/contract"
 	"math"
 	"time"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // EventType is the kind of an Event.

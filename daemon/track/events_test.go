@@ -2,10 +2,11 @@ package track
 
 import (
 	"fmt"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // ev is a compact view of an Event for comparison: "new fake 0.70",

@@ -15,12 +15,12 @@ package track
 import (
 	"cmp"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"math"
 	"slices"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/geom"
 )
 

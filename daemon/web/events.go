@@ -3,12 +3,13 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // DefaultEvents is how many events an EventLog keeps: days of a doorbell's

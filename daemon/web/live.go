@@ -1,11 +1,12 @@
 package web
 
 import (
-	"github.com/deepfaked/deepfaked/contract"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // Live is each camera's latest analysed frame with its faces drawn. Asking

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"github.com/deepfaked/deepfaked/internal/testenv"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // TestStatus: the page, the JSON and the stream show the daemon's state;

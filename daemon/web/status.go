@@ -1,11 +1,12 @@
 package web
 
 import (
-	"github.com/deepfaked/deepfaked/contract"
 	"math"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/deepfaked/deepfaked/contract"
 )
 
 // StatusSource is the running daemon as the status page shows it

@@ -3,13 +3,14 @@ package web
 import (
 	"bufio"
 	"encoding/json"
-	"github.com/deepfaked/deepfaked/internal/poll"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/poll"
 )
 
 // TestTrain: one training at a time, its progress streamed, its report

@@ -12,7 +12,6 @@ package stability
 import (
 	"context"
 	"fmt"
-	"github.com/deepfaked/deepfaked/contract"
 	"image"
 	"image/color"
 	"math"
@@ -22,6 +21,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/train"
 )

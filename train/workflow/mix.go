@@ -9,9 +9,9 @@ import (
 	"github.com/deepfaked/deepfaked/train"
 )
 
-// MixAlphas are the weights of the new head that Run tries when it mixes the
-// new head with the installed one (1 is the new head alone).
-var mixAlphas = []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}
+// mixSteps: Run tries the new head's weights 0, 1/mixSteps, ..., 1 when it
+// mixes the new head with the installed one (1 is the new head alone).
+const mixSteps = 10
 
 // mixGainShare is, without a reference set, the share of the best
 // out-of-fold gain over the installed head that the least-moved mix must
@@ -76,7 +76,8 @@ func mixWithInstalled(ctx context.Context, ds train.Dataset, oof []float64, newH
 	}
 	r := &MixReport{}
 	best := -1
-	for _, a := range mixAlphas {
+	for k := range mixSteps + 1 {
+		a := float64(k) / mixSteps
 		c := MixCandidate{Alpha: a, AUC: train.AUC(labels, mixed(a, instL, newL))}
 		if ref != nil {
 			v := train.AUC(refLabels, mixed(a, refInst, refNew))
