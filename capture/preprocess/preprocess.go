@@ -132,3 +132,47 @@ func (pp *Preprocessor) Fill(img gocv.Mat, crop image.Rectangle, dst []float32) 
 
 // Close frees the reused Mat.
 func (pp *Preprocessor) Close() error { return pp.resized.Close() }
+
+// Decode turns one NCHW model input of 3×S×S floats whose planes are in
+// colorOrder (RGB or BGR), each normalised as (x/255-mean)/std,
+// back into an S×S BGR 8-bit image in dst: what the model saw, for the
+// collector's crops and the snapshots.
+func Decode(input []float32, mean, std [3]float32, colorOrder string, dst *gocv.Mat) error {
+	if colorOrder != RGB && colorOrder != BGR {
+		return fmt.Errorf("color order %q: want %s or %s", colorOrder, RGB, BGR)
+	}
+	s, err := InputSize(input)
+	if err != nil {
+		return err
+	}
+	plane := s * s
+	if dst.Rows() != s || dst.Cols() != s || dst.Type() != gocv.MatTypeCV8UC3 {
+		dst.Close()
+		*dst = gocv.NewMatWithSize(s, s, gocv.MatTypeCV8UC3)
+	}
+	pix, err := dst.DataPtrUint8()
+	if err != nil {
+		return err
+	}
+	for ch := range 3 { // planes into BGR pixels
+		at := ch // BGR plane ch is pixel byte ch
+		if colorOrder == RGB {
+			at = 2 - ch
+		}
+		m, sd := mean[ch]*255, std[ch]*255
+		src := input[ch*plane : (ch+1)*plane]
+		for i, x := range src {
+			pix[3*i+at] = uint8(min(max(x*sd+m, 0), 255) + 0.5) // rounded
+		}
+	}
+	return nil
+}
+
+// InputSize is S of a 3×S×S model input.
+func InputSize(input []float32) (int, error) {
+	s := int(math.Sqrt(float64(len(input) / 3)))
+	if s == 0 || 3*s*s != len(input) {
+		return 0, fmt.Errorf("model input of %d floats is not 3×S×S", len(input))
+	}
+	return s, nil
+}

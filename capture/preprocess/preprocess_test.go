@@ -301,3 +301,54 @@ func BenchmarkFill720p(b *testing.B) {
 		}
 	}
 }
+
+// TestDecode turns a model input back into the resized crop it was made of,
+// for either channel order.
+func TestDecode(t *testing.T) {
+	capturetest.CheckMats(t)
+	frame := realImage(t)
+	defer frame.Close()
+	crop := image.Rect(40, 20, 200, 180)
+	want := gocv.NewMat()
+	defer want.Close()
+	roi := frame.Region(crop)
+	gocv.Resize(roi, &want, image.Pt(64, 64), 0, 0, gocv.InterpolationArea)
+	roi.Close()
+	var in []float32
+	// A BGR model's input (planes B, G, R with its mean and std in that
+	// order) decodes to the same picture as an RGB model's.
+	for _, order := range []string{BGR, RGB} {
+		mean, std := imagenet.Mean, imagenet.Std
+		if order == BGR {
+			mean, std = [3]float32{mean[2], mean[1], mean[0]}, [3]float32{std[2], std[1], std[0]}
+		}
+		pp, err := New(Params{Size: 64, Mean: mean, Std: std, ColorOrder: order})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = make([]float32, pp.Len())
+		err = pp.Fill(frame, crop, in)
+		pp.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := gocv.NewMat()
+		for range 2 { // the second call reuses got
+			if err := Decode(in, mean, std, order, &got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		diff := gocv.NewMat()
+		gocv.AbsDiff(got, want, &diff)
+		flat := diff.Reshape(1, 0)
+		if _, maxv, _, _ := gocv.MinMaxLoc(flat); maxv > 1 {
+			t.Errorf("%s: decoded input differs from the resized crop by up to %v", order, maxv)
+		}
+		flat.Close()
+		diff.Close()
+		if err := Decode(in[:100], mean, std, order, &got); err == nil || !strings.Contains(err.Error(), "100 floats") {
+			t.Errorf("odd input length: %v", err)
+		}
+		got.Close()
+	}
+}

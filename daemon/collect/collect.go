@@ -270,7 +270,7 @@ func (s *slot) fill(f Face) error {
 		f.Crop.CopyTo(&s.crop)
 		s.fromInput = false
 	default:
-		if _, err := inputSize(f.Input); err != nil {
+		if _, err := preprocess.InputSize(f.Input); err != nil {
 			return err
 		}
 		s.input = append(s.input[:0], f.Input...)
@@ -284,7 +284,7 @@ func (c *Collector) encode(px *slot) ([]byte, error) {
 	defer func() { c.free <- px }()
 	img := px.crop
 	if px.fromInput {
-		if err := DecodeInput(px.input, c.opts.Mean, c.opts.Std, c.opts.ColorOrder, &c.img); err != nil {
+		if err := preprocess.Decode(px.input, c.opts.Mean, c.opts.Std, c.opts.ColorOrder, &c.img); err != nil {
 			return nil, err
 		}
 		img = c.img
@@ -298,49 +298,6 @@ func (c *Collector) encode(px *slot) ([]byte, error) {
 		return nil, fmt.Errorf("jpeg: OpenCV encoded nothing for a %dx%d crop", img.Cols(), img.Rows())
 	}
 	return bytes.Clone(buf.GetBytes()), nil
-}
-
-// DecodeInput turns one NCHW model input of 3×S×S floats whose planes are in
-// colorOrder (preprocess.RGB or BGR), each normalised as (x/255-mean)/std,
-// back into an S×S BGR 8-bit image in dst.
-func DecodeInput(input []float32, mean, std [3]float32, colorOrder string, dst *gocv.Mat) error {
-	if colorOrder != preprocess.RGB && colorOrder != preprocess.BGR {
-		return fmt.Errorf("color order %q: want %s or %s", colorOrder, preprocess.RGB, preprocess.BGR)
-	}
-	s, err := inputSize(input)
-	if err != nil {
-		return err
-	}
-	plane := s * s
-	if dst.Rows() != s || dst.Cols() != s || dst.Type() != gocv.MatTypeCV8UC3 {
-		dst.Close()
-		*dst = gocv.NewMatWithSize(s, s, gocv.MatTypeCV8UC3)
-	}
-	pix, err := dst.DataPtrUint8()
-	if err != nil {
-		return err
-	}
-	for ch := range 3 { // planes into BGR pixels
-		at := ch // BGR plane ch is pixel byte ch
-		if colorOrder == preprocess.RGB {
-			at = 2 - ch
-		}
-		m, sd := mean[ch]*255, std[ch]*255
-		src := input[ch*plane : (ch+1)*plane]
-		for i, x := range src {
-			pix[3*i+at] = uint8(min(max(x*sd+m, 0), 255) + 0.5) // rounded
-		}
-	}
-	return nil
-}
-
-// inputSize is S of a 3×S×S model input.
-func inputSize(input []float32) (int, error) {
-	s := int(math.Sqrt(float64(len(input) / 3)))
-	if s == 0 || 3*s*s != len(input) {
-		return 0, fmt.Errorf("model input of %d floats is not 3×S×S", len(input))
-	}
-	return s, nil
 }
 
 // fail counts a failure and logs it, at most one line a minute: a full disk

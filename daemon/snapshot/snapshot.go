@@ -21,8 +21,8 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
@@ -137,7 +137,7 @@ func (s *Store) write() {
 }
 
 func (s *Store) save(j job, img *gocv.Mat) error {
-	if err := collect.DecodeInput(j.input, s.opts.Mean, s.opts.Std, s.opts.ColorOrder, img); err != nil {
+	if err := preprocess.Decode(j.input, s.opts.Mean, s.opts.Std, s.opts.ColorOrder, img); err != nil {
 		return err
 	}
 	buf, err := gocv.IMEncode(gocv.JPEGFileExt, *img)
