@@ -40,6 +40,24 @@ type Dataset interface {
 	Features(i int, dst []float32) error
 }
 
+// Labels are every sample's label, in order.
+func Labels(ds Dataset) []int {
+	l := make([]int, ds.Len())
+	for i := range l {
+		l[i] = ds.Label(i)
+	}
+	return l
+}
+
+// Groups are every sample's group, in order.
+func Groups(ds Dataset) []string {
+	g := make([]string, ds.Len())
+	for i := range g {
+		g[i] = ds.Group(i)
+	}
+	return g
+}
+
 // FeatureWriter writes features for tools outside this program
 // (tools/reference_recipe.py): a flat little-endian float32 file (N×D, no
 // header) and a CSV with header "label,group" whose row i describes sample i

@@ -253,12 +253,8 @@ func CrossValidate(ctx context.Context, ds Dataset, cfg Config, progress Progres
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	labels := make([]int, ds.Len())
-	groups := make([]string, ds.Len())
-	for i := range labels {
-		labels[i], groups[i] = ds.Label(i), ds.Group(i)
-	}
-	splits, err := StratifiedGroupKFold(labels, groups, cfg.Folds, cfg.Seed)
+	labels := Labels(ds)
+	splits, err := StratifiedGroupKFold(labels, Groups(ds), cfg.Folds, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/gate"
 	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
@@ -123,7 +124,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			fold := 0
 			opts.Out, opts.Install, opts.Compare, opts.Began = out, doInstall, compare, began
 			opts.Backbone, opts.Source = s.backboneInfo(cfg.Model.Backbone), s.Source
-			opts.OpenHead = func(path string) (workflow.Head, error) {
+			opts.OpenHead = func(path string) (gate.Head, error) {
 				return infer.LoadHead(s.eng, path, s.backbone.FeatureSize())
 			}
 			if gs := setup.GateSet(cfg); (doInstall || compare || opts.Mix) && gs != "" {

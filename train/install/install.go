@@ -1,64 +1,16 @@
-// Package install decides whether a newly trained head may replace the
-// installed one (the validation gate), replaces it atomically keeping the
-// previous head, and rolls back.
+// Package install replaces the installed head atomically, keeping the
+// previous one, and rolls back; train/gate decides whether a head may be
+// installed.
 package install
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
-	"github.com/deepfaked/deepfaked/train"
 )
-
-// Holdout splits samples into the ones to train on and a held-out set of
-// about frac of them, stratified by label and never splitting a group: fold
-// one of a stratified grouped k-fold with k = round(1/frac).
-func Holdout(labels []int, groups []string, frac float64, seed int64) (trainIdx, heldIdx []int, err error) {
-	if !(frac > 0 && frac <= 0.5) {
-		return nil, nil, fmt.Errorf("holdout fraction must be above 0 and at most 0.5, got %g", frac)
-	}
-	splits, err := train.StratifiedGroupKFold(labels, groups, max(2, int(math.Round(1/frac))), seed)
-	if err != nil {
-		return nil, nil, fmt.Errorf("holdout: %w", err)
-	}
-	return splits[0][0], splits[0][1], nil
-}
-
-// Decision is the gate's verdict on a candidate head.
-type Decision struct {
-	Install      bool    `json:"install"`
-	CandidateAUC float64 `json:"-"` // JSON cannot hold NaN; callers report metrics with the AUCs
-	InstalledAUC float64 `json:"-"` // NaN when the installed head could not be scored
-	Margin       float64 `json:"margin"`
-	Reason       string  `json:"reason"`
-}
-
-// Decide installs the candidate when its AUC on the held-out samples is not
-// lower than the installed head's by more than margin, or when the installed
-// head could not be scored (installedErr: missing, or made for another backbone).
-func Decide(candidateAUC, installedAUC float64, installedErr error, margin float64) Decision {
-	d := Decision{CandidateAUC: candidateAUC, InstalledAUC: installedAUC, Margin: margin}
-	switch {
-	case math.IsNaN(candidateAUC):
-		d.Reason = "the candidate's AUC on the held-out samples is undefined (one class only)"
-	case installedErr != nil:
-		d.Install, d.InstalledAUC = true, math.NaN()
-		d.Reason = fmt.Sprintf("the installed head cannot be scored (%v), so the candidate replaces it", installedErr)
-	case math.IsNaN(installedAUC):
-		d.Install = true
-		d.Reason = "the installed head's AUC is undefined, so the candidate replaces it"
-	case candidateAUC >= installedAUC-margin:
-		d.Install = true
-		d.Reason = fmt.Sprintf("candidate AUC %.4f >= installed AUC %.4f - margin %g", candidateAUC, installedAUC, margin)
-	default:
-		d.Reason = fmt.Sprintf("candidate AUC %.4f < installed AUC %.4f - margin %g", candidateAUC, installedAUC, margin)
-	}
-	return d
-}
 
 // PrevPath is where Install keeps the head it replaced.
 func PrevPath(head string) string { return head + ".prev" }

@@ -2,80 +2,11 @@ package install
 
 import (
 	"errors"
-	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-func TestDecide(t *testing.T) {
-	nan := math.NaN()
-	for _, tc := range []struct {
-		name               string
-		cand, inst, margin float64
-		instErr            error
-		want               bool
-		reason             string
-	}{
-		{"better", 0.80, 0.75, 0, nil, true, ">="},
-		{"equal", 0.75, 0.75, 0, nil, true, ">="},
-		{"worse", 0.74, 0.75, 0, nil, false, "<"},
-		{"worse within margin", 0.74, 0.75, 0.02, nil, true, ">="},
-		{"worse beyond margin", 0.72, 0.75, 0.02, nil, false, "<"},
-		{"installed missing", 0.55, nan, 0, errors.New("no such file"), true, "cannot be scored"},
-		{"installed undefined", 0.55, nan, 0, nil, true, "undefined"},
-		{"candidate undefined", nan, 0.6, 0, nil, false, "undefined"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(tc.cand, tc.inst, tc.instErr, tc.margin)
-			if d.Install != tc.want || !strings.Contains(d.Reason, tc.reason) {
-				t.Errorf("Decide(%g, %g, %v, %g) = %v %q, want %v and a reason with %q", tc.cand, tc.inst, tc.instErr, tc.margin, d.Install, d.Reason, tc.want, tc.reason)
-			}
-		})
-	}
-}
-
-func TestHoldout(t *testing.T) {
-	var labels []int
-	var groups []string
-	for g := range 100 { // 100 identities, 3 images each, 40% fake
-		for range 3 {
-			labels = append(labels, min(g%5/3, 1))
-			groups = append(groups, fmt.Sprint("id", g))
-		}
-	}
-	for _, frac := range []float64{0.2, 0.25, 0.5} {
-		tr, held, err := Holdout(labels, groups, frac, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tr)+len(held) != len(labels) {
-			t.Fatalf("frac %g: %d + %d samples, want %d", frac, len(tr), len(held), len(labels))
-		}
-		if got := float64(len(held)) / float64(len(labels)); math.Abs(got-frac) > 0.05 {
-			t.Errorf("frac %g: held out %.3f of the samples", frac, got)
-		}
-		inTrain := map[string]bool{}
-		for _, i := range tr {
-			inTrain[groups[i]] = true
-		}
-		fakes := 0
-		for _, i := range held {
-			if inTrain[groups[i]] {
-				t.Fatalf("frac %g: group %s is on both sides", frac, groups[i])
-			}
-			fakes += labels[i]
-		}
-		if got := float64(fakes) / float64(len(held)); math.Abs(got-0.4) > 0.1 {
-			t.Errorf("frac %g: %.2f of the held-out samples are fake, want about 0.4", frac, got)
-		}
-	}
-	if _, _, err := Holdout(labels, groups, 0.9, 1); err == nil {
-		t.Error("holdout 0.9 accepted")
-	}
-}
 
 func TestInstallRollback(t *testing.T) {
 	dir := t.TempDir()

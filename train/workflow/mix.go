@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/gate"
 )
 
 // mixSteps: Run tries the new head's weights 0, 1/mixSteps, ..., 1 when it
@@ -46,7 +47,7 @@ type MixCandidate struct {
 // the least that reaches mixGainShare of the best gain on the data.
 func mixWithInstalled(ctx context.Context, ds train.Dataset, oof []float64, newHead *train.Head, installed *train.Head,
 	ref train.Dataset, margin float64) (*MixReport, []float64, error) {
-	labels := labelsOf(ds)
+	labels := train.Labels(ds)
 	instL, err := logitDiffs(ctx, installed, ds)
 	if err != nil {
 		return nil, nil, err
@@ -59,7 +60,7 @@ func mixWithInstalled(ctx context.Context, ds train.Dataset, oof []float64, newH
 	var refLabels []int
 	var refInst, refNew []float64
 	if ref != nil {
-		refLabels = labelsOf(ref)
+		refLabels = train.Labels(ref)
 		if refInst, err = logitDiffs(ctx, installed, ref); err != nil {
 			return nil, nil, fmt.Errorf("reference: %w", err)
 		}
@@ -143,7 +144,7 @@ func mix(ctx context.Context, ds train.Dataset, cv *train.CVResult, newHead *tra
 	if err != nil {
 		return nil, nil, err
 	}
-	labels := labelsOf(ds)
+	labels := train.Labels(ds)
 	m, err := train.Evaluate(labels, scores, train.ChooseThreshold(labels, scores))
 	if err != nil {
 		return nil, nil, err
@@ -174,7 +175,7 @@ const affineProbes = 4
 // Probing through the runtime reads any exported affine head without
 // parsing its graph; a head that is not affine (its logits of random
 // features differ from the map's) is refused.
-func linearHead(h Head, d int, seed uint64) (*train.Head, error) {
+func linearHead(h gate.Head, d int, seed uint64) (*train.Head, error) {
 	const batch = 256
 	x := make([]float32, batch*d)
 	out := make([]float32, batch*train.NumClasses)

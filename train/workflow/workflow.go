@@ -18,7 +18,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/train"
-	"github.com/deepfaked/deepfaked/train/install"
+	"github.com/deepfaked/deepfaked/train/gate"
 )
 
 // Files Run writes in Options.Out.
@@ -61,7 +61,7 @@ type Options struct {
 	// these features is not mixed; Report.Mix.Skipped says why.
 	Mix bool
 	// OpenHead opens an exported head for the gate and the mix (infer.LoadHead).
-	OpenHead func(path string) (Head, error)
+	OpenHead gate.Opener
 	// Began is when the command began, for the report's total time; the
 	// features' extraction time is Source.Seconds.
 	Began time.Time
@@ -142,20 +142,8 @@ type Final struct {
 
 // Gate is the validation gate's outcome.
 type Gate struct {
-	install.Decision
-	Held      int            `json:"held_out"`
-	Candidate train.Metrics  `json:"candidate"`
-	Installed *train.Metrics `json:"installed_head,omitempty"` // absent when it could not be scored
-	// On the trusted gate set (Options.GateSet), when there is one.
-	GateSet  *GateSet `json:"gate_set,omitempty"`
-	Replaced bool     `json:"replaced"` // the new head was installed
-}
-
-// GateSet is both heads' metrics on the operator's trusted labelled set.
-type GateSet struct {
-	Samples   int            `json:"samples"`
-	Candidate train.Metrics  `json:"candidate"`
-	Installed *train.Metrics `json:"installed_head,omitempty"`
+	gate.Result
+	Replaced bool `json:"replaced"` // the new head was installed
 }
 
 // Run trains a head on data: a stratified grouped k-fold cross-validation
@@ -187,7 +175,7 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 	ds := data
 	var held train.Dataset
 	if gating {
-		trainIdx, heldIdx, err := install.Holdout(labelsOf(data), groupsOf(data), opts.Holdout, opts.Train.Seed)
+		trainIdx, heldIdx, err := gate.Holdout(train.Labels(data), train.Groups(data), opts.Holdout, opts.Train.Seed)
 		if err != nil {
 			return nil, err
 		}
@@ -244,12 +232,12 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 	if err := train.WriteConfusionPNG(filepath.Join(opts.Out, ConfusionFile), oof); err != nil {
 		return nil, err
 	}
-	if err := train.WriteROCPNG(filepath.Join(opts.Out, ROCFile), labelsOf(ds), scores); err != nil {
+	if err := train.WriteROCPNG(filepath.Join(opts.Out, ROCFile), train.Labels(ds), scores); err != nil {
 		return nil, err
 	}
 	if gating {
 		start = time.Now()
-		if r.Gate, err = gate(ctx, held, headPath, opts); err != nil {
+		if r.Gate, err = runGate(ctx, held, headPath, opts); err != nil {
 			return nil, err
 		}
 		r.Timings["gate"] = time.Since(start).Seconds()
@@ -306,22 +294,6 @@ func product(s []int) int {
 		p *= v
 	}
 	return p
-}
-
-func labelsOf(ds train.Dataset) []int {
-	l := make([]int, ds.Len())
-	for i := range l {
-		l[i] = ds.Label(i)
-	}
-	return l
-}
-
-func groupsOf(ds train.Dataset) []string {
-	g := make([]string, ds.Len())
-	for i := range g {
-		g[i] = ds.Group(i)
-	}
-	return g
 }
 
 func allIdx(n int) []int {

@@ -19,6 +19,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/gate"
 	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
@@ -75,14 +76,14 @@ func quick() train.Config {
 }
 
 // newEngine is a real ONNX Runtime engine that opens heads as the daemon does.
-func newEngine(t *testing.T) (*engine.Engine, func(path string) (workflow.Head, error)) {
+func newEngine(t *testing.T) (*engine.Engine, func(path string) (gate.Head, error)) {
 	t.Helper()
 	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	return eng, func(path string) (workflow.Head, error) { return infer.LoadHead(eng, path, 32) }
+	return eng, func(path string) (gate.Head, error) { return infer.LoadHead(eng, path, 32) }
 }
 
 // exportHead writes a head: trained on ds with cfg, or untrained when cfg.Epochs is 0.
@@ -105,7 +106,7 @@ func exportHead(t *testing.T, path string, ds train.Dataset, cfg train.Config, t
 	}
 }
 
-func options(t *testing.T, open func(string) (workflow.Head, error)) workflow.Options {
+func options(t *testing.T, open func(string) (gate.Head, error)) workflow.Options {
 	dir := t.TempDir()
 	return workflow.Options{Train: quick(), Out: filepath.Join(dir, "out"),
 		Backbone: workflow.Backbone{Path: "bb.onnx", ID: "bb0123456789", InputSize: inputSize, FeatureShape: featureShape, Features: 32},
@@ -393,7 +394,7 @@ func TestGateSet(t *testing.T) {
 }
 
 // nonAffine is a head whose logits are not an affine map of its features.
-type nonAffine struct{ workflow.Head }
+type nonAffine struct{ gate.Head }
 
 func (h nonAffine) Logits(x []float32, n int, dst []float32) error {
 	if err := h.Head.Logits(x, n, dst); err != nil {
@@ -417,7 +418,7 @@ func TestMix(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		installed bool
-		open      func(string) (workflow.Head, error)
+		open      func(string) (gate.Head, error)
 		reference train.Dataset
 		skipped   string
 	}{
@@ -425,7 +426,7 @@ func TestMix(t *testing.T) {
 		{name: "without a reference", installed: true},
 		{name: "no installed head", skipped: "the installed head"},
 		{name: "installed head not affine", installed: true, skipped: "not an affine map",
-			open: func(p string) (workflow.Head, error) { h, err := open(p); return nonAffine{h}, err }},
+			open: func(p string) (gate.Head, error) { h, err := open(p); return nonAffine{h}, err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := options(t, open)
