@@ -26,7 +26,6 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/health"
@@ -35,12 +34,13 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
-	"github.com/deepfaked/deepfaked/daemon/teach"
 	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/train/collect"
+	"github.com/deepfaked/deepfaked/train/teach"
 )
 
 // Daemon is a started deepfaked: models loaded, broker connected, cameras open.

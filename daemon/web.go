@@ -22,16 +22,16 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/contract"
-	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/health"
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
-	"github.com/deepfaked/deepfaked/daemon/teach"
 	"github.com/deepfaked/deepfaked/daemon/web"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/install"
+	"github.com/deepfaked/deepfaked/train/teach"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/train/collect"
 )
 
 func newLabelCmd() *cobra.Command {

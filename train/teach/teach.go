@@ -17,9 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
+	"github.com/deepfaked/deepfaked/train/collect"
 )
 
 // Groups is how many groups (labels.csv identities) a session's faces are

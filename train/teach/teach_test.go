@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
-	"github.com/deepfaked/deepfaked/daemon/collect"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/internal/poll"
+	"github.com/deepfaked/deepfaked/train/collect"
 )
 
 func newTeacher(t *testing.T) (*Teacher, string) {
