@@ -366,7 +366,7 @@ func (t *execTrainer) Train(ctx context.Context, req web.TrainRequest, progress 
 	args := []string{t.exe, "train", "--config", t.config, "--data", data, "--out", out}
 	if req.Teach {
 		// The taught camera's faces are crops as the daemon saves them.
-		args = append(args, "--crop", workflow.CropNone, "--self-blend", "--compare")
+		args = append(args, "--crop", dataset.CropNone, "--self-blend", "--compare")
 	} else {
 		args = append(args, "--install")
 	}

@@ -27,6 +27,24 @@ const (
 	Fake = "fake"
 )
 
+// How a data folder's images are read (train, eval and quantize's --crop,
+// train.gate_set_crop).
+const (
+	CropNone = "none" // each image is already a face crop, as the daemon saves them
+	CropFace = "face" // crop the largest face the detector finds, as the daemon crops frames
+)
+
+// Crops are the crop modes.
+func Crops() []string { return []string{CropNone, CropFace} }
+
+// CheckCrop says what is wrong with a crop mode.
+func CheckCrop(mode string) error {
+	if mode != CropNone && mode != CropFace {
+		return fmt.Errorf("crop mode %q: want %s or %s", mode, CropNone, CropFace)
+	}
+	return nil
+}
+
 // Sample is one labelled image of a data folder.
 type Sample struct {
 	Path  string // slash-separated, relative to the folder

@@ -17,6 +17,14 @@ const (
 	BGR = "BGR"
 )
 
+// CheckColorOrder says what is wrong with a channel order.
+func CheckColorOrder(order string) error {
+	if order != RGB && order != BGR {
+		return fmt.Errorf("colour order %q: want %s or %s", order, RGB, BGR)
+	}
+	return nil
+}
+
 // Params describe the model input. Every field is used as given: the
 // defaults live in the config and the model's metadata.
 type Params struct {
@@ -41,14 +49,12 @@ type Preprocessor struct {
 
 // New checks p and makes a Preprocessor.
 func New(p Params) (*Preprocessor, error) {
-	var plane [3]int
-	switch p.ColorOrder {
-	case RGB:
+	if err := CheckColorOrder(p.ColorOrder); err != nil {
+		return nil, fmt.Errorf("preprocess: %w", err)
+	}
+	plane := [3]int{0, 1, 2} // BGR frame channels in BGR planes
+	if p.ColorOrder == RGB {
 		plane = [3]int{2, 1, 0}
-	case BGR:
-		plane = [3]int{0, 1, 2}
-	default:
-		return nil, fmt.Errorf("preprocess: colour order %q is not %s or %s", p.ColorOrder, RGB, BGR)
 	}
 	if p.Size < 1 || p.Size > 4096 {
 		return nil, fmt.Errorf("preprocess: input size %d out of range 1..4096", p.Size)
@@ -138,8 +144,8 @@ func (pp *Preprocessor) Close() error { return pp.resized.Close() }
 // back into an S×S BGR 8-bit image in dst: what the model saw, for the
 // collector's crops and the snapshots.
 func Decode(input []float32, mean, std [3]float32, colorOrder string, dst *gocv.Mat) error {
-	if colorOrder != RGB && colorOrder != BGR {
-		return fmt.Errorf("color order %q: want %s or %s", colorOrder, RGB, BGR)
+	if err := CheckColorOrder(colorOrder); err != nil {
+		return err
 	}
 	s, err := InputSize(input)
 	if err != nil {

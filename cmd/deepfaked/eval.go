@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
-	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/evalvideo"
@@ -95,7 +94,7 @@ panel per score.`,
 				return err
 			}
 			defer s.Close()
-			head, err := infer.LoadHead(s.eng, cfg.Model.Head, s.backbone.FeatureSize())
+			head, err := s.OpenHead(cfg.Model.Head)
 			if err != nil {
 				return err
 			}
@@ -110,11 +109,7 @@ panel per score.`,
 				}
 			}
 			if roc != "" {
-				labels := make([]int, len(s.Dataset.Samples))
-				for i, smp := range s.Dataset.Samples {
-					labels[i] = smp.Label
-				}
-				if err := train.WriteROCPNG(roc, labels, ev.Scores); err != nil {
+				if err := train.WriteROCPNG(roc, train.Labels(s.Dataset), ev.Scores); err != nil {
 					return err
 				}
 			}

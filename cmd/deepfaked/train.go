@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -13,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
-	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/featureset"
 	"github.com/deepfaked/deepfaked/train/gate"
 	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/workflow"
@@ -123,14 +124,12 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			bar := newProgressBar(stderr, "train")
 			fold := 0
 			opts.Out, opts.Install, opts.Compare, opts.Began = out, doInstall, compare, began
-			opts.Backbone, opts.Source = s.backboneInfo(cfg.Model.Backbone), s.Source
-			opts.OpenHead = func(path string) (gate.Head, error) {
-				return infer.LoadHead(s.eng, path, s.backbone.FeatureSize())
-			}
+			opts.Backbone, opts.Source = s.BackboneInfo(cfg.Model.Backbone), s.Source
+			opts.OpenHead = func(path string) (gate.Head, error) { return s.OpenHead(path) }
 			if gs := setup.GateSet(cfg); (doInstall || compare || opts.Mix) && gs != "" {
 				// Read like the data (same crop), with a cache of its own: the
 				// data's is held open, and its lock is per open file.
-				g, err := loadFeatures(ctx, cfg, dataFlags{data: gs, crop: setup.GateSetCrop(cfg, df.crop), cache: filepath.Join(df.cacheDir(cfg), "gate-set")}, stderr)
+				g, err := loadFeatures(ctx, cfg, dataFlags{data: gs, crop: setup.GateSetCrop(cfg, df.crop), cache: filepath.Join(cmp.Or(df.cache, featureset.CacheDir(cfg)), "gate-set")}, stderr)
 				if err != nil {
 					return fmt.Errorf("train.gate_set: %w", err)
 				}

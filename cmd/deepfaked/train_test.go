@@ -254,7 +254,7 @@ func TestTrainBadInput(t *testing.T) {
 	}{
 		{"one class", []string{"--data", oneClass}, "no fake ones"},
 		{"nothing decodes", []string{"--data", broken}, "both classes are needed"},
-		{"bad crop", []string{"--data", oneClass, "--crop", "square"}, `--crop "square"`},
+		{"bad crop", []string{"--data", oneClass, "--crop", "square"}, `--crop: crop mode "square"`},
 		{"bad flag value", []string{"--data", oneClass, "--folds", "1"}, "folds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/deepfaked/deepfaked/dataset"
+
 // Train holds the head-training hyperparameters of `deepfaked train` (the
 // reference recipe by default) and the validation gate of `train --install`.
 // Command-line flags override them.
@@ -65,7 +67,7 @@ const GateSetCropSame = "same"
 
 // GateSetCrops lists the accepted train.gate_set_crop values: the gate set
 // as the data, face crops as the daemon saves them, or frames to crop.
-func GateSetCrops() []string { return []string{GateSetCropSame, "none", "face"} }
+func GateSetCrops() []string { return append([]string{GateSetCropSame}, dataset.Crops()...) }
 
 // Mix modes (train.mix).
 const (

@@ -90,8 +90,8 @@ func (o *Options) check() error {
 			return fmt.Errorf("collect: std %v: every channel must be > 0", o.Std)
 		}
 	}
-	if o.ColorOrder != preprocess.RGB && o.ColorOrder != preprocess.BGR {
-		return fmt.Errorf("collect: color order %q: want %s or %s", o.ColorOrder, preprocess.RGB, preprocess.BGR)
+	if err := preprocess.CheckColorOrder(o.ColorOrder); err != nil {
+		return fmt.Errorf("collect: %w", err)
 	}
 	if o.Queue == 0 {
 		o.Queue = DefaultQueue

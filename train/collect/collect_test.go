@@ -215,7 +215,7 @@ func TestOptionsErrors(t *testing.T) {
 		{func(o *Options) { o.Queue = -1 }, "queue -1"},
 		{func(o *Options) { o.Std = [3]float32{1, 0, 1} }, "std"},
 		{func(o *Options) { o.Mean, o.Std = [3]float32{}, [3]float32{} }, "std"},
-		{func(o *Options) { o.ColorOrder = "" }, "color order"},
+		{func(o *Options) { o.ColorOrder = "" }, "colour order"},
 	} {
 		o := withDefaults(Options{Dir: t.TempDir(), EveryN: 1})
 		tc.change(&o)

@@ -11,19 +11,13 @@ import (
 	"github.com/deepfaked/deepfaked/train/features"
 )
 
-// Crop modes of a data folder's images.
-const (
-	CropNone = "none" // each image is already a face crop, as the daemon saves them
-	CropFace = "face" // crop the largest face the detector finds, as the daemon crops frames
-)
-
 // FeatureOptions say how to turn a data folder into features.
 type FeatureOptions struct {
 	Dir        string // the data folder (package dataset)
 	Backbone   features.Backbone
 	BackboneID string
 	Pre        preprocess.Params // the daemon's crop and normalisation
-	// Crop is CropNone or CropFace; CropFace needs Detector, and CropKey,
+	// Crop is dataset.CropNone or dataset.CropFace; dataset.CropFace needs Detector, and CropKey,
 	// which names every setting that moves the crop (FaceCropKey): it is part
 	// of the cache key.
 	Crop     string
@@ -57,17 +51,17 @@ func (f *Features) Close() error { return f.Cache.Close() }
 // LoadFeatures reads the data folder and takes every image's features from
 // the cache, extracting and caching those it lacks.
 func LoadFeatures(ctx context.Context, opts FeatureOptions) (*Features, error) {
-	key := features.Key{Backbone: opts.BackboneID, InputSize: opts.Pre.Size, Crop: CropNone}
+	key := features.Key{Backbone: opts.BackboneID, InputSize: opts.Pre.Size, Crop: dataset.CropNone}
 	switch opts.Crop {
-	case CropNone:
+	case dataset.CropNone:
 		opts.Detector = nil
-	case CropFace:
+	case dataset.CropFace:
 		if opts.Detector == nil || opts.CropKey == "" {
-			return nil, fmt.Errorf("crop %s: no face detector", CropFace)
+			return nil, fmt.Errorf("crop %s: no face detector", dataset.CropFace)
 		}
 		key.Crop = opts.CropKey
 	default:
-		return nil, fmt.Errorf("crop mode %q: want %s or %s", opts.Crop, CropNone, CropFace)
+		return nil, dataset.CheckCrop(opts.Crop)
 	}
 	start := time.Now()
 	folder, err := dataset.Load(opts.Dir)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -110,7 +111,7 @@ func options(t *testing.T, open func(string) (gate.Head, error)) workflow.Option
 	dir := t.TempDir()
 	return workflow.Options{Train: quick(), Out: filepath.Join(dir, "out"),
 		Backbone: workflow.Backbone{Path: "bb.onnx", ID: "bb0123456789", InputSize: inputSize, FeatureShape: featureShape, Features: 32},
-		Source:   workflow.Source{Dir: "data", Crop: workflow.CropNone, Extracted: 200},
+		Source:   workflow.Source{Dir: "data", Crop: dataset.CropNone, Extracted: 200},
 		Holdout:  0.25, Head: filepath.Join(dir, "installed", "head.onnx"), OpenHead: open}
 }
 

@@ -1,0 +1,148 @@
+package int8backbone
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"image"
+	"image/jpeg"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/infer"
+	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/quantize"
+	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/train/featureset"
+)
+
+// crops writes n noise crops of each class in DIR/real and DIR/fake.
+func crops(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, class := range []string{dataset.Real, dataset.Fake} {
+		if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			img := image.NewRGBA(image.Rect(0, 0, 64, 64))
+			for p := range img.Pix {
+				img.Pix[p] = uint8(rng.IntN(256))
+			}
+			f, err := os.Create(filepath.Join(dir, class, string(rune('a'+i))+".jpg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := jpeg.Encode(f, img, nil); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	return dir
+}
+
+func sum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestMake quantises the tests' float backbone on a folder of crops with
+// the guard on: the INT8 model is written with its calibration recorded and
+// loads, the float model is untouched; asked for more agreement than there
+// was, the guard refuses and nothing is written, no candidate left behind.
+func TestMake(t *testing.T) {
+	testenv.Long(t)
+	backbone, head := testenv.Models(t)
+	dir := t.TempDir()
+	cfg := &config.Config{StateDir: filepath.Join(dir, "state"), Model: config.Model{Backbone: backbone, Head: head, Runtime: testenv.ORTLibrary(t)}}
+	data := crops(t, 6)
+	before := sum(t, backbone)
+	opts := func(out string, minAgreement float64) Options {
+		return Options{Out: out, Calib: data, Crop: dataset.CropNone, CalibMax: 100, Method: quantize.MethodPercentile, Percentile: 99.999,
+			Equalize: true, Eval: data, MinAgreement: minAgreement,
+			Features: func(ctx context.Context, cfg *config.Config, data, crop string) (*featureset.Set, error) {
+				return featureset.Load(ctx, cfg, featureset.Options{Data: data, Crop: crop, Cache: filepath.Join(dir, "cache")})
+			}}
+	}
+	out := filepath.Join(dir, "backbone.int8.onnx")
+	var passes []int
+	o := opts(out, 0)
+	o.Calibrating = func(p quantize.Progress) {
+		if len(passes) == 0 || passes[len(passes)-1] != p.Pass {
+			passes = append(passes, p.Pass)
+		}
+	}
+	r, err := Make(context.Background(), cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Samples != 12 || r.Tensors == 0 || !r.Equalized || r.Guard == nil || r.Guard.Float.N != 12 || len(passes) != 2 {
+		t.Errorf("result %+v, guard %+v, calibration passes %v", r, r.Guard, passes)
+	}
+	if sum(t, backbone) != before {
+		t.Fatal("the float backbone changed")
+	}
+	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	b, err := infer.LoadBackbone(eng, out)
+	if err != nil {
+		t.Fatalf("the INT8 backbone does not load: %v", err)
+	}
+	meta := b.Meta()
+	b.Close()
+	if meta.Extra[spec.KeyCalibrationSamples] != "12" || meta.Precision() != spec.PrecisionINT8 {
+		t.Errorf("metadata %+v", meta)
+	}
+
+	t.Logf("INT8 and FP32 verdicts agree on %.1f%% of the images", 100*r.Guard.Agreement)
+	if r.Guard.Agreement < 1 {
+		refused := filepath.Join(dir, "refused.onnx")
+		r2, err := Make(context.Background(), cfg, opts(refused, r.Guard.Agreement+0.001))
+		if !errors.Is(err, ErrGuardRefused) || r2 == nil || r2.Guard == nil || !strings.Contains(err.Error(), "nothing written") {
+			t.Fatalf("Make above the agreement: %v, %+v; want ErrGuardRefused with the guard's figures", err, r2)
+		}
+		if _, err := os.Stat(refused); !os.IsNotExist(err) {
+			t.Errorf("%s exists after the guard refused: %v", refused, err)
+		}
+	}
+	// The refusal above, or an unrunnable calibration below, leaves no candidate.
+	if m, _ := filepath.Glob(filepath.Join(dir, ".*.candidate-*")); len(m) > 0 {
+		t.Errorf("candidates left behind: %v", m)
+	}
+
+	for _, tc := range []struct {
+		name string
+		o    func(o *Options)
+		want string
+	}{
+		{"float as output", func(o *Options) { o.Out = backbone }, "never overwritten"},
+		{"two calibrations", func(o *Options) { o.CalibVideo = "x.mp4" }, "one of"},
+		{"method", func(o *Options) { o.Method = "kl" }, `method "kl"`},
+		{"crop", func(o *Options) { o.Crop = "square" }, `crop mode "square"`},
+		{"guard without features", func(o *Options) { o.Features = nil }, "load features"},
+		{"no such node", func(o *Options) { o.KeepFloat = []string{"/nope/"} }, "no node"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts(filepath.Join(dir, "x.onnx"), 0)
+			tc.o(&o)
+			if _, err := Make(context.Background(), cfg, o); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Make: %v; want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
