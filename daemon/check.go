@@ -3,10 +3,13 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/infer/provider"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
@@ -21,6 +24,7 @@ func CheckLoads(cfg *config.Config, log *slog.Logger) (warnings []string, err er
 	if err := CheckComponents(cfg, log); err != nil {
 		return nil, err
 	}
+	warnings = providerWarnings(cfg)
 	probes, err := ProbeCameras(cfg)
 	if err != nil {
 		return nil, err
@@ -35,6 +39,25 @@ func CheckLoads(cfg *config.Config, log *slog.Logger) (warnings []string, err er
 		}
 	}
 	return warnings, nil
+}
+
+// providerWarnings are the GPU providers in model.providers that the runtime
+// library lacks: run skips them, so they are not errors.
+func providerWarnings(cfg *config.Config) []string {
+	if !slices.ContainsFunc(cfg.Model.Providers, func(p string) bool { return p != provider.CPU }) {
+		return nil
+	}
+	have, err := setup.AvailableProviders(cfg)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot tell which of model.providers %v the runtime has: %v", cfg.Model.Providers, err)}
+	}
+	var w []string
+	for _, p := range cfg.Model.Providers {
+		if p != provider.CPU && !slices.Contains(have, p) {
+			w = append(w, fmt.Sprintf("model.providers: this ONNX Runtime has no %s provider; run skips it and uses %s", p, strings.Join(have, ", ")))
+		}
+	}
+	return w
 }
 
 // CameraProbe is one configured camera opened once. A live source (a device,

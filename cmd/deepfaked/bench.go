@@ -46,25 +46,9 @@ func newBenchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := newLogger(slog.LevelWarn)
-			var report bench.Report
-			if cameras < 1 {
-				return fmt.Errorf("--cameras %d: must be >= 1", cameras)
-			}
-			if source != "" {
-				decode, err := bench.Source(cmd.Context(), cfg, source, "", log)
-				if err != nil {
-					return fmt.Errorf("bench decoding alone: %w", err)
-				}
-				for _, d := range detectors {
-					r, err := bench.Pipeline(cmd.Context(), cfg, source, d, cameras, decode, log)
-					if err != nil {
-						return fmt.Errorf("bench detector %s: %w", d, err)
-					}
-					report.Pipeline = append(report.Pipeline, r)
-				}
-			}
-			if report.Model, err = bench.Model(cfg, backbones, batches, iterations, log); err != nil {
+			report, err := bench.Run(cmd.Context(), cfg, bench.Options{Source: source, Detectors: detectors, Cameras: cameras,
+				Backbones: backbones, Batches: batches, Iterations: iterations, Log: newLogger(slog.LevelWarn)})
+			if err != nil {
 				return err
 			}
 			if asJSON {

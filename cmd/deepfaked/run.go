@@ -3,18 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
-	"github.com/deepfaked/deepfaked/infer/provider"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
@@ -80,30 +76,11 @@ func newCheckConfigCmd() *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (device %s, %d camera(s), broker %s)\n", path, cfg.DeviceID, len(cfg.Cameras), cfg.MQTT.Broker)
-			warnProviders(cmd.ErrOrStderr(), cfg)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file")
 	return cmd
-}
-
-// warnProviders warns about GPU providers in model.providers that the
-// runtime library lacks: run skips them, so they are not errors.
-func warnProviders(w io.Writer, cfg *config.Config) {
-	if !slices.ContainsFunc(cfg.Model.Providers, func(p string) bool { return p != provider.CPU }) {
-		return
-	}
-	have, err := setup.AvailableProviders(cfg)
-	if err != nil {
-		fmt.Fprintf(w, "warning: cannot tell which of model.providers %v the runtime has: %v\n", cfg.Model.Providers, err)
-		return
-	}
-	for _, p := range cfg.Model.Providers {
-		if p != provider.CPU && !slices.Contains(have, p) {
-			fmt.Fprintf(w, "warning: model.providers: this ONNX Runtime has no %s provider; run skips it and uses %s\n", p, strings.Join(have, ", "))
-		}
-	}
 }
 
 func newVersionCmd() *cobra.Command {

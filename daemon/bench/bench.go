@@ -113,6 +113,47 @@ type Report struct {
 	Model    []ModelResult    `json:"model"`
 }
 
+// Options are what `deepfaked bench` measures besides the config.
+type Options struct {
+	// Source is the video the pipeline runs on ("": the model's timing
+	// only), once per detector (kind or kind:model.onnx), read by Cameras
+	// cameras at once.
+	Source    string
+	Detectors []string
+	Cameras   int
+	// Backbones are timed side by side with model.head (model.backbone when
+	// empty), Iterations runs at each of Batches.
+	Backbones  []string
+	Batches    []int
+	Iterations int
+	Log        *slog.Logger
+}
+
+// Run measures, in one run so the figures compare side by side: decoding
+// alone, the pipeline once per detector (Pipeline), and the model (Model).
+func Run(ctx context.Context, cfg *config.Config, o Options) (Report, error) {
+	var r Report
+	if o.Cameras < 1 {
+		return r, fmt.Errorf("cameras %d: must be >= 1", o.Cameras)
+	}
+	if o.Source != "" {
+		decode, err := Source(ctx, cfg, o.Source, "", o.Log)
+		if err != nil {
+			return r, fmt.Errorf("bench decoding alone: %w", err)
+		}
+		for _, d := range o.Detectors {
+			p, err := Pipeline(ctx, cfg, o.Source, d, o.Cameras, decode, o.Log)
+			if err != nil {
+				return r, fmt.Errorf("bench detector %s: %w", d, err)
+			}
+			r.Pipeline = append(r.Pipeline, p)
+		}
+	}
+	var err error
+	r.Model, err = Model(cfg, o.Backbones, o.Batches, o.Iterations, o.Log)
+	return r, err
+}
+
 // Pipeline runs the daemon itself on one file with an embedded broker on
 // a free port, so the figures include decoding, detection, inference and
 // publishing; it measures from the verdicts as a subscriber receives them,

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
@@ -41,5 +43,22 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 0.5) != 0 {
 		t.Error("percentile of nothing")
+	}
+}
+
+// TestRun without a source times the model only; fewer than one camera is refused.
+func TestRun(t *testing.T) {
+	backbone, head := testenv.Models(t)
+	cfg := &config.Config{Model: config.Model{Backbone: backbone, Head: head, Runtime: testenv.ORTLibrary(t)}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := Run(context.Background(), cfg, Options{Cameras: 1, Batches: []int{1}, Iterations: 2, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Pipeline) != 0 || len(r.Model) != 1 || r.Model[0].Backbone != backbone {
+		t.Errorf("report %+v, want the model's timing only", r)
+	}
+	if _, err := Run(context.Background(), cfg, Options{Cameras: 0, Batches: []int{1}, Iterations: 1, Log: log}); err == nil || !strings.Contains(err.Error(), "cameras 0") {
+		t.Errorf("0 cameras: %v", err)
 	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // leftBright is a 64x64 BGR image whose left `bright` columns are white and
@@ -252,5 +254,34 @@ func TestCompare(t *testing.T) {
 	}
 	if q := quantile([]float64{0, 1, 2, 3}, 0.5); q != 1.5 {
 		t.Errorf("median of 0..3 = %v", q)
+	}
+}
+
+// TestEvaluate runs a folder through the configured models, as eval --views
+// does, and names them; a missing folder or model is an error naming it.
+func TestEvaluate(t *testing.T) {
+	backbone, head := testenv.Models(t)
+	cfg := &config.Config{Model: config.Model{Backbone: backbone, Head: head, Runtime: testenv.ORTLibrary(t), TTA: config.TTANone}}
+	dir := writeFolder(t, 4)
+	views, err := ByName([]string{"mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last Progress
+	r, m, err := Evaluate(context.Background(), cfg, dir, views, 0.3, nil, func(p Progress) { last = p })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.N != 8 || len(r.Views) != 2 || r.Views[1].Name != "mirror" || m.Backbone == "" || m.Head == "" || m.TTA != config.TTANone ||
+		last.Done != last.Total || last.Total == 0 {
+		t.Errorf("result n %d views %d, models %+v, last progress %+v", r.N, len(r.Views), m, last)
+	}
+	if _, _, err := Evaluate(context.Background(), cfg, filepath.Join(dir, "gone"), views, 0.3, nil, nil); err == nil || !strings.Contains(err.Error(), "gone") {
+		t.Errorf("missing folder: %v", err)
+	}
+	bad := *cfg
+	bad.Model.Head = filepath.Join(dir, "nohead.onnx")
+	if _, _, err := Evaluate(context.Background(), &bad, dir, views, 0.3, nil, nil); err == nil || !strings.Contains(err.Error(), "nohead.onnx") {
+		t.Errorf("missing head: %v", err)
 	}
 }
