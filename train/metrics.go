@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/deepfaked/deepfaked/contract"
 )
@@ -204,4 +205,12 @@ func ChooseThreshold(labels []int, scores []float64) float64 {
 		}
 	}
 	return best
+}
+
+// FormatAUC prints an AUC to 4 decimals, "n/a" when it is undefined (one class only).
+func FormatAUC(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 4, 64)
 }

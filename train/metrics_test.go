@@ -140,3 +140,11 @@ func TestMetricsJSON(t *testing.T) {
 		t.Errorf("round trip: %+v, want %+v", back, m)
 	}
 }
+
+func TestFormatAUC(t *testing.T) {
+	for v, want := range map[float64]string{math.NaN(): "n/a", 0.81234: "0.8123", 1: "1.0000"} {
+		if got := FormatAUC(v); got != want {
+			t.Errorf("FormatAUC(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -2,11 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
-	"path/filepath"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -56,8 +52,7 @@ func newBenchCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(report)
 			}
-			printBench(cmd.OutOrStdout(), report)
-			return nil
+			return report.WriteTable(cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/deepfaked/deepfaked.yaml", "configuration file (models, providers, threads, faces)")
@@ -69,37 +64,4 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&iterations, "iterations", 30, "timed model runs per batch size")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// printBench prints a bench report as tables.
-func printBench(w io.Writer, r bench.Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if len(r.Pipeline) > 0 {
-		fmt.Fprintln(tw, "detector\tcameras\tframes\twith faces\tfaces\tfaces/run\tframes/s\tfaces/s\tdecode only\tdecode+detect\tof decode+detect\tlatency p50 ms\tp99 ms\tCPU %\tpeak RSS MB\t")
-		for _, p := range r.Pipeline {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", p.Detector, p.Cameras, p.Frames, p.WithFaces, p.Faces, p.FacesPerRun,
-				p.FPS, p.FacesPerS, p.DecodeFPS, p.DetectFPS, 100*p.OfDetectFPS, p.LatencyP50, p.LatencyP99, p.CPUPercent, p.PeakRSSMB)
-		}
-		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
-		tw.Flush()
-		fmt.Fprint(tw, "stage ms p50/p99")
-		for _, name := range bench.StageNames {
-			fmt.Fprintf(tw, "\t%s", name)
-		}
-		fmt.Fprintln(tw, "\t")
-		for _, p := range r.Pipeline {
-			fmt.Fprint(tw, p.Detector)
-			for _, st := range p.Stages {
-				fmt.Fprintf(tw, "\t%.2f/%.2f", st.P50, st.P99)
-			}
-			fmt.Fprintln(tw, "\t")
-		}
-		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
-		tw.Flush()
-	}
-	fmt.Fprintln(tw, "backbone\tbatch\tms/batch\tms/face\tfaces/s\tvs first\t")
-	for _, m := range r.Model {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.0f\t%.2fx\t\n", filepath.Base(m.Backbone), m.Batch, m.MSPerBatch, m.MSPerFace, m.FacesPerS, m.VsFirst)
-	}
-	tw.Flush()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/internal/progress"
 	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/featureset"
 )
@@ -39,7 +40,7 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 	if f.cache == "" {
 		f.cache = featureset.CacheDir(cfg)
 	}
-	bar := newProgressBar(stderr, "features")
+	bar := progress.New(stderr, "features")
 	s, err := featureset.Load(ctx, cfg, featureset.Options{Data: f.data, Crop: f.crop, Cache: f.cache, FeaturesOut: f.featuresOut,
 		SelfBlend: f.selfBlend, Log: newLogger(slog.LevelWarn),
 		Loaded: func(folder *dataset.Folder) {
@@ -50,9 +51,9 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 			}
 		},
 		Progress: func(p features.Progress) {
-			bar.update(p.Done, p.Total, -1, fmt.Sprintf("%d cached, %d extracted, %d skipped", p.Cached, p.Extracted, p.Skipped))
+			bar.Update(p.Done, p.Total, -1, fmt.Sprintf("%d cached, %d extracted, %d skipped", p.Cached, p.Extracted, p.Skipped))
 		}})
-	bar.done()
+	bar.Done()
 	if err != nil {
 		return nil, err
 	}

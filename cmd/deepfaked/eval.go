@@ -1,12 +1,9 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,7 +12,6 @@ import (
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/evalvideo"
-	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
 
@@ -104,7 +100,7 @@ panel per score.`,
 				return err
 			}
 			if predictions != "" {
-				if err := writePredictions(predictions, s.Dataset.Samples, ev.Scores); err != nil {
+				if err := workflow.WritePredictions(predictions, s.Dataset.Samples, ev.Scores); err != nil {
 					return err
 				}
 			}
@@ -119,7 +115,7 @@ panel per score.`,
 			}
 			fmt.Fprintf(out, "head %s on %s (%d images)\n", head.ID(), df.data, m.N)
 			fmt.Fprintf(out, "accuracy %.4f  precision %.4f  recall %.4f  F1 %.4f  ROC-AUC %s  log loss %.4f  threshold %.3f\n",
-				m.Accuracy, m.Precision, m.Recall, m.F1, fmtAUC(m.AUC), m.LogLoss, m.Threshold)
+				m.Accuracy, m.Precision, m.Recall, m.F1, train.FormatAUC(m.AUC), m.LogLoss, m.Threshold)
 			c := m.Confusion
 			fmt.Fprintf(out, "confusion (rows true, columns predicted):\n          real  fake\n  real  %5d %5d\n  fake  %5d %5d\n", c[0][0], c[0][1], c[1][0], c[1][1])
 			return nil
@@ -149,29 +145,4 @@ func changedFlags(cmd *cobra.Command, names ...string) []string {
 		}
 	}
 	return set
-}
-
-func writePredictions(path string, samples []features.Sample, scores []float64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("predictions: %w", err)
-	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"path", "label", "p_fake"})
-	for i, s := range samples {
-		label := "real"
-		if s.Label == train.Fake {
-			label = "fake"
-		}
-		_ = w.Write([]string{s.Path, label, strconv.FormatFloat(scores[i], 'g', 6, 64)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("predictions %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("predictions %s: %w", path, err)
-	}
-	return nil
 }

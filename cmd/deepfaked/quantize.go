@@ -14,6 +14,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/quantize"
+	"github.com/deepfaked/deepfaked/internal/progress"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/featureset"
 	"github.com/deepfaked/deepfaked/train/int8backbone"
@@ -26,7 +27,7 @@ func newQuantizeCmd() *cobra.Command {
 	var (
 		cfgPath, reduceRange, activations string
 		o                                 int8backbone.Options
-		bar                               *progressBar
+		bar                               *progress.Bar
 		pass                              = 1
 	)
 	cmd := &cobra.Command{
@@ -78,11 +79,11 @@ model.backbone at it to use it.`,
 			}
 			o.Calibrating = func(p quantize.Progress) {
 				if p.Pass != pass {
-					bar.done()
-					bar = newProgressBar(stderr, "calibrate equalised")
+					bar.Done()
+					bar = progress.New(stderr, "calibrate equalised")
 					pass = p.Pass
 				}
-				bar.update(p.Done, p.Total, -1, "faces")
+				bar.Update(p.Done, p.Total, -1, "faces")
 			}
 			var why string
 			if o.Quantize.ReduceRange, why, err = choose("--reduce-range", reduceRange, quantize.ReduceRangeAdvice); err != nil {
@@ -108,9 +109,9 @@ model.backbone at it to use it.`,
 			o.Features = func(ctx context.Context, cfg *config.Config, data, crop string) (*featureset.Set, error) {
 				return loadFeatures(ctx, cfg, dataFlags{data: data, crop: crop}, stderr)
 			}
-			bar = newProgressBar(stderr, "calibrate")
+			bar = progress.New(stderr, "calibrate")
 			r, err := int8backbone.Make(cmd.Context(), cfg, o)
-			bar.done()
+			bar.Done()
 			if r != nil {
 				printQuantized(stdout, stderr, r)
 			}
@@ -182,7 +183,7 @@ func printQuantized(stdout, stderr io.Writer, r *int8backbone.Result) {
 		name string
 		m    train.Metrics
 	}{{"FP32", g.Float}, {"INT8", g.INT8}} {
-		fmt.Fprintf(stdout, "  %-5s %8s %8.4f %8.4f\n", s.name, fmtAUC(s.m.AUC), s.m.F1, s.m.Accuracy)
+		fmt.Fprintf(stdout, "  %-5s %8s %8.4f %8.4f\n", s.name, train.FormatAUC(s.m.AUC), s.m.F1, s.m.Accuracy)
 	}
 	fmt.Fprintf(stdout, "  AUC change %+.4f, verdicts agree on %.2f%% (minimum %.2f%%)\n", g.INT8.AUC-g.Float.AUC, 100*g.Agreement, 100*g.MinAgreement)
 }

@@ -3,17 +3,15 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"io"
 	"math"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/internal/progress"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/featureset"
@@ -75,7 +73,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if err != nil {
 				return err
 			}
-			unlock, err := lockTraining(cfg.StateDir)
+			unlock, err := install.Lock(cfg.StateDir)
 			if err != nil {
 				return err
 			}
@@ -121,7 +119,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if out == "" {
 				out = filepath.Join(cfg.StateDir, "train", time.Now().UTC().Format("20060102T150405Z"))
 			}
-			bar := newProgressBar(stderr, "train")
+			bar := progress.New(stderr, "train")
 			fold := 0
 			opts.Out, opts.Install, opts.Compare, opts.Began = out, doInstall, compare, began
 			opts.Backbone, opts.Source = s.BackboneInfo(cfg.Model.Backbone), s.Source
@@ -141,17 +139,17 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			}
 			opts.Progress = func(p train.Progress) {
 				if p.Fold != fold { // each fit gets its own rate
-					bar.done()
+					bar.Done()
 					fold = p.Fold
 				}
 				what := "final"
 				if p.Folds > 0 {
 					what = fmt.Sprintf("fold %d/%d", p.Fold, p.Folds)
 				}
-				bar.update((p.Epoch-1)*p.Steps+p.Step, p.Epochs*p.Steps, p.ETA, fmt.Sprintf("%s epoch %d/%d loss %.4f", what, p.Epoch, p.Epochs, p.Loss))
+				bar.Update((p.Epoch-1)*p.Steps+p.Step, p.Epochs*p.Steps, p.ETA, fmt.Sprintf("%s epoch %d/%d loss %.4f", what, p.Epoch, p.Epochs, p.Loss))
 			}
 			r, err := workflow.Run(ctx, s.Dataset, opts)
-			bar.done()
+			bar.Done()
 			if err != nil {
 				return err
 			}
@@ -164,13 +162,13 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			}
 			var refused error
 			if g := r.Gate; g != nil {
-				fmt.Fprintf(stdout, "gate on %d held-out images: new head AUC %.4f, installed head AUC %s\n", g.Held, g.CandidateAUC, fmtAUC(g.InstalledAUC))
+				fmt.Fprintf(stdout, "gate on %d held-out images: new head AUC %.4f, installed head AUC %s\n", g.Held, g.CandidateAUC, train.FormatAUC(g.InstalledAUC))
 				if gs := g.GateSet; gs != nil {
 					inst := math.NaN()
 					if gs.Installed != nil {
 						inst = gs.Installed.AUC
 					}
-					fmt.Fprintf(stdout, "gate on the trusted gate set (%d images): new head AUC %.4f, installed head AUC %s\n", gs.Samples, gs.Candidate.AUC, fmtAUC(inst))
+					fmt.Fprintf(stdout, "gate on the trusted gate set (%d images): new head AUC %.4f, installed head AUC %s\n", gs.Samples, gs.Candidate.AUC, train.FormatAUC(inst))
 				}
 				switch {
 				case compare:
@@ -186,7 +184,9 @@ Hyperparameters come from the config's train: section; flags override it.`,
 					refused = &exitError{code: exitGateRefused, err: fmt.Errorf("validation gate refused the new head: %s", g.Reason)}
 				}
 			}
-			printTrainReport(stdout, r)
+			if err := r.WriteTable(stdout); err != nil {
+				return err
+			}
 			fmt.Fprintf(stdout, "wrote %s (%s, %s, %s, %s)\n", out, workflow.HeadFile, workflow.MetricsFile, workflow.ConfusionFile, workflow.ROCFile)
 			return refused
 		},
@@ -211,32 +211,4 @@ Hyperparameters come from the config's train: section; flags override it.`,
 	f.Lookup("self-blend").NoOptDefVal = "2"
 	f.StringVar(&mix, "mix", d.Mix, "mix the new head with the installed one so it keeps what that one knew: auto (with --self-blend), always or never; overrides train.mix")
 	return cmd
-}
-
-func fmtAUC(v float64) string {
-	if math.IsNaN(v) {
-		return "n/a"
-	}
-	return strconv.FormatFloat(v, 'f', 4, 64)
-}
-
-func printTrainReport(w io.Writer, r *workflow.Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tn\tepochs\taccuracy\tprecision\trecall\tF1\tROC-AUC\tlog loss\tthreshold\ttn\tfp\tfn\ttp\t")
-	row := func(name string, m train.Metrics, epochs string) {
-		c := m.Confusion
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%s\t%.4f\t%.3f\t%d\t%d\t%d\t%d\t\n", name, m.N, epochs,
-			m.Accuracy, m.Precision, m.Recall, m.F1, fmtAUC(m.AUC), m.LogLoss, m.Threshold, c[0][0], c[0][1], c[1][0], c[1][1])
-	}
-	for _, f := range r.CV.Folds {
-		row(fmt.Sprintf("fold %d", f.Fold), f.Metrics, strconv.Itoa(f.BestEpoch))
-	}
-	row("out-of-fold", r.CV.OutOfFold, strconv.Itoa(r.CV.Epochs))
-	if g := r.Gate; g != nil {
-		row("held-out new", g.Candidate, "")
-		if g.Installed != nil {
-			row("held-out installed", *g.Installed, "")
-		}
-	}
-	tw.Flush()
 }

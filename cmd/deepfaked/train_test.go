@@ -276,12 +276,12 @@ func TestTrainOneAtATime(t *testing.T) {
 	dir := t.TempDir()
 	backbone, head := testenv.Models(t)
 	cfg := writeTrainConfig(t, dir, backbone, head, 0)
-	unlock, err := lockTraining(filepath.Join(dir, "state"))
+	unlock, err := install.Lock(filepath.Join(dir, "state"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = runCmd(t, newTrainCmd(), "--config", cfg, "--data", dir)
-	if err == nil || !strings.Contains(err.Error(), "another training is running") || !strings.Contains(err.Error(), trainLockFile) {
+	if err == nil || !strings.Contains(err.Error(), "another training is running") || !strings.Contains(err.Error(), install.LockFile) {
 		t.Fatalf("err = %v", err)
 	}
 	unlock()

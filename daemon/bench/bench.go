@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture"
@@ -387,4 +389,38 @@ func Model(cfg *config.Config, backbones []string, batches []int, iterations int
 		}
 	}
 	return out, nil
+}
+
+// WriteTable prints the report as tables: the pipeline per detector, its
+// stages, and the model per backbone and batch size.
+func (r Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Pipeline) > 0 {
+		fmt.Fprintln(tw, "detector\tcameras\tframes\twith faces\tfaces\tfaces/run\tframes/s\tfaces/s\tdecode only\tdecode+detect\tof decode+detect\tlatency p50 ms\tp99 ms\tCPU %\tpeak RSS MB\t")
+		for _, p := range r.Pipeline {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f %%\t%.1f\t%.1f\t%.0f\t%.0f\t\n", p.Detector, p.Cameras, p.Frames, p.WithFaces, p.Faces, p.FacesPerRun,
+				p.FPS, p.FacesPerS, p.DecodeFPS, p.DetectFPS, 100*p.OfDetectFPS, p.LatencyP50, p.LatencyP99, p.CPUPercent, p.PeakRSSMB)
+		}
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
+		tw.Flush()
+		fmt.Fprint(tw, "stage ms p50/p99")
+		for _, name := range StageNames {
+			fmt.Fprintf(tw, "\t%s", name)
+		}
+		fmt.Fprintln(tw, "\t")
+		for _, p := range r.Pipeline {
+			fmt.Fprint(tw, p.Detector)
+			for _, st := range p.Stages {
+				fmt.Fprintf(tw, "\t%.2f/%.2f", st.P50, st.P99)
+			}
+			fmt.Fprintln(tw, "\t")
+		}
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
+		tw.Flush()
+	}
+	fmt.Fprintln(tw, "backbone\tbatch\tms/batch\tms/face\tfaces/s\tvs first\t")
+	for _, m := range r.Model {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.0f\t%.2fx\t\n", filepath.Base(m.Backbone), m.Batch, m.MSPerBatch, m.MSPerFace, m.FacesPerS, m.VsFirst)
+	}
+	return tw.Flush()
 }

@@ -62,3 +62,18 @@ func TestRun(t *testing.T) {
 		t.Errorf("0 cameras: %v", err)
 	}
 }
+
+// TestWriteTable prints each pipeline, its stages and each model row.
+func TestWriteTable(t *testing.T) {
+	r := Report{Pipeline: []PipelineResult{{Detector: "haar", Cameras: 2, Frames: 300, FPS: 24.5, Stages: make([]StageResult, len(StageNames))}},
+		Model: []ModelResult{{Backbone: "/m/backbone.int8.onnx", Batch: 8, MSPerBatch: 16, MSPerFace: 2, FacesPerS: 500, VsFirst: 1.1}}}
+	var out strings.Builder
+	if err := r.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"frames/s", "24.5", "stage ms p50/p99", "batch_wait", "backbone.int8.onnx", "500", "1.10x"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}

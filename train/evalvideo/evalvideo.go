@@ -15,6 +15,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	xdraw "golang.org/x/image/draw"
@@ -551,4 +553,25 @@ func drawLabel(dst draw.Image, s string, cx, cy, scale int) {
 	d.DrawString(s)
 	r := image.Rect(0, 0, w*scale, 13*scale).Add(image.Pt(cx-w*scale/2, cy-13*scale/2))
 	xdraw.NearestNeighbor.Scale(dst, r, small, small.Bounds(), draw.Over, nil)
+}
+
+// WriteTable prints one row per score: the metrics at the decision
+// threshold and the confusion counts; dir names the folder.
+func (r *Report) WriteTable(w io.Writer, dir string) error {
+	fmt.Fprintf(w, "%s: %d video(s), %d scored, %d with no face, %d unreadable (both left out of the metrics)\n",
+		dir, r.Videos, r.Scored, len(r.NoFace), len(r.Unreadable))
+	fmt.Fprintf(w, "fps %g, threshold %.3f; a track rule scores a video as its most fake track of at least %d frame(s); * tracks.rule (the daemon's)\n",
+		r.FPS, r.Threshold, r.MinFrames)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "score\tn\taccuracy\tprecision\trecall\tF1\tROC-AUC\ttn\tfp\tfn\ttp\t")
+	for _, name := range ScoreNames() {
+		m := r.Metrics[name]
+		if name == r.Rule {
+			name += " *"
+		}
+		c := m.Confusion
+		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%s\t%d\t%d\t%d\t%d\t\n", name, m.N, m.Accuracy, m.Precision, m.Recall,
+			m.F1, train.FormatAUC(m.AUC), c[0][0], c[0][1], c[1][0], c[1][1])
+	}
+	return tw.Flush()
 }

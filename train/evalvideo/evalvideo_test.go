@@ -11,6 +11,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/track"
+	"github.com/deepfaked/deepfaked/train"
 )
 
 // sink is a verdictSink for one video "v", with the mean rule for every
@@ -109,6 +110,24 @@ func TestWritePredictions(t *testing.T) {
 	for i := range want {
 		if strings.Join(rows[i], ",") != strings.Join(want[i], ",") {
 			t.Errorf("row %d: %v, want %v", i, rows[i], want[i])
+		}
+	}
+}
+
+// TestWriteTable prints one row per score and marks the daemon's rule.
+func TestWriteTable(t *testing.T) {
+	metrics := map[string]train.Metrics{}
+	for i, n := range ScoreNames() {
+		metrics[n] = train.Metrics{N: 10, AUC: 0.5 + 0.1*float64(i), Confusion: [2][2]int{{4, 1}, {2, 3}}}
+	}
+	r := &Report{Videos: 11, Scored: 10, NoFace: []string{"real/x.mp4"}, FPS: 5, Threshold: 0.4, Rule: string(track.EMA), MinFrames: 3, Metrics: metrics}
+	var out strings.Builder
+	if err := r.WriteTable(&out, "videos"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"videos: 11 video(s), 10 scored, 1 with no face", "threshold 0.400", string(track.EMA) + " *", "frame_mean", "0.5000"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
@@ -103,4 +105,30 @@ func Rollback(head string) error {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil
+}
+
+// LockFile is held in the state folder by a running `deepfaked train`: the
+// nightly timer, a person at a terminal and the page's train button all run
+// that command, and two trainings at once would race to install.
+const LockFile = "train.lock"
+
+// Lock takes the state folder's training lock without waiting; the returned
+// func releases it. The lock is a flock: it goes with the process.
+func Lock(stateDir string) (func(), error) {
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	name := filepath.Join(stateDir, LockFile)
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("training lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another training is running on %s (it holds %s); one at a time", stateDir, name)
+		}
+		return nil, fmt.Errorf("training lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -114,3 +114,22 @@ func TestInstallInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestLock: one holder at a time, the second told who holds it; released,
+// the lock can be taken again.
+func TestLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	unlock, err := Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(dir); err == nil || !strings.Contains(err.Error(), "another training is running") || !strings.Contains(err.Error(), LockFile) {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	again, err := Lock(dir)
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	again()
+}

@@ -3,7 +3,9 @@ package stability
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"text/tabwriter"
 
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/daemon/config"
@@ -11,6 +13,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/train"
 )
 
 // Models names what Evaluate ran: the backbone's and the head's ids and model.tta.
@@ -63,4 +66,32 @@ func Evaluate(ctx context.Context, cfg *config.Config, data string, views []View
 		return nil, m, fmt.Errorf("views of %s: %w", data, err)
 	}
 	return r, m, nil
+}
+
+// WriteTable prints the result as a table, one row per view; models and
+// data name what ran on what, confident is Options.Confident.
+func (r *Result) WriteTable(w io.Writer, models Models, data string, confident float64) error {
+	fmt.Fprintf(w, "backbone %s, head %s, tta %s on %s (%d images) at threshold %.3f\n",
+		models.Backbone, models.Head, models.TTA, data, r.N, r.Threshold)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "view\tROC-AUC\taccuracy\tF1\tchanged\tchanged, confident\tmedian |dp|\t90th pct |dp|\t\n")
+	for _, v := range r.Views {
+		m := v.Metrics
+		if v.Name == None {
+			fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t-\t-\t-\t-\t\n", v.Name, train.FormatAUC(m.AUC), m.Accuracy, m.F1)
+			continue
+		}
+		conf := "n/a"
+		if v.ChangedConfident != nil {
+			conf = fmt.Sprintf("%.1f %%", 100**v.ChangedConfident)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.1f %%\t%s\t%.3f\t%.3f\t\n", v.Name, train.FormatAUC(m.AUC), m.Accuracy, m.F1,
+			100*v.Changed, conf, v.MedianDelta, v.P90Delta)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "changed: share of verdicts the view changes; confident: among the %d faces scored at least %.1f from the threshold as they are\n",
+		r.Confident, confident)
+	return nil
 }

@@ -276,6 +276,15 @@ func TestEvaluate(t *testing.T) {
 		last.Done != last.Total || last.Total == 0 {
 		t.Errorf("result n %d views %d, models %+v, last progress %+v", r.N, len(r.Views), m, last)
 	}
+	var out strings.Builder
+	if err := r.WriteTable(&out, m, dir, 0.3); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"backbone " + m.Backbone, "(8 images)", "mirror", "at least 0.3 from the threshold"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
 	if _, _, err := Evaluate(context.Background(), cfg, filepath.Join(dir, "gone"), views, 0.3, nil, nil); err == nil || !strings.Contains(err.Error(), "gone") {
 		t.Errorf("missing folder: %v", err)
 	}

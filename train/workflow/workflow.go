@@ -10,10 +10,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/deepfaked/deepfaked/dataset"
@@ -337,4 +339,27 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// WriteTable prints the report's metrics as a table: each fold, the
+// out-of-fold predictions and, after a gate, both heads on the held-out set.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tn\tepochs\taccuracy\tprecision\trecall\tF1\tROC-AUC\tlog loss\tthreshold\ttn\tfp\tfn\ttp\t")
+	row := func(name string, m train.Metrics, epochs string) {
+		c := m.Confusion
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%s\t%.4f\t%.3f\t%d\t%d\t%d\t%d\t\n", name, m.N, epochs,
+			m.Accuracy, m.Precision, m.Recall, m.F1, train.FormatAUC(m.AUC), m.LogLoss, m.Threshold, c[0][0], c[0][1], c[1][0], c[1][1])
+	}
+	for _, f := range r.CV.Folds {
+		row(fmt.Sprintf("fold %d", f.Fold), f.Metrics, strconv.Itoa(f.BestEpoch))
+	}
+	row("out-of-fold", r.CV.OutOfFold, strconv.Itoa(r.CV.Epochs))
+	if g := r.Gate; g != nil {
+		row("held-out new", g.Candidate, "")
+		if g.Installed != nil {
+			row("held-out installed", *g.Installed, "")
+		}
+	}
+	return tw.Flush()
 }

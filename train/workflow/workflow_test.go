@@ -20,6 +20,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/train"
+	"github.com/deepfaked/deepfaked/train/features"
 	"github.com/deepfaked/deepfaked/train/gate"
 	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/workflow"
@@ -166,6 +167,14 @@ func TestRun(t *testing.T) {
 			}
 			if steps == 0 {
 				t.Error("no progress reported")
+			}
+			var table strings.Builder
+			if err := r.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(table.String(), "fold 2") || !strings.Contains(table.String(), "out-of-fold") ||
+				strings.Contains(table.String(), "held-out new") != tc.install {
+				t.Errorf("table:\n%s", table.String())
 			}
 			for _, f := range []string{workflow.HeadFile, workflow.MetricsFile, workflow.ConfusionFile, workflow.ROCFile} {
 				if st, err := os.Stat(filepath.Join(opts.Out, f)); err != nil || st.Size() == 0 {
@@ -531,5 +540,21 @@ func TestCompare(t *testing.T) {
 	}
 	if _, err := os.Stat(install.PrevPath(opts.Head)); err == nil {
 		t.Error("Compare left a .prev")
+	}
+}
+
+// TestWritePredictions writes one row per sample with its label word and score.
+func TestWritePredictions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.csv")
+	samples := []features.Sample{{Path: "real/a.jpg", Label: train.Real}, {Path: "fake/b.jpg", Label: train.Fake}}
+	if err := workflow.WritePredictions(path, samples, []float64{0.25, 0.875}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if want := "path,label,p_fake\nreal/a.jpg,real,0.25\nfake/b.jpg,fake,0.875\n"; err != nil || string(b) != want {
+		t.Errorf("predictions %q, %v; want %q", b, err, want)
+	}
+	if err := workflow.WritePredictions(filepath.Join(path, "x.csv"), samples, []float64{0, 1}); err == nil {
+		t.Error("wrote under a file")
 	}
 }
