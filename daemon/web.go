@@ -214,11 +214,10 @@ func (s *webStatus) Status(now time.Time) web.Status {
 	st := web.Status{Time: now, Device: s.cfg.DeviceID, Uptime: h.Uptime,
 		Model:     h.Model,
 		Threshold: spec.DecisionThreshold(setup.Threshold(s.cfg), s.clf.Threshold()),
-		MQTT:      web.MQTTStatus{Connected: h.MQTT.Connected, Reconnects: h.MQTT.Reconnects},
-		Outbox:    web.OutboxStatus{Messages: h.Outbox.Messages, Bytes: h.Outbox.Bytes, Failing: h.Outbox.Failing}}
+		MQTT:      h.MQTT, Outbox: h.Outbox}
 	for _, c := range h.Cameras {
-		st.Cameras = append(st.Cameras, web.CameraStatus{Name: c.Name, State: c.State, Online: c.Online(),
-			Analysed: c.Analysed, Last: s.tap.lastVerdict(c.Name)})
+		c.FPS = 0 // the page's own rate, over the last second (web's rates)
+		st.Cameras = append(st.Cameras, web.CameraStatus{CameraStats: c, Online: c.Online(), Last: s.tap.lastVerdict(c.Name)})
 	}
 	return st
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -92,8 +93,8 @@ func TestWebPage(t *testing.T) {
 		Crops      []struct{ ID, Camera string }
 		Real, Fake int
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var events string
+	if !poll.Until(60*time.Second, func() bool {
 		_, body := getBody("/api/status")
 		if err := json.Unmarshal([]byte(body), &st); err != nil {
 			t.Fatalf("%v: %s", err, body)
@@ -102,15 +103,11 @@ func TestWebPage(t *testing.T) {
 		if err := json.Unmarshal([]byte(cb), &crops); err != nil {
 			t.Fatalf("%v: %s", err, cb)
 		}
-		_, events := getBody("/events")
-		if len(st.Cameras) == 1 && st.Cameras[0].Last != nil && st.Cameras[0].FPS > 0 && len(crops.Crops) > 0 &&
-			strings.Contains(events, "/files/snapshots/cam1/") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60 s: status %+v, crops %+v, events page\n%s", st, crops, events)
-		}
-		time.Sleep(500 * time.Millisecond)
+		_, events = getBody("/events")
+		return len(st.Cameras) == 1 && st.Cameras[0].Last != nil && st.Cameras[0].FPS > 0 && len(crops.Crops) > 0 &&
+			strings.Contains(events, "/files/snapshots/cam1/")
+	}) {
+		t.Fatalf("after 60 s: status %+v, crops %+v, events page\n%s", st, crops, events)
 	}
 	if st.Device != "dt" || st.Cameras[0].Name != "cam1" || st.Cameras[0].State != "delivering" || len(st.Model.Head) != 12 {
 		t.Fatalf("status %+v", st)
@@ -118,7 +115,7 @@ func TestWebPage(t *testing.T) {
 	if code, body := getBody("/metrics"); code != 200 || !strings.Contains(body, "deepfaked_frames_analysed_total") {
 		t.Fatalf("/metrics on the page's server: %d", code)
 	}
-	_, events := getBody("/events")
+	_, events = getBody("/events")
 	img := regexp.MustCompile(`src="(/files/snapshots/cam1/[^"]+\.jpg)"`).FindStringSubmatch(events)
 	if code, body := getBody(img[1]); code != 200 || !strings.HasPrefix(body, "\xff\xd8") {
 		t.Fatalf("%s: %d, not a JPEG", img[1], code)
@@ -127,27 +124,31 @@ func TestWebPage(t *testing.T) {
 	// The live view: the first request turns the copying on.
 	var frame gocv.Mat
 	defer func() { frame.Close() }()
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	var (
+		code  int
+		n     int
+		index string
+	)
+	if !poll.Until(20*time.Second, func() bool {
 		resp, err := c.Get("http://" + addr + "/live/cam1.jpg")
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == 200 && resp.Header.Get("X-Frame-Index") != "" {
-			frame.Close()
-			if frame, err = gocv.IMDecode(b, gocv.IMReadColor); err != nil || frame.Cols() != 720 || frame.Rows() != 528 {
-				t.Fatalf("live frame: %v, %dx%d", err, frame.Cols(), frame.Rows())
-			}
-			// Megamind opens on black frames: wait for a picture.
-			if m := frame.Mean(); m.Val1+m.Val2+m.Val3 > 30 {
-				break
-			}
+		code, n, index = resp.StatusCode, len(b), resp.Header.Get("X-Frame-Index")
+		if code != 200 || index == "" {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no live frame with a picture: %d, %d bytes, frame %s", resp.StatusCode, len(b), resp.Header.Get("X-Frame-Index"))
+		frame.Close()
+		if frame, err = gocv.IMDecode(b, gocv.IMReadColor); err != nil || frame.Cols() != 720 || frame.Rows() != 528 {
+			t.Fatalf("live frame: %v, %dx%d", err, frame.Cols(), frame.Rows())
 		}
-		time.Sleep(200 * time.Millisecond)
+		// Megamind opens on black frames: wait for a picture.
+		m := frame.Mean()
+		return m.Val1+m.Val2+m.Val3 > 30
+	}) {
+		t.Fatalf("no live frame with a picture: %d, %d bytes, frame %s", code, n, index)
 	}
 	if code, body := getBody("/live"); code != 200 || !strings.Contains(body, `data-camera="cam1"`) {
 		t.Fatalf("/live: %d", code)

@@ -275,16 +275,6 @@ func classifier(field string, f func(*infer.Classifier) any) probe {
 	}}
 }
 
-// fileSHA is a file's sha256, as a pin names it.
-func fileSHA(t *testing.T, path string) string {
-	t.Helper()
-	sum, err := spec.FileSHA256(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sum
-}
-
 // fileID is a model's ID: the first 12 hex digits of its file's sha256.
 func fileID(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
@@ -436,8 +426,8 @@ func rows(t *testing.T, dir string) []row {
 		{"model", map[string]any{"backbone": "b.onnx", "head": "h.onnx", "threads": 2}, nil, 2, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
 		{"model.backbone", backbone, withHead, fileID(t, backbone), classifier("BackboneID", func(c *infer.Classifier) any { return c.BackboneID() })},
 		{"model.head", ownHead, withBackbone, fileID(t, ownHead), classifier("HeadID", func(c *infer.Classifier) any { return c.HeadID() })},
-		{"model.backbone_sha256", fileSHA(t, backbone), map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, fileID(t, backbone), classifier("BackboneID (pinned)", func(c *infer.Classifier) any { return c.BackboneID() })},
-		{"model.head_sha256", fileSHA(t, ownHead), map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": ownHead}, fileID(t, ownHead), classifier("HeadID (pinned)", func(c *infer.Classifier) any { return c.HeadID() })},
+		{"model.backbone_sha256", testenv.FileSHA256(t, backbone), map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, fileID(t, backbone), classifier("BackboneID (pinned)", func(c *infer.Classifier) any { return c.BackboneID() })},
+		{"model.head_sha256", testenv.FileSHA256(t, ownHead), map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": ownHead}, fileID(t, ownHead), classifier("HeadID (pinned)", func(c *infer.Classifier) any { return c.HeadID() })},
 		{"model.head", "/opt/h.onnx", nil, "/opt/h.onnx", workflowOpt("Head (the install gate's)", func(o workflow.Options) any { return o.Head })},
 		{"model.runtime", "lib/libonnxruntime.so", nil, "/etc/deepfaked/lib/libonnxruntime.so", engineOpt("Library", func(o engine.Options) any { return o.Library })},
 		{"model.runtime", "libonnxruntime.so.1", nil, "libonnxruntime.so.1", engineOpt("Library", func(o engine.Options) any { return o.Library })},

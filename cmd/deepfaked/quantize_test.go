@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"errors"
 	"image"
 	"image/png"
@@ -18,15 +17,6 @@ import (
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
-func sha(t *testing.T, path string) [32]byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(data)
-}
-
 // TestQuantizeCommand runs deepfaked quantize on `make models`' backbone with
 // real face crops: it writes a model infer.LoadBackbone loads, with the
 // quantisation metadata, leaves the float model alone, and its accuracy guard
@@ -37,7 +27,7 @@ func TestQuantizeCommand(t *testing.T) {
 	dir := t.TempDir()
 	backbone, head := testenv.Models(t)
 	cfg := writeTrainConfig(t, dir, backbone, head, 0)
-	before := sha(t, backbone)
+	before := testenv.FileSHA256(t, backbone)
 	out := filepath.Join(dir, "backbone.int8.onnx")
 
 	stdout, stderr, err := runCmd(t, newQuantizeCmd(), "--config", cfg, "--calib", data, "--out", out, "--eval", data, "--min-agreement", "0")
@@ -49,7 +39,7 @@ func TestQuantizeCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s\n%s", want, stdout, stderr)
 		}
 	}
-	if sha(t, backbone) != before {
+	if testenv.FileSHA256(t, backbone) != before {
 		t.Fatal("the float backbone changed")
 	}
 	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})

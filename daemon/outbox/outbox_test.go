@@ -276,18 +276,12 @@ func TestFsyncPolicy(t *testing.T) {
 	opened := time.Now()
 	b, _ = open(t, Options{Dir: t.TempDir(), Fsync: 200 * time.Millisecond})
 	appendN(t, b, 0, 1)
-	start := time.Now()
-	for {
+	if !poll.Until(5*time.Second, func() bool {
 		b.mu.Lock()
-		dirty := b.dirty || b.dirDirty
-		b.mu.Unlock()
-		if !dirty {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("Fsync 200ms: not synced after 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer b.mu.Unlock()
+		return !b.dirty && !b.dirDirty
+	}) {
+		t.Fatal("Fsync 200ms: not synced after 5s")
 	}
 	if took := time.Since(opened); took < 200*time.Millisecond {
 		t.Errorf("synced %v after opening: the interval policy synced at once", took)

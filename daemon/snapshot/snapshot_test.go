@@ -77,8 +77,12 @@ func TestSaveAndPrune(t *testing.T) {
 		if !s.Save("cam", p, grey(32, float32(track)/5)) {
 			t.Fatalf("save %d dropped", track)
 		}
-		s.Close()                         // waits for the writer
-		time.Sleep(20 * time.Millisecond) // distinct modification times
+		s.Close() // waits for the writer
+		// Distinct modification times, oldest first, as an hour of events makes.
+		at := time.Now().Add(time.Duration(track-5) * time.Minute)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
 		if s, err = snapshot.New(o, nil); err != nil {
 			t.Fatal(err)
 		}

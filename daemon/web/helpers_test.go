@@ -33,9 +33,10 @@ func (f *fakeStatus) Status(now time.Time) Status {
 	f.once.Do(func() { f.start = now })
 	n := int64(now.Sub(f.start).Seconds() * 5)
 	return Status{Time: now, Device: "edge-01", Uptime: 12, Threshold: 0.5,
-		Model:   contract.ModelIDs{Backbone: "3f2a9c01d4e7", Head: "8b0e55d2c913", Precision: "int8"},
-		Cameras: []CameraStatus{{Name: "door", State: "delivering", Online: true, Analysed: n, Last: &LastVerdict{TS: now, Label: "fake", PFake: 0.91, Faces: 1}}},
-		MQTT:    MQTTStatus{Connected: true}, Outbox: OutboxStatus{Messages: 3, Bytes: 1712}}
+		Model: contract.ModelIDs{Backbone: "3f2a9c01d4e7", Head: "8b0e55d2c913", Precision: "int8"},
+		Cameras: []CameraStatus{{CameraStats: contract.CameraStats{Name: "door", State: "delivering", Analysed: n}, Online: true,
+			Last: &LastVerdict{TS: now, Label: "fake", PFake: 0.91, Faces: 1}}},
+		MQTT: contract.MQTTStats{Connected: true}, Outbox: contract.OutboxStats{Messages: 3, Bytes: 1712}}
 }
 
 // fakeCrops holds crops as files in a folder, labels by removing them and

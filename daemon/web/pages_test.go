@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -64,7 +65,7 @@ func TestRates(t *testing.T) {
 	var r rates
 	t0 := time.Unix(1000, 0)
 	at := func(d time.Duration, n int64) float64 {
-		s := Status{Time: t0.Add(d), Cameras: []CameraStatus{{Name: "a", Analysed: n}}}
+		s := Status{Time: t0.Add(d), Cameras: []CameraStatus{{CameraStats: contract.CameraStats{Name: "a", Analysed: n}}}}
 		r.fill(&s)
 		return s.Cameras[0].FPS
 	}

@@ -17,27 +17,26 @@ type StatusSource interface {
 
 // Status is the daemon at one moment.
 type Status struct {
-	Time      time.Time         `json:"ts"`
-	Device    string            `json:"device"`
-	Uptime    float64           `json:"uptime_s"`
-	Model     contract.ModelIDs `json:"model"`
-	Threshold float64           `json:"threshold"`
-	Cameras   []CameraStatus    `json:"cameras"`
-	MQTT      MQTTStatus        `json:"mqtt"`
-	Outbox    OutboxStatus      `json:"outbox"`
-	Training  bool              `json:"training"`
+	Time      time.Time            `json:"ts"`
+	Device    string               `json:"device"`
+	Uptime    float64              `json:"uptime_s"`
+	Model     contract.ModelIDs    `json:"model"`
+	Threshold float64              `json:"threshold"`
+	Cameras   []CameraStatus       `json:"cameras"`
+	MQTT      contract.MQTTStats   `json:"mqtt"`
+	Outbox    contract.OutboxStats `json:"outbox"`
+	Training  bool                 `json:"training"`
 }
 
-// CameraStatus is one camera: health's state, its counts, its last verdict.
+// CameraStatus is one camera as the stats topic reports it, whether it is
+// online, and its last verdict. Last's "last_verdict" replaces the embedded
+// time of the same JSON name (the shallower field wins): the page shows the
+// verdict. FPS is frames analysed per second over the last second or more,
+// computed here (see rates).
 type CameraStatus struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Online   bool   `json:"online"`
-	Analysed int64  `json:"frames_analysed"`
-	// FPS is frames analysed per second over the last second or more; the
-	// page computes it (see rates).
-	FPS  float64      `json:"fps"`
-	Last *LastVerdict `json:"last_verdict,omitempty"`
+	contract.CameraStats
+	Online bool         `json:"online"`
+	Last   *LastVerdict `json:"last_verdict,omitempty"`
 }
 
 // LastVerdict is the camera's latest published verdict.
@@ -46,19 +45,6 @@ type LastVerdict struct {
 	Label string    `json:"label"`
 	PFake float64   `json:"p_fake"`
 	Faces int       `json:"faces"`
-}
-
-// MQTTStatus is the broker connection.
-type MQTTStatus struct {
-	Connected  bool  `json:"connected"`
-	Reconnects int64 `json:"reconnects"`
-}
-
-// OutboxStatus is what waits for the broker's acknowledgement.
-type OutboxStatus struct {
-	Messages int   `json:"messages"`
-	Bytes    int64 `json:"bytes"`
-	Failing  bool  `json:"failing"`
 }
 
 // rates turns analysed counts into frames/s: every client shares one

@@ -2,8 +2,6 @@ package quantize_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -32,16 +30,6 @@ func newEngine(t testing.TB) *engine.Engine {
 	}
 	t.Cleanup(func() { eng.Close() })
 	return eng
-}
-
-func fileSHA(t testing.TB, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
 }
 
 // randomBatch is n seeded standard-normal faces, like normalised crops.
@@ -158,7 +146,7 @@ func TestQuantizeRandomBackbone(t *testing.T) {
 	testenv.Long(t)
 	eng := newEngine(t)
 	float, _ := testenv.Models(t)
-	before := fileSHA(t, float)
+	before := testenv.FileSHA256(t, float)
 	const n, size = 32, 128
 	x := randomBatch(n, size, 1)
 	unsigned, _ := quantize.UnsignedActivationsAdvice()
@@ -183,7 +171,7 @@ func TestQuantizeRandomBackbone(t *testing.T) {
 		method := c.method
 		t.Run(c.name, func(t *testing.T) {
 			out := quantizeFile(t, eng, float, &sliceSource{x: x, per: 3 * size * size}, size, method, c.opts)
-			if got := fileSHA(t, float); got != before {
+			if got := testenv.FileSHA256(t, float); got != before {
 				t.Fatalf("float model changed: sha256 %s, was %s", got, before)
 			}
 			m := loadModel(t, out)

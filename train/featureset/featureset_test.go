@@ -2,9 +2,6 @@ package featureset
 
 import (
 	"context"
-	"image"
-	"image/jpeg"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,40 +12,13 @@ import (
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
-// folder writes n noise crops of each class in DIR/real and DIR/fake.
-func folder(t *testing.T, n int) string {
-	t.Helper()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, class := range []string{dataset.Real, dataset.Fake} {
-		if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			img := image.NewRGBA(image.Rect(0, 0, 48, 48))
-			for p := range img.Pix {
-				img.Pix[p] = uint8(rng.IntN(256))
-			}
-			f, err := os.Create(filepath.Join(dir, class, string(rune('a'+i))+".jpg"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := jpeg.Encode(f, img, nil); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	return dir
-}
-
 // TestLoad reads a folder's features through the configured backbone, then
 // again from the cache; writes them out for other tools; opens the head for
 // them; and says what is wrong with a missing backbone or a bad crop mode.
 func TestLoad(t *testing.T) {
 	backbone, head := testenv.Models(t)
 	cfg := &config.Config{StateDir: t.TempDir(), Model: config.Model{Backbone: backbone, Head: head, Runtime: testenv.ORTLibrary(t)}}
-	data := folder(t, 3)
+	data := testenv.NoiseCrops(t, 3, 48, 1)
 	out := filepath.Join(t.TempDir(), "out")
 	for pass, wantCached := range []int{0, 6} {
 		var loaded int

@@ -2,11 +2,7 @@ package int8backbone
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"image"
-	"image/jpeg"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,42 +18,6 @@ import (
 	"github.com/deepfaked/deepfaked/train/featureset"
 )
 
-// crops writes n noise crops of each class in DIR/real and DIR/fake.
-func crops(t *testing.T, n int) string {
-	t.Helper()
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, class := range []string{dataset.Real, dataset.Fake} {
-		if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			img := image.NewRGBA(image.Rect(0, 0, 64, 64))
-			for p := range img.Pix {
-				img.Pix[p] = uint8(rng.IntN(256))
-			}
-			f, err := os.Create(filepath.Join(dir, class, string(rune('a'+i))+".jpg"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := jpeg.Encode(f, img, nil); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	return dir
-}
-
-func sum(t *testing.T, path string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
-}
-
 // TestMake quantises the tests' float backbone on a folder of crops with
 // the guard on: the INT8 model is written with its calibration recorded and
 // loads, the float model is untouched; asked for more agreement than there
@@ -67,8 +27,8 @@ func TestMake(t *testing.T) {
 	backbone, head := testenv.Models(t)
 	dir := t.TempDir()
 	cfg := &config.Config{StateDir: filepath.Join(dir, "state"), Model: config.Model{Backbone: backbone, Head: head, Runtime: testenv.ORTLibrary(t)}}
-	data := crops(t, 6)
-	before := sum(t, backbone)
+	data := testenv.NoiseCrops(t, 6, 64, 3)
+	before := testenv.FileSHA256(t, backbone)
 	opts := func(out string, minAgreement float64) Options {
 		return Options{Out: out, Calib: data, Crop: dataset.CropNone, CalibMax: 100, Method: quantize.MethodPercentile, Percentile: 99.999,
 			Equalize: true, Eval: data, MinAgreement: minAgreement,
@@ -91,7 +51,7 @@ func TestMake(t *testing.T) {
 	if r.Samples != 12 || r.Tensors == 0 || !r.Equalized || r.Guard == nil || r.Guard.Float.N != 12 || len(passes) != 2 {
 		t.Errorf("result %+v, guard %+v, calibration passes %v", r, r.Guard, passes)
 	}
-	if sum(t, backbone) != before {
+	if testenv.FileSHA256(t, backbone) != before {
 		t.Fatal("the float backbone changed")
 	}
 	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
