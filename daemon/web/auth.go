@@ -3,6 +3,7 @@ package web
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,37 +29,89 @@ const (
 	maxSessions = 1024
 	// loginDelay slows every failed login beyond bcrypt's own cost.
 	loginDelay = 500 * time.Millisecond
-	// maxFailures failed logins in failureWindow close the login until the
-	// window ends: the delay slows one guesser, this bounds many at once.
+	// maxFailures login attempts in failureWindow from one client close the
+	// login to that client until the window ends: the delay slows one
+	// guesser, this bounds each; other clients (the owner) are not affected.
 	maxFailures   = 20
 	failureWindow = time.Minute
+	// maxLoginClients bounds the clients tracked at once; when that many
+	// guess within one window, new clients wait for the window's end.
+	maxLoginClients = 4096
+	// bcryptSlots bounds the password checks running at once, so that
+	// guesses from many clients cannot take every core.
+	bcryptSlots = 2
 )
 
-// failures counts failed logins in the current window.
-type failures struct {
-	mu    sync.Mutex
+// logins counts login attempts per client (an IPv4 address, or an IPv6 /64,
+// which one host can rotate through). An attempt is counted before its
+// password check, so parallel guesses cannot all be checked, and given back
+// when the password was right.
+type logins struct {
+	mu      sync.Mutex
+	clients map[netip.Prefix]*window
+}
+
+type window struct {
 	start time.Time
 	n     int
 }
 
-func (f *failures) roll(now time.Time) {
-	if now.Sub(f.start) >= failureWindow {
-		f.start, f.n = now, 0
+// clientOf is the client a login attempt counts against; an address that
+// does not parse counts against one shared client.
+func clientOf(remote string) netip.Prefix {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Prefix{}
 	}
+	a := ap.Addr().Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
 }
 
-func (f *failures) allow(now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.roll(now)
-	return f.n < maxFailures
+// take counts one attempt by client at now, or says no when the client has
+// used its window's attempts (or too many clients are guessing).
+func (l *logins) take(client netip.Prefix, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.clients == nil {
+		l.clients = map[netip.Prefix]*window{}
+	}
+	w := l.clients[client]
+	if w == nil {
+		if len(l.clients) >= maxLoginClients {
+			for c, w := range l.clients {
+				if now.Sub(w.start) >= failureWindow {
+					delete(l.clients, c)
+				}
+			}
+			if len(l.clients) >= maxLoginClients {
+				return false
+			}
+		}
+		w = &window{start: now}
+		l.clients[client] = w
+	}
+	if now.Sub(w.start) >= failureWindow {
+		w.start, w.n = now, 0
+	}
+	if w.n >= maxFailures {
+		return false
+	}
+	w.n++
+	return true
 }
 
-func (f *failures) add(now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.roll(now)
-	f.n++
+// refund gives back the attempt of a right password.
+func (l *logins) refund(client netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.clients[client]; w != nil && w.n > 0 {
+		w.n--
+	}
 }
 
 type session struct {
@@ -142,6 +195,15 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			http.Error(w, "this page serves loopback clients only (set web.password_file to serve others)", http.StatusForbidden)
 			return
 		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Forms and JSON bodies here are small; a multipart body would
+			// be parsed into temporary files before anyone is logged in.
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+				http.Error(w, "multipart bodies are not accepted: send a form (application/x-www-form-urlencoded) or JSON", http.StatusUnsupportedMediaType)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		}
 		var (
 			sess session
 			id   string
@@ -181,13 +243,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 func validCSRF(r *http.Request, want string) bool {
 	got := r.Header.Get(csrfHeader)
 	if got == "" {
-		r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
-		got = r.PostFormValue(csrfField)
+		got = r.PostFormValue(csrfField) // the body is bounded by guard
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// maxForm bounds a form body: a password, a token, a label.
+// maxForm bounds every request body: a password, a token, a label, a
+// list of crops.
 const maxForm = 64 << 10
 
 func loopbackAddr(remote string) bool {
@@ -225,19 +287,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	if !s.failures.allow(time.Now()) {
+	client := clientOf(r.RemoteAddr)
+	if !s.logins.take(client, time.Now()) {
+		s.loginLog.Warn(s.log, "web: login refused, too many attempts", "client", r.RemoteAddr)
 		w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow.Seconds())))
 		s.render(w, r, http.StatusTooManyRequests, "login", map[string]any{"Failed": false, "Locked": true})
 		return
 	}
 	pw := r.PostFormValue("password")
-	if bcrypt.CompareHashAndPassword(s.opts.PasswordHash, []byte(pw)) != nil {
-		s.failures.add(time.Now())
+	s.bcrypt <- struct{}{}
+	err := bcrypt.CompareHashAndPassword(s.opts.PasswordHash, []byte(pw))
+	<-s.bcrypt
+	if err != nil {
 		time.Sleep(loginDelay)
-		s.log.Warn("web: failed login", "client", r.RemoteAddr)
+		s.loginLog.Warn(s.log, "web: failed login", "client", r.RemoteAddr)
 		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Failed": true})
 		return
 	}
+	s.logins.refund(client)
 	s.sessions.delete(sessionIDOf(r))
 	id, _ := s.sessions.create(true, time.Now())
 	s.setCookie(w, id, int(sessionTTL.Seconds()))

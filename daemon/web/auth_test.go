@@ -1,11 +1,15 @@
 package web
 
 import (
+	"bytes"
 	"crypto/tls"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -231,23 +235,128 @@ func TestSessionsBounded(t *testing.T) {
 	}
 }
 
-// TestLoginLocked: past maxFailures failed logins in a window even the right
-// password waits for the window's end.
+// TestLoginLocked: past maxFailures attempts in a window even the right
+// password waits for the window's end, for that client.
 func TestLoginLocked(t *testing.T) {
 	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{})
 	c := newClient(t, s)
 	tok := c.csrf("/login")
+	client := clientOf("127.0.0.1:1")
 	for range maxFailures {
-		s.failures.add(time.Now())
+		s.logins.take(client, time.Now())
 	}
 	resp, body := c.postForm("/login", url.Values{"csrf": {tok}, "password": {"hunter2"}})
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "60" || !strings.Contains(body, "Too many failed logins") {
 		t.Fatalf("%d %v: %s", resp.StatusCode, resp.Header, body)
 	}
-	s.failures.mu.Lock()
-	s.failures.start = time.Now().Add(-failureWindow) // the window is over
-	s.failures.mu.Unlock()
+	s.logins.mu.Lock()
+	s.logins.clients[client].start = time.Now().Add(-failureWindow) // the window is over
+	s.logins.mu.Unlock()
 	if resp, body := c.postForm("/login", url.Values{"csrf": {tok}, "password": {"hunter2"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("after the window: %d %s", resp.StatusCode, body)
+	}
+}
+
+// remoteClient is a browser at one address, driving the handler directly.
+type remoteClient struct {
+	t            *testing.T
+	h            http.Handler
+	addr, cookie string
+	csrf         string
+}
+
+func newRemoteClient(t *testing.T, h http.Handler, addr string) *remoteClient {
+	c := &remoteClient{t: t, h: h, addr: addr}
+	w := c.do(httptest.NewRequest("GET", "/login", nil))
+	m := csrfMeta.FindStringSubmatch(w.Body.String())
+	if w.Code != http.StatusOK || m == nil {
+		t.Fatalf("GET /login from %s: %d", addr, w.Code)
+	}
+	c.csrf, c.cookie = m[1], w.Result().Cookies()[0].Value
+	return c
+}
+
+func (c *remoteClient) do(r *http.Request) *httptest.ResponseRecorder {
+	r.RemoteAddr = c.addr
+	if c.cookie != "" {
+		r.AddCookie(&http.Cookie{Name: cookieName, Value: c.cookie})
+		r.Header.Set(csrfHeader, c.csrf)
+	}
+	w := httptest.NewRecorder()
+	c.h.ServeHTTP(w, r)
+	return w
+}
+
+func (c *remoteClient) login(password string) int {
+	r := httptest.NewRequest("POST", "/login", strings.NewReader(url.Values{"password": {password}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(r).Code
+}
+
+// TestLoginLimitPerClient: 150 wrong passwords at once from one client get
+// maxFailures password checks and the rest a refusal; the owner at another
+// address logs in meanwhile; an IPv6 /64 is one client.
+func TestLoginLimitPerClient(t *testing.T) {
+	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{})
+	h := s.Handler()
+	guesser := newRemoteClient(t, h, "192.0.2.7:40000")
+	codes := make(chan int, 150)
+	var wg sync.WaitGroup
+	for range 150 {
+		wg.Go(func() { codes <- guesser.login("wrong") })
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusUnauthorized] != maxFailures || count[http.StatusTooManyRequests] != 150-maxFailures {
+		t.Errorf("answers %v: want %d checked (401) and the rest refused (429)", count, maxFailures)
+	}
+	if code := newRemoteClient(t, h, "198.51.100.4:50000").login("hunter2"); code != http.StatusSeeOther {
+		t.Errorf("the owner at another address: %d, want a login (303)", code)
+	}
+	// Right passwords give their attempt back: the owner is never locked out by their own logins.
+	owner := newRemoteClient(t, h, "203.0.113.9:1")
+	for i := range maxFailures + 5 {
+		if code := owner.login("hunter2"); code != http.StatusSeeOther {
+			t.Fatalf("login %d: %d", i, code)
+		}
+		owner = newRemoteClient(t, h, "203.0.113.9:1")
+	}
+	v6 := newRemoteClient(t, h, "[2001:db8::1]:1")
+	for range maxFailures {
+		s.logins.take(clientOf("[2001:db8::ffff]:9"), time.Now())
+	}
+	if code := v6.login("hunter2"); code != http.StatusTooManyRequests {
+		t.Errorf("another address of the same /64: %d, want refused", code)
+	}
+}
+
+// TestNoMultipart: a multipart body is refused before it is read, and so
+// is a body over maxForm; nothing lands in the temporary folder.
+func TestNoMultipart(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	s := mustNew(t, Options{PasswordHash: hash(t, "hunter2")}, Parts{})
+	c := newRemoteClient(t, s.Handler(), "192.0.2.7:1")
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	f, _ := mw.CreateFormFile("password", "big.bin")
+	f.Write(bytes.Repeat([]byte{'x'}, 40<<20))
+	mw.Close()
+	r := httptest.NewRequest("POST", "/login", &body)
+	r.Header.Set("Content-Type", mw.FormDataContentType())
+	if w := c.do(r); w.Code != http.StatusUnsupportedMediaType {
+		t.Errorf("multipart login: %d %s", w.Code, w.Body)
+	}
+	r = httptest.NewRequest("POST", "/login", strings.NewReader("password="+strings.Repeat("x", 2*maxForm)))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if w := c.do(r); w.Code == http.StatusSeeOther {
+		t.Errorf("an oversized form logged in: %d", w.Code)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in the temporary folder: %v", left)
 	}
 }

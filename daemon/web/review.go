@@ -138,7 +138,7 @@ func (s *Server) label(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req labelRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxForm))
+	dec := json.NewDecoder(r.Body) // bounded by guard
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		jsonError(w, http.StatusBadRequest, fmt.Sprintf(`want {"id": "<camera>/<name>.jpg", "label": "real" or "fake"}: %v`, err))

@@ -25,6 +25,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 //go:embed templates/*.html
@@ -64,7 +66,10 @@ type Server struct {
 	log      *slog.Logger
 	tmpl     *template.Template
 	sessions *sessions
-	failures failures
+	logins   logins
+	// loginLog keeps guessed passwords from flooding the log.
+	loginLog *ratelog.Limiter
+	bcrypt   chan struct{} // bcryptSlots
 	train    *training
 	rates    rates
 	mux      *http.ServeMux
@@ -88,7 +93,7 @@ func New(o Options, p Parts) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
-	s := &Server{opts: o, parts: p, log: p.Log, tmpl: t, sessions: newSessions(), train: newTraining(),
+	s := &Server{opts: o, parts: p, log: p.Log, tmpl: t, sessions: newSessions(), loginLog: ratelog.New(10 * time.Second), bcrypt: make(chan struct{}, bcryptSlots), train: newTraining(),
 		mux: http.NewServeMux()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()

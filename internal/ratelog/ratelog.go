@@ -4,6 +4,7 @@
 package ratelog
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -31,4 +32,12 @@ func (l *Limiter) Allow(now time.Time) (ok bool, suppressed int) {
 	}
 	l.last, suppressed, l.suppressed = now, l.suppressed, 0
 	return true, suppressed
+}
+
+// Warn logs msg at warning level when Allow lets it, with the count of the
+// lines left out before it.
+func (l *Limiter) Warn(log *slog.Logger, msg string, args ...any) {
+	if ok, left := l.Allow(time.Now()); ok {
+		log.Warn(msg, append(args, "not_logged_since_last", left)...)
+	}
 }
