@@ -1,6 +1,9 @@
 package ratelog
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,5 +28,18 @@ func TestLimiter(t *testing.T) {
 		if ok != tc.ok || n != tc.suppressed {
 			t.Errorf("event %d at %v: %v, %d; want %v, %d", i, tc.at, ok, n, tc.ok, tc.suppressed)
 		}
+	}
+}
+
+// TestWarn logs the first of a run and leaves out the rest of the interval.
+func TestWarn(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	l := New(time.Hour)
+	for range 3 {
+		l.Warn(log, "guess", "client", "192.0.2.7:1")
+	}
+	if got := strings.Count(out.String(), "msg=guess"); got != 1 || !strings.Contains(out.String(), "client=192.0.2.7:1 not_logged_since_last=0") {
+		t.Errorf("logged %d lines:\n%s", got, out.String())
 	}
 }
