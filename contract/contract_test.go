@@ -76,6 +76,8 @@ func TestNames(t *testing.T) {
 		{"a/#", false, false},
 		{"a/", false, false},
 		{"/a", true, false},
+		{"a//b", false, false},
+		{"/a//b", false, false},
 		{"$SYS/x", false, true},
 	} {
 		if got := CheckPrefix(tc.prefix) == nil; got != tc.topic {
@@ -83,6 +85,15 @@ func TestNames(t *testing.T) {
 		}
 		if got := CheckDiscoveryPrefix(tc.prefix) == nil; got != tc.discover {
 			t.Errorf("CheckDiscoveryPrefix(%q) accepts: %v, want %v", tc.prefix, got, tc.discover)
+		}
+	}
+}
+
+func TestCheckCameraName(t *testing.T) {
+	for name, want := range map[string]string{"door": "", "cmd": "reserved", "stats": "reserved", "status": "reserved", "a/b": "letters", "": "letters"} {
+		err := CheckCameraName(name)
+		if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckCameraName(%q) = %v, want %q", name, err, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -26,29 +27,48 @@ func ValidName(s string) bool {
 // CheckPrefix says what is wrong with a topic prefix (mqtt.topic_prefix), or
 // nil: the topics under it must be publishable and must not be the broker's.
 func CheckPrefix(p string) error {
-	switch {
-	case p == "":
-		return errors.New("must not be empty")
-	case strings.ContainsAny(p, "+#\x00"):
-		return errors.New("must not contain the wildcards + or #")
-	case strings.HasSuffix(p, "/"):
-		return errors.New("must not end with /")
-	case strings.HasPrefix(p, "$"):
+	if strings.HasPrefix(p, "$") {
 		return errors.New("must not start with $ (reserved for the broker)")
 	}
-	return nil
+	if strings.HasSuffix(p, "/") {
+		return errors.New("must not end with /")
+	}
+	return checkLevels(p)
 }
 
 // CheckDiscoveryPrefix says what is wrong with a Home Assistant discovery
 // prefix, or nil.
 func CheckDiscoveryPrefix(p string) error {
+	if strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return errors.New("must not start or end with /")
+	}
+	return checkLevels(p)
+}
+
+// checkLevels is what every topic prefix must be: not empty, no wildcards,
+// no empty level in the middle.
+func checkLevels(p string) error {
 	switch {
 	case p == "":
 		return errors.New("must not be empty")
 	case strings.ContainsAny(p, "+#\x00"):
 		return errors.New("must not contain the wildcards + or #")
-	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/"):
-		return errors.New("must not start or end with /")
+	case strings.Contains(p, "//"):
+		return errors.New("must not hold an empty level (//)")
+	}
+	return nil
+}
+
+// CheckCameraName says what is wrong with a camera name, or nil: ValidName,
+// and not a level the daemon uses under its prefix (<prefix>/cmd/... are
+// commands; a camera called cmd would have its own topics read as commands).
+func CheckCameraName(name string) error {
+	if !ValidName(name) {
+		return errors.New("may only hold letters, digits, _ and - (it goes into MQTT topics)")
+	}
+	switch name {
+	case levelCommands, levelStatus, levelStats:
+		return fmt.Errorf("is reserved: <prefix>/%s is the daemon's own topic", name)
 	}
 	return nil
 }

@@ -13,8 +13,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 // Handler runs one command's payload and says what it did.
@@ -42,6 +44,8 @@ type Dispatcher struct {
 	max      int
 	handlers map[string]Handler
 	log      *slog.Logger
+	// refusals keeps a flood of bad commands from flooding the log.
+	refusals *ratelog.Limiter
 	queue    chan request
 
 	mu  sync.Mutex
@@ -56,7 +60,8 @@ type request struct {
 // New makes a dispatcher for the command topics under prefix
 // (contract.Topics.Commands); payloads over maxPayload bytes are refused unread.
 func New(prefix string, maxPayload int, handlers map[string]Handler, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{prefix: contract.Topics{Prefix: prefix}.Commands(), max: maxPayload, handlers: handlers, log: log, queue: make(chan request, queueLen)}
+	return &Dispatcher{prefix: contract.Topics{Prefix: prefix}.Commands(), max: maxPayload, handlers: handlers, log: log,
+		refusals: ratelog.New(10 * time.Second), queue: make(chan request, queueLen)}
 }
 
 // Filter is the MQTT subscription that reaches every command.
@@ -69,19 +74,21 @@ func (d *Dispatcher) Handle(topic string, payload []byte) {
 	if !ok || strings.Contains(name, "/") {
 		return // our own results, or not for us
 	}
-	log := d.log.With("command", name, "topic", topic, "bytes", len(payload))
+	refuse := func(msg string, args ...any) {
+		d.refusals.Warn(d.log, msg, append([]any{"command", name, "bytes", len(payload)}, args...)...)
+	}
 	switch {
 	case d.handlers[name] == nil:
-		log.Warn("mqtt command refused: unknown command", "known", d.names())
+		refuse("mqtt command refused: unknown command", "known", d.names())
 		d.answer(Result{Command: name, Error: fmt.Sprintf("unknown command %q (known: %s)", name, d.names())})
 	case len(payload) > d.max:
-		log.Warn("mqtt command refused: payload too large", "max", d.max)
+		refuse("mqtt command refused: payload too large", "max", d.max)
 		d.answer(Result{Command: name, Error: fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(payload), d.max)})
 	default:
 		select {
 		case d.queue <- request{name: name, payload: bytes.Clone(payload)}:
 		default:
-			log.Warn("mqtt command refused: busy")
+			refuse("mqtt command refused: busy")
 			d.answer(Result{Command: name, Error: "busy: too many commands queued, try again"})
 		}
 	}
@@ -100,7 +107,7 @@ func (d *Dispatcher) Run(ctx context.Context, pub Publisher) {
 		case r := <-d.queue:
 			res, err := d.handlers[r.name](ctx, r.payload)
 			if err != nil {
-				d.log.Warn("mqtt command failed", "command", r.name, "err", err)
+				d.refusals.Warn(d.log, "mqtt command failed", "command", r.name, "err", err)
 				d.answer(Result{Command: r.name, Error: err.Error()})
 				continue
 			}
@@ -119,7 +126,7 @@ func (d *Dispatcher) answer(r Result) {
 	}
 	b, _ := json.Marshal(r)
 	if err := pub.Publish(contract.Result(d.prefix+r.Command), b); err != nil {
-		d.log.Warn("mqtt command answer not sent", "command", r.Command, "err", err)
+		d.refusals.Warn(d.log, "mqtt command answer not sent", "command", r.Command, "err", err)
 	}
 }
 

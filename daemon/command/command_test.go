@@ -116,3 +116,21 @@ func TestDispatcher(t *testing.T) {
 		t.Errorf("reload ran %d times, want once (only the valid command)", len(ran))
 	}
 }
+
+// TestRefusalsDoNotFloodTheLog: 20,000 unknown and oversized commands give a
+// line or two, the second with the count of those left out.
+func TestRefusalsDoNotFloodTheLog(t *testing.T) {
+	var out strings.Builder
+	d := command.New("dev", 8, map[string]command.Handler{"reload": func(context.Context, []byte) (string, error) { return "", nil }},
+		slog.New(slog.NewTextHandler(&out, nil)))
+	for i := range 20000 {
+		if i%2 == 0 {
+			d.Handle("dev/cmd/nope", nil)
+		} else {
+			d.Handle("dev/cmd/reload", []byte("far more than eight bytes"))
+		}
+	}
+	if n := strings.Count(out.String(), "level=WARN"); n < 1 || n > 2 {
+		t.Errorf("%d warnings for 20,000 refused commands:\n%s", n, out.String())
+	}
+}

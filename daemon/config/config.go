@@ -335,8 +335,10 @@ func defaults() Config {
 	}
 }
 
-// derive fills in the defaults that depend on other keys.
-func (c *Config) derive() {
+// derive fills in the defaults that depend on other keys. written says
+// whether the file wrote a key: a prefix or client id written empty stays
+// empty, for check to refuse, instead of quietly becoming the default.
+func (c *Config) derive(written func(key string) bool) {
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
 	}
@@ -361,10 +363,10 @@ func (c *Config) derive() {
 	if c.MQTT.Broker == EmbeddedBroker && c.MQTT.Listen == "" {
 		c.MQTT.Listen = DefaultListen
 	}
-	if c.MQTT.ClientID == "" && c.DeviceID != "" {
+	if !written("mqtt.client_id") && c.DeviceID != "" {
 		c.MQTT.ClientID = "deepfaked-" + c.DeviceID
 	}
-	if c.MQTT.TopicPrefix == "" && c.DeviceID != "" {
+	if !written("mqtt.topic_prefix") && c.DeviceID != "" {
 		c.MQTT.TopicPrefix = "deepfaked/" + c.DeviceID
 	}
 	if len(c.Model.Providers) == 0 {
@@ -428,7 +430,7 @@ func parse(data []byte, dir, file string) (*Config, error) {
 		}
 		d.value(doc, valueOf(&c), "")
 	}
-	c.derive()
+	c.derive(func(key string) bool { _, ok := d.lines[key]; return ok })
 	c.resolve(dir)
 	c.check(&d.problems, d.lines)
 	if err := d.err(); err != nil {

@@ -266,10 +266,14 @@ func (m *MQTT) check(k checker) {
 	if m.QoS < 0 || m.QoS > 2 {
 		k.fail("mqtt.qos", "must be 0, 1 or 2, got %d", m.QoS)
 	}
-	if m.TopicPrefix != "" { // empty: the default from device_id
+	// Unwritten and empty, they have no device_id to derive from, and its error says so.
+	if _, written := k.lines["mqtt.topic_prefix"]; written || m.TopicPrefix != "" {
 		if err := contract.CheckPrefix(m.TopicPrefix); err != nil {
 			k.fail("mqtt.topic_prefix", "%q %v", m.TopicPrefix, err)
 		}
+	}
+	if _, written := k.lines["mqtt.client_id"]; written && m.ClientID == "" {
+		k.fail("mqtt.client_id", "must not be empty (leave it out for deepfaked-<device_id>)")
 	}
 	if ha := m.HomeAssistant.DiscoveryPrefix; k.maxLen("mqtt.homeassistant.discovery_prefix", ha, MaxPrefixLen) {
 		if err := contract.CheckDiscoveryPrefix(ha); err != nil {
@@ -412,8 +416,8 @@ func (f *Faces) check(k checker) {
 
 func (c *Camera) check(k checker, key string, names map[string]int, i int) {
 	if k.required(key+".name", c.Name) && k.maxLen(key+".name", c.Name, MaxNameLen) {
-		if !contract.ValidName(c.Name) {
-			k.fail(key+".name", "%q may only hold letters, digits, _ and - (it goes into MQTT topics)", c.Name)
+		if err := contract.CheckCameraName(c.Name); err != nil {
+			k.fail(key+".name", "%q %v", c.Name, err)
 		} else if j, dup := names[c.Name]; dup {
 			k.fail(key+".name", "%q is already used by cameras[%d]", c.Name, j)
 		} else {
