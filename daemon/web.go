@@ -328,8 +328,17 @@ func collectorsOf(c *collect.Collector, t *teach.Teacher) pipeline.Collector {
 type execTrainer struct {
 	exe, config, data, head, out string
 	teach                        string // the taught cameras' sessions
-	log                          *slog.Logger
+	// gateSet is train.gate_set: without it the page installs nothing.
+	gateSet string
+	log     *slog.Logger
 }
+
+// errNoGateSet is why the page installs no head without train.gate_set: the
+// labels it trains on can be set by anyone who can use the page (or reach
+// the label command), so only a reference the operator alone writes can
+// vouch for a head trained on them.
+var errNoGateSet = errors.New("the page installs a head only when train.gate_set names a labelled reference only you write: " +
+	"labels set from the page or over MQTT could teach a head to call deepfakes real; train with --install at the terminal instead")
 
 func newExecTrainer(cfg *config.Config, log *slog.Logger) (*execTrainer, error) {
 	if cfg.Path == "" {
@@ -340,7 +349,7 @@ func newExecTrainer(cfg *config.Config, log *slog.Logger) (*execTrainer, error) 
 		return nil, fmt.Errorf("this program's path: %w", err)
 	}
 	return &execTrainer{exe: exe, config: cfg.Path, data: cfg.Train.Dataset, head: cfg.Model.Head,
-		out: filepath.Join(cfg.StateDir, "train"), teach: setup.TeachDir(cfg), log: log}, nil
+		out: filepath.Join(cfg.StateDir, "train"), teach: setup.TeachDir(cfg), gateSet: setup.GateSet(cfg), log: log}, nil
 }
 
 // progressLine is a line of `deepfaked train`'s progress off a terminal:
@@ -363,10 +372,13 @@ func (t *execTrainer) Train(ctx context.Context, req web.TrainRequest, progress 
 		data = t.data
 	}
 	args := []string{t.exe, "train", "--config", t.config, "--data", data, "--out", out}
-	if req.Teach {
+	switch {
+	case req.Teach:
 		// The taught camera's faces are crops as the daemon saves them.
 		args = append(args, "--crop", dataset.CropNone, "--self-blend", "--compare")
-	} else {
+	case t.gateSet == "":
+		return nil, errNoGateSet
+	default:
 		args = append(args, "--install")
 	}
 	// At the lowest CPU priority, as the nightly unit trains (Nice=19), so
@@ -457,15 +469,22 @@ func (t *execTrainer) Discard(_ context.Context, r *web.Report) error {
 }
 
 func (t *execTrainer) Install(_ context.Context, head string) (string, error) {
+	if t.gateSet == "" {
+		return "", errNoGateSet
+	}
 	if err := install.Install(head, t.head); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("installed %s over %s (previous head kept as %s)", head, t.head, install.PrevPath(t.head)), nil
+	return fmt.Sprintf("installed %s over %s (rollback puts the replaced head back)", head, t.head), nil
 }
 
 func (t *execTrainer) Rollback(context.Context) (string, error) {
 	if err := install.Rollback(t.head); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("rolled back %s to the previous head; the replaced one is now %s", t.head, install.PrevPath(t.head)), nil
+	left, err := install.Kept(t.head)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("rolled back %s to the head the last install replaced; %d earlier install(s) left to undo", t.head, left), nil
 }

@@ -13,10 +13,12 @@ func newRollbackCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "rollback",
-		Short: "Put back the head that 'train --install' replaced",
-		Long: `Swap model.head and <head>.prev (the head 'train --install' replaced), each
-atomically, so a running daemon sees one whole head or the other. Running
-rollback again swaps them back. Fails when there is no <head>.prev.`,
+		Short: "Undo the last install of a head",
+		Long: `Put back the head the last 'train --install' (or the page's install)
+replaced, atomically, so a running daemon sees one whole head or the other.
+Each install keeps the head it replaced (the newest 10, as <head>.prev.N);
+each rollback undoes one install, newest first, and the head it rolls back
+from is not kept. With nothing left to undo it says so and exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
@@ -26,7 +28,11 @@ rollback again swaps them back. Fails when there is no <head>.prev.`,
 			if err := install.Rollback(cfg.Model.Head); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rolled back %s to the previous head; the replaced one is now %s\n", cfg.Model.Head, install.PrevPath(cfg.Model.Head))
+			left, err := install.Kept(cfg.Model.Head)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rolled back %s to the head the last install replaced; %d earlier install(s) left to undo\n", cfg.Model.Head, left)
 			return nil
 		},
 	}

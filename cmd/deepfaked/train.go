@@ -178,7 +178,7 @@ Hyperparameters come from the config's train: section; flags override it.`,
 					}
 					fmt.Fprintf(stdout, "--compare: nothing installed; the gate would %s: %s\n", would, g.Reason)
 				case g.Replaced:
-					fmt.Fprintf(stdout, "installed %s over %s (previous head kept as %s): %s\n", r.Final.Head, cfg.Model.Head, install.PrevPath(cfg.Model.Head), g.Reason)
+					fmt.Fprintf(stdout, "installed %s over %s ('deepfaked rollback' puts the replaced head back): %s\n", r.Final.Head, cfg.Model.Head, g.Reason)
 				default:
 					fmt.Fprintf(stdout, "not installed: %s\n", g.Reason)
 					refused = &exitError{code: exitGateRefused, err: fmt.Errorf("validation gate refused the new head: %s", g.Reason)}

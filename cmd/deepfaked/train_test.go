@@ -198,7 +198,7 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 		t.Errorf("eval with model.threshold 0: %v %s\n%s", err, stdout, stderr)
 	}
 
-	// --install: the gate (margin 1) lets it in; the old head becomes .prev.
+	// --install: the gate (margin 1) lets it in; the old head is kept for rollback.
 	stdout, stderr, err = runCmd(t, newTrainCmd(), "--config", cfg, "--data", data, "--out", filepath.Join(dir, "out2"), "--folds", "2", "--epochs", "1", "--install")
 	if err != nil {
 		t.Fatalf("train --install: %v\n%s\n%s", err, stdout, stderr)
@@ -207,20 +207,21 @@ func TestTrainEvalInstallRollback(t *testing.T) {
 	if got, _ := os.ReadFile(head); !bytes.Equal(got, cand) || !strings.Contains(stdout, "installed ") {
 		t.Fatalf("installed head is not the new one:\n%s", stdout)
 	}
-	if prev, _ := os.ReadFile(install.PrevPath(head)); !bytes.Equal(prev, orig) {
-		t.Error(".prev is not the replaced head")
+	if kept, err := install.Kept(head); kept != 1 || err != nil {
+		t.Errorf("%d heads kept for rollback (%v), want the replaced one", kept, err)
 	}
-	if _, _, err := runCmd(t, newRollbackCmd(), "--config", cfg); err != nil {
-		t.Fatal(err)
+	if out, _, err := runCmd(t, newRollbackCmd(), "--config", cfg); err != nil || !strings.Contains(out, "0 earlier install(s) left to undo") {
+		t.Fatalf("rollback: %v %s", err, out)
 	}
 	if got, _ := os.ReadFile(head); !bytes.Equal(got, orig) {
 		t.Error("rollback did not restore the previous bytes")
 	}
-	if _, _, err := runCmd(t, newRollbackCmd(), "--config", cfg); err != nil {
-		t.Fatal(err)
+	// A second rollback has nothing to undo: it does not re-install what the first undid.
+	if _, _, err := runCmd(t, newRollbackCmd(), "--config", cfg); !errors.Is(err, install.ErrNothingToUndo) {
+		t.Errorf("a second rollback: %v, want nothing to undo", err)
 	}
-	if got, _ := os.ReadFile(head); !bytes.Equal(got, cand) {
-		t.Error("a second rollback did not swap back")
+	if got, _ := os.ReadFile(head); !bytes.Equal(got, orig) {
+		t.Error("a second rollback changed the head")
 	}
 
 	// A missing installed head: the candidate is installed, and the output says why.
@@ -314,8 +315,8 @@ func TestTrainGateRefuses(t *testing.T) {
 	if got, _ := os.ReadFile(head); !bytes.Equal(got, good) {
 		t.Error("the refused candidate replaced the installed head")
 	}
-	if _, err := os.Stat(install.PrevPath(head)); err == nil {
-		t.Error("a refused install left a .prev")
+	if kept, err := install.Kept(head); kept != 0 || err != nil {
+		t.Errorf("a refused install kept %d heads (%v)", kept, err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "bad", "metrics.json"))
 	var m struct {

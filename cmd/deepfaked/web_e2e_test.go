@@ -60,7 +60,7 @@ func TestWebE2E(t *testing.T) {
 		"model:", "  backbone: " + backbone, "  head: " + installed, "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: haar",
 		"events:", "  tracks: all",
-		"train:", "  dataset: " + data, "  folds: 2", "  epochs: 3", "  gate_margin: 1", "  collect:", "    every_n: 2", "  teach:", "    faces: 20", "    every_n: 1",
+		"train:", "  dataset: " + data, "  gate_set: " + data, "  folds: 2", "  epochs: 3", "  gate_margin: 1", "  collect:", "    every_n: 2", "  teach:", "    faces: 20", "    every_n: 1",
 		"web:", "  enabled: true", "  listen: " + addr, "  password_file: " + pw,
 		"  tls:", "    cert: " + pki.ServerCert, "    key: " + pki.ServerKey,
 		"cameras:", "  - name: cam", "    source: " + video, "    fps: 5", "    loop: true", ""}

@@ -79,8 +79,9 @@ type trainState struct {
 // TestWebTrainInstallRollback: the page's train button runs `train
 // --install` on train.dataset in a child process of the running daemon,
 // streams its progress, reports the gate's decision with the pictures; the
-// daemon takes up the installed head; rollback and install-anyway swap
-// model.head and head.onnx.prev as `deepfaked rollback` does.
+// daemon takes up the installed head; rollback undoes the install as
+// `deepfaked rollback` does, and install-anyway installs it again. The page
+// installs only with train.gate_set, here the data folder itself.
 func TestWebTrainInstallRollback(t *testing.T) {
 	testenv.Long(t)
 	dir := t.TempDir()
@@ -92,7 +93,7 @@ func TestWebTrainInstallRollback(t *testing.T) {
 		"mqtt:", "  broker: " + testenv.Mosquitto(t),
 		"model:", "  backbone: " + backbone, "  head: " + installed, "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: haar",
-		"train:", "  dataset: " + filepath.Join(dir, "data"), "  folds: 2", "  epochs: 3", "  gate_margin: 1",
+		"train:", "  dataset: " + filepath.Join(dir, "data"), "  gate_set: " + filepath.Join(dir, "data"), "  folds: 2", "  epochs: 3", "  gate_margin: 1",
 		"web:", "  enabled: true", "  listen: " + addr,
 		"cameras:", "  - name: cam", "    source: " + video, "    fps: 5", "    loop: true", ""}
 	cfg := filepath.Join(dir, "deepfaked.yaml")

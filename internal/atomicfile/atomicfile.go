@@ -109,6 +109,15 @@ func Rename(from, to string) error {
 	return syncDir(filepath.Dir(to))
 }
 
+// Remove removes path and syncs its folder, so that the removal survives a
+// power cut once it returns.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -4,30 +4,64 @@
 package install
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
 
-// PrevPath is where Install keeps the head it replaced.
-func PrevPath(head string) string { return head + ".prev" }
+// History is how many replaced heads Install keeps for Rollback.
+const History = 10
+
+// historyPath is the n-th head kept (1 the oldest, the highest the newest).
+func historyPath(head string, n int) string { return head + ".prev." + strconv.Itoa(n) }
+
+// legacyPath is where earlier releases kept the one head they replaced.
+func legacyPath(head string) string { return head + ".prev" }
 
 // pendingPath holds a head that passed the gate until it replaces head.
 func pendingPath(head string) string { return head + ".new" }
 
+// history lists the kept heads' numbers, oldest first.
+func history(head string) ([]int, error) {
+	dir, base := filepath.Split(head)
+	ents, err := os.ReadDir(filepath.Clean(dir + "."))
+	if err != nil {
+		return nil, fmt.Errorf("head history beside %s: %w", head, err)
+	}
+	var ns []int
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), base+".prev.")
+		if n, err := strconv.Atoi(rest); ok && err == nil && n > 0 && strconv.Itoa(n) == rest {
+			ns = append(ns, n)
+		}
+	}
+	slices.Sort(ns)
+	return ns, nil
+}
+
+// Kept is how many replaced heads Rollback can still put back, newest first.
+func Kept(head string) (int, error) {
+	ns, err := history(head)
+	return len(ns), err
+}
+
 // Install replaces head with the file candidate so that a reader (the daemon
 // reloading its model) sees the old head or the new one, whole, and keeps
-// the replaced head at PrevPath(head) for Rollback. A power cut at any point
-// leaves either the old pair (head, previous) or the new one, once Recover
-// has run (Install and Rollback run it first): the candidate is first written
-// whole beside head (pendingPath), then the current head is copied to the
-// previous one, then the candidate is renamed over head; a pending candidate
-// found later is finished the same way.
+// the replaced head for Rollback (the newest History of them). A power cut
+// at any point leaves either the old head or the new one with the history
+// that goes with it, once Recover has run (Install and Rollback run it
+// first): the candidate is first written whole beside head (pendingPath),
+// then the current head is added to the history, then the candidate is
+// renamed over head; a pending candidate found later is finished the same way.
 func Install(candidate, head string) error {
 	if err := Recover(head); err != nil {
 		return err
@@ -42,66 +76,140 @@ func Install(candidate, head string) error {
 	return finish(head)
 }
 
-// Recover finishes an install a crash interrupted and removes the temporary
-// files interrupted writes left beside head and its previous version.
+// Recover finishes an install or a rollback a crash interrupted, moves an
+// earlier release's <head>.prev into the history, and removes the temporary
+// files interrupted writes left beside head.
 func Recover(head string) error {
+	ns, err := history(head)
+	if err != nil {
+		return err
+	}
+	paths := []string{head, legacyPath(head), pendingPath(head)}
+	for _, n := range ns {
+		paths = append(paths, historyPath(head, n))
+	}
+	paths = append(paths, historyPath(head, next(ns)))
 	var errs []error
-	for _, p := range []string{head, PrevPath(head), pendingPath(head)} {
+	for _, p := range paths {
 		errs = append(errs, atomicfile.RemoveTemps(p))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("install: clean up beside %s: %w", head, err)
 	}
-	if _, err := os.Stat(pendingPath(head)); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return finish(head)
-}
-
-// finish moves the current head to the previous one and the pending head
-// over it. Run again after a crash at any step, it ends the same.
-func finish(head string) error {
-	old, err := os.ReadFile(head)
-	switch {
-	case err == nil:
-		if err := atomicfile.Write(PrevPath(head), old, 0o644); err != nil {
-			return fmt.Errorf("install: keep the previous head: %w", err)
+	if _, err := os.Stat(legacyPath(head)); err == nil {
+		if err := atomicfile.Rename(legacyPath(head), historyPath(head, next(ns))); err != nil {
+			return fmt.Errorf("install: %w", err)
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("install: %w", err)
 	}
-	if err := atomicfile.Rename(pendingPath(head), head); err != nil {
+	if _, err := os.Stat(pendingPath(head)); err == nil {
+		return finish(head)
+	}
+	// A rollback that wrote the head but had not yet removed the history's
+	// newest (the same head) is finished by removing it.
+	if ns, err = history(head); err != nil || len(ns) == 0 {
+		return err
+	}
+	top := historyPath(head, ns[len(ns)-1])
+	if same, err := sameFile(head, top); err != nil || !same {
+		return err
+	}
+	if err := atomicfile.Remove(top); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
 	return nil
 }
 
-// Rollback swaps head and PrevPath(head), each atomically: the previous head
-// is installed and the one it replaces becomes the previous one, so a second
-// Rollback undoes the first.
+// next is the number the next kept head gets.
+func next(ns []int) int {
+	if len(ns) == 0 {
+		return 1
+	}
+	return ns[len(ns)-1] + 1
+}
+
+func sameFile(a, b string) (bool, error) {
+	x, err := os.ReadFile(a)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("install: %w", err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		return false, fmt.Errorf("install: %w", err)
+	}
+	return bytes.Equal(x, y), nil
+}
+
+// finish adds the current head to the history and renames the pending head
+// over it, then drops the oldest kept heads beyond History. Run again after
+// a crash at any step, it ends the same.
+func finish(head string) error {
+	ns, err := history(head)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(head)
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // the first install: nothing to keep
+	case err != nil:
+		return fmt.Errorf("install: %w", err)
+	default:
+		// After a crash the head may already be the history's newest.
+		kept := len(ns) > 0
+		if kept {
+			kept, err = sameFile(head, historyPath(head, ns[len(ns)-1]))
+			if err != nil {
+				return err
+			}
+		}
+		if !kept {
+			if err := atomicfile.Write(historyPath(head, next(ns)), old, 0o644); err != nil {
+				return fmt.Errorf("install: keep the replaced head: %w", err)
+			}
+			ns = append(ns, next(ns))
+		}
+	}
+	if err := atomicfile.Rename(pendingPath(head), head); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	for len(ns) > History {
+		if err := atomicfile.Remove(historyPath(head, ns[0])); err != nil {
+			return fmt.Errorf("install: drop the oldest kept head: %w", err)
+		}
+		ns = ns[1:]
+	}
+	return nil
+}
+
+// ErrNothingToUndo is Rollback's error when no replaced head is kept.
+var ErrNothingToUndo = errors.New("nothing to undo")
+
+// Rollback undoes the newest install: the head it replaced is written over
+// head (atomically) and leaves the history, so a second Rollback goes one
+// install further back; with none left it says there is nothing to undo.
+// The head rolled back from is not kept.
 func Rollback(head string) error {
 	if err := Recover(head); err != nil {
 		return err
 	}
-	prev := PrevPath(head)
-	older, err := os.ReadFile(prev)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("rollback: no previous head at %s (nothing was installed over %s)", prev, head)
-	}
+	ns, err := history(head)
 	if err != nil {
-		return fmt.Errorf("rollback: %w", err)
+		return err
 	}
-	cur, err := os.ReadFile(head)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if len(ns) == 0 {
+		return fmt.Errorf("rollback: %w: no replaced head is kept beside %s", ErrNothingToUndo, head)
+	}
+	top := historyPath(head, ns[len(ns)-1])
+	older, err := os.ReadFile(top)
+	if err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	if err := atomicfile.Write(head, older, 0o644); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
-	if cur == nil {
-		return os.Remove(prev)
-	}
-	if err := atomicfile.Write(prev, cur, 0o644); err != nil {
+	if err := atomicfile.Remove(top); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	return nil

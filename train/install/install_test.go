@@ -2,115 +2,129 @@ package install
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-func TestInstallRollback(t *testing.T) {
-	dir := t.TempDir()
-	head := filepath.Join(dir, "head.onnx")
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+// files is the folder's files (temporary ones included) and their contents.
+func files(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
 			t.Fatal(err)
 		}
-		return p
+		m[e.Name()] = string(b)
 	}
-	want := func(path, data string) {
-		t.Helper()
-		b, err := os.ReadFile(path)
-		if data == "" {
-			if !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s exists (%q, %v), want none", filepath.Base(path), b, err)
-			}
-			return
-		}
-		if err != nil || string(b) != data {
-			t.Errorf("%s = %q (%v), want %q", filepath.Base(path), b, err, data)
-		}
-	}
-	prev := PrevPath(head)
+	return m
+}
 
-	if err := Rollback(head); err == nil || !strings.Contains(err.Error(), "no previous head") {
-		t.Errorf("rollback with nothing installed: %v", err)
-	}
-	// First install over nothing: no .prev.
-	if err := Install(write("a.onnx", "A"), head); err != nil {
-		t.Fatal(err)
-	}
-	want(head, "A")
-	want(prev, "")
-	if st, err := os.Stat(head); err != nil || st.Mode().Perm() != 0o644 {
-		t.Errorf("installed head mode %v (%v), want 0644", st.Mode(), err)
-	}
-	if err := Install(write("b.onnx", "B"), head); err != nil {
-		t.Fatal(err)
-	}
-	want(head, "B")
-	want(prev, "A")
-	if err := Rollback(head); err != nil {
-		t.Fatal(err)
-	}
-	want(head, "A")
-	want(prev, "B")
-	if err := Rollback(head); err != nil { // swaps back
-		t.Fatal(err)
-	}
-	want(head, "B")
-	want(prev, "A")
-	if err := Install(filepath.Join(dir, "missing.onnx"), head); err == nil {
-		t.Error("installing a missing candidate succeeded")
-	}
-	want(head, "B")
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if strings.Contains(e.Name(), ".tmp") {
-			t.Errorf("temp file %s left behind", e.Name())
-		}
+func wantFiles(t *testing.T, dir string, want map[string]string) {
+	t.Helper()
+	if got := files(t, dir); !maps.Equal(got, want) {
+		t.Errorf("files %v, want %v", got, want)
 	}
 }
 
-// TestInstallInterrupted: a crash at each step of an install (simulated by
-// leaving the files as that step leaves them) ends, after Recover (which
-// Install and Rollback run first), with the new head installed, the one it
-// replaced as the previous one, and no temporary files.
+// TestInstallRollback: each install keeps the head it replaced; rollback
+// undoes installs one at a time, newest first, then says there is nothing
+// to undo; the history keeps the newest History heads.
+func TestInstallRollback(t *testing.T) {
+	dir := t.TempDir()
+	head := filepath.Join(dir, "head.onnx")
+	cands := t.TempDir()
+	install := func(data string) {
+		t.Helper()
+		c := filepath.Join(cands, data+".onnx")
+		if err := os.WriteFile(c, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := Install(c, head); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Rollback(head); !errors.Is(err, ErrNothingToUndo) {
+		t.Errorf("rollback with nothing installed: %v", err)
+	}
+	install("A") // over nothing: nothing kept
+	wantFiles(t, dir, map[string]string{"head.onnx": "A"})
+	if st, err := os.Stat(head); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("installed head mode %v (%v), want 0644", st.Mode(), err)
+	}
+	install("B")
+	install("C")
+	wantFiles(t, dir, map[string]string{"head.onnx": "C", "head.onnx.prev.1": "A", "head.onnx.prev.2": "B"})
+	if n, err := Kept(head); n != 2 || err != nil {
+		t.Errorf("Kept = %d, %v", n, err)
+	}
+	if err := Rollback(head); err != nil {
+		t.Fatal(err)
+	}
+	wantFiles(t, dir, map[string]string{"head.onnx": "B", "head.onnx.prev.1": "A"})
+	if err := Rollback(head); err != nil { // one step further back, not back to C
+		t.Fatal(err)
+	}
+	wantFiles(t, dir, map[string]string{"head.onnx": "A"})
+	if err := Rollback(head); !errors.Is(err, ErrNothingToUndo) || !strings.Contains(err.Error(), head) {
+		t.Errorf("a third rollback: %v", err)
+	}
+	wantFiles(t, dir, map[string]string{"head.onnx": "A"})
+	if err := Install(filepath.Join(cands, "missing.onnx"), head); err == nil {
+		t.Error("installing a missing candidate succeeded")
+	}
+	for i := range History + 3 {
+		install(strconv.Itoa(i))
+	}
+	got := files(t, dir)
+	if len(got) != History+1 || got["head.onnx"] != strconv.Itoa(History+2) || got["head.onnx.prev.4"] != "2" {
+		t.Errorf("after %d more installs: %v; want the head and the newest %d replaced", History+3, got, History)
+	}
+}
+
+// TestInstallInterrupted: a crash at each step of an install or a rollback
+// (simulated by leaving the files as that step leaves them) ends, after
+// Recover (which Install and Rollback run first), as if the step had
+// finished, with no temporary files; an earlier release's <head>.prev joins
+// the history.
 func TestInstallInterrupted(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		head, prv string // on disk when the crash happened
+		name         string
+		before, want map[string]string
 	}{
-		{"after the candidate was written", "H1", "H0"},
-		{"after the previous head was replaced", "H1", "H1"},
+		{"install: after the candidate was written",
+			map[string]string{"head.onnx": "H1", "head.onnx.prev.1": "H0", "head.onnx.new": "H2", ".head.onnx.tmp123": "torn"},
+			map[string]string{"head.onnx": "H2", "head.onnx.prev.1": "H0", "head.onnx.prev.2": "H1"}},
+		{"install: after the replaced head was kept",
+			map[string]string{"head.onnx": "H1", "head.onnx.prev.1": "H0", "head.onnx.prev.2": "H1", "head.onnx.new": "H2", ".head.onnx.prev.2.tmp9": "to"},
+			map[string]string{"head.onnx": "H2", "head.onnx.prev.1": "H0", "head.onnx.prev.2": "H1"}},
+		{"rollback: after the head was written",
+			map[string]string{"head.onnx": "H1", "head.onnx.prev.1": "H0", "head.onnx.prev.2": "H1"},
+			map[string]string{"head.onnx": "H1", "head.onnx.prev.1": "H0"}},
+		{"an earlier release's .prev",
+			map[string]string{"head.onnx": "H1", "head.onnx.prev": "H0"},
+			map[string]string{"head.onnx": "H1", "head.onnx.prev.1": "H0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			head := filepath.Join(dir, "head.onnx")
-			for p, data := range map[string]string{head: tc.head, PrevPath(head): tc.prv, pendingPath(head): "H2",
-				filepath.Join(dir, ".head.onnx.tmp123"): "torn", filepath.Join(dir, ".head.onnx.prev.tmp9"): "to"} {
-				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			for name, data := range tc.before {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
+			head := filepath.Join(dir, "head.onnx")
 			if err := Recover(head); err != nil {
 				t.Fatal(err)
 			}
-			for p, want := range map[string]string{head: "H2", PrevPath(head): "H1"} {
-				if b, err := os.ReadFile(p); err != nil || string(b) != want {
-					t.Errorf("%s = %q (%v), want %q", filepath.Base(p), b, err, want)
-				}
-			}
-			ents, _ := os.ReadDir(dir)
-			if len(ents) != 2 {
-				t.Errorf("files left: %v", ents)
-			}
-			if err := Rollback(head); err != nil {
-				t.Fatal(err)
-			}
-			if b, _ := os.ReadFile(head); string(b) != "H1" {
-				t.Errorf("rollback after recovery: head %q, want H1 (the head the install replaced)", b)
-			}
+			wantFiles(t, dir, tc.want)
 		})
 	}
 }

@@ -216,14 +216,22 @@ func TestRun(t *testing.T) {
 			}
 			after, _ := os.ReadFile(opts.Head)
 			cand, _ := os.ReadFile(r.Final.Head)
-			prev, prevErr := os.ReadFile(install.PrevPath(opts.Head))
+			kept, _ := install.Kept(opts.Head)
 			switch {
 			case tc.replaced && !bytes.Equal(after, cand):
 				t.Error("the candidate was not installed")
-			case tc.replaced && before != nil && !bytes.Equal(prev, before):
-				t.Errorf(".prev is not the replaced head (%v)", prevErr)
-			case !tc.replaced && (!bytes.Equal(after, before) || prevErr == nil):
+			case tc.replaced && before != nil && kept != 1:
+				t.Errorf("%d heads kept for rollback, want the replaced one", kept)
+			case !tc.replaced && (!bytes.Equal(after, before) || kept != 0):
 				t.Error("a refused candidate touched the installed head")
+			}
+			if tc.replaced && before != nil {
+				if err := install.Rollback(opts.Head); err != nil {
+					t.Fatal(err)
+				}
+				if back, _ := os.ReadFile(opts.Head); !bytes.Equal(back, before) {
+					t.Error("rollback did not put back the replaced head")
+				}
 			}
 			if tc.installed == nil {
 				if g.Installed != nil {
@@ -538,8 +546,8 @@ func TestCompare(t *testing.T) {
 	if !bytes.Equal(after, before) {
 		t.Error("Compare changed the installed head")
 	}
-	if _, err := os.Stat(install.PrevPath(opts.Head)); err == nil {
-		t.Error("Compare left a .prev")
+	if kept, err := install.Kept(opts.Head); kept != 0 || err != nil {
+		t.Errorf("Compare kept %d heads for rollback (%v)", kept, err)
 	}
 }
 
