@@ -130,6 +130,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	}
 	if d.broker != nil {
 		d.mqtt.Broker = d.broker.URL()
+		if user, pw, ok := d.broker.DaemonLogin(); ok { // the only client that may write under the prefix
+			d.mqtt.Username, d.mqtt.Password = user, pw
+		}
 	}
 	if cfg.Train.Collect.Enabled() {
 		c := cfg.Train.Collect

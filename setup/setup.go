@@ -213,11 +213,18 @@ func EmbeddedBroker(cfg *config.Config, log *slog.Logger) (*mqttc.Broker, error)
 
 // BrokerOptions are the embedded broker's options (mqtt.listen,
 // mqtt.embedded): the users file's users and the daemon's own client
-// (mqtt.username with its password).
+// (mqtt.username with its password, or a login made for the run), and who
+// may write and read what (mqttc.Access).
 func BrokerOptions(cfg *config.Config, log *slog.Logger) (mqttc.BrokerOptions, error) {
-	m := cfg.MQTT
-	o := mqttc.BrokerOptions{Addr: m.Listen, AllowAnonymous: m.Embedded.AnonymousAllowed(m.Listen),
-		MaxPacketSize: uint32(m.Embedded.MaxPacketSize), Log: log, Users: map[string]string{}}
+	m, e := cfg.MQTT, cfg.MQTT.Embedded
+	o := mqttc.BrokerOptions{Addr: m.Listen, AllowAnonymous: e.AnonymousAllowed(m.Listen),
+		MaxPacketSize: uint32(e.MaxPacketSize), MaxClients: e.MaxClients, MaxRetained: e.MaxRetained,
+		MaxRetainedBytes: int64(e.MaxRetainedBytes), Log: log, Users: map[string]string{},
+		Access: mqttc.Access{Daemon: m.Username, ClientID: m.ClientID, Prefix: m.TopicPrefix,
+			Discovery: m.HomeAssistant.DiscoveryPrefix, CommandUsers: e.CommandUsers}}
+	if m.Username == "" {
+		o.Access.Daemon, o.Access.DaemonPassword = mqttc.DaemonUser, mqttc.NewDaemonPassword()
+	}
 	if f := m.Embedded.UsersFile; f != "" {
 		users, err := mqttc.ReadUsers(f)
 		if err != nil {
@@ -231,6 +238,11 @@ func BrokerOptions(cfg *config.Config, log *slog.Logger) (mqttc.BrokerOptions, e
 			return o, fmt.Errorf("mqtt password: %w", err)
 		}
 		o.Users[m.Username] = pw
+	}
+	for _, u := range e.CommandUsers {
+		if _, ok := o.Users[u]; !ok {
+			return o, fmt.Errorf("mqtt.embedded.command_users: %q is not a user of mqtt.embedded.users_file", u)
+		}
 	}
 	return o, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/deepfaked/deepfaked/dataset"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -118,7 +119,14 @@ func TestWebE2E(t *testing.T) {
 		if len(window) > 0 && window[0] {
 			a = chromedp.CaptureScreenshot()
 		}
-		png, err := chromedp.Run(ctx, a)
+		// A page that is re-rendering can measure 0 wide for a moment
+		// (seen on a loaded machine): take the picture once it has a size.
+		var png []byte
+		var err error
+		poll.Until(10*time.Second, func() bool {
+			png, err = chromedp.Run(ctx, a)
+			return err == nil || !strings.Contains(err.Error(), "0 width")
+		})
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}

@@ -203,6 +203,15 @@ type Embedded struct {
 	// MaxPacketSize bounds every packet a client sends, checked before it
 	// is read.
 	MaxPacketSize int `yaml:"max_packet_size"`
+	// MaxClients bounds the connections open at once, the daemon's own and
+	// those that have not logged in yet included.
+	MaxClients int `yaml:"max_clients"`
+	// CommandUsers may publish the daemon's commands; no one else may.
+	CommandUsers []string `yaml:"command_users,omitempty"`
+	// MaxRetained and MaxRetainedBytes bound the retained messages other
+	// clients than the daemon leave on the broker.
+	MaxRetained      int `yaml:"max_retained"`
+	MaxRetainedBytes int `yaml:"max_retained_bytes"`
 }
 
 // AnonymousAllowed resolves AllowAnonymous for listen (mqtt.listen).
@@ -301,6 +310,13 @@ const (
 	// DefaultMaxPacketSize is mqtt.embedded.max_packet_size: a verdict with
 	// many faces is a few KiB, a command at most mqtt.commands.max_payload.
 	DefaultMaxPacketSize = 256 << 10
+	// DefaultMaxClients is mqtt.embedded.max_clients: a home's subscribers
+	// with room to spare, far below a process's file limit.
+	DefaultMaxClients = 64
+	// DefaultMaxRetained and DefaultMaxRetainedBytes are
+	// mqtt.embedded.max_retained and max_retained_bytes.
+	DefaultMaxRetained      = 1000
+	DefaultMaxRetainedBytes = 8 << 20
 	// EmbeddedBroker is the mqtt.broker value that runs a broker inside the daemon.
 	EmbeddedBroker = "embedded"
 )
@@ -312,7 +328,8 @@ func defaults() Config {
 		LogLevel: DefaultLogLevel,
 		StateDir: DefaultStateDir,
 		MQTT: MQTT{QoS: DefaultQoS, KeepAlive: DefaultKeepAlive, Commands: Commands{MaxPayload: DefaultMaxPayload},
-			Embedded:     Embedded{MaxPacketSize: DefaultMaxPacketSize},
+			Embedded: Embedded{MaxPacketSize: DefaultMaxPacketSize, MaxClients: DefaultMaxClients,
+				MaxRetained: DefaultMaxRetained, MaxRetainedBytes: DefaultMaxRetainedBytes},
 			Outbox:       Outbox{MaxBytes: DefaultOutboxBytes, MaxAge: DefaultOutboxAge, Fsync: DefaultOutboxFsync},
 			DrainTimeout: DefaultDrainTimeout, StatsInterval: DefaultStatsInterval,
 			Verdicts: true, HomeAssistant: HomeAssistant{DiscoveryPrefix: DefaultDiscovery}},

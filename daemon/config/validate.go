@@ -76,6 +76,15 @@ const (
 	MaxPacketSize = 256 << 20
 )
 
+// Bounds of mqtt.embedded.max_clients (the daemon and one subscriber at
+// least), max_retained and max_retained_bytes.
+const (
+	MinClients       = 2
+	MaxClients       = 10000
+	MaxRetained      = 1000000
+	MaxRetainedBytes = 1 << 30
+)
+
 // Bounds of mqtt.stats_interval (or 0).
 const (
 	MinStatsInterval = Duration(time.Second)
@@ -226,6 +235,14 @@ func (m *MQTT) check(k checker) {
 		scheme = checkBroker(k, m.Broker)
 	}
 	k.inRange("mqtt.embedded.max_packet_size", m.Embedded.MaxPacketSize, MinPacketSize, MaxPacketSize)
+	k.inRange("mqtt.embedded.max_clients", m.Embedded.MaxClients, MinClients, MaxClients)
+	k.inRange("mqtt.embedded.max_retained", m.Embedded.MaxRetained, 0, MaxRetained)
+	k.inRange("mqtt.embedded.max_retained_bytes", m.Embedded.MaxRetainedBytes, 0, MaxRetainedBytes)
+	for i, u := range m.Embedded.CommandUsers {
+		if u == "" {
+			k.fail(fmt.Sprintf("mqtt.embedded.command_users[%d]", i), "must not be empty")
+		}
+	}
 	if m.Broker == EmbeddedBroker {
 		if err := checkListen(m.Listen); err != nil {
 			k.fail("mqtt.listen", "%q: %v", m.Listen, err)

@@ -1,23 +1,31 @@
 package mqttc
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 // Broker is the embedded MQTT broker (mochi-mqtt) for devices without one.
 type Broker struct {
-	server *mochi.Server
-	addr   net.Addr
+	server   *mochi.Server
+	listener *tcpListener
+	access   Access
+	addr     net.Addr
 }
 
 // BrokerOptions configure StartBroker. Every field is used as given.
@@ -31,8 +39,53 @@ type BrokerOptions struct {
 	// it against the packet's fixed header and disconnects before it reads
 	// the body, so an oversized publish costs no memory. 0: no bound.
 	MaxPacketSize uint32
-	Log           *slog.Logger // nil: discard
+	// MaxClients bounds the connections open at once, those that have not
+	// sent CONNECT yet included; more are closed as they arrive. 0: no bound.
+	MaxClients int
+	// ConnectTimeout is how long a new connection may take to send CONNECT.
+	ConnectTimeout time.Duration
+	// MaxRetained and MaxRetainedBytes bound the retained messages other
+	// clients than the daemon leave on the broker; past them their
+	// retained publishes are dropped. 0: no bound.
+	MaxRetained      int
+	MaxRetainedBytes int64
+	// Access is who may publish and read what; its zero value lets every
+	// client use every topic.
+	Access Access
+	Log    *slog.Logger // nil: discard
 }
+
+// Access is who may use which topics. With Daemon set: only the daemon (the
+// client logged in as Daemon) may use ClientID, and write under Prefix and
+// Discovery (Home Assistant's <Discovery>/status birth message aside); the
+// CommandUsers may publish commands (<Prefix>/cmd/<name>); other users may
+// write elsewhere; anonymous clients write nothing and read only under
+// Prefix (commands aside) and Discovery.
+type Access struct {
+	Daemon, ClientID  string
+	Prefix, Discovery string
+	CommandUsers      []string
+	// DaemonPassword, when set, is the daemon's password: the daemon logs
+	// in as Daemon with it although Users does not list it (DaemonLogin).
+	DaemonPassword string
+}
+
+// DaemonUser is the username of a daemon that has no mqtt.username: it logs
+// in to its embedded broker with a password made for the run.
+const DaemonUser = "deepfaked-daemon"
+
+// NewDaemonPassword is a random password for DaemonUser.
+func NewDaemonPassword() string { return rand.Text() }
+
+// DaemonLogin is the daemon's own login when the broker made one for it
+// (Access.DaemonPassword); ok is false otherwise.
+func (b *Broker) DaemonLogin() (user, password string, ok bool) {
+	a := b.access
+	return a.Daemon, a.DaemonPassword, a.DaemonPassword != ""
+}
+
+// connectTimeout is BrokerOptions.ConnectTimeout's default, when it is 0.
+const connectTimeout = 10 * time.Second
 
 // StartBroker starts an MQTT broker as o says.
 func StartBroker(o BrokerOptions) (*Broker, error) {
@@ -40,18 +93,33 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = connectTimeout
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt broker: listen on %s: %w", addr, err)
 	}
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacketSize
+	// Retained messages never expire: the daemon's status, availability and
+	// discovery messages must outlive a day's connection.
+	caps.MaximumMessageExpiryInterval = 0
+	// Bounds on what one client may keep the broker holding for it.
+	caps.MaximumInflight, caps.ReceiveMaximum, caps.MaximumClientWritesPending = 1024, 64, 1024
+	if o.MaxClients > 0 {
+		caps.MaximumClients = int64(o.MaxClients)
+	}
 	s := mochi.New(&mochi.Options{Logger: log.With("component", "mqtt-broker"), Capabilities: caps})
-	if err := s.AddHook(&authHook{users: o.Users, anonymous: o.AllowAnonymous, log: log}, nil); err != nil {
+	b := &Broker{server: s, access: o.Access}
+	hook := &authHook{users: o.Users, anonymous: o.AllowAnonymous, access: o.Access, log: log, refusals: ratelog.New(10 * time.Second),
+		maxRetained: o.MaxRetained, maxRetainedBytes: o.MaxRetainedBytes, server: s}
+	if err := s.AddHook(hook, nil); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("mqtt broker on %s: %w", addr, err)
 	}
-	if err := s.AddListener(&tcpListener{listener: l}); err != nil {
+	b.listener = &tcpListener{listener: l, maxConns: o.MaxClients, connectTimeout: o.ConnectTimeout}
+	if err := s.AddListener(b.listener); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("mqtt broker on %s: %w", addr, err)
 	}
@@ -59,8 +127,19 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("mqtt broker on %s: %w", addr, err)
 	}
-	return &Broker{server: s, addr: l.Addr()}, nil
+	b.addr = l.Addr()
+	return b, nil
 }
+
+// BrokerStats are the embedded broker's connections.
+type BrokerStats struct {
+	Open         int    // connections open now
+	Refused      uint64 // connections closed at accept: MaxClients reached
+	AcceptErrors uint64 // accepts that failed (out of file descriptors)
+}
+
+// Stats are the broker's connection counts.
+func (b *Broker) Stats() BrokerStats { return b.listener.stats() }
 
 // Addr is the address the broker listens on, with the actual port.
 func (b *Broker) Addr() string { return b.addr.String() }
@@ -80,13 +159,16 @@ func (b *Broker) Close() error { return b.server.Close() }
 // deadlocks when a client leaving at that moment asks for the write lock in
 // between (seen as a hung broker Close under the race detector).
 type tcpListener struct {
-	listener net.Listener
-	log      *slog.Logger
-	once     sync.Once
+	listener       net.Listener
+	log            *slog.Logger
+	once           sync.Once
+	maxConns       int
+	connectTimeout time.Duration
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	mu                    sync.Mutex
+	conns                 map[net.Conn]struct{}
+	closed                bool
+	refused, acceptErrors uint64
 }
 
 func (l *tcpListener) ID() string       { return "tcp" }
@@ -104,13 +186,25 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			return
 		}
 		if err != nil { // e.g. out of file descriptors: keep serving, without spinning
+			l.mu.Lock()
+			l.acceptErrors++
+			l.mu.Unlock()
 			l.log.Warn("accept failed", "addr", l.Address(), "err", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if !l.track(conn) {
+		switch l.track(conn) {
+		case closed:
 			_ = conn.Close()
 			return
+		case full:
+			_ = conn.Close()
+			continue
+		}
+		// A client has this long to send CONNECT; mochi then sets the
+		// deadline from the keepalive it asks for.
+		if l.connectTimeout > 0 {
+			_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
 		}
 		go func() {
 			defer l.untrack(conn)
@@ -121,18 +215,36 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// track keeps conn for Close; false once Close has run.
-func (l *tcpListener) track(conn net.Conn) bool {
+type tracked int
+
+const (
+	kept   tracked = iota
+	full           // MaxClients connections are open
+	closed         // Close has run
+)
+
+// track keeps conn for Close, unless the listener is closed or full.
+func (l *tcpListener) track(conn net.Conn) tracked {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return false
+		return closed
+	}
+	if l.maxConns > 0 && len(l.conns) >= l.maxConns {
+		l.refused++
+		return full
 	}
 	if l.conns == nil {
 		l.conns = map[net.Conn]struct{}{}
 	}
 	l.conns[conn] = struct{}{}
-	return true
+	return kept
+}
+
+func (l *tcpListener) stats() BrokerStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return BrokerStats{Open: len(l.conns), Refused: l.refused, AcceptErrors: l.acceptErrors}
 }
 
 func (l *tcpListener) untrack(conn net.Conn) {
@@ -156,19 +268,24 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 }
 
 // authHook lets in the users with their passwords, and clients without a
-// username when anonymous; every client may then use every topic (the
-// daemon's commands are off unless enabled: protect them with users).
+// username when anonymous, and keeps each to the topics Access gives it.
 type authHook struct {
 	mochi.HookBase
 	users     map[string]string
 	anonymous bool
+	access    Access
 	log       *slog.Logger
+	refusals  *ratelog.Limiter
+
+	maxRetained      int
+	maxRetainedBytes int64
+	server           *mochi.Server
 }
 
 func (h *authHook) ID() string { return "deepfaked-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnPublish
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
@@ -177,10 +294,74 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	if want, known := h.users[user]; known && user != "" {
 		ok = subtle.ConstantTimeCompare([]byte(want), pk.Connect.Password) == 1
 	}
-	if !ok {
-		h.log.Warn("mqtt broker: client refused: bad username or password", "client", cl.ID, "username", user, "remote", cl.Net.Remote)
+	if a := h.access; a.DaemonPassword != "" && user == a.Daemon {
+		ok = subtle.ConstantTimeCompare([]byte(a.DaemonPassword), pk.Connect.Password) == 1
 	}
-	return ok
+	if !ok {
+		h.refusals.Warn(h.log, "mqtt broker: client refused: bad username or password", "client", cl.ID, "username", user, "remote", cl.Net.Remote)
+		return false
+	}
+	if a := h.access; a.Daemon != "" && cl.ID == a.ClientID && user != a.Daemon {
+		h.refusals.Warn(h.log, "mqtt broker: client refused: it claims the daemon's client id", "client", cl.ID, "username", user, "remote", cl.Net.Remote)
+		return false
+	}
+	return true
 }
 
-func (h *authHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+// under says whether topic (or filter) is prefix or below it.
+func under(topic, prefix string) bool {
+	return prefix != "" && (topic == prefix || strings.HasPrefix(topic, prefix+"/"))
+}
+
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	a := h.access
+	user := string(cl.Properties.Username)
+	if a.Daemon == "" || user == a.Daemon {
+		return true
+	}
+	commands := contract.Topics{Prefix: a.Prefix}.Commands()
+	isCommand := strings.HasPrefix(topic, commands) && !strings.Contains(topic[len(commands):], "/")
+	if !write {
+		if user != "" {
+			return true
+		}
+		return (under(topic, a.Prefix) && !strings.HasPrefix(topic, commands)) || under(topic, a.Discovery)
+	}
+	switch {
+	case isCommand:
+		return slices.Contains(a.CommandUsers, user)
+	case under(topic, a.Prefix):
+		return false
+	case under(topic, a.Discovery):
+		return topic == a.Discovery+"/status" && user != "" // Home Assistant's birth message
+	}
+	return user != ""
+}
+
+// OnPublish drops other clients' retained publishes past MaxRetained or
+// MaxRetainedBytes.
+func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if !pk.FixedHeader.Retain || (h.maxRetained == 0 && h.maxRetainedBytes == 0) ||
+		(h.access.Daemon != "" && string(cl.Properties.Username) == h.access.Daemon) {
+		return pk, nil
+	}
+	if len(pk.Payload) == 0 {
+		return pk, nil // clears a retained message
+	}
+	// Count the clients' retained messages: not the broker's ($SYS, no
+	// origin), not the daemon's, not the one this publish replaces.
+	var n int
+	var bytes int64
+	for topic, m := range h.server.Topics.Retained.GetAll() {
+		if m.Origin == "" || m.Origin == h.access.ClientID || topic == pk.TopicName {
+			continue
+		}
+		n, bytes = n+1, bytes+int64(len(m.TopicName)+len(m.Payload))
+	}
+	if (h.maxRetained > 0 && n >= h.maxRetained) || (h.maxRetainedBytes > 0 && bytes+int64(len(pk.TopicName)+len(pk.Payload)) > h.maxRetainedBytes) {
+		h.refusals.Warn(h.log, "mqtt broker: retained message dropped: clients hold the limit", "client", cl.ID,
+			"topic", pk.TopicName, "retained", n, "retained_bytes", bytes)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
