@@ -50,7 +50,11 @@ type OutboxStats struct {
 	Bytes       int64  `json:"bytes"`
 	DroppedFull uint64 `json:"dropped_full"`
 	DroppedAge  uint64 `json:"dropped_age"`
-	Failing     bool   `json:"failing"`
+	// DroppedDiskFull were dropped to make room on a full disk; Corrupt
+	// were lost to bad bytes in the outbox's files.
+	DroppedDiskFull uint64 `json:"dropped_disk_full"`
+	Corrupt         uint64 `json:"dropped_corrupt"`
+	Failing         bool   `json:"failing"`
 }
 
 // Stats is the daemon's state at one time: the retained <prefix>/stats

@@ -96,7 +96,8 @@ func (m *Monitor) Snapshot(now time.Time) contract.Stats {
 	ps := m.src.Publisher.Stats()
 	s.MQTT = contract.MQTTStats{Connected: ps.Connected, Reconnects: ps.Reconnects, Replayed: ps.Replayed}
 	os := m.src.Outbox.Stats()
-	s.Outbox = contract.OutboxStats{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge, Failing: os.Failing}
+	s.Outbox = contract.OutboxStats{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge,
+		DroppedDiskFull: os.DroppedDiskFull, Corrupt: os.Corrupt, Failing: os.Failing}
 	return s
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/outbox"
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 // ErrClosed is returned by Publish after Close.
@@ -52,6 +53,9 @@ type Publisher struct {
 
 	mu     sync.Mutex // orders Publish against Close
 	closed bool
+	// unstored says, at most once a minute, that messages go out without
+	// being stored (the outbox's disk is full).
+	unstored *ratelog.Limiter
 
 	stop     context.CancelFunc // ends the connection loop
 	done     chan struct{}      // closed when the connection loop has ended
@@ -109,7 +113,7 @@ func Connect(ctx context.Context, opts Options, log *slog.Logger) (*Publisher, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Publisher{opts: opts, log: log, box: opts.Outbox, done: make(chan struct{}),
+	p := &Publisher{opts: opts, log: log, box: opts.Outbox, unstored: ratelog.New(time.Minute), done: make(chan struct{}),
 		lost: make(chan struct{}, 1), up: make(chan struct{}), inFlight: opts.MaxPending,
 		fresh: opts.Outbox.Stats().Next}
 	var last lastError
@@ -295,7 +299,13 @@ func (p *Publisher) append(m outbox.Message) error {
 		return ErrClosed
 	}
 	if _, err := p.box.Append(m); err != nil {
-		return fmt.Errorf("mqtt: broker %s: %w", p.opts.Broker, err)
+		if !errors.Is(err, outbox.ErrDiskFull) || !p.client.IsConnectionOpen() {
+			return fmt.Errorf("mqtt: broker %s: %w", p.opts.Broker, err)
+		}
+		// Live verdicts keep flowing without the durability promise until
+		// the disk has room again (each Append tries).
+		p.unstored.Warn(p.log, "mqtt: the outbox's disk is full; messages go out without being stored until it has room", "err", err)
+		p.client.Publish(m.Topic, m.QoS, m.Retained, m.Payload)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/outbox"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -360,4 +361,33 @@ func TestPublisherSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, got, "cmd-test/cmd/label", "x", 10*time.Second)
+}
+
+// fullDisk is an outbox whose disk is full: Append fails with ErrDiskFull.
+type fullDisk struct{ Outbox }
+
+func (fullDisk) Append(outbox.Message) (uint64, error) { return 0, outbox.ErrDiskFull }
+
+// TestDiskFullPublishesLive: with the outbox's disk full, live messages
+// still reach subscribers (without being stored), and the log says so once.
+func TestDiskFullPublishesLive(t *testing.T) {
+	url := testenv.Mosquitto(t)
+	got := subscribe(t, url, "verdicts/#")
+	log, logs := newLog()
+	p, err := Connect(context.Background(), Options{Outbox: fullDisk{testenv.Outbox(t)}, Broker: url, ClientID: clientID("pub"), QoS: 1}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	for i := range 5 {
+		if err := p.Publish("verdicts/cam", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatalf("publish %d with the disk full: %v", i, err)
+		}
+	}
+	for i := range 5 {
+		expect(t, got, "verdicts/cam", fmt.Sprint(i), 5*time.Second)
+	}
+	if n := strings.Count(logs.String(), "without being stored"); n != 1 {
+		t.Errorf("%d log lines about the full disk, want 1:\n%s", n, logs)
+	}
 }

@@ -11,7 +11,17 @@
 // after a power cut, never torn); it is saved at the same pace, so after a
 // crash up to Fsync (at least a second) of delivered messages are sent
 // again: delivery is at least once. A record torn by a crash mid-write
-// fails its length or CRC check and is cut off at Open, with a log line.
+// fails its length or CRC check and is cut off at Open, with a log line; a
+// bad record with good ones after it (a bad byte on the disk) is skipped to
+// the next good record and counted (Stats.Corrupt), and nothing after it is
+// lost.
+//
+// A full disk: to store a message the outbox first removes segments whose
+// records were all delivered (the one taking appends too), then drops the
+// oldest undelivered records (Stats.DroppedDiskFull); when even an empty
+// outbox cannot store it, Append fails with ErrDiskFull (the publisher then
+// sends the message without storing it) and the next Append tries again, so
+// the outbox recovers by itself when space returns.
 //
 // Bounds: the pending records take at most Options.MaxBytes (on disk at
 // most that plus one segment) and none is older than Options.MaxAge; when
@@ -41,6 +51,11 @@ import (
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("outbox: closed")
 
+// ErrDiskFull is Append's error when the disk has no room for the message
+// even with every delivered segment removed and every undelivered record
+// dropped.
+var ErrDiskFull = errors.New("outbox: the disk is full")
+
 // Options configure an Outbox. Every field is taken as given.
 type Options struct {
 	Dir      string        // created if missing
@@ -59,6 +74,10 @@ type Stats struct {
 	Bytes       int64 // their frames' size
 	DroppedFull uint64
 	DroppedAge  uint64
+	// DroppedDiskFull: undelivered records dropped to make room on a full
+	// disk. Corrupt: records lost to bad bytes in a segment, found at Open.
+	DroppedDiskFull uint64
+	Corrupt         uint64
 	// Next is the sequence number the next Append gets: records below it
 	// were appended before (by this process or, still pending, an earlier one).
 	Next uint64
@@ -118,6 +137,8 @@ type Outbox struct {
 	savedLow    uint64 // the position the ack file holds
 	droppedFull uint64
 	droppedAge  uint64
+	droppedDisk uint64
+	corrupt     uint64
 	failing     bool
 	loggedDrops uint64
 	lastDropLog time.Time
@@ -247,26 +268,29 @@ func (o *Outbox) scan(s *segment, low uint64) error {
 	}
 	var off int64
 	for off < int64(len(data)) {
-		n, err := frameLen(data[off:])
-		var r Record
-		if err == nil && off+int64(n) <= int64(len(data)) {
-			r, err = decodeFrame(data[off : off+int64(n)])
-		} else {
-			err = errTorn
+		r, n, ok := frameAt(data, off)
+		if ok && r.Seq != s.last+1 {
+			ok = false
 		}
-		if err == nil && r.Seq != s.last+1 {
-			err = errTorn
-		}
-		if err != nil {
-			o.log.Warn("outbox: torn or corrupt record cut off (a crash during a write)", "file", s.path,
-				"offset", off, "bytes_dropped", int64(len(data))-off)
-			if err := f.Truncate(off); err != nil {
-				return fmt.Errorf("outbox %s: truncate: %w", s.path, err)
+		if !ok {
+			next, nr, nn := resync(data, off, s.last)
+			if next < 0 { // nothing good after it: the tail of a write a crash cut short
+				o.log.Warn("outbox: torn record cut off (a crash during a write)", "file", s.path,
+					"offset", off, "bytes_dropped", int64(len(data))-off)
+				if err := f.Truncate(off); err != nil {
+					return fmt.Errorf("outbox %s: truncate: %w", s.path, err)
+				}
+				if err := f.Sync(); err != nil {
+					return fmt.Errorf("outbox %s: %w", s.path, err)
+				}
+				break
 			}
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("outbox %s: %w", s.path, err)
-			}
-			break
+			// Records the broker had acknowledged are no loss.
+			lost := nr.Seq - max(s.last+1, min(low, nr.Seq))
+			o.corrupt += lost
+			o.log.Warn("outbox: corrupt records skipped; the records after them are kept", "file", s.path,
+				"offset", off, "bytes_skipped", next-off, "records_lost", lost)
+			off, r, n = next, nr, nn
 		}
 		s.last = r.Seq
 		if r.Seq >= low {
@@ -303,13 +327,9 @@ func (o *Outbox) Append(m Message) (_ uint64, err error) {
 	for len(o.pending) > 0 && o.bytes+size > o.opts.MaxBytes {
 		o.drop(&o.droppedFull)
 	}
-	s, err := o.writable(size)
+	s, err := o.store(buf, size)
 	if err != nil {
 		return 0, err
-	}
-	if _, err := s.f.WriteAt(buf, s.size); err != nil {
-		_ = s.f.Truncate(s.size) // a partial write must not be followed by records
-		return 0, fmt.Errorf("outbox %s: %w", s.path, err)
 	}
 	o.pending = append(o.pending, entry{seq: r.Seq, seg: s, off: s.size, size: size, at: now.UnixNano()})
 	s.size += size
@@ -327,8 +347,93 @@ func (o *Outbox) Append(m Message) (_ uint64, err error) {
 	return r.Seq, nil
 }
 
+// store writes the frame buf (size bytes) at the end of the segment taking
+// appends and returns that segment. On a full disk it makes room: first by
+// removing segments whose records were all delivered (the one taking
+// appends too), then by dropping the oldest undelivered records.
+func (o *Outbox) store(buf []byte, size int64) (*segment, error) {
+	for {
+		s, err := o.writable(size)
+		if err == nil {
+			if _, err = s.f.WriteAt(buf, s.size); err != nil {
+				_ = s.f.Truncate(s.size) // a partial write must not be followed by records
+				err = fmt.Errorf("outbox %s: %w", s.path, err)
+			}
+		}
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, unix.ENOSPC) && !errors.Is(err, unix.EDQUOT) {
+			return nil, err
+		}
+		switch {
+		case o.removeDelivered():
+		case len(o.pending) > 0:
+			o.dropForRoom(size)
+		default:
+			return nil, fmt.Errorf("%w (%s): %w", ErrDiskFull, o.opts.Dir, err)
+		}
+	}
+}
+
+// dropForRoom drops the oldest undelivered records, at least size bytes and
+// a file-system block of them, and gives their bytes back to the disk by
+// punching a hole where they were (their segment keeps its length; Open
+// skips the hole as it skips a corrupt record); a segment left with none
+// goes whole.
+func (o *Outbox) dropForRoom(size int64) {
+	const block = 4096
+	var freed int64
+	for len(o.pending) > 0 && freed < size+block {
+		first := o.pending[0]
+		end := first.off
+		for len(o.pending) > 0 && o.pending[0].seg == first.seg && freed < size+block {
+			e := o.pending[0]
+			freed, end = freed+e.size, e.off+e.size
+			o.drop(&o.droppedDisk)
+		}
+		// Everything before end in the segment is gone (delivered or
+		// dropped): one hole from its start, so the blocks straddling
+		// earlier holes go too. Where holes are not supported the records
+		// still go, and their segment with the last of them.
+		_ = unix.Fallocate(int(first.seg.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, end)
+	}
+	o.reap()
+}
+
+// removeDelivered removes the segments holding no undelivered record, the
+// one taking appends too (the next append starts a new one); it reports
+// whether that freed any bytes.
+func (o *Outbox) removeDelivered() bool {
+	if len(o.segs) == 0 {
+		return false
+	}
+	low, current := o.low(), o.segs[len(o.segs)-1]
+	var kept []*segment
+	freed := false
+	for _, s := range o.segs {
+		if s.last >= low {
+			kept = append(kept, s)
+			continue
+		}
+		_ = s.f.Close()
+		if err := os.Remove(s.path); err != nil {
+			o.log.Warn("outbox: remove delivered segment", "file", s.path, "err", err)
+		}
+		freed = freed || s.size > 0
+	}
+	if len(kept) == len(o.segs) {
+		return false
+	}
+	if len(kept) == 0 || kept[len(kept)-1] != current {
+		o.dirty = false // what was written unsynced is gone with its segment
+	}
+	o.segs, o.dirDirty = kept, true
+	return freed
+}
+
 // writable is the segment to append size bytes to, starting a new one when
-// the last is full.
+// the last is full (or there is none).
 func (o *Outbox) writable(size int64) (*segment, error) {
 	if n := len(o.segs); n > 0 && (o.segs[n-1].size == 0 || o.segs[n-1].size+size <= o.segBytes) {
 		return o.segs[n-1], nil
@@ -432,7 +537,8 @@ func (o *Outbox) WaitEmpty(ctx context.Context) error {
 func (o *Outbox) Stats() Stats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return Stats{Pending: len(o.pending), Bytes: o.bytes, DroppedFull: o.droppedFull, DroppedAge: o.droppedAge, Next: o.next, Failing: o.failing}
+	return Stats{Pending: len(o.pending), Bytes: o.bytes, DroppedFull: o.droppedFull, DroppedAge: o.droppedAge,
+		DroppedDiskFull: o.droppedDisk, Corrupt: o.corrupt, Next: o.next, Failing: o.failing}
 }
 
 // trim drops the records older than MaxAge.

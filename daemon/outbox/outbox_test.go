@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/deepfaked/deepfaked/internal/poll"
 )
 
@@ -164,7 +166,7 @@ func TestTornRecordTruncated(t *testing.T) {
 		if got := readAll(t, b); payloads(got) != `{"n":0} {"n":1} {"n":2}` {
 			t.Fatalf("tail of %d bytes: %s", len(tail), payloads(got))
 		}
-		if !strings.Contains(logs.String(), "torn or corrupt record cut off") {
+		if !strings.Contains(logs.String(), "torn record cut off") {
 			t.Errorf("no log line for the torn record:\n%s", logs)
 		}
 		if st, _ := os.Stat(segs[0]); st.Size() != int64(len(whole)) {
@@ -385,4 +387,117 @@ func TestOneProcessAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// TestCorruptRecordSkipped: four bad bytes in the middle of the pending
+// records lose that record only: Open skips to the next good frame, counts
+// the loss and keeps every record after it; a torn tail is still cut.
+func TestCorruptRecordSkipped(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := open(t, Options{Dir: dir})
+	appendN(t, b, 0, 300)
+	b.Ack(10) // records 1..10 delivered
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	data, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Record 40 (seq 40, payload {"n":39}): overwrite 4 bytes of its body.
+	at := bytes.Index(data, []byte(`{"n":39}`))
+	copy(data[at:], "XXXX")
+	data = append(data, data[:30]...) // and a torn tail
+	if err := os.WriteFile(segs[0], data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, logs := open(t, Options{Dir: dir})
+	defer b.Close()
+	got := readAll(t, b)
+	if len(got) != 289 || got[0].Seq != 11 || got[len(got)-1].Seq != 300 || strings.Contains(payloads(got), `{"n":39}`) ||
+		!strings.Contains(payloads(got), `{"n":38} {"n":40}`) {
+		t.Fatalf("%d records (%d..%d); want 289: 11..300 without seq 40", len(got), got[0].Seq, got[len(got)-1].Seq)
+	}
+	if st := b.Stats(); st.Corrupt != 1 {
+		t.Errorf("stats %+v, want 1 corrupt", st)
+	}
+	for _, want := range []string{"corrupt records skipped", "records_lost=1", "torn record cut off"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// tmpfs mounts a small tmpfs on a new folder for the test (as root).
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a tmpfs for the full-disk case (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, 0) })
+	return dir
+}
+
+// TestDiskFull: with the broker away, the outbox fills a 256 KiB disk, then
+// makes room for each new message by dropping the oldest (counted); once
+// they are delivered, their segments, the one taking appends too, are
+// removed for new ones; when nothing at all fits, Append says ErrDiskFull,
+// and it stores again as soon as there is room.
+func TestDiskFull(t *testing.T) {
+	disk := tmpfs(t, "256k")
+	b, logs := open(t, Options{Dir: filepath.Join(disk, "outbox"), MaxBytes: 64 << 20})
+	defer b.Close()
+	big := Message{Topic: "cam/verdict", Payload: bytes.Repeat([]byte("v"), 1000), QoS: 1}
+	var last uint64
+	for range 600 { // 600 kB into 256 kB
+		seq, err := b.Append(big)
+		if err != nil {
+			t.Fatalf("append on a full disk: %v", err)
+		}
+		last = seq
+	}
+	st := b.Stats()
+	if st.DroppedDiskFull == 0 || st.Pending == 0 || st.Pending > 260 || st.Failing {
+		t.Fatalf("stats %+v: want the oldest dropped for room and the newest kept", st)
+	}
+	got := readAll(t, b)
+	if got[len(got)-1].Seq != last {
+		t.Errorf("newest kept %d, want %d", got[len(got)-1].Seq, last)
+	}
+	b.Ack(last) // the broker is back and took them
+	dropped := b.Stats().DroppedDiskFull
+	for range 300 {
+		if _, err := b.Append(big); err != nil {
+			t.Fatalf("append after delivery: %v", err)
+		}
+	}
+	if st := b.Stats(); st.DroppedDiskFull != dropped+uint64(300-st.Pending) || st.Pending < 200 {
+		t.Errorf("stats %+v after delivery: want delivered segments removed before any record is dropped", st)
+	}
+	b.Ack(b.Stats().Next - 1)
+	// Something else fills the disk: a message that cannot fit even in an
+	// empty outbox is refused, and the outbox stores again once there is room.
+	filler := filepath.Join(disk, "filler")
+	f, _ := os.Create(filler)
+	_, _ = f.Write(make([]byte, 512<<10)) // until the disk is full
+	f.Close()
+	huge := Message{Topic: "cam/snapshot", Payload: bytes.Repeat([]byte("s"), 300<<10), QoS: 1}
+	if _, err := b.Append(huge); !errors.Is(err, ErrDiskFull) || !b.Stats().Failing {
+		t.Fatalf("append with no room at all: %v, failing %v", err, b.Stats().Failing)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(disk, "outbox", "*"+segSuffix)); len(segs) != 0 {
+		t.Errorf("segments left while nothing fits: %v", segs)
+	}
+	os.Remove(filler)
+	if _, err := b.Append(big); err != nil || b.Stats().Failing {
+		t.Fatalf("append once there is room: %v", err)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") && !strings.Contains(logs.String(), "flush") {
+		t.Errorf("unexpected errors:\n%s", logs)
+	}
 }

@@ -87,6 +87,36 @@ func frameLen(hdr []byte) (int, error) {
 	return frameHeader + int(n), nil
 }
 
+// frameAt decodes the frame at off in data; ok is false when there is no
+// whole, intact frame there.
+func frameAt(data []byte, off int64) (r Record, n int64, ok bool) {
+	l, err := frameLen(data[off:])
+	if err != nil || off+int64(l) > int64(len(data)) {
+		return Record{}, 0, false
+	}
+	r, err = decodeFrame(data[off : off+int64(l)])
+	return r, int64(l), err == nil
+}
+
+// resync finds the first intact frame after a bad one at off whose seq
+// follows last: the records between are lost, those after it kept. A
+// candidate must carry a seq no further past last than the skipped bytes
+// could hold records, which rules out almost every offset before its CRC is
+// checked. next is -1 when there is none (a torn tail).
+func resync(data []byte, off int64, last uint64) (next int64, r Record, n int64) {
+	const minFrame = frameHeader + bodyHeader
+	for p := off + 1; p+minFrame <= int64(len(data)); p++ {
+		seq := binary.LittleEndian.Uint64(data[p+frameHeader:])
+		if seq <= last || seq > last+1+uint64(p-off)/minFrame {
+			continue
+		}
+		if r, n, ok := frameAt(data, p); ok {
+			return p, r, n
+		}
+	}
+	return -1, Record{}, 0
+}
+
 // decodeFrame decodes one whole frame (as frameLen measured it). The
 // payload is a copy, so frame may be reused.
 func decodeFrame(frame []byte) (Record, error) {
