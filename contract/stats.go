@@ -44,6 +44,16 @@ type MQTTStats struct {
 	Replayed   uint64 `json:"replayed"`
 }
 
+// BrokerStats are the embedded broker's connections (mqtt.broker: embedded).
+type BrokerStats struct {
+	Clients    int `json:"clients"`     // connections open, those not logged in yet included
+	MaxClients int `json:"max_clients"` // mqtt.embedded.max_clients
+	// Refused: connections closed at once, the broker full; AcceptErrors:
+	// connections it could not take (out of file descriptors).
+	Refused      uint64 `json:"refused"`
+	AcceptErrors uint64 `json:"accept_errors"`
+}
+
 // OutboxStats is the outbox's depth and losses.
 type OutboxStats struct {
 	Messages    int    `json:"messages"`
@@ -69,4 +79,5 @@ type Stats struct {
 	Cameras []CameraStats `json:"cameras"`
 	MQTT    MQTTStats     `json:"mqtt"`
 	Outbox  OutboxStats   `json:"outbox"`
+	Broker  *BrokerStats  `json:"broker,omitempty"` // only with the embedded broker
 }

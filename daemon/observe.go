@@ -20,8 +20,12 @@ func (d *Daemon) observe(start time.Time, webOpts web.Options, tap *publishTap) 
 	for i, c := range d.cams {
 		cams[i] = c.src
 	}
-	d.mon = health.New(health.Sources{Cameras: cams, Pipeline: d.pipe, Publisher: d.pub, Outbox: d.box,
-		Models: d.clf, Stall: setup.WatchdogStall(d.cfg), Start: start})
+	src := health.Sources{Cameras: cams, Pipeline: d.pipe, Publisher: d.pub, Outbox: d.box,
+		Models: d.clf, Stall: setup.WatchdogStall(d.cfg), Start: start}
+	if d.broker != nil { // a nil *Broker in the interface would not be nil
+		src.Broker = d.broker
+	}
+	d.mon = health.New(src)
 	var open map[string]http.Handler
 	if addr := setup.MetricsListen(d.cfg); addr != "" {
 		m := metrics.New(d.mon)

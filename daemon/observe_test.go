@@ -229,6 +229,13 @@ func TestMetricsScrape(t *testing.T) {
 	value(t, fams, "deepfaked_outbox_bytes")
 	value(t, fams, "deepfaked_outbox_dropped_total", "reason=full")
 	value(t, fams, "deepfaked_outbox_dropped_total", "reason=age")
+	value(t, fams, "deepfaked_outbox_dropped_total", "reason=disk_full")
+	value(t, fams, "deepfaked_outbox_dropped_total", "reason=corrupt")
+	// The embedded broker: at least the daemon and the stats subscriber are its clients.
+	if got := value(t, fams, "deepfaked_broker_clients"); got < 1 {
+		t.Errorf("deepfaked_broker_clients %v, want the daemon's connection at least", got)
+	}
+	value(t, fams, "deepfaked_broker_refused_total", "reason=full")
 	value(t, fams, "process_resident_memory_bytes")
 
 	if code, body := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
@@ -245,7 +252,8 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	s := stats[len(stats)-1]
 	if len(s.Cameras) != 1 || s.Cameras[0].Name != "cam1" || s.Cameras[0].State != contract.CameraDelivering ||
-		s.Cameras[0].FPS <= 0 || s.Cameras[0].LastVerdict == nil || s.Model.Head != model["head"] || s.Uptime <= 0 || !s.MQTT.Connected {
+		s.Cameras[0].FPS <= 0 || s.Cameras[0].LastVerdict == nil || s.Model.Head != model["head"] || s.Uptime <= 0 || !s.MQTT.Connected ||
+		s.Broker == nil || s.Broker.MaxClients != 64 || s.Broker.Clients < 1 {
 		t.Errorf("stats %+v", s)
 	}
 }

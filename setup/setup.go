@@ -218,7 +218,7 @@ func EmbeddedBroker(cfg *config.Config, log *slog.Logger) (*mqttc.Broker, error)
 func BrokerOptions(cfg *config.Config, log *slog.Logger) (mqttc.BrokerOptions, error) {
 	m, e := cfg.MQTT, cfg.MQTT.Embedded
 	o := mqttc.BrokerOptions{Addr: m.Listen, AllowAnonymous: e.AnonymousAllowed(m.Listen),
-		MaxPacketSize: uint32(e.MaxPacketSize), MaxClients: e.MaxClients, MaxRetained: e.MaxRetained,
+		MaxPacketSize: uint32(e.MaxPacketSize), MaxClients: e.MaxClients, ConnectTimeout: connectTimeout, MaxRetained: e.MaxRetained,
 		MaxRetainedBytes: int64(e.MaxRetainedBytes), Log: log, Users: map[string]string{},
 		Access: mqttc.Access{Daemon: m.Username, ClientID: m.ClientID, Prefix: m.TopicPrefix,
 			Discovery: m.HomeAssistant.DiscoveryPrefix, CommandUsers: e.CommandUsers}}

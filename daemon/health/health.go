@@ -37,6 +37,11 @@ type Outbox interface {
 	Stats() outbox.Stats
 }
 
+// Broker is the embedded broker (mqttc.Broker).
+type Broker interface {
+	Stats() mqttc.BrokerStats
+}
+
 // Models is an infer.Classifier; its head id changes on a reload.
 type Models interface {
 	BackboneID() string
@@ -50,7 +55,9 @@ type Sources struct {
 	Pipeline  Pipeline
 	Publisher Publisher
 	Outbox    Outbox
-	Models    Models
+	// Broker is the embedded broker; nil with an external one.
+	Broker Broker
+	Models Models
 	// Stall is watchdog.stall: a camera read, detection or model run that
 	// has not returned for longer is stuck (pipeline.Stuck).
 	Stall time.Duration
@@ -98,8 +105,15 @@ func (m *Monitor) Snapshot(now time.Time) contract.Stats {
 	os := m.src.Outbox.Stats()
 	s.Outbox = contract.OutboxStats{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge,
 		DroppedDiskFull: os.DroppedDiskFull, Corrupt: os.Corrupt, Failing: os.Failing}
+	if m.src.Broker != nil {
+		bs := m.src.Broker.Stats()
+		s.Broker = &contract.BrokerStats{Clients: bs.Open, MaxClients: bs.Max, Refused: bs.Refused, AcceptErrors: bs.AcceptErrors}
+	}
 	return s
 }
+
+// acceptWindow is how long a failed accept keeps the daemon not ready.
+const acceptWindow = time.Minute
 
 // Ready says why the daemon is not ready, or "" when it is: the models are
 // loaded, the broker is connected or the outbox takes messages, nothing is
@@ -113,6 +127,15 @@ func (m *Monitor) Ready(now time.Time) string {
 	// it takes them nothing is lost, and when it fails (a full disk) verdicts are.
 	if s.Outbox.Failing {
 		return fmt.Sprintf("the outbox is failing to store messages (broker connected: %v)", s.MQTT.Connected)
+	}
+	if m.src.Broker != nil {
+		bs := m.src.Broker.Stats()
+		switch {
+		case bs.Max > 0 && bs.Open >= bs.Max:
+			return fmt.Sprintf("the embedded broker is full: %d connections (mqtt.embedded.max_clients)", bs.Open)
+		case !bs.LastAcceptError.IsZero() && now.Sub(bs.LastAcceptError) < acceptWindow:
+			return "the embedded broker cannot accept connections (out of file descriptors?)"
+		}
 	}
 	if why := m.src.Pipeline.Stuck(now, m.src.Stall); why != "" {
 		return "stuck: " + why

@@ -123,6 +123,12 @@ func TestReady(t *testing.T) {
 		{"no head", func(_ *Sources, _ []*camera, _ *pipe, _ *box, m *models) { m.head = "" }, "models not loaded"},
 		{"outbox failing", func(_ *Sources, _ []*camera, _ *pipe, b *box, _ *models) { b.st.Failing = true }, "the outbox is failing"},
 		{"stuck", func(_ *Sources, _ []*camera, p *pipe, _ *box, _ *models) { p.stuck = "camera door: read for 2m" }, "stuck: camera door"},
+		{"broker full", func(src *Sources, _ []*camera, _ *pipe, _ *box, _ *models) {
+			src.Broker = brokerStats{Open: 64, Max: 64}
+		}, "the embedded broker is full: 64 connections"},
+		{"broker out of file descriptors", func(src *Sources, _ []*camera, _ *pipe, _ *box, _ *models) {
+			src.Broker = brokerStats{Open: 3, Max: 64, AcceptErrors: 5, LastAcceptError: t0.Add(-time.Second)}
+		}, "cannot accept connections"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, cams, p, b, m := sources()
@@ -134,6 +140,11 @@ func TestReady(t *testing.T) {
 		})
 	}
 }
+
+// brokerStats is an embedded broker that reports these counts.
+type brokerStats mqttc.BrokerStats
+
+func (b brokerStats) Stats() mqttc.BrokerStats { return mqttc.BrokerStats(b) }
 
 // announcer records retained messages; fail makes the next publish fail.
 type announcer struct {

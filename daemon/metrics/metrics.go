@@ -100,6 +100,8 @@ var (
 	outboxBytes    = desc("deepfaked_outbox_bytes", "Bytes of the messages in the outbox.")
 	outboxDropped  = desc("deepfaked_outbox_dropped_total", "Undelivered messages dropped to stay within mqtt.outbox.max_bytes (full) or max_age (age), to make room on a full disk (disk_full), or lost to bad bytes in the outbox's files (corrupt).", "reason")
 	outboxReplayed = desc("deepfaked_outbox_replayed_total", "Messages sent again: after a reconnection, or left in the outbox by an earlier run.")
+	brokerClients  = desc("deepfaked_broker_clients", "Connections open to the embedded broker, those not logged in yet included.")
+	brokerRefused  = desc("deepfaked_broker_refused_total", "Connections the embedded broker closed at once: full (mqtt.embedded.max_clients) or accept_error (out of file descriptors).", "reason")
 	modelInfo      = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts); the head label changes on a reload.", "backbone", "head", "precision")
 	uptime         = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
 )
@@ -110,7 +112,7 @@ type snapshotCollector struct{ s Snapshotter }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{framesCaptured, framesAnalysed, framesDropped, faces, cameraUp, lastVerdict,
-		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxReplayed, modelInfo, uptime} {
+		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxReplayed, brokerClients, brokerRefused, modelInfo, uptime} {
 		ch <- d
 	}
 }
@@ -143,6 +145,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(outboxDropped, float64(s.Outbox.DroppedDiskFull), "disk_full")
 	counter(outboxDropped, float64(s.Outbox.Corrupt), "corrupt")
 	counter(outboxReplayed, float64(s.MQTT.Replayed))
+	if b := s.Broker; b != nil {
+		gauge(brokerClients, float64(b.Clients))
+		counter(brokerRefused, float64(b.Refused), "full")
+		counter(brokerRefused, float64(b.AcceptErrors), "accept_error")
+	}
 	gauge(modelInfo, 1, s.Model.Backbone, s.Model.Head, s.Model.Precision)
 	gauge(uptime, s.Uptime)
 }

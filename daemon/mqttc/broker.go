@@ -42,7 +42,8 @@ type BrokerOptions struct {
 	// MaxClients bounds the connections open at once, those that have not
 	// sent CONNECT yet included; more are closed as they arrive. 0: no bound.
 	MaxClients int
-	// ConnectTimeout is how long a new connection may take to send CONNECT.
+	// ConnectTimeout is how long a new connection may take to send CONNECT;
+	// 0: no bound.
 	ConnectTimeout time.Duration
 	// MaxRetained and MaxRetainedBytes bound the retained messages other
 	// clients than the daemon leave on the broker; past them their
@@ -84,17 +85,11 @@ func (b *Broker) DaemonLogin() (user, password string, ok bool) {
 	return a.Daemon, a.DaemonPassword, a.DaemonPassword != ""
 }
 
-// connectTimeout is BrokerOptions.ConnectTimeout's default, when it is 0.
-const connectTimeout = 10 * time.Second
-
 // StartBroker starts an MQTT broker as o says.
 func StartBroker(o BrokerOptions) (*Broker, error) {
 	addr, log := o.Addr, o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = connectTimeout
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -133,9 +128,10 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 
 // BrokerStats are the embedded broker's connections.
 type BrokerStats struct {
-	Open         int    // connections open now
-	Refused      uint64 // connections closed at accept: MaxClients reached
-	AcceptErrors uint64 // accepts that failed (out of file descriptors)
+	Open, Max       int    // connections open now, and MaxClients (0: no bound)
+	Refused         uint64 // connections closed at accept: MaxClients reached
+	AcceptErrors    uint64 // accepts that failed (out of file descriptors)
+	LastAcceptError time.Time
 }
 
 // Stats are the broker's connection counts.
@@ -169,6 +165,7 @@ type tcpListener struct {
 	conns                 map[net.Conn]struct{}
 	closed                bool
 	refused, acceptErrors uint64
+	lastAcceptError       time.Time
 }
 
 func (l *tcpListener) ID() string       { return "tcp" }
@@ -187,7 +184,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		}
 		if err != nil { // e.g. out of file descriptors: keep serving, without spinning
 			l.mu.Lock()
-			l.acceptErrors++
+			l.acceptErrors, l.lastAcceptError = l.acceptErrors+1, time.Now()
 			l.mu.Unlock()
 			l.log.Warn("accept failed", "addr", l.Address(), "err", err)
 			time.Sleep(100 * time.Millisecond)
@@ -244,7 +241,7 @@ func (l *tcpListener) track(conn net.Conn) tracked {
 func (l *tcpListener) stats() BrokerStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return BrokerStats{Open: len(l.conns), Refused: l.refused, AcceptErrors: l.acceptErrors}
+	return BrokerStats{Open: len(l.conns), Max: l.maxConns, Refused: l.refused, AcceptErrors: l.acceptErrors, LastAcceptError: l.lastAcceptError}
 }
 
 func (l *tcpListener) untrack(conn net.Conn) {
