@@ -11,16 +11,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deepfaked/deepfaked/infer"
-	"github.com/deepfaked/deepfaked/infer/engine"
-	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // TestQuantizeCommand runs deepfaked quantize on `make models`' backbone with
-// real face crops: it writes a model infer.LoadBackbone loads, with the
-// quantisation metadata, leaves the float model alone, and its accuracy guard
-// refuses (exit 3, nothing written) below --min-agreement.
+// real face crops: it reports the calibration and the guard's comparison,
+// writes the model, leaves the float model alone, and exits 3 with nothing
+// written below --min-agreement (the model itself: train/int8backbone).
 func TestQuantizeCommand(t *testing.T) {
 	testenv.Long(t)
 	data := trainData(t, 8)
@@ -42,21 +39,8 @@ func TestQuantizeCommand(t *testing.T) {
 	if testenv.FileSHA256(t, backbone) != before {
 		t.Fatal("the float backbone changed")
 	}
-	eng, err := engine.New(engine.Options{Library: testenv.ORTLibrary(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	b, err := infer.LoadBackbone(eng, out)
-	if err != nil {
-		t.Fatalf("the INT8 backbone does not load: %v", err)
-	}
-	meta := b.Meta()
-	b.Close()
-	if meta.Extra[spec.KeyQuantization] != spec.QuantizationINT8QDQ || meta.Extra[spec.KeyQuantizationMethod] != "percentile:99.999" ||
-		meta.Extra[spec.KeyCalibrationSamples] != "16" || len(meta.Extra[spec.KeyCalibrationSetSHA256]) != 64 || meta.Weights == "" ||
-		meta.Precision() != spec.PrecisionINT8 {
-		t.Errorf("metadata: %+v", meta)
+	if _, err := os.Stat(out); err != nil { // what it holds: train/int8backbone's TestMake
+		t.Fatalf("no INT8 model written: %v", err)
 	}
 
 	// The guard: ask for more agreement than there was.
