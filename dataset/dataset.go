@@ -267,3 +267,13 @@ func classImages(dir, class string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Some lists items for a message: all of them, or the first ten and how many
+// more, so a folder of thousands of bad files gives one readable line.
+func Some(items []string) string {
+	const most = 10
+	if len(items) <= most {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:most], ", ") + fmt.Sprintf(", … and %d more", len(items)-most)
+}

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -228,6 +229,26 @@ func TestLabelsFrom(t *testing.T) {
 	}{{Folder{HasLabels: true}, LabelsFile}, {Folder{}, "real/ and fake/ folders"}} {
 		if got := tc.f.LabelsFrom(); got != tc.want {
 			t.Errorf("LabelsFrom (labels.csv %v) = %q, want %q", tc.f.HasLabels, got, tc.want)
+		}
+	}
+}
+
+func TestSome(t *testing.T) {
+	many := make([]string, 25)
+	for i := range many {
+		many[i] = fmt.Sprintf("f%d.png", i)
+	}
+	for _, tc := range []struct {
+		items []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"a.png", "b.png"}, "a.png, b.png"},
+		{many[:10], strings.Join(many[:10], ", ")},
+		{many, strings.Join(many[:10], ", ") + ", … and 15 more"},
+	} {
+		if got := Some(tc.items); got != tc.want {
+			t.Errorf("Some(%d items) = %q, want %q", len(tc.items), got, tc.want)
 		}
 	}
 }

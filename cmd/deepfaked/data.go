@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -60,22 +59,14 @@ func loadFeatures(ctx context.Context, cfg *config.Config, f dataFlags, stderr i
 	src := s.Source
 	fmt.Fprintf(stderr, "features: %d cached, %d extracted in %.1fs (cache %s)\n", src.Cached, src.Extracted, src.Seconds, s.Cache.Dir())
 	if n := len(src.NoFace); n > 0 {
-		fmt.Fprintf(stderr, "warning: no face found in %d image(s); used them whole: %s\n", n, listSome(src.NoFace))
+		fmt.Fprintf(stderr, "warning: no face found in %d image(s); used them whole: %s\n", n, dataset.Some(src.NoFace))
 	}
 	if n := len(src.Skipped); n > 0 {
 		paths := make([]string, n)
 		for i, k := range src.Skipped {
 			paths[i] = k.Path + " (" + k.Reason + ")"
 		}
-		fmt.Fprintf(stderr, "warning: skipped %d unreadable or non-image file(s): %s\n", n, listSome(paths))
+		fmt.Fprintf(stderr, "warning: skipped %d unreadable or non-image file(s): %s\n", n, dataset.Some(paths))
 	}
 	return s, nil
-}
-
-func listSome(items []string) string {
-	const most = 10
-	if len(items) <= most {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:most], ", ") + fmt.Sprintf(", … and %d more", len(items)-most)
 }

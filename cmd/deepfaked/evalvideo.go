@@ -77,7 +77,7 @@ func evalVideos(ctx context.Context, o videoEvalOptions, stdout, stderr io.Write
 		return err
 	}
 	if len(rep.NoFace) > 0 {
-		fmt.Fprintf(stdout, "no face found in: %s\n", listSome(rep.NoFace))
+		fmt.Fprintf(stdout, "no face found in: %s\n", dataset.Some(rep.NoFace))
 	}
 	return nil
 }

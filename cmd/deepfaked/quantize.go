@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +12,6 @@ import (
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/quantize"
 	"github.com/deepfaked/deepfaked/internal/progress"
-	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/featureset"
 	"github.com/deepfaked/deepfaked/train/int8backbone"
 )
@@ -62,17 +58,6 @@ model.backbone at it to use it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			switch {
-			case (o.Calib == "") == (o.CalibVideo == ""):
-				return errors.New("give one of --calib DIR or --calib-video FILE")
-			case !slices.Contains(quantize.Methods, o.Method):
-				return fmt.Errorf("--method %q: want one of %s", o.Method, strings.Join(quantize.Methods, ", "))
-			case !(o.MinAgreement >= 0 && o.MinAgreement <= 1):
-				return fmt.Errorf("--min-agreement %g: want a fraction from 0 to 1", o.MinAgreement)
-			}
-			if err := dataset.CheckCrop(o.Crop); err != nil {
-				return fmt.Errorf("--crop: %w", err)
-			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err
@@ -113,7 +98,10 @@ model.backbone at it to use it.`,
 			r, err := int8backbone.Make(cmd.Context(), cfg, o)
 			bar.Done()
 			if r != nil {
-				printQuantized(stdout, stderr, r)
+				r.WriteCalibration(stderr)
+				if err := r.WriteTable(stdout); err != nil {
+					return err
+				}
 			}
 			if errors.Is(err, int8backbone.ErrGuardRefused) {
 				return &exitError{code: exitGuardRefused, err: err}
@@ -158,32 +146,4 @@ func choose(flag, v string, advice func() (bool, string)) (bool, string, error) 
 		return false, flag + " no", nil
 	}
 	return false, "", fmt.Errorf("%s %q: want auto, yes or no", flag, v)
-}
-
-// printQuantized reports the calibration and the guard's comparison.
-func printQuantized(stdout, stderr io.Writer, r *int8backbone.Result) {
-	if n := len(r.NoFace); n > 0 {
-		fmt.Fprintf(stderr, "warning: no face found in %d calibration image(s); used them whole: %s\n", n, listSome(r.NoFace))
-	}
-	if n := len(r.Unreadable); n > 0 {
-		fmt.Fprintf(stderr, "warning: skipped %d unreadable calibration image(s): %s\n", n, listSome(r.Unreadable))
-	}
-	method := r.Method
-	if r.Equalized {
-		method += ", equalised"
-	}
-	fmt.Fprintf(stderr, "calibrated %d tensors on %d faces (%s) in %.1fs\n", r.Tensors, r.Samples, method, r.CalibrationSeconds)
-	g := r.Guard
-	if g == nil {
-		return
-	}
-	fmt.Fprintf(stdout, "accuracy guard on %s (%d images, threshold %.3f):\n", g.Dir, g.Float.N, g.Float.Threshold)
-	fmt.Fprintf(stdout, "  %-5s %8s %8s %8s\n", "", "AUC", "F1", "accuracy")
-	for _, s := range []struct {
-		name string
-		m    train.Metrics
-	}{{"FP32", g.Float}, {"INT8", g.INT8}} {
-		fmt.Fprintf(stdout, "  %-5s %8s %8.4f %8.4f\n", s.name, train.FormatAUC(s.m.AUC), s.m.F1, s.m.Accuracy)
-	}
-	fmt.Fprintf(stdout, "  AUC change %+.4f, verdicts agree on %.2f%% (minimum %.2f%%)\n", g.INT8.AUC-g.Float.AUC, 100*g.Agreement, 100*g.MinAgreement)
 }

@@ -77,12 +77,12 @@ func TestQuantizeCommandRefuses(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no calibration", []string{}, "give one of --calib DIR or --calib-video FILE"},
+		{"no calibration", []string{}, "give one of a calibration folder or a calibration video"},
 		{"both calibrations", []string{"--calib", dir, "--calib-video", "x.mp4"}, "give one of"},
 		{"out is the float model", []string{"--calib", dir, "--out", backbone}, "never overwritten"},
-		{"method", []string{"--calib", dir, "--method", "kl"}, `--method "kl"`},
-		{"crop", []string{"--calib", dir, "--crop", "square"}, `--crop: crop mode "square"`},
-		{"min agreement", []string{"--calib", dir, "--min-agreement", "99"}, "--min-agreement 99"},
+		{"method", []string{"--calib", dir, "--method", "kl"}, `method "kl"`},
+		{"crop", []string{"--calib", dir, "--crop", "square"}, `crop mode "square"`},
+		{"min agreement", []string{"--calib", dir, "--min-agreement", "99"}, "min agreement 99"},
 		{"no images", []string{"--calib", dir, "--out", filepath.Join(dir, "x.onnx")}, "no images"},
 		{"keep-float", []string{"--calib", pngDir(t), "--keep-float", "/nope/", "--out", filepath.Join(dir, "x.onnx")}, "no node"},
 	} {

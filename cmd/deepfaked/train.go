@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"time"
@@ -55,7 +54,7 @@ installs the new head only if its AUC is not lower by more than
 train.gate_margin; exit status 3 when it is refused. --compare does the
 same and installs nothing (the page's "teach this camera" shows both heads
 and lets its user choose). The install is atomic
-and keeps the old head as <head>.prev for 'deepfaked rollback'.
+and keeps the replaced head (the newest 10 of them) for 'deepfaked rollback'.
 
 --self-blend makes fakes of the real images (so real faces alone can
 train) and, with train.mix auto, mixes the new head with the installed one:
@@ -153,36 +152,10 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if err != nil {
 				return err
 			}
-			if m := r.Mix; m != nil {
-				if m.Skipped != "" {
-					fmt.Fprintf(stdout, "not mixed with the installed head: %s\n", m.Skipped)
-				} else {
-					fmt.Fprintf(stdout, "mixed with the installed head: new head weight %.1f (%s); out-of-fold AUC %.4f\n", m.Alpha, m.Rule, m.OutOfFold.AUC)
-				}
-			}
+			r.WriteOutcome(stdout)
 			var refused error
-			if g := r.Gate; g != nil {
-				fmt.Fprintf(stdout, "gate on %d held-out images: new head AUC %.4f, installed head AUC %s\n", g.Held, g.CandidateAUC, train.FormatAUC(g.InstalledAUC))
-				if gs := g.GateSet; gs != nil {
-					inst := math.NaN()
-					if gs.Installed != nil {
-						inst = gs.Installed.AUC
-					}
-					fmt.Fprintf(stdout, "gate on the trusted gate set (%d images): new head AUC %.4f, installed head AUC %s\n", gs.Samples, gs.Candidate.AUC, train.FormatAUC(inst))
-				}
-				switch {
-				case compare:
-					would := "keep the installed head"
-					if g.Install {
-						would = "install the new head"
-					}
-					fmt.Fprintf(stdout, "--compare: nothing installed; the gate would %s: %s\n", would, g.Reason)
-				case g.Replaced:
-					fmt.Fprintf(stdout, "installed %s over %s ('deepfaked rollback' puts the replaced head back): %s\n", r.Final.Head, cfg.Model.Head, g.Reason)
-				default:
-					fmt.Fprintf(stdout, "not installed: %s\n", g.Reason)
-					refused = &exitError{code: exitGateRefused, err: fmt.Errorf("validation gate refused the new head: %s", g.Reason)}
-				}
+			if g := r.Gate; g != nil && !g.CompareOnly && !g.Replaced {
+				refused = &exitError{code: exitGateRefused, err: fmt.Errorf("validation gate refused the new head: %s", g.Reason)}
 			}
 			if err := r.WriteTable(stdout); err != nil {
 				return err

@@ -390,7 +390,7 @@ func TestTrainSelfBlend(t *testing.T) {
 	if err != nil {
 		t.Fatalf("train --self-blend --compare: %v\n%s", err, stderr)
 	}
-	if after, _ := os.ReadFile(head); !bytes.Equal(after, installed) || !strings.Contains(stdout, "--compare: nothing installed; the gate would") {
+	if after, _ := os.ReadFile(head); !bytes.Equal(after, installed) || !strings.Contains(stdout, "compared only, nothing installed; the gate would") {
 		t.Errorf("--compare changed the installed head (%v) or did not say so:\n%s", !bytes.Equal(after, installed), stdout)
 	}
 	if !strings.Contains(stderr, "self-blend: 2 fakes made from each real image, 32 in all") || !strings.Contains(stderr, "0 cached, 48 extracted") {

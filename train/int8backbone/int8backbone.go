@@ -9,11 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/deepfaked/deepfaked/capture/preprocess"
@@ -88,6 +90,40 @@ type Guard struct {
 	Float, INT8  train.Metrics
 	Agreement    float64 // share of verdicts that agree at the float model's threshold
 	MinAgreement float64
+}
+
+// WriteCalibration reports the calibration: the images it could not use as
+// asked, and what it calibrated on.
+func (r *Result) WriteCalibration(w io.Writer) {
+	if n := len(r.NoFace); n > 0 {
+		fmt.Fprintf(w, "warning: no face found in %d calibration image(s); used them whole: %s\n", n, dataset.Some(r.NoFace))
+	}
+	if n := len(r.Unreadable); n > 0 {
+		fmt.Fprintf(w, "warning: skipped %d unreadable calibration image(s): %s\n", n, dataset.Some(r.Unreadable))
+	}
+	method := r.Method
+	if r.Equalized {
+		method += ", equalised"
+	}
+	fmt.Fprintf(w, "calibrated %d tensors on %d faces (%s) in %.1fs\n", r.Tensors, r.Samples, method, r.CalibrationSeconds)
+}
+
+// WriteTable prints the accuracy guard's comparison, when there was one.
+func (r *Result) WriteTable(w io.Writer) error {
+	g := r.Guard
+	if g == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "accuracy guard on %s (%d images, threshold %.3f):\n", g.Dir, g.Float.N, g.Float.Threshold)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tAUC\tF1\taccuracy\t")
+	fmt.Fprintf(tw, "FP32\t%s\t%.4f\t%.4f\t\n", train.FormatAUC(g.Float.AUC), g.Float.F1, g.Float.Accuracy)
+	fmt.Fprintf(tw, "INT8\t%s\t%.4f\t%.4f\t\n", train.FormatAUC(g.INT8.AUC), g.INT8.F1, g.INT8.Accuracy)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "AUC change %+.4f, verdicts agree on %.2f%% (minimum %.2f%%)\n", g.INT8.AUC-g.Float.AUC, 100*g.Agreement, 100*g.MinAgreement)
+	return err
 }
 
 func (o *Options) check(cfg *config.Config) error {

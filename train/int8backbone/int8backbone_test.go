@@ -15,6 +15,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer/quantize"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/testenv"
+	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/featureset"
 )
 
@@ -104,5 +105,35 @@ func TestMake(t *testing.T) {
 				t.Errorf("Make: %v; want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestReport prints what quantize shows its user: the images calibration
+// could not use as asked, and the guard's side-by-side table.
+func TestReport(t *testing.T) {
+	r := &Result{Tensors: 80, Samples: 12, Method: quantize.MethodPercentile, Equalized: true, CalibrationSeconds: 1.25,
+		NoFace: []string{"a.png"}, Unreadable: []string{"b.txt", "c.png"}}
+	var log strings.Builder
+	r.WriteCalibration(&log)
+	for _, want := range []string{"no face found in 1 calibration image(s); used them whole: a.png",
+		"skipped 2 unreadable calibration image(s): b.txt, c.png", "calibrated 80 tensors on 12 faces (percentile, equalised) in 1.2s"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("calibration report lacks %q:\n%s", want, log.String())
+		}
+	}
+	var table strings.Builder
+	if err := r.WriteTable(&table); err != nil || table.Len() != 0 {
+		t.Fatalf("without a guard: %v, %q; want nothing", err, table.String())
+	}
+	r.Guard = &Guard{Dir: "eval", Float: train.Metrics{N: 200, AUC: 0.81, F1: 0.7, Accuracy: 0.75, Threshold: 0.4},
+		INT8: train.Metrics{N: 200, AUC: 0.8, F1: 0.69, Accuracy: 0.74}, Agreement: 0.985, MinAgreement: 0.99}
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"accuracy guard on eval (200 images, threshold 0.400)", "FP32  0.8100", "INT8  0.8000",
+		"AUC change -0.0100, verdicts agree on 98.50% (minimum 99.00%)"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("guard table lacks %q:\n%s", want, table.String())
+		}
 	}
 }

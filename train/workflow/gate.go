@@ -16,7 +16,7 @@ func runGate(ctx context.Context, held train.Dataset, candidate string, opts Opt
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{Result: *r}
+	g := &Gate{Result: *r, CompareOnly: opts.Compare, Over: opts.Head}
 	if !g.Install || !opts.Install {
 		return g, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,7 +146,9 @@ type Final struct {
 // Gate is the validation gate's outcome.
 type Gate struct {
 	gate.Result
-	Replaced bool `json:"replaced"` // the new head was installed
+	Replaced    bool   `json:"replaced"`     // the new head was installed
+	CompareOnly bool   `json:"compare_only"` // Options.Compare: scored, never installed
+	Over        string `json:"over"`         // the installed head's path
 }
 
 // Run trains a head on data: a stratified grouped k-fold cross-validation
@@ -339,6 +342,42 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// WriteOutcome says what became of the new head: its mix with the installed
+// one, both heads' scores at the gate, and the gate's decision.
+func (r *Report) WriteOutcome(w io.Writer) {
+	if m := r.Mix; m != nil {
+		if m.Skipped != "" {
+			fmt.Fprintf(w, "not mixed with the installed head: %s\n", m.Skipped)
+		} else {
+			fmt.Fprintf(w, "mixed with the installed head: new head weight %.1f (%s); out-of-fold AUC %.4f\n", m.Alpha, m.Rule, m.OutOfFold.AUC)
+		}
+	}
+	g := r.Gate
+	if g == nil {
+		return
+	}
+	fmt.Fprintf(w, "gate on %d held-out images: new head AUC %.4f, installed head AUC %s\n", g.Held, g.CandidateAUC, train.FormatAUC(g.InstalledAUC))
+	if gs := g.GateSet; gs != nil {
+		inst := math.NaN()
+		if gs.Installed != nil {
+			inst = gs.Installed.AUC
+		}
+		fmt.Fprintf(w, "gate on the trusted gate set (%d images): new head AUC %.4f, installed head AUC %s\n", gs.Samples, gs.Candidate.AUC, train.FormatAUC(inst))
+	}
+	switch {
+	case g.CompareOnly:
+		would := "keep the installed head"
+		if g.Install {
+			would = "install the new head"
+		}
+		fmt.Fprintf(w, "compared only, nothing installed; the gate would %s: %s\n", would, g.Reason)
+	case g.Replaced:
+		fmt.Fprintf(w, "installed %s over %s ('deepfaked rollback' puts the replaced head back): %s\n", r.Final.Head, g.Over, g.Reason)
+	default:
+		fmt.Fprintf(w, "not installed: %s\n", g.Reason)
+	}
 }
 
 // WriteTable prints the report's metrics as a table: each fold, the

@@ -539,8 +539,13 @@ func TestCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := r.Gate
-	if g == nil || g.Held == 0 || g.Installed == nil || !g.Install || g.Replaced {
+	if g == nil || g.Held == 0 || g.Installed == nil || !g.Install || g.Replaced || !g.CompareOnly || g.Over != opts.Head {
 		t.Fatalf("gate %+v; want both heads scored, the decision to install, nothing installed", g)
+	}
+	var out strings.Builder
+	r.WriteOutcome(&out)
+	if want := "compared only, nothing installed; the gate would install the new head"; !strings.Contains(out.String(), want) {
+		t.Errorf("outcome lacks %q:\n%s", want, out.String())
 	}
 	after, _ := os.ReadFile(opts.Head)
 	if !bytes.Equal(after, before) {
