@@ -64,7 +64,10 @@ type OutboxStats struct {
 	// were lost to bad bytes in the outbox's files.
 	DroppedDiskFull uint64 `json:"dropped_disk_full"`
 	Corrupt         uint64 `json:"dropped_corrupt"`
-	Failing         bool   `json:"failing"`
+	// Recreated are segment files deleted or replaced under the daemon and
+	// written back from the open files (nothing lost).
+	Recreated uint64 `json:"recreated_segments"`
+	Failing   bool   `json:"failing"`
 }
 
 // Stats is the daemon's state at one time: the retained <prefix>/stats

@@ -104,7 +104,7 @@ func (m *Monitor) Snapshot(now time.Time) contract.Stats {
 	s.MQTT = contract.MQTTStats{Connected: ps.Connected, Reconnects: ps.Reconnects, Replayed: ps.Replayed}
 	os := m.src.Outbox.Stats()
 	s.Outbox = contract.OutboxStats{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge,
-		DroppedDiskFull: os.DroppedDiskFull, Corrupt: os.Corrupt, Failing: os.Failing}
+		DroppedDiskFull: os.DroppedDiskFull, Corrupt: os.Corrupt, Recreated: os.Recreated, Failing: os.Failing}
 	if m.src.Broker != nil {
 		bs := m.src.Broker.Stats()
 		s.Broker = &contract.BrokerStats{Clients: bs.Open, MaxClients: bs.Max, Refused: bs.Refused, AcceptErrors: bs.AcceptErrors}

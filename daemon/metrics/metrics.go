@@ -88,22 +88,23 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	framesCaptured = desc("deepfaked_frames_captured_total", "Frames read from the camera.", "camera")
-	framesAnalysed = desc("deepfaked_frames_analysed_total", "Frames analysed and their verdict published.", "camera")
-	framesDropped  = desc("deepfaked_frames_dropped_total", "Frames not analysed: stale (a live frame replaced by a newer one before analysis) or error (detection, preprocessing or inference failed).", "camera", "reason")
-	faces          = desc("deepfaked_faces_total", "Faces classified.", "camera")
-	cameraUp       = desc("deepfaked_camera_delivering", "1 while the camera delivers frames, 0 while it connects, reconnects or has ended.", "camera")
-	lastVerdict    = desc("deepfaked_last_verdict_timestamp_seconds", "When the camera's last verdict was published (Unix time).", "camera")
-	mqttConnected  = desc("deepfaked_mqtt_connected", "1 while connected to the broker.")
-	mqttReconnects = desc("deepfaked_mqtt_reconnects_total", "Connections to the broker after the first.")
-	outboxMessages = desc("deepfaked_outbox_messages", "Messages in the outbox awaiting the broker's acknowledgement.")
-	outboxBytes    = desc("deepfaked_outbox_bytes", "Bytes of the messages in the outbox.")
-	outboxDropped  = desc("deepfaked_outbox_dropped_total", "Undelivered messages dropped to stay within mqtt.outbox.max_bytes (full) or max_age (age), to make room on a full disk (disk_full), or lost to bad bytes in the outbox's files (corrupt).", "reason")
-	outboxReplayed = desc("deepfaked_outbox_replayed_total", "Messages sent again: after a reconnection, or left in the outbox by an earlier run.")
-	brokerClients  = desc("deepfaked_broker_clients", "Connections open to the embedded broker, those not logged in yet included.")
-	brokerRefused  = desc("deepfaked_broker_refused_total", "Connections the embedded broker closed at once: full (mqtt.embedded.max_clients) or accept_error (out of file descriptors).", "reason")
-	modelInfo      = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts); the head label changes on a reload.", "backbone", "head", "precision")
-	uptime         = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
+	framesCaptured  = desc("deepfaked_frames_captured_total", "Frames read from the camera.", "camera")
+	framesAnalysed  = desc("deepfaked_frames_analysed_total", "Frames analysed and their verdict published.", "camera")
+	framesDropped   = desc("deepfaked_frames_dropped_total", "Frames not analysed: stale (a live frame replaced by a newer one before analysis) or error (detection, preprocessing or inference failed).", "camera", "reason")
+	faces           = desc("deepfaked_faces_total", "Faces classified.", "camera")
+	cameraUp        = desc("deepfaked_camera_delivering", "1 while the camera delivers frames, 0 while it connects, reconnects or has ended.", "camera")
+	lastVerdict     = desc("deepfaked_last_verdict_timestamp_seconds", "When the camera's last verdict was published (Unix time).", "camera")
+	mqttConnected   = desc("deepfaked_mqtt_connected", "1 while connected to the broker.")
+	mqttReconnects  = desc("deepfaked_mqtt_reconnects_total", "Connections to the broker after the first.")
+	outboxMessages  = desc("deepfaked_outbox_messages", "Messages in the outbox awaiting the broker's acknowledgement.")
+	outboxBytes     = desc("deepfaked_outbox_bytes", "Bytes of the messages in the outbox.")
+	outboxDropped   = desc("deepfaked_outbox_dropped_total", "Undelivered messages dropped to stay within mqtt.outbox.max_bytes (full) or max_age (age), to make room on a full disk (disk_full), or lost to bad bytes in the outbox's files (corrupt).", "reason")
+	outboxRecreated = desc("deepfaked_outbox_recreated_segments_total", "Outbox files deleted or replaced under the daemon and written back from its open files.")
+	outboxReplayed  = desc("deepfaked_outbox_replayed_total", "Messages sent again: after a reconnection, or left in the outbox by an earlier run.")
+	brokerClients   = desc("deepfaked_broker_clients", "Connections open to the embedded broker, those not logged in yet included.")
+	brokerRefused   = desc("deepfaked_broker_refused_total", "Connections the embedded broker closed at once: full (mqtt.embedded.max_clients) or accept_error (out of file descriptors).", "reason")
+	modelInfo       = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts); the head label changes on a reload.", "backbone", "head", "precision")
+	uptime          = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
 )
 
 // snapshotCollector turns a contract.Stats into metrics at each scrape;
@@ -112,7 +113,7 @@ type snapshotCollector struct{ s Snapshotter }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{framesCaptured, framesAnalysed, framesDropped, faces, cameraUp, lastVerdict,
-		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxReplayed, brokerClients, brokerRefused, modelInfo, uptime} {
+		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxRecreated, outboxReplayed, brokerClients, brokerRefused, modelInfo, uptime} {
 		ch <- d
 	}
 }
@@ -144,6 +145,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(outboxDropped, float64(s.Outbox.DroppedAge), "age")
 	counter(outboxDropped, float64(s.Outbox.DroppedDiskFull), "disk_full")
 	counter(outboxDropped, float64(s.Outbox.Corrupt), "corrupt")
+	counter(outboxRecreated, float64(s.Outbox.Recreated))
 	counter(outboxReplayed, float64(s.MQTT.Replayed))
 	if b := s.Broker; b != nil {
 		gauge(brokerClients, float64(b.Clients))

@@ -23,6 +23,11 @@
 // sends the message without storing it) and the next Append tries again, so
 // the outbox recovers by itself when space returns.
 //
+// A segment, the acknowledged position or the lock deleted or replaced under
+// a running outbox (an operator's rm, a clean-up script) is noticed within a
+// flush and written back from the file still held open (Stats.Recreated), so
+// its undelivered records survive the next restart.
+//
 // Bounds: the pending records take at most Options.MaxBytes (on disk at
 // most that plus one segment) and none is older than Options.MaxAge; when
 // full, the oldest go first, counted in Stats and logged at most every 10 s.
@@ -78,6 +83,9 @@ type Stats struct {
 	// disk. Corrupt: records lost to bad bytes in a segment, found at Open.
 	DroppedDiskFull uint64
 	Corrupt         uint64
+	// Recreated: segments found deleted or replaced while open, and written
+	// back.
+	Recreated uint64
 	// Next is the sequence number the next Append gets: records below it
 	// were appended before (by this process or, still pending, an earlier one).
 	Next uint64
@@ -139,6 +147,8 @@ type Outbox struct {
 	droppedAge  uint64
 	droppedDisk uint64
 	corrupt     uint64
+	recreated   uint64
+	lostLogged  map[string]bool // segments that could not be written back, logged once
 	failing     bool
 	loggedDrops uint64
 	lastDropLog time.Time
@@ -538,7 +548,7 @@ func (o *Outbox) Stats() Stats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return Stats{Pending: len(o.pending), Bytes: o.bytes, DroppedFull: o.droppedFull, DroppedAge: o.droppedAge,
-		DroppedDiskFull: o.droppedDisk, Corrupt: o.corrupt, Next: o.next, Failing: o.failing}
+		DroppedDiskFull: o.droppedDisk, Corrupt: o.corrupt, Recreated: o.recreated, Next: o.next, Failing: o.failing}
 }
 
 // trim drops the records older than MaxAge.
@@ -643,6 +653,7 @@ func (o *Outbox) flush() error {
 		o.mu.Unlock()
 		return nil
 	}
+	o.verify()
 	err := o.sync()
 	low, saved := o.low(), o.savedLow
 	drops := o.droppedFull + o.droppedAge
@@ -666,6 +677,99 @@ func (o *Outbox) flush() error {
 	o.savedLow = low
 	o.mu.Unlock()
 	return err
+}
+
+// verify notices files deleted or replaced under the open outbox and puts
+// them back: each segment from the file this process still holds open (same
+// bytes, same offsets), the lock taken again, and the acknowledged position
+// saved again at this flush. A stat per file a flush.
+func (o *Outbox) verify() {
+	if o.closed {
+		return
+	}
+	if !sameFile(o.lockF, filepath.Join(o.opts.Dir, lockFile)) {
+		o.relock()
+	}
+	if _, err := os.Stat(filepath.Join(o.opts.Dir, ackFile)); errors.Is(err, os.ErrNotExist) && o.savedLow != 0 {
+		o.savedLow = 0 // no position is 0: flush writes the file again
+	}
+	for _, s := range o.segs {
+		if sameFile(s.f, s.path) {
+			continue
+		}
+		if err := o.rewrite(s); err != nil {
+			o.logLost(s.path, "outbox: segment deleted or replaced while running, and it cannot be written back; its undelivered records are lost at the next restart", err)
+			continue
+		}
+		delete(o.lostLogged, s.path)
+		o.recreated++
+		o.log.Warn("outbox: segment deleted or replaced while running; written back from the open file", "file", s.path, "bytes", s.size)
+	}
+}
+
+// sameFile reports whether path is still the file f has open.
+func sameFile(f *os.File, path string) bool {
+	if f == nil {
+		return true
+	}
+	a, err := f.Stat()
+	if err != nil {
+		return true // nothing to compare with; the next write reports it
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// rewrite writes segment s back to its path from its open file, atomically,
+// and continues on the new file.
+func (o *Outbox) rewrite(s *segment) error {
+	if err := atomicfile.MkdirAll(o.opts.Dir, 0o700); err != nil {
+		return err
+	}
+	data := make([]byte, s.size) // rare; a segment is at most a few MiB
+	if _, err := s.f.ReadAt(data, 0); err != nil {
+		return fmt.Errorf("read the open file: %w", err)
+	}
+	if err := atomicfile.Write(s.path, data, 0o600); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	_ = s.f.Close()
+	s.f = f
+	return nil
+}
+
+// relock takes the lock again when its file went (a removed folder), so that
+// a second process still cannot open the folder.
+func (o *Outbox) relock() {
+	old, path := o.lockF, filepath.Join(o.opts.Dir, lockFile)
+	err := atomicfile.MkdirAll(o.opts.Dir, 0o700)
+	if err == nil {
+		err = o.lock()
+	}
+	if err != nil {
+		o.logLost(path, "outbox: lock file deleted while running, and it cannot be taken again", err)
+		return
+	}
+	_ = old.Close()
+	delete(o.lostLogged, path)
+	o.log.Warn("outbox: lock file deleted or replaced while running; taken again", "file", path)
+}
+
+// logLost logs a file that cannot be put back once: verify retries it every
+// flush.
+func (o *Outbox) logLost(path, msg string, err error) {
+	if o.lostLogged[path] {
+		return
+	}
+	o.log.Error(msg, "file", path, "err", err)
+	if o.lostLogged == nil {
+		o.lostLogged = map[string]bool{}
+	}
+	o.lostLogged[path] = true
 }
 
 // Close fsyncs, saves the acknowledged position and closes the files;

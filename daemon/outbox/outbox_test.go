@@ -501,3 +501,86 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("unexpected errors:\n%s", logs)
 	}
 }
+
+// TestFilesRemovedWhileRunning: a segment deleted or replaced under the open
+// outbox, or the whole folder removed, is noticed within a flush and written
+// back from the open file: no undelivered record is lost at the restart, and
+// the folder stays locked to this process.
+func TestFilesRemovedWhileRunning(t *testing.T) {
+	payload := make([]byte, 3000)
+	for _, tc := range []struct {
+		name    string
+		damage  func(t *testing.T, dir string, segs []string)
+		rewrote int
+	}{
+		{"segment deleted", func(t *testing.T, _ string, segs []string) {
+			if err := os.Remove(segs[0]); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"segment replaced", func(t *testing.T, _ string, segs []string) {
+			if err := os.WriteFile(segs[1]+".new", []byte("not a segment"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(segs[1]+".new", segs[1]); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"folder removed", func(t *testing.T, dir string, segs []string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}, -1}, // every segment
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "outbox")
+			b, logs := open(t, Options{Dir: dir, MaxBytes: 1 << 20, Fsync: 10 * time.Millisecond})
+			for i := range 150 {
+				if _, err := b.Append(Message{Topic: fmt.Sprintf("t/%d", i), Payload: payload}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.Ack(20)
+			segs, _ := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+			if len(segs) < 3 {
+				t.Fatalf("%d segments for 450 kB; want several", len(segs))
+			}
+			want := uint64(tc.rewrote)
+			if tc.rewrote < 0 {
+				want = uint64(len(segs))
+			}
+			tc.damage(t, dir, segs)
+			if !poll.Until(10*time.Second, func() bool { return b.Stats().Recreated >= want }) {
+				t.Fatalf("recreated %d segments, want %d\n%s", b.Stats().Recreated, want, logs)
+			}
+			if !strings.Contains(logs.String(), "written back from the open file") {
+				t.Errorf("log does not say so:\n%s", logs)
+			}
+			if _, err := Open(Options{Dir: dir, MaxBytes: 1 << 20}); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+				t.Fatalf("a second Open after the damage: %v; want the folder still locked", err)
+			}
+			if _, err := b.Append(Message{Topic: "t/150", Payload: payload}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := b.Stats().Recreated; n != want {
+				t.Errorf("recreated %d segments; want exactly %d (the damaged ones)", n, want)
+			}
+			b, _ = open(t, Options{Dir: dir, MaxBytes: 1 << 20})
+			got := readAll(t, b)
+			if len(got) != 131 || got[0].Seq != 21 || got[len(got)-1].Seq != 151 {
+				t.Fatalf("after restart: %d records (seq %d..); want 131: 21..151", len(got), got[0].Seq)
+			}
+			for _, r := range got {
+				if r.Topic != fmt.Sprintf("t/%d", r.Seq-1) {
+					t.Fatalf("seq %d has topic %s", r.Seq, r.Topic)
+				}
+			}
+			if st := b.Stats(); st.Corrupt != 0 {
+				t.Errorf("stats after restart %+v; want nothing corrupt", st)
+			}
+		})
+	}
+}
