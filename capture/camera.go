@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -488,12 +489,18 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Probe opens opts.Source once, without retrying, and reads a frame from a
-// file: what check-config asks of each camera. A live source's error is for
-// a warning (it may be unplugged now and come later), a file's for an error.
+// file: what check-config asks of each camera. Its error is for a warning:
+// run retries the camera (unplugged, down, a file empty or being replaced)
+// while the others run.
 func Probe(opts Options) error {
 	src, err := source.Parse(opts.Source)
 	if err != nil {
 		return fmt.Errorf("camera %q: %w", opts.Name, err)
+	}
+	if src.Kind == source.File {
+		if fi, err := os.Stat(src.Target); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			return fmt.Errorf("camera %q: file %s is empty (still being written?)", opts.Name, src.Target)
+		}
 	}
 	c := &Camera{opts: opts, src: src}
 	vc, err := c.openCapture()

@@ -15,27 +15,34 @@ import (
 
 // CheckLoads loads what New loads before it serves, with the same setup
 // calls, and releases it (CheckComponents), and opens each camera once
-// (ProbeCameras): a video file that does not open or has no frame is an
-// error, a live camera that does not open now is a warning (run retries it).
-// check-config runs it after CheckFiles, so ExecStartPre fails on a corrupt or
-// mismatched model, a non-PEM CA or a key that is not the certificate's, as
-// run would.
+// (CheckCameras). check-config runs it after CheckFiles, so ExecStartPre
+// fails on a corrupt or mismatched model, a non-PEM CA or a key that is not
+// the certificate's, as run would, and warns about a camera that gives no
+// frames, which run retries while the other cameras run.
 func CheckLoads(cfg *config.Config, log *slog.Logger) (warnings []string, err error) {
 	if err := CheckComponents(cfg, log); err != nil {
 		return nil, err
 	}
 	warnings = providerWarnings(cfg)
+	w, err := CheckCameras(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(warnings, w...), nil
+}
+
+// CheckCameras opens each camera once (ProbeCameras). A camera that gives
+// no frame is a warning, never an error, because run does not stop for it:
+// it retries that camera (a device unplugged, a stream down, a file empty
+// or being replaced) while the others run.
+func CheckCameras(cfg *config.Config) (warnings []string, err error) {
 	probes, err := ProbeCameras(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range probes {
-		switch {
-		case p.Err == nil:
-		case p.Live:
-			warnings = append(warnings, fmt.Sprintf("cameras[%d] (%s) does not open now; run retries it: %v", p.Index, p.Name, p.Err))
-		default:
-			return nil, fmt.Errorf("%s: cameras[%d].source (%s): %w", cfg.Path, p.Index, p.Name, p.Err)
+		if p.Err != nil {
+			warnings = append(warnings, fmt.Sprintf("cameras[%d] (%s) gives no frames now; run retries it: %v", p.Index, p.Name, p.Err))
 		}
 	}
 	return warnings, nil
@@ -60,9 +67,7 @@ func providerWarnings(cfg *config.Config) []string {
 	return w
 }
 
-// CameraProbe is one configured camera opened once. A live source (a device,
-// a stream, a pipeline) that did not open is a warning: run retries it; a
-// file that did not is an error.
+// CameraProbe is one configured camera opened once.
 type CameraProbe struct {
 	Index int
 	Name  string
@@ -77,14 +82,14 @@ func ProbeCameras(cfg *config.Config) ([]CameraProbe, error) {
 	if err := capture.SetFFmpegEnv(setup.IOTimeout(cfg)); err != nil {
 		return nil, fmt.Errorf("%s: capture.io_timeout: %w", cfg.Path, err)
 	}
-	probes := make([]CameraProbe, len(cfg.Cameras))
+	probes := make([]CameraProbe, 0, len(cfg.Cameras))
 	for i, c := range cfg.Cameras {
 		p := CameraProbe{Index: i, Name: c.Name, Shown: c.Source}
 		if src, err := source.Parse(c.Source); err == nil {
 			p.Shown, p.Live = src.String(), src.Live()
 		}
 		p.Err = capture.Probe(setup.CameraOptions(c))
-		probes[i] = p
+		probes = append(probes, p)
 	}
 	return probes, nil
 }

@@ -379,6 +379,10 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: tcp://127.0.0.1:1883\nmodel:\n  backbone: %s\n  head: %s\n  runtime: %s\nfaces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: /dev/video0\n    fps: 0\n", backbone, head, testenv.ORTLibrary(t))
+	empty := filepath.Join(t.TempDir(), "recording.mp4")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// The page's password file and certificate are read as run reads them.
 	readable := filepath.Join(t.TempDir(), "web-password")
 	if err := os.WriteFile(readable, []byte("hunter2\n"), 0o600); err != nil {
@@ -394,9 +398,11 @@ func TestCheckConfig(t *testing.T) {
 		wantCode int
 		want     []string
 	}{
-		// A device that is not there now is a warning: run retries it.
-		{"valid", good, 0, []string{"ok", "warning: cameras[0] (cam1) does not open now; run retries it"}},
-		{"camera file that is not a video", strings.Replace(good, "/dev/video0", garbage, 1), 2, []string{"cameras[0].source (cam1)", garbage}},
+		// A camera that gives no frames is a warning: run retries it while
+		// the other cameras run (TestBadCameraOthersRun).
+		{"valid", good, 0, []string{"ok", "warning: cameras[0] (cam1) gives no frames now; run retries it"}},
+		{"camera file that is not a video", strings.Replace(good, "/dev/video0", garbage, 1), 0, []string{"ok", "warning: cameras[0] (cam1) gives no frames now; run retries it", garbage}},
+		{"empty camera file", strings.Replace(good, "/dev/video0", empty, 1), 0, []string{"ok", "warning: cameras[0] (cam1) gives no frames now; run retries it", empty, "is empty"}},
 		{"unknown key", strings.Replace(good, "  broker:", "  brokr:", 1), 2, []string{"brokr"}},
 		{"bad value", strings.Replace(good, "fps: 0", "fps: -3", 1), 2, []string{"fps", "-3"}},
 		{"bad provider", strings.Replace(good, "  head:", "  providers: [npu]\n  head:", 1), 2, []string{"providers", "npu"}},
@@ -445,6 +451,7 @@ func TestCheckConfigAndRunAgree(t *testing.T) {
 	testenv.Long(t)
 	backbone, head := testenv.Models(t)
 	clip := capturetest.Clip(t)
+
 	good := fmt.Sprintf("device_id: edge-01\nmqtt:\n  broker: embedded\n  listen: 127.0.0.1:0\nmodel:\n  backbone: %s\n  head: %s\n  runtime: %s\n"+
 		"faces:\n  detector: haar\ncameras:\n  - name: cam1\n    source: %s\n", backbone, head, testenv.ORTLibrary(t), clip)
 	for _, tc := range []struct{ name, from, to, key, file string }{

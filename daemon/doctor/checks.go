@@ -224,8 +224,8 @@ func checkConfig(cfg *config.Config, log *slog.Logger) Result {
 }
 
 // checkCameras is check-config's camera check, a line per camera: each
-// opened once (daemon.ProbeCameras), a live one that does not open a warning
-// (run retries it), a file that does not an error.
+// opened once (daemon.ProbeCameras); one that gives no frame is a warning,
+// as run retries it while the other cameras run.
 func checkCameras(cfg *config.Config) []Result {
 	probes, err := daemon.ProbeCameras(cfg)
 	if err != nil {
@@ -238,10 +238,11 @@ func checkCameras(cfg *config.Config) []Result {
 		case p.Err == nil:
 			out = append(out, okResult(name, "%s opens", p.Shown))
 		case p.Live:
-			out = append(out, warnResult(name, p.Shown+" does not open now: "+oneLine(p.Err.Error()),
+			out = append(out, warnResult(name, p.Shown+" gives no frames now: "+oneLine(p.Err.Error()),
 				"plug it in or check the URL; run retries it meanwhile"))
 		default:
-			out = append(out, errResult(name, p.Shown+": "+oneLine(p.Err.Error()), "correct cameras[].source"))
+			out = append(out, warnResult(name, p.Shown+" gives no frames now: "+oneLine(p.Err.Error()),
+				"correct cameras[].source, or let the file be written; run retries it meanwhile"))
 		}
 	}
 	return out
