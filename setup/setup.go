@@ -158,6 +158,27 @@ func MQTTOptions(cfg *config.Config) (mqttc.Options, error) {
 	return o, nil
 }
 
+// WatchOptions are a watcher's options (`deepfaked watch`): a client of the
+// daemon's broker with the config's credentials and TLS, the embedded
+// broker reached on mqtt.listen, neither the daemon's client id nor its
+// status topic, and an error with the broker's address when no session is
+// made within the connect timeout. A nil cfg is a local broker on MQTT's
+// port.
+func WatchOptions(cfg *config.Config) (mqttc.Options, error) {
+	if cfg == nil {
+		return mqttc.Options{Broker: "tcp://127.0.0.1:1883", QoS: 1, KeepAlive: time.Duration(config.DefaultKeepAlive), GiveUp: connectTimeout}, nil
+	}
+	o, err := MQTTOptions(cfg)
+	if err != nil {
+		return o, err
+	}
+	if cfg.MQTT.Broker == config.EmbeddedBroker {
+		o.Broker = mqttc.LocalURL(cfg.MQTT.Listen)
+	}
+	o.ClientID, o.StatusTopic, o.GiveUp = "", "", connectTimeout
+	return o, nil
+}
+
 // OutboxOptions are the on-disk outbox's options (mqtt.outbox); log is
 // where it reports torn records and drops.
 func OutboxOptions(cfg *config.Config, log *slog.Logger) outbox.Options {

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,32 +22,25 @@ func newWatchCmd() *cobra.Command {
 		Short: "Subscribe to a deepfaked broker and print verdicts and status as they arrive",
 		Long: `Subscribe to the broker and print each message as "topic payload".
 With --config, the broker, credentials, TLS and topic prefix come from the
-configuration file; --broker and --topic override them.`,
+configuration file (the embedded broker is reached on mqtt.listen);
+--broker and --topic override them. With no session within 10 seconds it
+ends with the broker's address and the reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := mqttc.Options{Broker: broker, QoS: 1, KeepAlive: time.Duration(config.DefaultKeepAlive)}
+			var cfg *config.Config
 			if path != "" {
-				cfg, err := config.Load(path)
-				if err != nil {
+				var err error
+				if cfg, err = config.Load(path); err != nil {
 					return err
 				}
-				if opts, err = setup.MQTTOptions(cfg); err != nil {
-					return err
-				}
-				if topic == "" {
-					topic = cfg.MQTT.TopicPrefix + "/#"
-				}
-				if broker != "" {
-					opts.Broker = broker
-				}
+				topic = cmp.Or(topic, cfg.MQTT.TopicPrefix+"/#")
 			}
-			if opts.Broker == "" || opts.Broker == config.EmbeddedBroker {
-				opts.Broker = "tcp://127.0.0.1:1883"
+			opts, err := setup.WatchOptions(cfg)
+			if err != nil {
+				return err
 			}
-			if topic == "" {
-				topic = "deepfaked/#"
-			}
-			opts.ClientID = ""
+			opts.Broker = cmp.Or(broker, opts.Broker)
+			topic = cmp.Or(topic, "deepfaked/#")
 			return mqttc.Subscribe(cmd.Context(), opts, []string{topic}, printMessage(cmd.OutOrStdout()))
 		},
 	}

@@ -253,7 +253,7 @@ func (m *MQTT) check(k checker) {
 		case isLoopback(m.Listen):
 			k.fail("mqtt.embedded.allow_anonymous", "false, and no mqtt.embedded.users_file: no client could connect")
 		default:
-			k.fail("mqtt.listen", "%s is not a loopback address, so clients must log in: set mqtt.embedded.users_file, or mqtt.embedded.allow_anonymous: true to let anyone who can reach it read and publish", m.Listen)
+			k.fail("mqtt.listen", "%s is not a loopback address, so clients must log in: set mqtt.embedded.users_file, or mqtt.embedded.allow_anonymous: true to let anyone who can reach it read the daemon's telemetry", m.Listen)
 		}
 		if e.UsersFile != "" && m.Username == "" && !e.AnonymousAllowed(m.Listen) {
 			k.fail("mqtt.username", "required with mqtt.embedded.users_file when anonymous clients are refused: the daemon's own client logs in too")

@@ -140,8 +140,25 @@ func (b *Broker) Stats() BrokerStats { return b.listener.stats() }
 // Addr is the address the broker listens on, with the actual port.
 func (b *Broker) Addr() string { return b.addr.String() }
 
-// URL is the tcp:// URL clients connect to.
-func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+// URL is the tcp:// URL clients on this machine connect to.
+func (b *Broker) URL() string { return LocalURL(b.Addr()) }
+
+// LocalURL is the tcp:// URL a client on this machine dials for a broker
+// listening on addr (host:port): a wildcard or missing host is reached on
+// loopback.
+func LocalURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "tcp://" + addr // brokerurl.Parse names what is wrong with it
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.IsUnspecified() && ip.To4() != nil:
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified():
+		host = "::1"
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
+}
 
 // Close disconnects every client and stops the broker.
 func (b *Broker) Close() error { return b.server.Close() }

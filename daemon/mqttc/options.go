@@ -37,6 +37,10 @@ type Options struct {
 	// OnSubscribed, for Subscribe, is called each time the broker has granted
 	// the subscriptions (after the first connect and every reconnect).
 	OnSubscribed func()
+	// GiveUp, for Subscribe, ends it with a *NoSessionError when no session
+	// was made within it (0: keep trying until its context ends, for a
+	// broker that comes up later).
+	GiveUp time.Duration
 	// Subscriptions, for Connect, are made on the publisher's own connection
 	// before "online" is published, again after every reconnect (MQTT commands).
 	Subscriptions []Subscription

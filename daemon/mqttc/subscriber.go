@@ -1,10 +1,12 @@
 package mqttc
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
@@ -27,7 +29,8 @@ func (e *NoSessionError) Unwrap() error { return e.Reason }
 // (re)connect, and calls handle for each message, one at a time, in arrival
 // order, until ctx is done; then it returns nil, or, if it never had a
 // session, a *NoSessionError with the broker's last refusal (bad
-// credentials, TLS) when there was one. It returns an error for bad
+// credentials, TLS) when there was one. With opts.GiveUp it returns that
+// error as soon as GiveUp passes without a session. It returns an error for bad
 // options or when the broker refuses a subscription. opts.StatusTopic is not
 // used: a watcher must not announce itself as the daemon. Give it a ClientID of
 // its own (or none) so it does not take over the daemon's session.
@@ -79,13 +82,26 @@ func Subscribe(ctx context.Context, opts Options, topics []string, handle func(t
 	client := mqtt.NewClient(co)
 	client.Connect() // retries on its own until connected or disconnected below
 	defer client.Disconnect(disconnectQuiesceMS)
-	select {
-	case <-ctx.Done():
-		if err := last.get(); err != nil && !connected.Load() {
-			return &NoSessionError{Broker: opts.Broker, Reason: err}
+	var giveUp <-chan time.Time
+	if opts.GiveUp > 0 {
+		t := time.NewTimer(opts.GiveUp)
+		defer t.Stop()
+		giveUp = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if err := last.get(); err != nil && !connected.Load() {
+				return &NoSessionError{Broker: opts.Broker, Reason: err}
+			}
+			return nil
+		case err := <-refused:
+			return err
+		case <-giveUp:
+			if !connected.Load() {
+				return &NoSessionError{Broker: opts.Broker, Reason: cmp.Or(last.get(), fmt.Errorf("no session within %v", opts.GiveUp))}
+			}
+			giveUp = nil
 		}
-		return nil
-	case err := <-refused:
-		return err
 	}
 }

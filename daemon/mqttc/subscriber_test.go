@@ -3,6 +3,7 @@ package mqttc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -159,5 +160,90 @@ func TestSubscribeNoSession(t *testing.T) {
 	var refused *NoSessionError
 	if !errors.As(err, &refused) || refused.Broker != broker || !strings.Contains(refused.Reason.Error(), "not Authorized") {
 		t.Fatalf("got %v, want a NoSessionError from %s saying not Authorized", err, broker)
+	}
+}
+
+// TestSubscribeGiveUp: with GiveUp, Subscribe ends on its own when no
+// session comes, naming the broker and the reason (nothing listens there;
+// a listener that never answers); with a session it keeps receiving after
+// GiveUp has passed.
+func TestSubscribeGiveUp(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers CONNECT
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	closedPort := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
+	for _, tc := range []struct {
+		name, broker, reason string
+	}{
+		{"nothing listens", closedPort, "connection refused"},
+		{"no answer", "tcp://" + silent.Addr().String(), "no session within 1s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			err := Subscribe(context.Background(), Options{Broker: tc.broker, QoS: 1, GiveUp: time.Second}, []string{"a"}, func(string, []byte) {})
+			var none *NoSessionError
+			if !errors.As(err, &none) || none.Broker != tc.broker || !strings.Contains(err.Error(), tc.reason) {
+				t.Fatalf("got %v; want a NoSessionError from %s saying %q", err, tc.broker, tc.reason)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("gave up after %v; GiveUp was 1s", d)
+			}
+		})
+	}
+	t.Run("session", func(t *testing.T) {
+		b, err := StartBroker(BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		got := make(chan message, 10)
+		subscribed := make(chan struct{}, 10)
+		done := make(chan error, 1)
+		go func() {
+			done <- Subscribe(ctx, Options{Broker: b.URL(), QoS: 1, GiveUp: 100 * time.Millisecond,
+				OnSubscribed: func() { subscribed <- struct{}{} }}, []string{"g/#"},
+				func(topic string, payload []byte) { got <- message{topic, string(payload)} })
+		}()
+		select {
+		case <-subscribed:
+		case err := <-done:
+			t.Fatalf("Subscribe ended before its session: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("not subscribed")
+		}
+		time.Sleep(300 * time.Millisecond) // past GiveUp, on purpose
+		p, err := Connect(context.Background(), Options{Outbox: testenv.Outbox(t), Broker: b.URL(), ClientID: clientID("giveup-pub"), QoS: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(context.Background())
+		if err := p.Publish("g/v", []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, got, "g/v", "after", 10*time.Second)
+		select {
+		case err := <-done:
+			t.Fatalf("Subscribe ended with a session: %v", err)
+		default:
+		}
+	})
+}
+
+func TestLocalURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:1883":   "tcp://127.0.0.1:1883",
+		"0.0.0.0:1883":     "tcp://127.0.0.1:1883",
+		":1883":            "tcp://127.0.0.1:1883",
+		"[::]:1884":        "tcp://[::1]:1884",
+		"192.168.1.5:1883": "tcp://192.168.1.5:1883",
+		"localhost:1883":   "tcp://localhost:1883",
+	} {
+		if got := LocalURL(addr); got != want {
+			t.Errorf("LocalURL(%q) = %q, want %q", addr, got, want)
+		}
 	}
 }
