@@ -51,6 +51,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
+	"github.com/deepfaked/deepfaked/internal/ratelog"
 )
 
 // ErrClosed is returned after Close.
@@ -633,13 +634,14 @@ func (o *Outbox) background() {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	flushLog := ratelog.New(time.Minute)
 	for {
 		select {
 		case <-o.stop:
 			return
 		case <-tick.C:
-			if err := o.flush(); err != nil {
-				o.log.Error("outbox: flush", "err", err)
+			if err := o.flush(); err != nil { // a full disk fails every flush: say so once a minute
+				flushLog.Log(o.log, slog.LevelError, o.now(), "outbox: flush", "err", err)
 			}
 		}
 	}

@@ -584,3 +584,27 @@ func TestFilesRemovedWhileRunning(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushErrorsRateLimited: on a full disk every flush fails to save the
+// acknowledged position; the log says so once, not at every flush.
+func TestFlushErrorsRateLimited(t *testing.T) {
+	disk := tmpfs(t, "64k")
+	b, logs := open(t, Options{Dir: filepath.Join(disk, "outbox"), Fsync: 5 * time.Millisecond})
+	defer b.Close()
+	appendN(t, b, 0, 100)
+	f, _ := os.Create(filepath.Join(disk, "filler"))
+	_, _ = f.Write(make([]byte, 128<<10)) // until the disk is full
+	f.Close()
+	acked := uint64(0)
+	ackMore := func() { acked++; b.Ack(acked) } // the position moves: each flush tries to save it
+	if !poll.Until(10*time.Second, func() bool { ackMore(); return strings.Contains(logs.String(), "outbox: flush") }) {
+		t.Fatalf("no flush error logged on a full disk:\n%s", logs)
+	}
+	for range 20 { // a window of many failing flushes, on purpose
+		ackMore()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "outbox: flush"); n != 1 {
+		t.Errorf("%d flush errors logged within a minute; want 1:\n%s", n, logs)
+	}
+}

@@ -4,6 +4,7 @@
 package ratelog
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -37,7 +38,13 @@ func (l *Limiter) Allow(now time.Time) (ok bool, suppressed int) {
 // Warn logs msg at warning level when Allow lets it, with the count of the
 // lines left out before it.
 func (l *Limiter) Warn(log *slog.Logger, msg string, args ...any) {
-	if ok, left := l.Allow(time.Now()); ok {
-		log.Warn(msg, append(args, "not_logged_since_last", left)...)
+	l.Log(log, slog.LevelWarn, time.Now(), msg, args...)
+}
+
+// Log logs msg at level when Allow lets the event at now, with the count
+// of the lines left out before it.
+func (l *Limiter) Log(log *slog.Logger, level slog.Level, now time.Time, msg string, args ...any) {
+	if ok, left := l.Allow(now); ok {
+		log.Log(context.Background(), level, msg, append(args, "not_logged_since_last", left)...)
 	}
 }
