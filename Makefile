@@ -13,7 +13,7 @@ GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' -not -path '
 # What the binary is built from (tests are not).
 SRCFILES := $(filter-out %_test.go,$(GOFILES))
 # Both architectures' builds: PIE and full RELRO (bind now), as Debian's hardening asks.
-GOBUILD := -trimpath -buildmode=pie -ldflags "-X main.version=$(VERSION) -extldflags=-Wl,-z,relro,-z,now"
+GOBUILD := -trimpath -buildmode=pie -ldflags "-X github.com/deepfaked/deepfaked/internal/buildinfo.version=$(VERSION) -extldflags=-Wl,-z,relro,-z,now"
 
 # Packages whose goroutines meet (race detector) and that touch gocv Mats (leak profile).
 RACE_PKGS := ./capture/... ./daemon/... ./infer/... ./train/...

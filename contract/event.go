@@ -47,6 +47,10 @@ const (
 	TrackFake      = "fake"
 )
 
+// EventTypes and TrackStates are the words above, for counting events.
+func EventTypes() []string  { return []string{EventNew, EventUpdate, EventEnd} }
+func TrackStates() []string { return []string{TrackUncertain, TrackReal, TrackFake} }
+
 // Camera states, on the retained <prefix>/<camera>/state.
 const (
 	CameraFake = TrackFake

@@ -36,6 +36,10 @@ var enums = map[string][]string{
 	"Event.Type":        {EventNew, EventUpdate, EventEnd},
 	"TrackInfo.State":   {TrackUncertain, TrackReal, TrackFake},
 	"CameraStats.State": {CameraDelivering, CameraConnecting, CameraReconnecting, CameraEnded},
+	// A map's keys: the words it counts.
+	"CameraStats.Verdicts":   VerdictLabels(),
+	"CameraStats.Events":     EventTypes(),
+	"CameraStats.Events.key": TrackStates(),
 }
 
 // schemaOf is the JSON Schema (2020-12) of a payload type, from its fields
@@ -63,6 +67,12 @@ func schemaOf(t reflect.Type, path string) map[string]any {
 		return map[string]any{"type": "number"}
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": schemaOf(t.Elem(), path)}
+	case reflect.Map: // string keys; nil is null (before the pipeline runs)
+		s := map[string]any{"type": []any{"object", "null"}, "additionalProperties": schemaOf(t.Elem(), path+".key")}
+		if e, ok := enums[path]; ok {
+			s["propertyNames"] = map[string]any{"enum": e}
+		}
+		return s
 	case reflect.Array:
 		return map[string]any{"type": "array", "items": schemaOf(t.Elem(), path), "minItems": t.Len(), "maxItems": t.Len()}
 	case reflect.Struct:

@@ -29,6 +29,12 @@ type CameraStats struct {
 	Skipped     int64      `json:"frames_dropped_error"`
 	Faces       int64      `json:"faces"`
 	LastVerdict *time.Time `json:"last_verdict,omitempty"`
+	// Verdicts counts the frame verdicts by label (VerdictLabels), Events
+	// the track events by type and the track's state after each
+	// (EventTypes, TrackStates); once the pipeline runs, every key is there,
+	// counted from 0.
+	Verdicts map[string]int64            `json:"verdicts"`
+	Events   map[string]map[string]int64 `json:"events"`
 	// FPS is frames analysed per second since the previous stats message;
 	// set by the stats publisher, which knows the interval.
 	FPS float64 `json:"fps"`

@@ -51,6 +51,9 @@ const (
 	LabelNone = "none" // a verdict without faces
 )
 
+// VerdictLabels are a verdict's labels, for counting them.
+func VerdictLabels() []string { return []string{LabelReal, LabelFake, LabelNone} }
+
 // IsFake is the decision rule: a score at or above the threshold is fake.
 func IsFake(pFake, threshold float64) bool { return pFake >= threshold }
 

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/internal/buildinfo"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -71,6 +73,17 @@ func TestDiscoveryRetired(t *testing.T) {
 	run("front", true)
 	if got := retained(); len(got) != 3 || !slices.Equal(cams(got), []string{"front"}) {
 		t.Fatalf("after the first run: %v; want front's 3 configs", got)
+	}
+	// The device says which build made it (a go test build is "dev").
+	for topic, p := range testenv.Retained(t, broker, "homeassistant") {
+		var c struct {
+			Device struct {
+				SWVersion string `json:"sw_version"`
+			} `json:"device"`
+		}
+		if err := json.Unmarshal(p, &c); err != nil || c.Device.SWVersion != buildinfo.Version() {
+			t.Errorf("%s: device sw_version %q (%v); want %q", topic, c.Device.SWVersion, err, buildinfo.Version())
+		}
 	}
 	run("back", true)
 	if got := retained(); len(got) != 3 || !slices.Equal(cams(got), []string{"back"}) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -165,17 +167,29 @@ func TestMetricsScrape(t *testing.T) {
 		avail    []string
 		stats    []contract.Stats
 		model    map[string]any
+		labels   = map[string]int{}
+		events   = map[[2]string]int{} // type, state after
 	)
 	for _, m := range msgs {
 		topic, payload, _ := strings.Cut(m, " ")
 		switch topic {
 		case "deepfaked/dt/cam1/verdict":
 			verdicts++
-			var v struct{ Model map[string]any }
+			var v struct {
+				Model map[string]any
+				Label string
+			}
 			if err := json.Unmarshal([]byte(payload), &v); err != nil {
 				t.Fatal(err)
 			}
 			model = v.Model
+			labels[v.Label]++
+		case "deepfaked/dt/cam1/events":
+			var e contract.Event
+			if err := json.Unmarshal([]byte(payload), &e); err != nil {
+				t.Fatal(err)
+			}
+			events[[2]string{e.Type, e.After.State}]++
 		case "deepfaked/dt/cam1/availability":
 			avail = append(avail, payload)
 		case "deepfaked/dt/stats":
@@ -208,6 +222,29 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("stage %s observed %v frames, want %d", stage, got, want)
 		}
 	}
+	// What a dashboard asks: was a fake seen? Every label and every event
+	// type and state is a series, and each counts what subscribers got.
+	for _, l := range contract.VerdictLabels() {
+		if got := value(t, fams, "deepfaked_verdicts_total", "camera=cam1", "label="+l); got != float64(labels[l]) {
+			t.Errorf("verdicts labelled %s: metric %v, received %d", l, got, labels[l])
+		}
+	}
+	nEvents := 0
+	for _, typ := range contract.EventTypes() {
+		for _, st := range contract.TrackStates() {
+			n := events[[2]string{typ, st}]
+			nEvents += n
+			if got := value(t, fams, "deepfaked_events_total", "camera=cam1", "type="+typ, "state="+st); got != float64(n) {
+				t.Errorf("events %s/%s: metric %v, received %d", typ, st, got, n)
+			}
+		}
+	}
+	if nEvents == 0 || labels[contract.LabelNone] == verdicts {
+		t.Errorf("%d events and labels %v: the clip's faces should give both", nEvents, labels)
+	}
+	if got := value(t, fams, "deepfaked_build_info", "version=dev", "goversion="+runtime.Version()); got != 1 {
+		t.Errorf("deepfaked_build_info %v, want 1 for a go test build", got)
+	}
 	faces := value(t, fams, "deepfaked_faces_total", "camera=cam1")
 	runs := value(t, fams, "deepfaked_batch_faces")
 	if faces > 0 && (runs == 0 || value(t, fams, "deepfaked_stage_seconds", "stage=backbone") != runs) {
@@ -237,6 +274,8 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	value(t, fams, "deepfaked_broker_refused_total", "reason=full")
 	value(t, fams, "process_resident_memory_bytes")
+
+	checkDashboard(t, fams)
 
 	if code, body := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d %s", code, body)
@@ -350,4 +389,63 @@ func TestMetricsOutage(t *testing.T) {
 		return value(t, f, "deepfaked_mqtt_connected") == 1 && value(t, f, "deepfaked_mqtt_reconnects_total") >= 1 &&
 			value(t, f, "deepfaked_outbox_messages") < 5
 	})
+}
+
+// checkDashboard: every query of docs/grafana/deepfaked.json (its panels'
+// and its variables') names only metrics this scrape of a running daemon
+// has, so the dashboard shows data once imported.
+func checkDashboard(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	const path = "../docs/grafana/deepfaked.json"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr, RefID string }
+		}
+		Templating struct {
+			List []struct {
+				Name  string
+				Query any
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	queries := map[string]string{} // query -> where
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("%s: panel %q has no query", path, p.Title)
+		}
+		for _, q := range p.Targets {
+			queries[q.Expr] = "panel " + p.Title
+		}
+	}
+	for _, v := range d.Templating.List {
+		if q, ok := v.Query.(map[string]any); ok {
+			queries[fmt.Sprint(q["query"])] = "variable " + v.Name
+		}
+	}
+	name := regexp.MustCompile(`\b(?:deepfaked|process|go)_[a-z0-9_]+`)
+	seen := 0
+	for q, where := range queries {
+		for _, m := range name.FindAllString(q, -1) {
+			seen++
+			if _, ok := fams[m]; ok {
+				continue
+			}
+			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+			if f, ok := fams[base]; ok && f.GetType() == dto.MetricType_HISTOGRAM {
+				continue
+			}
+			t.Errorf("%s: %s asks for %s, which the daemon does not export", path, where, m)
+		}
+	}
+	if seen < 20 {
+		t.Errorf("%s: %d metric names in its queries; the dashboard is missing", path, seen)
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/buildinfo"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/features"
@@ -309,7 +310,7 @@ func HomeAssistant(cfg *config.Config) ([]mqttc.Retained, error) {
 		cams[i] = c.Name
 	}
 	msgs, err := hass.Configs(hass.Options{DiscoveryPrefix: ha.DiscoveryPrefix, TopicPrefix: cfg.MQTT.TopicPrefix,
-		DeviceID: cfg.DeviceID, Cameras: cams})
+		DeviceID: cfg.DeviceID, Cameras: cams, Version: buildinfo.Version()})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.homeassistant: %w", err)
 	}

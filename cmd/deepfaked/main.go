@@ -15,9 +15,6 @@ import (
 	"github.com/deepfaked/deepfaked/internal/malloctune"
 )
 
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
-
 // exitError carries a specific exit status out of a command.
 type exitError struct {
 	code int

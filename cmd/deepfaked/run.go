@@ -11,6 +11,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
+	"github.com/deepfaked/deepfaked/internal/buildinfo"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
@@ -89,7 +90,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "deepfaked", version)
+			fmt.Fprintln(cmd.OutOrStdout(), "deepfaked", buildinfo.Version())
 		},
 	}
 }

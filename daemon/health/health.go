@@ -84,6 +84,7 @@ func (m *Monitor) Snapshot(now time.Time) contract.Stats {
 		if i < len(counts) {
 			n := counts[i]
 			cs.Analysed, cs.Skipped, cs.Faces, ended = n.Frames, n.Skipped, n.Faces, n.Ended
+			cs.Verdicts, cs.Events = n.Verdicts, n.Events
 			if !n.Last.IsZero() {
 				cs.LastVerdict = &n.Last
 			}

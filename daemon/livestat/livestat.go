@@ -28,8 +28,8 @@ type Status struct {
 
 // CameraCount is one camera's frames published so far, the faces in them,
 // the frames skipped for an error (detection, preprocessing or inference),
-// when its last verdict was published (zero before the first), and whether
-// it has ended.
+// when its last verdict was published (zero before the first), whether it
+// has ended, and its verdicts by label and events by type and state.
 type CameraCount struct {
 	Camera  string
 	Frames  int64
@@ -37,6 +37,9 @@ type CameraCount struct {
 	Skipped int64
 	Last    time.Time
 	Ended   bool
+	// Verdicts and Events are contract.CameraStats's.
+	Verdicts map[string]int64
+	Events   map[string]map[string]int64
 }
 
 // Stages are when one frame passed each step of the pipeline. The camera

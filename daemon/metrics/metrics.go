@@ -13,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/livestat"
+	"github.com/deepfaked/deepfaked/internal/buildinfo"
 )
 
 // Snapshotter is a health.Monitor.
@@ -92,6 +93,8 @@ var (
 	framesAnalysed  = desc("deepfaked_frames_analysed_total", "Frames analysed and their verdict published.", "camera")
 	framesDropped   = desc("deepfaked_frames_dropped_total", "Frames not analysed: stale (a live frame replaced by a newer one before analysis) or error (detection, preprocessing or inference failed).", "camera", "reason")
 	faces           = desc("deepfaked_faces_total", "Faces classified.", "camera")
+	verdicts        = desc("deepfaked_verdicts_total", "Frame verdicts published, by label: fake (a face at or above the threshold), real, none (no face).", "camera", "label")
+	events          = desc("deepfaked_events_total", "Track events published, by type (new, update, end) and the track's state after it (uncertain, real, fake).", "camera", "type", "state")
 	cameraUp        = desc("deepfaked_camera_delivering", "1 while the camera delivers frames, 0 while it connects, reconnects or has ended.", "camera")
 	lastVerdict     = desc("deepfaked_last_verdict_timestamp_seconds", "When the camera's last verdict was published (Unix time).", "camera")
 	mqttConnected   = desc("deepfaked_mqtt_connected", "1 while connected to the broker.")
@@ -105,6 +108,7 @@ var (
 	brokerRefused   = desc("deepfaked_broker_refused_total", "Connections the embedded broker closed at once: full (mqtt.embedded.max_clients) or accept_error (out of file descriptors).", "reason")
 	modelInfo       = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts); the head label changes on a reload.", "backbone", "head", "precision")
 	uptime          = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
+	buildInfo       = desc("deepfaked_build_info", "1; the daemon's version and the Go release that built it.", "version", "goversion")
 )
 
 // snapshotCollector turns a contract.Stats into metrics at each scrape;
@@ -112,7 +116,7 @@ var (
 type snapshotCollector struct{ s Snapshotter }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{framesCaptured, framesAnalysed, framesDropped, faces, cameraUp, lastVerdict,
+	for _, d := range []*prometheus.Desc{framesCaptured, framesAnalysed, framesDropped, faces, verdicts, events, cameraUp, lastVerdict, buildInfo,
 		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxRecreated, outboxReplayed, brokerClients, brokerRefused, modelInfo, uptime} {
 		ch <- d
 	}
@@ -132,6 +136,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(framesDropped, float64(cam.Stale), cam.Name, "stale")
 		counter(framesDropped, float64(cam.Skipped), cam.Name, "error")
 		counter(faces, float64(cam.Faces), cam.Name)
+		for label, n := range cam.Verdicts {
+			counter(verdicts, float64(n), cam.Name, label)
+		}
+		for typ, states := range cam.Events {
+			for state, n := range states {
+				counter(events, float64(n), cam.Name, typ, state)
+			}
+		}
 		gauge(cameraUp, bool01(cam.Online()), cam.Name)
 		if cam.LastVerdict != nil {
 			gauge(lastVerdict, float64(cam.LastVerdict.UnixNano())/1e9, cam.Name)
@@ -154,6 +166,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(modelInfo, 1, s.Model.Backbone, s.Model.Head, s.Model.Precision)
 	gauge(uptime, s.Uptime)
+	gauge(buildInfo, 1, buildinfo.Version(), buildinfo.GoVersion())
 }
 
 func bool01(b bool) float64 {

@@ -201,6 +201,56 @@ type camState struct {
 	skipped          atomic.Int64
 	lastVerdict      atomic.Int64
 	ended            atomic.Bool
+	tally            tally
+}
+
+// tally counts a camera's verdicts by label and events by type and track
+// state. Every key is made at the start, so counting is a lookup and an add.
+type tally struct {
+	verdicts map[string]*atomic.Int64
+	events   map[string]map[string]*atomic.Int64
+}
+
+func newTally() tally {
+	t := tally{verdicts: map[string]*atomic.Int64{}, events: map[string]map[string]*atomic.Int64{}}
+	for _, l := range contract.VerdictLabels() {
+		t.verdicts[l] = new(atomic.Int64)
+	}
+	for _, e := range contract.EventTypes() {
+		t.events[e] = map[string]*atomic.Int64{}
+		for _, s := range contract.TrackStates() {
+			t.events[e][s] = new(atomic.Int64)
+		}
+	}
+	return t
+}
+
+func (t *tally) verdict(label string) {
+	if c := t.verdicts[label]; c != nil {
+		c.Add(1)
+	}
+}
+
+func (t *tally) event(typ, state string) {
+	if c := t.events[typ][state]; c != nil {
+		c.Add(1)
+	}
+}
+
+// counts reads the tally into plain maps (for the stats).
+func (t *tally) counts() (map[string]int64, map[string]map[string]int64) {
+	v := make(map[string]int64, len(t.verdicts))
+	for l, c := range t.verdicts {
+		v[l] = c.Load()
+	}
+	e := make(map[string]map[string]int64, len(t.events))
+	for typ, states := range t.events {
+		e[typ] = make(map[string]int64, len(states))
+		for s, c := range states {
+			e[typ][s] = c.Load()
+		}
+	}
+	return v, e
 }
 
 // jobsPerCamera lets a camera preprocess its next frame while the previous
@@ -220,7 +270,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	states := make([]*camState, len(p.cams))
 	for i := range p.cams {
 		cs := &camState{Camera: p.cams[i], tracking: p.tracking[i], name: p.cams[i].Source.Name(), free: make(chan *job, jobsPerCamera),
-			faces: make([]face.Box, 0, p.opts.MaxFaces*2)}
+			faces: make([]face.Box, 0, p.opts.MaxFaces*2), tally: newTally()}
 		states[i] = cs
 		cs.topic = contract.Topics{Prefix: p.opts.TopicPrefix}.Verdict(cs.name)
 		for range jobsPerCamera {
@@ -523,6 +573,7 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	}
 	published := time.Now()
 	j.cam.faceCount.Add(int64(j.n))
+	j.cam.tally.verdict(v.Label)
 	j.cam.lastVerdict.Store(published.UnixNano())
 	j.cam.analysed.Add(1)
 	if len(p.obs) > 0 {
@@ -597,6 +648,7 @@ func (p *Pipeline) Analysed() []livestat.CameraCount {
 	for i, cs := range *states {
 		out[i] = livestat.CameraCount{Camera: cs.name, Frames: cs.analysed.Load(), Faces: cs.faceCount.Load(),
 			Skipped: cs.skipped.Load(), Ended: cs.ended.Load()}
+		out[i].Verdicts, out[i].Events = cs.tally.counts()
 		if ns := cs.lastVerdict.Load(); ns != 0 {
 			out[i].Last = time.Unix(0, ns)
 		}

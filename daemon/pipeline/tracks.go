@@ -184,6 +184,7 @@ func (p *Pipeline) publishEvents(cs *camState, ts time.Time) {
 			delete(t.best, e.After.ID)
 		}
 		p.send(cs, t.topicEvents, ev)
+		cs.tally.event(ev.Type, ev.After.State)
 	}
 	t.live = t.tracker.Live(t.live)
 	state := t.state.Update(now, t.live)
