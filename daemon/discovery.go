@@ -32,7 +32,7 @@ type retainedPublisher interface {
 
 // retireDiscovery removes from Home Assistant what an earlier run announced
 // and this one does not (a camera dropped from the config, discovery turned
-// off, another discovery prefix or device id): retained configs outlive the
+// off, another discovery prefix or device id: then the daemon's device too): retained configs outlive the
 // daemon, and Home Assistant would show those entities as unavailable for
 // ever. It publishes empty retained configs on their topics, through the
 // outbox, and records what this run announces.
@@ -61,7 +61,11 @@ func retireDiscovery(cfg *config.Config, pub retainedPublisher, log *slog.Logger
 	if prev.DiscoveryPrefix == cur.DiscoveryPrefix && prev.DeviceID == cur.DeviceID {
 		stale = slices.DeleteFunc(slices.Clone(prev.Cameras), func(c string) bool { return slices.Contains(cur.Cameras, c) })
 	}
-	for _, m := range hass.Removals(hass.Options{DiscoveryPrefix: prev.DiscoveryPrefix, DeviceID: prev.DeviceID, Cameras: stale}) {
+	removals := hass.Removals(hass.Options{DiscoveryPrefix: prev.DiscoveryPrefix, DeviceID: prev.DeviceID, Cameras: stale})
+	if prev.DiscoveryPrefix != cur.DiscoveryPrefix || prev.DeviceID != cur.DeviceID { // the daemon's own device moved or went
+		removals = append(removals, hass.DaemonRemovals(hass.Options{DiscoveryPrefix: prev.DiscoveryPrefix, DeviceID: prev.DeviceID})...)
+	}
+	for _, m := range removals {
 		if err := pub.PublishRetained(m.Topic, m.Payload); err != nil {
 			return fmt.Errorf("mqtt.homeassistant: retire %s: %w", m.Topic, err)
 		}

@@ -10,6 +10,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -310,7 +312,8 @@ func HomeAssistant(cfg *config.Config) ([]mqttc.Retained, error) {
 		cams[i] = c.Name
 	}
 	msgs, err := hass.Configs(hass.Options{DiscoveryPrefix: ha.DiscoveryPrefix, TopicPrefix: cfg.MQTT.TopicPrefix,
-		DeviceID: cfg.DeviceID, Cameras: cams, Version: buildinfo.Version()})
+		DeviceID: cfg.DeviceID, Cameras: cams, Version: buildinfo.Version(), PageURL: PageURL(cfg),
+		Events: cfg.Events.Enabled, Snapshots: cfg.Events.Enabled && cfg.Events.Snapshots.Enabled && cfg.Events.Snapshots.Publish})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.homeassistant: %w", err)
 	}
@@ -319,6 +322,33 @@ func HomeAssistant(cfg *config.Config) ([]mqttc.Retained, error) {
 		out[i] = mqttc.Retained{Topic: m.Topic, Payload: m.Payload}
 	}
 	return out, nil
+}
+
+// PageURL is the page's address as others reach it: web.url, else made from
+// web.listen (https with web.tls; a wildcard host is this machine's name);
+// empty when the page is off.
+func PageURL(cfg *config.Config) string {
+	w := cfg.Web
+	switch {
+	case !w.Enabled:
+		return ""
+	case w.URL != "":
+		return w.URL
+	}
+	host, port, err := net.SplitHostPort(w.Listen)
+	if err != nil { // refused by the config's check
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return ""
+		}
+	}
+	scheme := "http"
+	if w.TLS.Cert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }
 
 // TrackOptions are the face tracks' options (tracks.*).

@@ -124,6 +124,8 @@ var webLogin = webOpt("PasswordHash (bcrypt of the file's password)", func(o web
 
 var webListen = webOpt("Listen (\"\": the page is off)", func(o web.Options) any { return o.Listen })
 
+var pageURL = probe{"setup.PageURL (Home Assistant's configuration_url)", func(_ *testing.T, c *config.Config) any { return setup.PageURL(c) }}
+
 var webCerts = webOpt("TLS.Certificates", func(o web.Options) any {
 	if o.TLS == nil {
 		return 0
@@ -424,6 +426,10 @@ func rows(t *testing.T, dir string) []row {
 		{"web.tls", map[string]any{"cert": pki.ServerCert, "key": pki.ServerKey}, webOn, 1, webCerts},
 		{"web.tls.cert", pki.ServerCert, map[string]any{"web.enabled": true, "web.tls.key": pki.ServerKey}, 1, webCerts},
 		{"web.tls.key", pki.ServerKey, map[string]any{"web.enabled": true, "web.tls.cert": pki.ServerCert}, 1, webCerts},
+		{"web.url", "https://cams.example.net/df/", webOn, "https://cams.example.net/df/", pageURL},
+		{"web.url", configdoc.Delete{}, map[string]any{"web.enabled": true, "web.listen": "192.168.1.5:9465", "web.password_file": pw}, "http://192.168.1.5:9465/", pageURL},
+		{"web.url", "https://cams.example.net/", map[string]any{"mqtt.homeassistant.enabled": true, "web.enabled": true}, true,
+			haConfigs("configuration_url", func(m []mqttc.Retained) any { return strings.Contains(string(m[0].Payload), `"configuration_url":"https://cams.example.net/"`) })},
 		{"mqtt.drain_timeout", "2m", nil, 2 * time.Minute, drainTimeout},
 		{"capture", map[string]any{"io_timeout": "3s"}, nil, 3 * time.Second, ioTimeout},
 		{"capture.io_timeout", "0s", nil, time.Duration(0), ioTimeout},
@@ -546,9 +552,9 @@ func rows(t *testing.T, dir string) []row {
 		{"train.collect.max_bytes", 0, nil, int64(0), collectOpt("MaxBytes", func(o collect.Options) any { return o.MaxBytes })},
 		{"train.collect.max_bytes", 1 << 20, nil, int64(1 << 20), collectOpt("MaxBytes", func(o collect.Options) any { return o.MaxBytes })},
 		{"train.collect.jpeg_quality", 1, nil, 1, collectOpt("JPEGQuality", func(o collect.Options) any { return o.JPEGQuality })},
-		{"mqtt.homeassistant", map[string]any{"enabled": true}, nil, 3, haConfigs("len", func(m []mqttc.Retained) any { return len(m) })},
+		{"mqtt.homeassistant", map[string]any{"enabled": true}, nil, 8, haConfigs("len (5 for the camera, 3 for the daemon)", func(m []mqttc.Retained) any { return len(m) })},
 		{"mqtt.homeassistant.enabled", false, nil, 0, haConfigs("len", func(m []mqttc.Retained) any { return len(m) })},
-		{"mqtt.homeassistant.enabled", true, nil, 3, haConfigs("len", func(m []mqttc.Retained) any { return len(m) })},
+		{"mqtt.homeassistant.enabled", true, nil, 8, haConfigs("len (5 for the camera, 3 for the daemon)", func(m []mqttc.Retained) any { return len(m) })},
 		{"mqtt.homeassistant.discovery_prefix", "ha/disc", map[string]any{"mqtt.homeassistant.enabled": true}, "ha/disc/binary_sensor/deepfaked_edge-01/cam1_deepfake/config",
 			haConfigs("[0].Topic", func(m []mqttc.Retained) any { return m[0].Topic })},
 		{"mqtt.verdicts", false, nil, false, pipelineOpt("Verdicts", func(o pipeline.Options) any { return o.Verdicts })},
@@ -586,6 +592,10 @@ func rows(t *testing.T, dir string) []row {
 		{"events.snapshots.max_age", "1h", nil, time.Hour, snapshotOpt("MaxAge", func(o snapshot.Options) any { return o.MaxAge })},
 		{"events.snapshots.publish", false, nil, false, shownBy("daemon.New: snapshots not published (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Publish })},
 		{"events.snapshots.publish", true, nil, true, shownBy("daemon.New: snapshots published (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Publish })},
+		{"events.enabled", false, map[string]any{"mqtt.homeassistant.enabled": true}, 0, haConfigs("the event entity's config (empty: removed)", func(m []mqttc.Retained) any { return len(m[3].Payload) })},
+		{"events.enabled", true, map[string]any{"mqtt.homeassistant.enabled": true}, true, haConfigs("the event entity's config", func(m []mqttc.Retained) any { return strings.Contains(string(m[3].Payload), `"event_types"`) })},
+		{"events.snapshots.publish", true, map[string]any{"mqtt.homeassistant.enabled": true, "events.enabled": true, "events.snapshots.enabled": true}, true,
+			haConfigs("the image entity's config", func(m []mqttc.Retained) any { return strings.Contains(string(m[4].Payload), `"image_topic"`) })},
 	}
 }
 

@@ -1,5 +1,7 @@
 package config
 
+import "net/url"
+
 // Web is the page the daemon serves (package daemon/web): status, events,
 // the review queue, training and rollback. Off by default: it can label crops
 // and install heads, so it is opened on purpose.
@@ -13,6 +15,9 @@ type Web struct {
 	PasswordFile string `yaml:"password_file"`
 	// TLS, when set, serves HTTPS with this certificate and key.
 	TLS WebTLS `yaml:"tls"`
+	// URL is the page's address as others reach it (Home Assistant's link
+	// to it); empty: made from Listen (setup.PageURL).
+	URL string `yaml:"url"`
 }
 
 // WebTLS is the page's certificate and private key (PEM files).
@@ -36,6 +41,11 @@ func (w *Web) check(k checker) {
 	if err := checkListen(w.Listen); err != nil {
 		k.fail("web.listen", "%q: %v", w.Listen, err)
 		return
+	}
+	if w.URL != "" {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			k.fail("web.url", "%q: want an http:// or https:// address with a host", w.URL)
+		}
 	}
 	if (w.TLS.Cert == "") != (w.TLS.Key == "") {
 		if w.TLS.Cert == "" {

@@ -30,7 +30,10 @@ func TestWeb(t *testing.T) {
 		{"port too big", map[string]any{"web.listen": "127.0.0.1:70000"}, `web.listen: "127.0.0.1:70000": port must be 0..65535`},
 		{"cert alone", map[string]any{"web.tls.cert": "c.pem"}, `web.tls.key: required when web.tls.cert is set`},
 		{"key alone", map[string]any{"web.tls.key": "k.pem"}, `web.tls.cert: required when web.tls.key is set`},
-		{"unknown key", map[string]any{"web.port": 80}, `unknown key "web.port" (allowed: enabled, listen, password_file, tls)`},
+		{"unknown key", map[string]any{"web.port": 80}, `unknown key "web.port" (allowed: enabled, listen, password_file, tls, url)`},
+		{"url", map[string]any{"web.enabled": true, "web.url": "https://cams.example.net/df/"}, ""},
+		{"url without a scheme", map[string]any{"web.url": "cams.example.net"}, `web.url: "cams.example.net": want an http:// or https:// address with a host`},
+		{"url of another scheme", map[string]any{"web.url": "ftp://cams.example.net/"}, `web.url: "ftp://cams.example.net/"`},
 		{"enabled not a bool", map[string]any{"web.enabled": "maybe"}, `web.enabled: expected true or false, got "maybe"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,11 +56,11 @@ func TestBrokerRoundTrip(t *testing.T) {
 		}
 	}
 
-	// Drop one camera: only its three configs go.
+	// Drop one camera: only its configs go.
 	publish(t, pub, Removals(opts("back-yard")))
 	got = testenv.Retained(t, url, o.DiscoveryPrefix)
-	if len(got) != len(msgs)-3 {
-		t.Errorf("after removing back-yard: %d retained configs, want %d: %v", len(got), len(msgs)-3, keys(got))
+	if len(got) != len(msgs)-perCamera {
+		t.Errorf("after removing back-yard: %d retained configs, want %d: %v", len(got), len(msgs)-perCamera, keys(got))
 	}
 	for topic := range got {
 		if strings.Contains(topic, "/back-yard_") {
@@ -68,8 +68,9 @@ func TestBrokerRoundTrip(t *testing.T) {
 		}
 	}
 
-	// Discovery turned off: everything goes.
+	// Discovery turned off: everything goes, the daemon's device too.
 	publish(t, pub, Removals(o))
+	publish(t, pub, DaemonRemovals(o))
 	if got := testenv.Retained(t, url, o.DiscoveryPrefix); len(got) != 0 {
 		t.Errorf("after removing all: still retained %v", keys(got))
 	}

@@ -1,13 +1,23 @@
 // Package hass builds Home Assistant MQTT discovery messages for the topics
-// the daemon publishes, so each camera shows up in Home Assistant as a device
-// with three entities without any YAML on the Home Assistant side:
+// the daemon publishes, so the daemon and each of its cameras show up in Home
+// Assistant as devices without any YAML on the Home Assistant side. A camera
+// (a device "via" the daemon's) has:
 //
 //   - binary_sensor "Deepfake": on while <prefix>/<camera>/state is "fake";
 //   - sensor "Fake score": <prefix>/<camera>/score, the highest track score 0..1;
-//   - sensor "Analysed frame rate": this camera's fps in the JSON of <prefix>/stats.
+//   - sensor "Analysed frame rate": this camera's fps in the JSON of <prefix>/stats;
+//   - event "Face track", with events.enabled: each <prefix>/<camera>/events
+//     message, typed by the track's state (fake, real, uncertain) or ended;
+//   - image "Last face", with events.snapshots.publish: the JPEG on
+//     <prefix>/<camera>/snapshot.
 //
-// Every entity is available only while both <prefix>/status (the daemon) and
-// <prefix>/<camera>/availability (the camera) say "online".
+// The daemon's device has binary_sensor "Running" (<prefix>/status) and the
+// diagnostic sensors "Outbox" (messages waiting for the broker) and "Head"
+// (the head's id), from <prefix>/stats; its configuration_url is the page.
+//
+// A camera's entities are available only while both <prefix>/status (the
+// daemon) and <prefix>/<camera>/availability (the camera) say "online"; the
+// daemon's sensors while <prefix>/status does.
 //
 // The package only builds messages; publishing them (retained) at every
 // connection is the caller's. Key names are Home Assistant's full names, not
@@ -32,6 +42,13 @@ type Options struct {
 	DeviceID        string // device_id, e.g. "edge-01"
 	Version         string // the daemon's version, for sw_version; omitted when empty
 	Cameras         []string
+	// PageURL is the daemon's page, the devices' configuration_url (omitted
+	// when empty).
+	PageURL string
+	// Events and Snapshots announce each camera's event and image entities
+	// (events.enabled, events.snapshots.publish); when off, their topics get
+	// an empty config, which removes an entity an earlier run announced.
+	Events, Snapshots bool
 }
 
 // Message is one discovery message. Every one must be published retained:
@@ -53,24 +70,43 @@ const (
 	originName = "deepfaked"
 )
 
-// entity is one of the three entities each camera gets. key names it in the
+// entity is one of the entities each camera gets. key names it in the
 // discovery topic, unique_id and entity id; it must stay stable, since Home
 // Assistant keys the entity registry (renames, areas, history) on unique_id.
 type entity struct {
-	component string // binary_sensor or sensor
+	component string // binary_sensor, sensor, event or image
 	key       string
 	build     func(o Options, camera string) config
+	on        func(o Options) bool // nil: always announced
 }
 
 // entities are in the order Configs returns them for each camera. No key
 // ends in "_"+another key, so <camera>_<key> cannot be the same for two
 // cameras of one device. A function, not a package variable, so nothing can
 // change the list at run time.
-func entities() [3]entity {
+func entities() [5]entity {
 	return [...]entity{
-		{"binary_sensor", "deepfake", deepfakeConfig},
-		{"sensor", "score", scoreConfig},
-		{"sensor", "fps", fpsConfig},
+		{"binary_sensor", "deepfake", deepfakeConfig, nil},
+		{"sensor", "score", scoreConfig, nil},
+		{"sensor", "fps", fpsConfig, nil},
+		{"event", "track", trackConfig, func(o Options) bool { return o.Events }},
+		{"image", "face", faceConfig, func(o Options) bool { return o.Snapshots }},
+	}
+}
+
+// daemonEntity is one of the daemon device's entities. Its object id is its
+// key, which holds no "_": it cannot be a camera's <camera>_<key>.
+type daemonEntity struct {
+	component string
+	key       string
+	build     func(o Options) config
+}
+
+func daemonEntities() [3]daemonEntity {
+	return [...]daemonEntity{
+		{"binary_sensor", "running", runningConfig},
+		{"sensor", "outbox", outboxConfig},
+		{"sensor", "head", headConfig},
 	}
 }
 
@@ -80,7 +116,10 @@ type config struct {
 	Name          string         `json:"name"`
 	UniqueID      string         `json:"unique_id"`
 	DefaultEntity string         `json:"default_entity_id"`
-	StateTopic    string         `json:"state_topic"`
+	StateTopic    string         `json:"state_topic,omitempty"`
+	ImageTopic    string         `json:"image_topic,omitempty"`
+	ContentType   string         `json:"content_type,omitempty"`
+	EventTypes    []string       `json:"event_types,omitempty"`
 	ValueTemplate string         `json:"value_template,omitempty"`
 	PayloadOn     string         `json:"payload_on,omitempty"`
 	PayloadOff    string         `json:"payload_off,omitempty"`
@@ -90,8 +129,8 @@ type config struct {
 	Precision     *int           `json:"suggested_display_precision,omitempty"`
 	Category      string         `json:"entity_category,omitempty"`
 	Icon          string         `json:"icon,omitempty"`
-	Availability  []availability `json:"availability"`
-	AvailMode     string         `json:"availability_mode"`
+	Availability  []availability `json:"availability,omitempty"`
+	AvailMode     string         `json:"availability_mode,omitempty"`
 	Device        device         `json:"device"`
 	Origin        origin         `json:"origin"`
 }
@@ -103,11 +142,13 @@ type availability struct {
 }
 
 type device struct {
-	Identifiers  []string `json:"identifiers"`
-	Name         string   `json:"name"`
-	Manufacturer string   `json:"manufacturer"`
-	Model        string   `json:"model"`
-	SWVersion    string   `json:"sw_version,omitempty"`
+	Identifiers      []string `json:"identifiers"`
+	Name             string   `json:"name"`
+	Manufacturer     string   `json:"manufacturer"`
+	Model            string   `json:"model"`
+	SWVersion        string   `json:"sw_version,omitempty"`
+	ConfigurationURL string   `json:"configuration_url,omitempty"`
+	ViaDevice        string   `json:"via_device,omitempty"`
 }
 
 // origin tells Home Assistant (and whoever reads its log) which software
@@ -118,21 +159,36 @@ type origin struct {
 }
 
 // Configs returns the discovery config of every entity of every camera, in
-// camera order, then binary_sensor deepfake, sensor score, sensor fps. It
-// fails, naming the field, when an option would make a topic or id Home
-// Assistant refuses.
+// camera order and entities() order (an empty payload for an entity turned
+// off), then the daemon's entities. It fails, naming the field, when an
+// option would make a topic or id Home Assistant refuses.
 func Configs(o Options) ([]Message, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	msgs := make([]Message, 0, len(o.Cameras)*len(entities()))
+	msgs := make([]Message, 0, len(o.Cameras)*len(entities())+len(daemonEntities()))
+	add := func(topic, what string, c config) error {
+		payload, err := marshal(c)
+		if err != nil { // cannot happen with these plain structs; kept so a future field cannot fail silently
+			return fmt.Errorf("hass: %s: %w", what, err)
+		}
+		msgs = append(msgs, Message{Topic: topic, Payload: payload})
+		return nil
+	}
 	for _, cam := range o.Cameras {
 		for _, e := range entities() {
-			payload, err := marshal(e.build(o, cam))
-			if err != nil { // cannot happen with these plain structs; kept so a future field cannot fail silently
-				return nil, fmt.Errorf("hass: camera %q %s: %w", cam, e.key, err)
+			if e.on != nil && !e.on(o) {
+				msgs = append(msgs, Message{Topic: discoveryTopic(o, e, cam), Payload: []byte{}})
+				continue
 			}
-			msgs = append(msgs, Message{Topic: discoveryTopic(o, e, cam), Payload: payload})
+			if err := add(discoveryTopic(o, e, cam), fmt.Sprintf("camera %q %s", cam, e.key), e.build(o, cam)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, e := range daemonEntities() {
+		if err := add(daemonTopic(o, e), e.key, e.build(o)); err != nil {
+			return nil, err
 		}
 	}
 	return msgs, nil
@@ -161,6 +217,24 @@ func Removals(o Options) []Message {
 		}
 	}
 	return msgs
+}
+
+// DaemonRemovals is Removals for the daemon's own device: for discovery
+// turned off, or announced under another prefix or device id.
+func DaemonRemovals(o Options) []Message {
+	if o.checkDiscoveryPrefix() != nil || o.checkDeviceID() != nil {
+		return nil
+	}
+	var msgs []Message
+	for _, e := range daemonEntities() {
+		msgs = append(msgs, Message{Topic: daemonTopic(o, e), Payload: []byte{}})
+	}
+	return msgs
+}
+
+// daemonTopic is the discovery topic of one of the daemon's entities.
+func daemonTopic(o Options, e daemonEntity) string {
+	return contract.Discovery(o.DiscoveryPrefix, e.component, nodeID(o), e.key)
 }
 
 // discoveryTopic is <discovery_prefix>/<component>/<node_id>/<object_id>/config.
@@ -225,17 +299,76 @@ func base(o Options, component, camera, key, name string) config {
 		},
 		AvailMode: "all",
 		// One device per camera, so a camera's entities group on one card
-		// and can be put in the room where the camera is. No via_device:
-		// the daemon itself is not announced as a device it could point to.
+		// and can be put in the room where the camera is; it is reached
+		// through the daemon's device.
 		Device: device{
-			Identifiers:  []string{deviceIdentifier(o, camera)},
-			Name:         camera + " (" + o.DeviceID + ")",
-			Manufacturer: originName,
-			Model:        "deepfake detector",
-			SWVersion:    o.Version,
+			Identifiers:      []string{deviceIdentifier(o, camera)},
+			Name:             camera + " (" + o.DeviceID + ")",
+			Manufacturer:     originName,
+			Model:            "deepfake detector",
+			SWVersion:        o.Version,
+			ConfigurationURL: o.PageURL,
+			ViaDevice:        nodeID(o),
 		},
 		Origin: origin{Name: originName, SWVersion: o.Version},
 	}
+}
+
+// daemonBase fills what every entity of the daemon's device shares: it is
+// available while the daemon is online.
+func daemonBase(o Options, component, key, name string) config {
+	return config{
+		Name:          name,
+		UniqueID:      nodeID(o) + "_" + key,
+		DefaultEntity: component + "." + slug(nodeID(o)+"_"+key),
+		Availability:  []availability{{Topic: o.topics().Status(), PayloadAvailable: contract.Online, PayloadNotAvailable: contract.Offline}},
+		AvailMode:     "all",
+		Device: device{
+			Identifiers:      []string{nodeID(o)},
+			Name:             "deepfaked " + o.DeviceID,
+			Manufacturer:     originName,
+			Model:            "deepfaked daemon",
+			SWVersion:        o.Version,
+			ConfigurationURL: o.PageURL,
+		},
+		Origin: origin{Name: originName, SWVersion: o.Version},
+	}
+}
+
+// runningConfig: the daemon's status (its last will says offline), so no
+// availability of its own: unavailable would hide the very thing it shows.
+func runningConfig(o Options) config {
+	c := daemonBase(o, "binary_sensor", "running", "Running")
+	c.Availability, c.AvailMode = nil, ""
+	c.StateTopic = o.topics().Status()
+	c.PayloadOn, c.PayloadOff = contract.Online, contract.Offline
+	c.DeviceClass = "running"
+	c.Category = "diagnostic"
+	return c
+}
+
+// outboxConfig: messages waiting for the broker's acknowledgement; more
+// than a few means verdicts are not getting out.
+func outboxConfig(o Options) config {
+	c := daemonBase(o, "sensor", "outbox", "Outbox")
+	c.StateTopic = o.topics().Stats()
+	c.ValueTemplate = "{{ value_json.outbox.messages }}"
+	c.StateClass = "measurement"
+	c.Unit = "messages"
+	c.Category = "diagnostic"
+	c.Icon = "mdi:tray-full"
+	return c
+}
+
+// headConfig: the head's id, as verdicts carry it; it changes on a reload,
+// an install or a rollback.
+func headConfig(o Options) config {
+	c := daemonBase(o, "sensor", "head", "Head")
+	c.StateTopic = o.topics().Stats()
+	c.ValueTemplate = "{{ value_json.model.head }}"
+	c.Category = "diagnostic"
+	c.Icon = "mdi:brain"
+	return c
 }
 
 // topics are the daemon's topics under TopicPrefix.
@@ -288,6 +421,41 @@ func fpsConfig(o Options, camera string) config {
 	c.Precision = ptr(1)
 	c.Category = "diagnostic"
 	c.Icon = "mdi:speedometer"
+	return c
+}
+
+// trackConfig: each event message, typed by the track's state after it
+// (fake, real, uncertain) or ended, with the track, its score, the event
+// id and the snapshot file as attributes. Home Assistant ignores retained
+// event messages; events are not retained anyway.
+func trackConfig(o Options, camera string) config {
+	c := base(o, "event", camera, "track", "Face track")
+	c.StateTopic = o.topics().Events(camera)
+	c.EventTypes = trackEventTypes()
+	c.ValueTemplate = trackTemplate
+	c.Icon = "mdi:face-recognition"
+	return c
+}
+
+// trackEventTypes are what trackTemplate renders as event_type.
+func trackEventTypes() []string {
+	return append(contract.TrackStates(), trackEnded)
+}
+
+// trackEnded is the event type of an event of type end.
+const trackEnded = "ended"
+
+// trackTemplate renders the JSON Home Assistant's event entity takes: its
+// event_type, and the rest as attributes.
+const trackTemplate = "{{ {'event_type': '" + trackEnded + "' if value_json.type == '" + contract.EventEnd +
+	"' else value_json.after.state, 'state': value_json.after.state, 'score': value_json.after.score, " +
+	"'track': value_json.after.track, 'id': value_json.id, 'snapshot': value_json.after.snapshot | default('')} | tojson }}"
+
+// faceConfig: the retained raw JPEG of the last event's best face.
+func faceConfig(o Options, camera string) config {
+	c := base(o, "image", camera, "face", "Last face")
+	c.ImageTopic = o.topics().Snapshot(camera)
+	c.ContentType = "image/jpeg"
 	return c
 }
 

@@ -3,6 +3,7 @@ package hass
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -17,8 +18,18 @@ func opts(cameras ...string) Options {
 		DeviceID:        "edge-01",
 		Version:         "1.4.2",
 		Cameras:         cameras,
+		PageURL:         "http://edge-01.lan:9465/",
+		Events:          true,
+		Snapshots:       true,
 	}
 }
+
+// perCamera is how many configs Configs gives each camera; daemonConfigs
+// how many it adds for the daemon's device, after the cameras'.
+const (
+	perCamera     = 5
+	daemonConfigs = 3
+)
 
 // Home Assistant's rules: node_id and object_id are [a-zA-Z0-9_-]; an
 // entity id is <domain>.<object> in lowercase [a-z0-9_] with no leading,
@@ -30,7 +41,7 @@ var (
 
 func validEntityID(s string) bool {
 	domain, object, ok := strings.Cut(s, ".")
-	if !ok || (domain != "binary_sensor" && domain != "sensor") || object == "" {
+	if !ok || !slices.Contains([]string{"binary_sensor", "sensor", "event", "image"}, domain) || object == "" {
 		return false
 	}
 	return objectIDRe.MatchString(object) &&
@@ -103,7 +114,14 @@ func TestConfigsOneCamera(t *testing.T) {
 			map[string]any{"name": "Analysed frame rate", "state_class": "measurement", "unit_of_measurement": "fps",
 				"entity_category": "diagnostic"},
 			[]string{"device_class", "object_id"}},
+		{"event", "cam1_track", "deepfaked/edge-01/cam1/events",
+			map[string]any{"name": "Face track"},
+			[]string{"state_class", "device_class", "object_id"}},
+		{"image", "cam1_face", "",
+			map[string]any{"name": "Last face", "image_topic": "deepfaked/edge-01/cam1/snapshot", "content_type": "image/jpeg"},
+			[]string{"state_topic", "value_template", "object_id"}},
 	}
+	got = got[:len(got)-daemonConfigs]
 	if len(got) != len(want) {
 		t.Fatalf("%d messages, want %d", len(got), len(want))
 	}
@@ -112,7 +130,7 @@ func TestConfigsOneCamera(t *testing.T) {
 		if d.component != w.component || d.nodeID != "deepfaked_edge-01" || d.objectID != w.objectID {
 			t.Errorf("topic %q: want homeassistant/%s/deepfaked_edge-01/%s/config", d.topic, w.component, w.objectID)
 		}
-		if s := str(t, d, "state_topic"); s != w.stateTopic {
+		if s, _ := d.cfg["state_topic"].(string); s != w.stateTopic {
 			t.Errorf("%s: state_topic %q, want %q", d.topic, s, w.stateTopic)
 		}
 		key := strings.TrimPrefix(w.objectID, "cam1_")
@@ -137,6 +155,75 @@ func TestConfigsOneCamera(t *testing.T) {
 	if tpl := str(t, got[2], "value_template"); !strings.Contains(tpl, "value_json.cameras") ||
 		!strings.Contains(tpl, "'name', 'equalto', 'cam1'") || !strings.Contains(tpl, "attribute='fps'") {
 		t.Errorf("fps value_template %q does not select cameras[name == cam1].fps", tpl)
+	}
+	if types, _ := got[3].cfg["event_types"].([]any); !slices.Equal(types, []any{"uncertain", "real", "fake", "ended"}) {
+		t.Errorf("event_types %v", got[3].cfg["event_types"])
+	}
+}
+
+// TestDaemonDevice: the daemon is a device of its own, which the cameras'
+// devices are reached through: its running state from the status topic (no
+// availability, which would hide it), its outbox and head from the stats.
+func TestDaemonDevice(t *testing.T) {
+	msgs, err := Configs(opts("cam1", "cam2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, "homeassistant", msgs)[2*perCamera:]
+	want := []struct{ component, objectID, stateTopic, template string }{
+		{"binary_sensor", "running", "deepfaked/edge-01/status", ""},
+		{"sensor", "outbox", "deepfaked/edge-01/stats", "{{ value_json.outbox.messages }}"},
+		{"sensor", "head", "deepfaked/edge-01/stats", "{{ value_json.model.head }}"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d daemon configs, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		d := got[i]
+		if d.component != w.component || d.nodeID != "deepfaked_edge-01" || d.objectID != w.objectID ||
+			str(t, d, "state_topic") != w.stateTopic || str(t, d, "unique_id") != "deepfaked_edge-01_"+w.objectID ||
+			str(t, d, "default_entity_id") != w.component+".deepfaked_edge_01_"+w.objectID {
+			t.Errorf("%s: %v", d.topic, d.cfg)
+		}
+		if tpl, _ := d.cfg["value_template"].(string); tpl != w.template {
+			t.Errorf("%s: value_template %q, want %q", d.topic, tpl, w.template)
+		}
+		dev, _ := d.cfg["device"].(map[string]any)
+		if ids, _ := dev["identifiers"].([]any); len(ids) != 1 || ids[0] != "deepfaked_edge-01" || dev["via_device"] != nil ||
+			dev["configuration_url"] != "http://edge-01.lan:9465/" || dev["sw_version"] != "1.4.2" {
+			t.Errorf("%s: device %v", d.topic, dev)
+		}
+		_, hasAvail := d.cfg["availability"]
+		if hasAvail != (w.objectID != "running") {
+			t.Errorf("%s: availability %v; want it on every daemon entity but running", d.topic, d.cfg["availability"])
+		}
+	}
+	if r := got[0].cfg; r["payload_on"] != "online" || r["payload_off"] != "offline" || r["device_class"] != "running" {
+		t.Errorf("running: %v", r)
+	}
+}
+
+// TestOptionalEntitiesOff: without events or published snapshots, the event
+// and image entities get an empty config (removing what an earlier run
+// announced), and nothing else changes.
+func TestOptionalEntitiesOff(t *testing.T) {
+	o := opts("cam1")
+	o.Events, o.Snapshots, o.PageURL = false, false, ""
+	msgs, err := Configs(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != perCamera+daemonConfigs {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for i, m := range msgs {
+		empty := strings.HasSuffix(m.Topic, "/cam1_track/config") || strings.HasSuffix(m.Topic, "/cam1_face/config")
+		if empty != (len(m.Payload) == 0) || m.Payload == nil {
+			t.Errorf("message %d on %s: payload %q", i, m.Topic, m.Payload)
+		}
+		if !empty && strings.Contains(string(m.Payload), "configuration_url") {
+			t.Errorf("%s: configuration_url without a page", m.Topic)
+		}
 	}
 }
 
@@ -165,6 +252,9 @@ func checkShared(t *testing.T, d discovered, prefix, deviceID, camera, version s
 	ids, _ := dev["identifiers"].([]any)
 	if len(ids) != 1 || ids[0] != "deepfaked_"+deviceID+"_"+camera {
 		t.Errorf("%s: device identifiers %v", d.topic, dev["identifiers"])
+	}
+	if dev["via_device"] != "deepfaked_"+deviceID {
+		t.Errorf("%s: via_device %v, want the daemon's device", d.topic, dev["via_device"])
 	}
 	for k, v := range map[string]any{"name": camera + " (" + deviceID + ")", "manufacturer": "deepfaked",
 		"model": "deepfake detector"} {
@@ -199,24 +289,30 @@ func TestConfigsCameras(t *testing.T) {
 		{"dash and underscore", opts("front-door", "front_door", "Front_Door-2", "-", "_", "a-_-b")},
 		{"names like entity keys", opts("score", "fps", "deepfake", "cam_score", "cam")},
 		{"underscore device", Options{DiscoveryPrefix: "ha/discovery", TopicPrefix: "site/a/b", DeviceID: "pi_7",
-			Cameras: []string{"cam-1", "cam_1"}}},
+			Cameras: []string{"cam-1", "cam_1"}, Events: true, Snapshots: true}},
 		{"no version", Options{DiscoveryPrefix: "homeassistant", TopicPrefix: "deepfaked/x", DeviceID: "X-1",
-			Cameras: []string{"c"}}},
+			Cameras: []string{"c"}, Events: true, Snapshots: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msgs, err := Configs(tc.o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(msgs) != 3*len(tc.o.Cameras) {
-				t.Fatalf("%d messages for %d cameras, want 3 each", len(msgs), len(tc.o.Cameras))
+			if len(msgs) != perCamera*len(tc.o.Cameras)+daemonConfigs {
+				t.Fatalf("%d messages for %d cameras, want %d each and the daemon's %d", len(msgs), len(tc.o.Cameras), perCamera, daemonConfigs)
 			}
 			// default_entity_id is left out: front-door and front_door slug
 			// alike, see TestEntityIDsDistinctAfterSlug.
 			uniqueIDs, topics := map[string]bool{}, map[string]bool{}
 			for i, d := range decode(t, tc.o.DiscoveryPrefix, msgs) {
-				cam := tc.o.Cameras[i/3]
-				key := []string{"deepfake", "score", "fps"}[i%3]
+				if i >= perCamera*len(tc.o.Cameras) { // the daemon's: TestDaemonDevice
+					if uniqueIDs[str(t, d, "unique_id")] || topics[d.topic] {
+						t.Errorf("%s: the daemon's unique_id or topic is a camera's", d.topic)
+					}
+					continue
+				}
+				cam := tc.o.Cameras[i/perCamera]
+				key := []string{"deepfake", "score", "fps", "track", "face"}[i%perCamera]
 				if !topicIDRe.MatchString(d.nodeID) || !topicIDRe.MatchString(d.objectID) {
 					t.Errorf("%s: node_id %q or object_id %q outside [a-zA-Z0-9_-]", d.topic, d.nodeID, d.objectID)
 				}
@@ -230,8 +326,9 @@ func TestConfigsCameras(t *testing.T) {
 					"deepfake": tc.o.TopicPrefix + "/" + cam + "/state",
 					"score":    tc.o.TopicPrefix + "/" + cam + "/score",
 					"fps":      tc.o.TopicPrefix + "/stats",
+					"track":    tc.o.TopicPrefix + "/" + cam + "/events",
 				}[key]
-				if s := str(t, d, "state_topic"); s != wantState {
+				if s, _ := d.cfg["state_topic"].(string); s != wantState {
 					t.Errorf("%s: state_topic %q, want %q", d.topic, s, wantState)
 				}
 				uid := str(t, d, "unique_id")
@@ -265,10 +362,10 @@ func TestEntityIDsDistinctAfterSlug(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := decode(t, "homeassistant", msgs)
-	if a, b := str(t, d[0], "unique_id"), str(t, d[3], "unique_id"); a == b {
+	if a, b := str(t, d[0], "unique_id"), str(t, d[perCamera], "unique_id"); a == b {
 		t.Errorf("unique_id %q shared by two cameras", a)
 	}
-	if a, b := str(t, d[0], "default_entity_id"), str(t, d[3], "default_entity_id"); a != b {
+	if a, b := str(t, d[0], "default_entity_id"), str(t, d[perCamera], "default_entity_id"); a != b {
 		t.Errorf("default_entity_id %q and %q: want the same slug (documenting the collision)", a, b)
 	}
 }
@@ -293,6 +390,7 @@ func TestRemovals(t *testing.T) {
 		t.Fatal(err)
 	}
 	rm := Removals(o)
+	msgs = msgs[:len(msgs)-daemonConfigs] // the daemon's: DaemonRemovals
 	if len(rm) != len(msgs) {
 		t.Fatalf("%d removals for %d configs", len(rm), len(msgs))
 	}
@@ -308,14 +406,24 @@ func TestRemovals(t *testing.T) {
 	// Removal does not need the state topics: a daemon turning discovery
 	// off may have no topic prefix to hand, and must still clear them.
 	o.TopicPrefix, o.Version = "", ""
-	if got := Removals(o); len(got) != 6 || got[5].Topic != msgs[5].Topic {
-		t.Errorf("without TopicPrefix: %d removals, want the same 6 topics", len(got))
+	if got := Removals(o); len(got) != 2*perCamera || got[2*perCamera-1].Topic != msgs[2*perCamera-1].Topic {
+		t.Errorf("without TopicPrefix: %d removals, want the same %d topics", len(got), 2*perCamera)
+	}
+	all, _ := Configs(opts("cam1"))
+	daemon := DaemonRemovals(o)
+	if len(daemon) != daemonConfigs {
+		t.Fatalf("%d daemon removals", len(daemon))
+	}
+	for i, m := range daemon {
+		if want := all[perCamera+i].Topic; m.Topic != want || m.Payload == nil || len(m.Payload) != 0 {
+			t.Errorf("daemon removal %q %q, want empty on %q", m.Topic, m.Payload, want)
+		}
 	}
 
 	// Only what Configs could have published is removed.
 	o = opts("cam1", "bad/name", "", "cam+")
-	if got := Removals(o); len(got) != 3 || !strings.Contains(got[0].Topic, "/cam1_") {
-		t.Errorf("invalid cameras: got %d removals, want cam1's 3", len(got))
+	if got := Removals(o); len(got) != perCamera || !strings.Contains(got[0].Topic, "/cam1_") {
+		t.Errorf("invalid cameras: got %d removals, want cam1's %d", len(got), perCamera)
 	}
 	for _, bad := range []Options{
 		{DiscoveryPrefix: "", DeviceID: "d", Cameras: []string{"c"}},
@@ -324,6 +432,9 @@ func TestRemovals(t *testing.T) {
 	} {
 		if got := Removals(bad); got != nil {
 			t.Errorf("Removals(%+v) = %v, want nil", bad, got)
+		}
+		if got := DaemonRemovals(bad); got != nil {
+			t.Errorf("DaemonRemovals(%+v) = %v, want nil", bad, got)
 		}
 	}
 }
@@ -378,18 +489,31 @@ func TestTemplatesRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := decode(t, "homeassistant", msgs)
-	stats := `{"cameras":[{"name":"cam_1","fps":3.5},{"name":"cam-1","fps":15.01}]}`
+	stats := `{"cameras":[{"name":"cam_1","fps":3.5},{"name":"cam-1","fps":15.01}],"outbox":{"messages":3},"model":{"head":"8b0e55d2c913"}}`
+	fps1, fps2 := str(t, d[2], "value_template"), str(t, d[perCamera+2], "value_template")
+	track := str(t, d[3], "value_template")
+	outbox, head := str(t, d[2*perCamera+1], "value_template"), str(t, d[2*perCamera+2], "value_template")
+	event := func(typ, state string) string {
+		return `{"type":"` + typ + `","id":"r1-cam-1-7","after":{"track":7,"state":"` + state + `","score":0.91,"snapshot":"r1-7.jpg"}}`
+	}
 	for _, tc := range []struct {
 		tpl, value, want string
 	}{
 		{str(t, d[0], "value_template"), "fake", "ON"},
 		{str(t, d[0], "value_template"), "real", "OFF"},
 		{str(t, d[0], "value_template"), "none", "OFF"},
-		{str(t, d[2], "value_template"), stats, "15.01"},
-		{str(t, d[5], "value_template"), stats, "3.5"},
-		{str(t, d[2], "value_template"), `{"cameras":[{"name":"cam-1","fps":0}]}`, "0"},
+		{fps1, stats, "15.01"},
+		{fps2, stats, "3.5"},
+		{fps1, `{"cameras":[{"name":"cam-1","fps":0}]}`, "0"},
 		// A camera missing from stats: "None", which the MQTT sensor reads as unknown.
-		{str(t, d[2], "value_template"), `{"cameras":[]}`, "None"},
+		{fps1, `{"cameras":[]}`, "None"},
+		{outbox, stats, "3"},
+		{head, stats, "8b0e55d2c913"},
+		// The event entity's JSON: event_type one of event_types, the rest attributes.
+		{track, event("new", "fake"), `{"event_type":"fake","state":"fake","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg"}`},
+		{track, event("update", "real"), `{"event_type":"real","state":"real","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg"}`},
+		{track, event("end", "fake"), `{"event_type":"ended","state":"fake","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg"}`},
+		{track, `{"type":"new","id":"x","after":{"track":1,"state":"uncertain","score":0.5}}`, `{"event_type":"uncertain","state":"uncertain","score":0.5,"track":1,"id":"x","snapshot":""}`},
 	} {
 		// HA renders in a sandbox; value is the payload, value_json its JSON.
 		const script = `import sys, json
@@ -404,8 +528,68 @@ sys.stdout.write(ImmutableSandboxedEnvironment().from_string(tpl).render(value=v
 		if err != nil {
 			t.Fatalf("render %q: %v\n%s", tc.tpl, err, out)
 		}
+		if strings.HasPrefix(tc.want, "{") { // JSON: compared as values, key order aside
+			var got, want map[string]any
+			if err := json.Unmarshal(out, &got); err != nil || json.Unmarshal([]byte(tc.want), &want) != nil || !maps.Equal(got, want) {
+				t.Errorf("%s on %s: %s (%v), want %s", tc.tpl, tc.value, out, err, tc.want)
+			}
+			continue
+		}
 		if string(out) != tc.want {
 			t.Errorf("%s on %s: %q, want %q", tc.tpl, tc.value, out, tc.want)
 		}
+	}
+}
+
+// TestConfigsFollowHomeAssistantSchema: every key is one Home Assistant's
+// MQTT discovery schema for that platform takes, and its required keys are
+// there (homeassistant/components/mqtt: schemas.py MQTT_ENTITY_COMMON_SCHEMA
+// and MQTT_ENTITY_DEVICE_INFO_SCHEMA, binary_sensor.py, sensor.py, event.py
+// (event_types required), image.py (image_topic or url_topic)). Home
+// Assistant drops a config with an unknown key that its schema refuses.
+func TestConfigsFollowHomeAssistantSchema(t *testing.T) {
+	common := []string{"name", "unique_id", "default_entity_id", "availability", "availability_mode", "device", "origin",
+		"entity_category", "icon", "json_attributes_topic", "json_attributes_template", "enabled_by_default", "qos", "encoding"}
+	platform := map[string]struct{ allowed, required []string }{
+		"binary_sensor": {[]string{"state_topic", "value_template", "payload_on", "payload_off", "device_class", "expire_after", "force_update", "off_delay"}, []string{"state_topic"}},
+		"sensor":        {[]string{"state_topic", "value_template", "device_class", "state_class", "unit_of_measurement", "suggested_display_precision", "expire_after", "force_update"}, []string{"state_topic"}},
+		"event":         {[]string{"state_topic", "value_template", "event_types", "device_class"}, []string{"state_topic", "event_types"}},
+		"image":         {[]string{"image_topic", "url_topic", "content_type", "image_encoding", "url_template"}, []string{"image_topic"}},
+	}
+	deviceKeys := []string{"identifiers", "connections", "name", "manufacturer", "model", "model_id", "hw_version", "sw_version",
+		"serial_number", "suggested_area", "via_device", "configuration_url"}
+	msgs, err := Configs(opts("cam1", "back-yard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, d := range decode(t, "homeassistant", msgs) {
+		p, ok := platform[d.component]
+		if !ok {
+			t.Fatalf("%s: component %q", d.topic, d.component)
+		}
+		seen[d.component] = true
+		for k := range d.cfg {
+			if !slices.Contains(common, k) && !slices.Contains(p.allowed, k) {
+				t.Errorf("%s: %q is not a %s discovery key", d.topic, k, d.component)
+			}
+		}
+		for _, k := range append([]string{"unique_id", "device", "origin"}, p.required...) {
+			if _, ok := d.cfg[k]; !ok {
+				t.Errorf("%s: required %q missing", d.topic, k)
+			}
+		}
+		dev, _ := d.cfg["device"].(map[string]any)
+		for k := range dev {
+			if !slices.Contains(deviceKeys, k) {
+				t.Errorf("%s: %q is not a device key", d.topic, k)
+			}
+		}
+		if u, ok := dev["configuration_url"].(string); ok && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			t.Errorf("%s: configuration_url %q is not a web address", d.topic, u)
+		}
+	}
+	if len(seen) != len(platform) {
+		t.Errorf("platforms announced %v; want all of %d", seen, len(platform))
 	}
 }
