@@ -104,6 +104,7 @@ func TestSchemas(t *testing.T) {
 		{"verdict.schema.json", "deepfaked verdict", "<prefix>/<camera>/verdict", Verdict{}},
 		{"event.schema.json", "deepfaked event", "<prefix>/<camera>/events", Event{}},
 		{"stats.schema.json", "deepfaked stats", "<prefix>/stats (retained)", Stats{}},
+		{"webhook.schema.json", "deepfaked webhook notification", "the POST to webhook.url", Notification{}},
 	} {
 		s := schemaOf(reflect.TypeOf(tc.v), "")
 		s["$schema"] = "https://json-schema.org/draft/2020-12/schema"

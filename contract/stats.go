@@ -88,5 +88,6 @@ type Stats struct {
 	Cameras []CameraStats `json:"cameras"`
 	MQTT    MQTTStats     `json:"mqtt"`
 	Outbox  OutboxStats   `json:"outbox"`
-	Broker  *BrokerStats  `json:"broker,omitempty"` // only with the embedded broker
+	Broker  *BrokerStats  `json:"broker,omitempty"`  // only with the embedded broker
+	Webhook *WebhookStats `json:"webhook,omitempty"` // only with webhook.url
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/pipeline"
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
 	"github.com/deepfaked/deepfaked/daemon/web"
+	"github.com/deepfaked/deepfaked/daemon/webhook"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -66,6 +67,7 @@ type Daemon struct {
 	mon       *health.Monitor
 	metrics   *metrics.Server // nil unless metrics.listen, and not shared with the page
 	web       *web.Server     // nil unless web.enabled
+	hook      *webhook.Sender // nil unless webhook.url
 	live      *liveView       // nil unless web.enabled
 	webSrv    *web.HTTPServer
 
@@ -188,6 +190,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 		}
 		po.Events.Snapshots = d.snaps
 	}
+	if d.hook, err = setup.Webhook(cfg, log); err != nil {
+		return d, err
+	}
+	if d.hook != nil {
+		po.Events.Sink = d.hook
+	}
 	var pub pipeline.Publisher = d.pub
 	var tap *publishTap
 	if webOpts.Listen != "" { // the page shows the events, last verdicts and live frames
@@ -270,6 +278,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { d.reloads(bg) })
 	rep := d.reporter()
 	wg.Go(func() { rep.Run(bg) })
+	if d.hook != nil {
+		wg.Go(func() { _ = d.hook.Run(bg) }) // ends with bg; what is left waits on disk
+	}
 	if d.cmds != nil {
 		wg.Go(func() { d.cmds.Run(bg, d.pub) })
 		d.log.Info("mqtt commands enabled", "topic", d.cmds.Filter())
@@ -293,6 +304,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("stopping: signal received; in-flight frames published")
 	} else {
 		d.log.Info("stopping: every camera has ended")
+	}
+	if d.hook != nil { // as the broker gets mqtt.drain_timeout; what is left waits on disk
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setup.DrainTimeout(d.cfg))
+		if err := d.hook.Drain(dctx); err != nil {
+			d.log.Warn("webhook: notifications left for the next start", "pending", d.hook.Stats().Pending)
+		}
+		cancel()
 	}
 	stopBG()
 	wg.Wait()
@@ -376,6 +394,11 @@ func (d *Daemon) Close() error {
 		}
 		if d.snaps != nil { // after the pipeline: it writes what is still queued
 			d.snaps.Close()
+		}
+		if d.hook != nil { // after the pipeline, its one writer
+			if err := d.hook.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("webhook: close: %w", err))
+			}
 		}
 		if d.collector != nil { // after the pipeline: it writes what is still queued
 			if err := d.collector.Close(); err != nil {

@@ -25,6 +25,9 @@ func (d *Daemon) observe(start time.Time, webOpts web.Options, tap *publishTap) 
 	if d.broker != nil { // a nil *Broker in the interface would not be nil
 		src.Broker = d.broker
 	}
+	if d.hook != nil {
+		src.Webhook = d.hook
+	}
 	d.mon = health.New(src)
 	var open map[string]http.Handler
 	if addr := setup.MetricsListen(d.cfg); addr != "" {

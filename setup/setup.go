@@ -29,6 +29,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
 	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/daemon/web"
+	"github.com/deepfaked/deepfaked/daemon/webhook"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -322,6 +323,27 @@ func HomeAssistant(cfg *config.Config) ([]mqttc.Retained, error) {
 		out[i] = mqttc.Retained{Topic: m.Topic, Payload: m.Payload}
 	}
 	return out, nil
+}
+
+// WebhookOptions are the event notifier's options (webhook.*): a failed
+// POST is tried again after 1 s, doubling to 5 min.
+func WebhookOptions(cfg *config.Config, log *slog.Logger) webhook.Options {
+	w := cfg.Webhook
+	return webhook.Options{URL: w.URL, All: w.Events == config.WebhookAll, Timeout: time.Duration(w.Timeout),
+		PageURL: PageURL(cfg), Outbox: outbox.Options{Dir: w.Dir, MaxBytes: int64(w.MaxBytes), MaxAge: time.Duration(w.MaxAge), Log: log},
+		MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, Log: log}
+}
+
+// Webhook is the event notifier (webhook.*); nil without webhook.url.
+func Webhook(cfg *config.Config, log *slog.Logger) (*webhook.Sender, error) {
+	if cfg.Webhook.URL == "" {
+		return nil, nil
+	}
+	s, err := webhook.New(WebhookOptions(cfg, log))
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	return s, nil
 }
 
 // PageURL is the page's address as others reach it: web.url, else made from

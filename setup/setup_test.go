@@ -31,6 +31,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/snapshot"
 	"github.com/deepfaked/deepfaked/daemon/track"
 	"github.com/deepfaked/deepfaked/daemon/web"
+	"github.com/deepfaked/deepfaked/daemon/webhook"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/infer/spec"
@@ -123,6 +124,10 @@ var webLogin = webOpt("PasswordHash (bcrypt of the file's password)", func(o web
 })
 
 var webListen = webOpt("Listen (\"\": the page is off)", func(o web.Options) any { return o.Listen })
+
+func webhookOpt(field string, f func(webhook.Options) any) probe {
+	return probe{"setup.WebhookOptions: webhook.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.WebhookOptions(c, nil)) }}
+}
 
 var pageURL = probe{"setup.PageURL (Home Assistant's configuration_url)", func(_ *testing.T, c *config.Config) any { return setup.PageURL(c) }}
 
@@ -427,9 +432,21 @@ func rows(t *testing.T, dir string) []row {
 		{"web.tls.cert", pki.ServerCert, map[string]any{"web.enabled": true, "web.tls.key": pki.ServerKey}, 1, webCerts},
 		{"web.tls.key", pki.ServerKey, map[string]any{"web.enabled": true, "web.tls.cert": pki.ServerCert}, 1, webCerts},
 		{"web.url", "https://cams.example.net/df/", webOn, "https://cams.example.net/df/", pageURL},
+		{"webhook", map[string]any{"url": "https://ntfy.example.net/cams"}, nil, "https://ntfy.example.net/cams", webhookOpt("URL", func(o webhook.Options) any { return o.URL })},
+		{"webhook.url", "http://10.0.0.2:8080/hook", nil, "http://10.0.0.2:8080/hook", webhookOpt("URL", func(o webhook.Options) any { return o.URL })},
+		{"webhook.url", "http://10.0.0.2:8080/hook", webOn, "http://127.0.0.1:9465/", webhookOpt("PageURL (the links)", func(o webhook.Options) any { return o.PageURL })},
+		{"webhook.events", "fake", nil, false, webhookOpt("All", func(o webhook.Options) any { return o.All })},
+		{"webhook.events", "all", nil, true, webhookOpt("All", func(o webhook.Options) any { return o.All })},
+		{"webhook.timeout", "3s", nil, 3 * time.Second, webhookOpt("Timeout", func(o webhook.Options) any { return o.Timeout })},
+		{"webhook.dir", "wh", nil, "/etc/deepfaked/wh", webhookOpt("Outbox.Dir", func(o webhook.Options) any { return o.Outbox.Dir })},
+		{"webhook.max_bytes", 65536, nil, int64(65536), webhookOpt("Outbox.MaxBytes", func(o webhook.Options) any { return o.Outbox.MaxBytes })},
+		{"webhook.max_age", "0s", nil, time.Duration(0), webhookOpt("Outbox.MaxAge", func(o webhook.Options) any { return o.Outbox.MaxAge })},
+		{"webhook.max_age", "2h", nil, 2 * time.Hour, webhookOpt("Outbox.MaxAge", func(o webhook.Options) any { return o.Outbox.MaxAge })},
 		{"web.url", configdoc.Delete{}, map[string]any{"web.enabled": true, "web.listen": "192.168.1.5:9465", "web.password_file": pw}, "http://192.168.1.5:9465/", pageURL},
 		{"web.url", "https://cams.example.net/", map[string]any{"mqtt.homeassistant.enabled": true, "web.enabled": true}, true,
-			haConfigs("configuration_url", func(m []mqttc.Retained) any { return strings.Contains(string(m[0].Payload), `"configuration_url":"https://cams.example.net/"`) })},
+			haConfigs("configuration_url", func(m []mqttc.Retained) any {
+				return strings.Contains(string(m[0].Payload), `"configuration_url":"https://cams.example.net/"`)
+			})},
 		{"mqtt.drain_timeout", "2m", nil, 2 * time.Minute, drainTimeout},
 		{"capture", map[string]any{"io_timeout": "3s"}, nil, 3 * time.Second, ioTimeout},
 		{"capture.io_timeout", "0s", nil, time.Duration(0), ioTimeout},

@@ -38,6 +38,7 @@ type Config struct {
 	Tracks   Tracks   `yaml:"tracks"`
 	Events   Events   `yaml:"events"`
 	Web      Web      `yaml:"web"`
+	Webhook  Webhook  `yaml:"webhook"`
 
 	// Path is the file the config was loaded from (absolute); empty after Parse.
 	Path string `yaml:"-"`
@@ -342,6 +343,7 @@ func defaults() Config {
 		Capture:  Capture{IOTimeout: DefaultIOTimeout},
 		Watchdog: Watchdog{Stall: DefaultStall},
 		Web:      defaultWeb(),
+		Webhook:  defaultWebhook(),
 		Faces: Faces{
 			Detector: DefaultDetector,
 			Margin:   DefaultMargin,
@@ -373,6 +375,9 @@ func (c *Config) derive(written func(key string) bool) {
 	}
 	if c.MQTT.Outbox.Dir == "" {
 		c.MQTT.Outbox.Dir = filepath.Join(c.StateDir, "outbox")
+	}
+	if c.Webhook.Dir == "" {
+		c.Webhook.Dir = filepath.Join(c.StateDir, "webhook")
 	}
 	if c.Model.TensorRT.CacheDir == "" {
 		c.Model.TensorRT.CacheDir = filepath.Join(c.StateDir, "trt-cache")
@@ -467,7 +472,7 @@ func (c *Config) resolve(dir string) {
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
 		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.GateSet, &c.Train.Collect.Dir, &c.Events.Snapshots.Dir,
 		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir, &c.MQTT.Embedded.UsersFile,
-		&c.Web.PasswordFile, &c.Web.TLS.Cert, &c.Web.TLS.Key,
+		&c.Web.PasswordFile, &c.Web.TLS.Cert, &c.Web.TLS.Key, &c.Webhook.Dir,
 	} {
 		abs(p)
 	}

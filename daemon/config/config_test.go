@@ -130,7 +130,7 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"device_id", del{}, `missing required key "device_id"`},
 		{"device_id", "edge/01", `device_id: "edge/01" may only hold letters, digits, _ and -`},
-		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, metrics, train, tracks, events, web)`},
+		{"devise_id", "x", `unknown key "devise_id" (allowed: device_id, log_level, state_dir, mqtt, model, faces, cameras, capture, watchdog, metrics, train, tracks, events, web, webhook)`},
 		{"mqtt.embedded.max_packet_size", 100, `mqtt.embedded.max_packet_size: must be 1024..268435456, got 100`},
 		{"model.head_sha256", "ABC", `model.head_sha256: "ABC" is not a sha256`},
 		{"capture.io_timeout", "-1s", `capture.io_timeout: must be from 0s to 5m0s, got -1s`},

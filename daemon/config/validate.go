@@ -220,6 +220,7 @@ func (c *Config) check(p *problems, lines map[string]int) {
 		}
 	}
 	c.Web.check(k)
+	c.Webhook.check(k)
 	if len(c.Cameras) == 0 {
 		k.fail("cameras", "at least one camera is required")
 	}

@@ -42,6 +42,11 @@ type Broker interface {
 	Stats() mqttc.BrokerStats
 }
 
+// Webhook is a webhook.Sender.
+type Webhook interface {
+	Stats() contract.WebhookStats
+}
+
 // Models is an infer.Classifier; its head id changes on a reload.
 type Models interface {
 	BackboneID() string
@@ -57,7 +62,9 @@ type Sources struct {
 	Outbox    Outbox
 	// Broker is the embedded broker; nil with an external one.
 	Broker Broker
-	Models Models
+	// Webhook is the event notifier; nil without webhook.url.
+	Webhook Webhook
+	Models  Models
 	// Stall is watchdog.stall: a camera read, detection or model run that
 	// has not returned for longer is stuck (pipeline.Stuck).
 	Stall time.Duration
@@ -106,6 +113,10 @@ func (m *Monitor) Snapshot(now time.Time) contract.Stats {
 	os := m.src.Outbox.Stats()
 	s.Outbox = contract.OutboxStats{Messages: os.Pending, Bytes: os.Bytes, DroppedFull: os.DroppedFull, DroppedAge: os.DroppedAge,
 		DroppedDiskFull: os.DroppedDiskFull, Corrupt: os.Corrupt, Recreated: os.Recreated, Failing: os.Failing}
+	if m.src.Webhook != nil {
+		ws := m.src.Webhook.Stats()
+		s.Webhook = &ws
+	}
 	if m.src.Broker != nil {
 		bs := m.src.Broker.Stats()
 		s.Broker = &contract.BrokerStats{Clients: bs.Open, MaxClients: bs.Max, Refused: bs.Refused, AcceptErrors: bs.AcceptErrors}

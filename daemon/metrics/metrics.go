@@ -106,6 +106,9 @@ var (
 	outboxReplayed  = desc("deepfaked_outbox_replayed_total", "Messages sent again: after a reconnection, or left in the outbox by an earlier run.")
 	brokerClients   = desc("deepfaked_broker_clients", "Connections open to the embedded broker, those not logged in yet included.")
 	brokerRefused   = desc("deepfaked_broker_refused_total", "Connections the embedded broker closed at once: full (mqtt.embedded.max_clients) or accept_error (out of file descriptors).", "reason")
+	webhookPending  = desc("deepfaked_webhook_pending", "Webhook notifications stored and not yet taken by the receiver.")
+	webhookSent     = desc("deepfaked_webhook_sent_total", "Webhook notifications the receiver took (2xx).")
+	webhookDropped  = desc("deepfaked_webhook_dropped_total", "Webhook notifications refused by the receiver for good (4xx) or dropped by webhook.max_bytes, max_age or a full disk.")
 	modelInfo       = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts); the head label changes on a reload.", "backbone", "head", "precision")
 	uptime          = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
 	buildInfo       = desc("deepfaked_build_info", "1; the daemon's version and the Go release that built it.", "version", "goversion")
@@ -117,7 +120,7 @@ type snapshotCollector struct{ s Snapshotter }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{framesCaptured, framesAnalysed, framesDropped, faces, verdicts, events, cameraUp, lastVerdict, buildInfo,
-		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxRecreated, outboxReplayed, brokerClients, brokerRefused, modelInfo, uptime} {
+		mqttConnected, mqttReconnects, outboxMessages, outboxBytes, outboxDropped, outboxRecreated, outboxReplayed, brokerClients, brokerRefused, webhookPending, webhookSent, webhookDropped, modelInfo, uptime} {
 		ch <- d
 	}
 }
@@ -163,6 +166,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(brokerClients, float64(b.Clients))
 		counter(brokerRefused, float64(b.Refused), "full")
 		counter(brokerRefused, float64(b.AcceptErrors), "accept_error")
+	}
+	if w := s.Webhook; w != nil {
+		gauge(webhookPending, float64(w.Pending))
+		counter(webhookSent, float64(w.Sent))
+		counter(webhookDropped, float64(w.Dropped))
 	}
 	gauge(modelInfo, 1, s.Model.Backbone, s.Model.Head, s.Model.Precision)
 	gauge(uptime, s.Uptime)

@@ -21,6 +21,14 @@ type EventOptions struct {
 	Cooldown time.Duration
 	// Snapshots, when set, saves each event's best face (daemon/snapshot).
 	Snapshots Snapshotter
+	// Sink, when set, is handed every event published (the webhook).
+	Sink EventSink
+}
+
+// EventSink takes each published event; it must return quickly (webhook.Sender
+// stores it for its own goroutine to send).
+type EventSink interface {
+	Event(ev contract.Event)
 }
 
 // Snapshotter saves a face's model input as a JPEG (snapshot.Store).
@@ -185,6 +193,9 @@ func (p *Pipeline) publishEvents(cs *camState, ts time.Time) {
 		}
 		p.send(cs, t.topicEvents, ev)
 		cs.tally.event(ev.Type, ev.After.State)
+		if p.opts.Events.Sink != nil {
+			p.opts.Events.Sink.Event(ev)
+		}
 	}
 	t.live = t.tracker.Live(t.live)
 	state := t.state.Update(now, t.live)
