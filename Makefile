@@ -157,8 +157,8 @@ deb: build models $(ARM64_BIN)
 deb-check: deb
 	@sh scripts/deb-check.sh
 
-# A service install: binary, ONNX Runtime, units, the default config (and the
-# examples beside it) unless there, docs and the man page, the shipped model
+# A service install: binary, ONNX Runtime, units, the default config unless
+# there, docs (the example configs among them) and the man page, the shipped model
 # read-only in $(PREFIX)/share/deepfaked/models (its card in the docs) and
 # copied into /var/lib/deepfaked/models where absent (training replaces
 # head.onnx there). Nothing under /etc is overwritten. scripts/deb.sh stages
@@ -181,11 +181,12 @@ install: build models
 		sed -e 's#/usr/local/bin/#$(PREFIX)/bin/#g' -e 's#/usr/share/doc/#$(PREFIX)/share/doc/#g' systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	install -d $(DESTDIR)/etc/deepfaked/examples
+	install -d $(DESTDIR)/etc/deepfaked
 	[ -e $(DESTDIR)/etc/deepfaked/deepfaked.yaml ] || install -m 0644 $(CONFIG) $(DESTDIR)/etc/deepfaked/deepfaked.yaml
-	for f in $(EXAMPLE_CONFIGS); do [ -e $(DESTDIR)/etc/deepfaked/examples/$${f#configs/} ] || install -m 0644 $$f $(DESTDIR)/etc/deepfaked/examples/ || exit 1; done
-	install -d $(DESTDIR)$(PREFIX)/share/doc/deepfaked $(DESTDIR)$(PREFIX)/share/deepfaked/models
+	install -d $(DESTDIR)$(PREFIX)/share/doc/deepfaked/examples $(DESTDIR)$(PREFIX)/share/deepfaked/models
 	install -m 0644 $(DOCS) $(DESTDIR)$(PREFIX)/share/doc/deepfaked/
+	# Examples are documentation (Debian policy 12.2), not configuration: replaced on upgrade.
+	install -m 0644 $(EXAMPLE_CONFIGS) $(DESTDIR)$(PREFIX)/share/doc/deepfaked/examples/
 	install -D -m 0644 docs/deepfaked.1 $(DESTDIR)$(PREFIX)/share/man/man1/deepfaked.1
 	install -m 0644 $(MODELS) $(DESTDIR)$(PREFIX)/share/deepfaked/models/
 	if [ "$(SEED)" = 1 ]; then \

@@ -106,6 +106,10 @@ st=$(in_root stat -c '%U %a' /var/lib/deepfaked /var/lib/deepfaked/models | sort
 for f in backbone.onnx backbone.int8.onnx head.onnx; do
 	cmp -s "$R/var/lib/deepfaked/models/$f" "$R/usr/share/deepfaked/models/$f" || fail "/var/lib/deepfaked/models/$f is not the shipped one"
 done
+conffiles=$(in_root dpkg-query --showformat='${Conffiles}\n' --show deepfaked | awk 'NF { print $1 }')
+[ "$conffiles" = /etc/deepfaked/deepfaked.yaml ] && [ -f "$R/usr/share/doc/deepfaked/examples/jetson.yaml" ] &&
+	[ -f "$R/usr/share/doc/deepfaked/examples/raspberry-pi.yaml" ] ||
+	fail "conffiles: $conffiles; want only /etc/deepfaked/deepfaked.yaml, and the examples in /usr/share/doc/deepfaked/examples"
 [ -L "$R/etc/systemd/system/multi-user.target.wants/deepfaked.service" ] &&
 	[ -L "$R/etc/systemd/system/timers.target.wants/deepfaked-train.timer" ] || fail "deepfaked.service or deepfaked-train.timer not enabled"
 
@@ -143,9 +147,10 @@ in_root sh -c "cd /tmp && apt-get install -y -q --reinstall ./${deb##*/}" >>buil
 [ "$(sha256sum <"$head")" = "$sum" ] || fail "a reinstall replaced /var/lib/deepfaked/models/head.onnx"
 cp "$R/tmp/head.onnx.orig" "$head"
 in_root apt-get remove -y -q deepfaked >>build/debroot-install.log 2>&1 || fail "apt-get remove: build/debroot-install.log"
-[ ! -e "$R/usr/bin/deepfaked" ] && [ -f "$R/etc/deepfaked/deepfaked.yaml" ] && [ -f "$R/etc/deepfaked/examples/jetson.yaml" ] &&
+[ ! -e "$R/usr/bin/deepfaked" ] && [ -f "$R/etc/deepfaked/deepfaked.yaml" ] && [ ! -e "$R/etc/deepfaked/examples" ] &&
+	[ ! -e "$R/usr/share/doc/deepfaked/examples/jetson.yaml" ] &&
 	[ -f "$R/var/lib/deepfaked/models/head.onnx" ] && [ -d "$R/var/lib/deepfaked/outbox" ] ||
-	fail "remove: want /usr/bin/deepfaked gone, /etc/deepfaked and /var/lib/deepfaked kept"
+	fail "remove: want /usr/bin/deepfaked and the docs' examples gone, /etc/deepfaked (the config only) and /var/lib/deepfaked kept"
 say "reinstall kept a trained head; remove kept /etc/deepfaked and /var/lib/deepfaked"
 
 # 6. Purge, then what the install pulled in.
