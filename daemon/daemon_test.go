@@ -602,3 +602,59 @@ func TestBadCameraOthersRun(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedBrokerUsersOnly: an embedded broker for Home Assistant (users
+// from mqtt.embedded.users_file, no anonymous clients) needs no
+// mqtt.username: the daemon logs in with a login made for the run, a user of
+// the file reads its verdicts, and an anonymous client gets no session.
+func TestEmbeddedBrokerUsersOnly(t *testing.T) {
+	testenv.Long(t)
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("homeassistant:s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	path := writeConfig(t, listen, shortClip(t), true)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), "  listen: "+listen+"\n",
+		"  listen: "+listen+"\n  embedded:\n    allow_anonymous: false\n    users_file: "+users+"\n", 1))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(context.Background(), load(t, path), nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	got := make(chan string, 1)
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		_ = mqttc.Subscribe(sctx, mqttc.Options{Broker: "tcp://" + listen, Username: "homeassistant", Password: "s3cret", QoS: 1},
+			[]string{"deepfaked/dt/cam1/verdict"}, func(topic string, _ []byte) {
+				select {
+				case got <- topic:
+				default:
+				}
+			})
+	}()
+	select {
+	case <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the users_file's user received no verdict")
+	}
+	err = mqttc.Subscribe(context.Background(), mqttc.Options{Broker: "tcp://" + listen, QoS: 1, GiveUp: 2 * time.Second},
+		[]string{"deepfaked/#"}, func(string, []byte) {})
+	var none *mqttc.NoSessionError
+	if !errors.As(err, &none) {
+		t.Errorf("an anonymous client: %v; want no session", err)
+	}
+}

@@ -19,4 +19,13 @@ random)
 *)
 	echo "demo: models/ holds WEIGHTS=$(cat models/.weights 2>/dev/null || echo unknown) models" >&2 ;;
 esac
-exec bin/deepfaked run --config configs/demo.yaml --watch
+config=configs/demo.yaml
+if [ "${DEMO_LOOP:-0}" = 1 ]; then
+	# The same config with the video in a loop, one folder down like configs/,
+	# so its relative paths hold: until Ctrl-C.
+	mkdir -p state
+	sed 's/^    fps: 0$/    fps: 0\n    loop: true/' configs/demo.yaml >state/demo-loop.yaml
+	config=state/demo-loop.yaml
+fi
+echo "demo: the page is at http://127.0.0.1:18831/ (live frames, events, status) while the video plays$([ "$config" = configs/demo.yaml ] && echo '; DEMO_LOOP=1 make demo keeps it playing')" >&2
+exec bin/deepfaked run --config "$config" --watch

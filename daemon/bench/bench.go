@@ -166,6 +166,7 @@ func Pipeline(ctx context.Context, base *config.Config, source, detector string,
 	kind, model, _ := strings.Cut(detector, ":")
 	cfg.Faces.Detector, cfg.Faces.Model = kind, model
 	cfg.MQTT.Broker, cfg.MQTT.Listen = config.EmbeddedBroker, "127.0.0.1:0"
+	cfg.Web.Enabled = false // the pipeline is measured, not the page (which the demo's config turns on)
 	cfg.Cameras = nil
 	for i := range cameras {
 		cfg.Cameras = append(cfg.Cameras, config.Camera{Name: fmt.Sprintf("bench%d", i+1), Source: source})

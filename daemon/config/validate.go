@@ -256,9 +256,6 @@ func (m *MQTT) check(k checker) {
 		default:
 			k.fail("mqtt.listen", "%s is not a loopback address, so clients must log in: set mqtt.embedded.users_file, or mqtt.embedded.allow_anonymous: true to let anyone who can reach it read the daemon's telemetry", m.Listen)
 		}
-		if e.UsersFile != "" && m.Username == "" && !e.AnonymousAllowed(m.Listen) {
-			k.fail("mqtt.username", "required with mqtt.embedded.users_file when anonymous clients are refused: the daemon's own client logs in too")
-		}
 		if e.MaxPacketSize < m.Commands.MaxPayload+MinPacketSize {
 			k.fail("mqtt.embedded.max_packet_size", "%d leaves no room for a command of mqtt.commands.max_payload %d", e.MaxPacketSize, m.Commands.MaxPayload)
 		}
