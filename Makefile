@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ORT_LIB := third_party/onnxruntime/libonnxruntime.so.1
 FLOAT_MODELS := models/backbone.onnx models/head.onnx
-# The configs and the demo run the INT8 backbone (see README: Quantising).
+# The configs and the demo run the INT8 backbone (see docs/models.md: Quantising).
 MODELS  := $(FLOAT_MODELS) models/backbone.int8.onnx
 DEMO_VIDEO := /usr/share/doc/opencv-doc/examples/data/Megamind.avi
 GOFILES := $(shell find . -name '*.go' -not -path './third_party/*' -not -path './build/*' 2>/dev/null) go.mod go.sum
@@ -101,7 +101,7 @@ test-web: deps testmodels build
 demo: deps models build
 	@sh scripts/demo.sh
 
-# Pipeline throughput and latency, and per-face model time (see README).
+# Pipeline throughput and latency, and per-face model time (see docs/benchmarks.md).
 bench: deps models build
 	@sh scripts/bench.sh
 
@@ -171,7 +171,7 @@ CONFIG  ?= configs/deepfaked.yaml
 SEED    ?= 1
 UNITS   := deepfaked.service deepfaked-train.service deepfaked-train.timer
 EXAMPLE_CONFIGS := configs/raspberry-pi.yaml configs/jetson.yaml
-DOCS    := README.md docs/configuration.md docs/gpu.md shipped/MODEL_CARD.md
+DOCS    := README.md $(wildcard docs/*.md) shipped/MODEL_CARD.md
 install: build models
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/deepfaked
 	install -D -m 0644 $(ORT_LIB) $(DESTDIR)/usr/lib/deepfaked/libonnxruntime.so.1

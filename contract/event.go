@@ -8,7 +8,7 @@ import (
 )
 
 // Event is what is published on <prefix>/<camera>/events about one track
-// (README: "Events").
+// (docs/mqtt.md: "Tracks and events").
 type Event struct {
 	Type   string     `json:"type"` // EventNew, EventUpdate or EventEnd
 	ID     string     `json:"id"`   // EventID: the same for an event's new, updates and end

@@ -6,7 +6,7 @@ import (
 )
 
 // Verdict is what is published on <prefix>/<camera>/verdict for one analysed
-// frame (README: "Verdicts").
+// frame (docs/mqtt.md).
 //
 // Delivery is at least once, so a subscriber may see a verdict twice (after a
 // reconnect or a crash); Run and Seq let it drop repeats and see losses: Run

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Pipeline and model benchmarks, side by side in one run (see README: Benchmarks).
+# Pipeline and model benchmarks, side by side in one run (see docs/benchmarks.md).
 # Uses ../shared's 720p video and YuNet model when present, else the demo video.
 set -eu
 cd "$(dirname "$0")/.."

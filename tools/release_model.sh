@@ -13,7 +13,7 @@
 #     features of dfdc-faces/train): its figures on dfdc-faces/test and
 #     hardfake/test, and `eval --views`;
 #  3. `deepfaked quantize` it to INT8, calibrated on 300 dfdc-faces/train crops
-#     and guarded on them (MIN_AGREEMENT, default 0.99: see README, Quantising),
+#     and guarded on them (MIN_AGREEMENT, default 0.99: see docs/models.md, Quantising),
 #     with the first two Convs and the last block in float (KEEP_FLOAT, node
 #     name prefixes; empty for all-INT8): on release-2 candidates all-INT8
 #     agreed with float on 67-80 % of the verdicts, this on 97-98 %, at the

@@ -194,7 +194,7 @@ func fileID(t *testing.T, path string) string {
 
 var hex12 = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
-// checkVerdict checks one payload against the schema in the README.
+// checkVerdict checks one payload against docs/verdict.schema.json.
 func checkVerdict(t *testing.T, payload []byte, backboneID, headID string) map[string]any {
 	t.Helper()
 	var v map[string]any

@@ -83,7 +83,7 @@ const (
 const (
 	DefaultTrackIoU  = 0.3
 	DefaultMaxMissed = 10
-	// DefaultTrackRule won on ../shared/data/videos (README: Evaluating on
+	// DefaultTrackRule won on ../shared/data/videos (docs/training.md: Evaluating on
 	// videos), if narrowly, and follows a live stream.
 	DefaultTrackRule      = RuleEMA
 	DefaultMinFrames      = 5

@@ -13,7 +13,7 @@ import (
 
 // BenchmarkBackbone times the float backbone, its INT8 quantisation and the
 // INT8 model with its stem and last block left in float (--keep-float, what
-// release 2 ships: see README, Quantising) side by side: each iteration runs
+// release 2 ships: see docs/models.md, Quantising) side by side: each iteration runs
 // one batch through each, so all see the same machine (the 2-core test
 // machine is shared, and its load drifts within a minute). It reports each
 // model's faces/s and the speed-ups over float. It uses the

@@ -7,7 +7,7 @@
 // 32 MiB, so FFmpeg's and OpenCV's frame-sized buffers end up in those arenas
 // for good. With four 720p cameras on the 2-core test machine the daemon's
 // RSS was 450 MiB with glibc's defaults and 318 MiB with two arenas and a
-// fixed 128 KiB mmap threshold (README: Memory).
+// fixed 128 KiB mmap threshold (docs/benchmarks.md: Memory).
 package malloctune
 
 /*

@@ -39,7 +39,7 @@ func StartMosquitto(t testing.TB, extraConf string) *MosquittoBroker {
 // StartPersistentMosquitto is StartMosquitto with persistence on, in a
 // folder of the test's own, and no limit on the messages queued for a
 // client: what a deployment that must not lose verdicts configures
-// (README: MQTT). A broker stopped with Terminate keeps persistent sessions
+// (docs/mqtt.md). A broker stopped with Terminate keeps persistent sessions
 // and their queued messages across Start.
 func StartPersistentMosquitto(t testing.TB, extraConf string) *MosquittoBroker {
 	t.Helper()
