@@ -31,6 +31,9 @@ type TrackInfo struct {
 	LastFrame  int64     `json:"last_frame"`
 	Box        [4]int    `json:"box"`
 	Snapshot   string    `json:"snapshot,omitempty"` // the best face's JPEG on the device (SnapshotName)
+	// Clip is the track's video on the device (ClipName), once one was
+	// started; the file is there when it ends (events.clips.post later).
+	Clip string `json:"clip,omitempty"`
 }
 
 // Event types.
@@ -66,6 +69,10 @@ func EventID(run, camera string, track int64) string {
 // SnapshotName is the file name of a track's best face under its camera's
 // folder of snapshots: <run>-<track>.jpg.
 func SnapshotName(run string, track int64) string { return fmt.Sprintf("%s-%d.jpg", run, track) }
+
+// ClipName is the file name of a track's clip under its camera's folder of
+// clips: <run>-<track>.mp4.
+func ClipName(run string, track int64) string { return fmt.Sprintf("%s-%d.mp4", run, track) }
 
 // ParseSnapshotName undoes SnapshotName.
 func ParseSnapshotName(name string) (run string, track int64, ok bool) {

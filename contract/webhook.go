@@ -7,6 +7,8 @@ type Notification struct {
 	Event Event `json:"event"`
 	// SnapshotURL is the event's best face on the page (when it has one).
 	SnapshotURL string `json:"snapshot_url,omitempty"`
+	// ClipURL is the event's clip on the page (once recorded).
+	ClipURL string `json:"clip_url,omitempty"`
 	// PageURL is the page's events list.
 	PageURL string `json:"page_url,omitempty"`
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/clip"
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/health"
@@ -68,6 +69,7 @@ type Daemon struct {
 	metrics   *metrics.Server // nil unless metrics.listen, and not shared with the page
 	web       *web.Server     // nil unless web.enabled
 	hook      *webhook.Sender // nil unless webhook.url
+	clips     *clip.Recorder  // nil unless events and events.clips are on
 	live      *liveView       // nil unless web.enabled
 	webSrv    *web.HTTPServer
 
@@ -189,6 +191,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 			return d, fmt.Errorf("events.snapshots: %w", err)
 		}
 		po.Events.Snapshots = d.snaps
+	}
+	if cfg.Events.Enabled && cfg.Events.Clips.Enabled {
+		names := make([]string, len(cfg.Cameras))
+		for i, c := range cfg.Cameras {
+			names[i] = c.Name
+		}
+		if d.clips, err = clip.New(setup.ClipOptions(cfg, po.Run, log), names); err != nil {
+			return d, fmt.Errorf("events.clips: %w", err)
+		}
+		po.Events.Clips = d.clips
 	}
 	if d.hook, err = setup.Webhook(cfg, log); err != nil {
 		return d, err
@@ -318,6 +330,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.snaps != nil { // its last snapshots may be published
 		d.snaps.Close()
 	}
+	if d.clips != nil { // the clips still taking frames, with what they have
+		d.clips.Close()
+	}
 	return errors.Join(err, d.closePublisher())
 }
 
@@ -394,6 +409,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.snaps != nil { // after the pipeline: it writes what is still queued
 			d.snaps.Close()
+		}
+		if d.clips != nil { // after the pipeline: it writes what is still open
+			d.clips.Close()
 		}
 		if d.hook != nil { // after the pipeline, its one writer
 			if err := d.hook.Close(); err != nil {

@@ -47,6 +47,9 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 		parts.SnapshotDir = d.cfg.Events.Snapshots.Dir
 		pastEvents(tap.events, parts.SnapshotDir, d.log)
 	}
+	if d.clips != nil {
+		parts.ClipDir = d.cfg.Events.Clips.Dir
+	}
 	if d.cfg.Train.Collect.Enabled() {
 		parts.Crops = webCrops{folders: setup.LabelFolders(d.cfg)}
 	}

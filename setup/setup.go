@@ -20,6 +20,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/clip"
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/hass"
@@ -388,6 +389,15 @@ func SnapshotOptions(cfg *config.Config, meta spec.Metadata, published func(came
 	s := cfg.Events.Snapshots
 	return snapshot.Options{Dir: s.Dir, MaxCount: s.MaxCount, MaxAge: time.Duration(s.MaxAge),
 		Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder, Published: published, Queue: snapshotQueue}
+}
+
+// ClipOptions are the clip recorder's options (events.clips); run names the
+// files, as it names snapshots.
+func ClipOptions(cfg *config.Config, run string, log *slog.Logger) clip.Options {
+	c := cfg.Events.Clips
+	return clip.Options{Dir: c.Dir, Run: run, Pre: time.Duration(c.Pre), Post: time.Duration(c.Post),
+		All: c.Tracks == config.EventsAll, Boxes: c.Boxes, MaxWidth: c.MaxWidth, MaxAge: time.Duration(c.MaxAge),
+		MaxBytes: c.MaxBytes, Log: log}
 }
 
 // snapshotQueue is how many snapshots may wait for the disk: events are

@@ -23,6 +23,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/capture/face"
 	"github.com/deepfaked/deepfaked/capture/preprocess"
+	"github.com/deepfaked/deepfaked/daemon/clip"
 	"github.com/deepfaked/deepfaked/daemon/command"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/daemon/mqttc"
@@ -124,6 +125,10 @@ var webLogin = webOpt("PasswordHash (bcrypt of the file's password)", func(o web
 })
 
 var webListen = webOpt("Listen (\"\": the page is off)", func(o web.Options) any { return o.Listen })
+
+func clipOpt(field string, f func(clip.Options) any) probe {
+	return probe{"setup.ClipOptions: clip.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.ClipOptions(c, "r", nil)) }}
+}
 
 func webhookOpt(field string, f func(webhook.Options) any) probe {
 	return probe{"setup.WebhookOptions: webhook.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.WebhookOptions(c, nil)) }}
@@ -607,6 +612,19 @@ func rows(t *testing.T, dir string) []row {
 		{"events.snapshots.max_count", 1, nil, 1, snapshotOpt("MaxCount", func(o snapshot.Options) any { return o.MaxCount })},
 		{"events.snapshots.max_age", "0s", nil, time.Duration(0), snapshotOpt("MaxAge", func(o snapshot.Options) any { return o.MaxAge })},
 		{"events.snapshots.max_age", "1h", nil, time.Hour, snapshotOpt("MaxAge", func(o snapshot.Options) any { return o.MaxAge })},
+		{"events.clips", map[string]any{"pre": "2s"}, nil, 2 * time.Second, clipOpt("Pre", func(o clip.Options) any { return o.Pre })},
+		{"events.clips.enabled", false, nil, false, shownBy("daemon.New: no clip recorder (TestClips)", func(c *config.Config) any { return c.Events.Clips.Enabled })},
+		{"events.clips.enabled", true, nil, true, shownBy("daemon.New: a clip recorder (TestClips)", func(c *config.Config) any { return c.Events.Clips.Enabled })},
+		{"events.clips.tracks", "all", nil, true, clipOpt("All", func(o clip.Options) any { return o.All })},
+		{"events.clips.tracks", "fake", nil, false, clipOpt("All", func(o clip.Options) any { return o.All })},
+		{"events.clips.pre", "0s", nil, time.Duration(0), clipOpt("Pre", func(o clip.Options) any { return o.Pre })},
+		{"events.clips.post", "20s", nil, 20 * time.Second, clipOpt("Post", func(o clip.Options) any { return o.Post })},
+		{"events.clips.post", "0s", nil, time.Duration(0), clipOpt("Post (written at once)", func(o clip.Options) any { return o.Post })},
+		{"events.clips.boxes", false, nil, false, clipOpt("Boxes", func(o clip.Options) any { return o.Boxes })},
+		{"events.clips.max_width", 320, nil, 320, clipOpt("MaxWidth", func(o clip.Options) any { return o.MaxWidth })},
+		{"events.clips.dir", "clips", nil, "/etc/deepfaked/clips", clipOpt("Dir", func(o clip.Options) any { return o.Dir })},
+		{"events.clips.max_age", "0s", nil, time.Duration(0), clipOpt("MaxAge", func(o clip.Options) any { return o.MaxAge })},
+		{"events.clips.max_bytes", 1 << 20, nil, int64(1 << 20), clipOpt("MaxBytes", func(o clip.Options) any { return o.MaxBytes })},
 		{"events.snapshots.publish", false, nil, false, shownBy("daemon.New: snapshots not published (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Publish })},
 		{"events.snapshots.publish", true, nil, true, shownBy("daemon.New: snapshots published (TestEvents)", func(c *config.Config) any { return c.Events.Snapshots.Publish })},
 		{"events.enabled", false, map[string]any{"mqtt.homeassistant.enabled": true}, 0, haConfigs("the event entity's config (empty: removed)", func(m []mqttc.Retained) any { return len(m[3].Payload) })},

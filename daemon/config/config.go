@@ -373,6 +373,9 @@ func (c *Config) derive(written func(key string) bool) {
 	if c.Events.Snapshots.Dir == "" {
 		c.Events.Snapshots.Dir = filepath.Join(c.StateDir, "snapshots")
 	}
+	if c.Events.Clips.Dir == "" {
+		c.Events.Clips.Dir = filepath.Join(c.StateDir, "clips")
+	}
 	if c.MQTT.Outbox.Dir == "" {
 		c.MQTT.Outbox.Dir = filepath.Join(c.StateDir, "outbox")
 	}
@@ -472,7 +475,7 @@ func (c *Config) resolve(dir string) {
 		&c.StateDir, &c.MQTT.PasswordFile, &c.MQTT.TLS.CA, &c.MQTT.TLS.Cert, &c.MQTT.TLS.Key,
 		&c.Model.Backbone, &c.Model.Head, &c.Faces.Model, &c.Train.Dataset, &c.Train.GateSet, &c.Train.Collect.Dir, &c.Events.Snapshots.Dir,
 		&c.Model.TensorRT.CacheDir, &c.MQTT.Outbox.Dir, &c.MQTT.Embedded.UsersFile,
-		&c.Web.PasswordFile, &c.Web.TLS.Cert, &c.Web.TLS.Key, &c.Webhook.Dir,
+		&c.Web.PasswordFile, &c.Web.TLS.Cert, &c.Web.TLS.Key, &c.Webhook.Dir, &c.Events.Clips.Dir,
 	} {
 		abs(p)
 	}

@@ -46,6 +46,24 @@ type Events struct {
 	// track, against alert storms when a face flickers in and out.
 	Cooldown  Duration  `yaml:"cooldown"`
 	Snapshots Snapshots `yaml:"snapshots"`
+	Clips     Clips     `yaml:"clips"`
+}
+
+// Clips are short videos of what a camera saw around an event: Pre before
+// the moment a track turned fake (or, with Tracks all, appeared) and Post
+// after it, as MP4.
+type Clips struct {
+	Enabled bool `yaml:"enabled"`
+	// Tracks is fake (a clip when a track turns fake) or all (when any track
+	// appears).
+	Tracks    string   `yaml:"tracks"`
+	Pre       Duration `yaml:"pre"`
+	Post      Duration `yaml:"post"`
+	Boxes     bool     `yaml:"boxes"`     // draw the faces' boxes and scores
+	MaxWidth  int      `yaml:"max_width"` // frames wider are scaled down (memory, disk)
+	Dir       string   `yaml:"dir"`       // default <state_dir>/clips
+	MaxAge    Duration `yaml:"max_age"`   // 0: no age bound
+	MaxBytes  int64    `yaml:"max_bytes"` // all clips together
 }
 
 // Snapshots are JPEGs of the best face crop of each event's track.
@@ -96,6 +114,11 @@ const (
 	DefaultCooldown       = Duration(30 * time.Second)
 	DefaultSnapshotCount  = 200
 	DefaultSnapshotAge    = Duration(7 * 24 * time.Hour)
+	DefaultClipPre        = Duration(5 * time.Second)
+	DefaultClipPost       = Duration(5 * time.Second)
+	DefaultClipWidth      = 640
+	DefaultClipAge        = Duration(7 * 24 * time.Hour)
+	DefaultClipBytes      = 1 << 30
 	DefaultDiscovery      = "homeassistant"
 	DefaultTTA            = TTANone
 	// MaxMissed bounds tracks.max_missed; MaxTrackFrames tracks.min_frames
@@ -104,6 +127,8 @@ const (
 	MaxTrackFrames = 100000
 	MaxSnapshots   = 1000000
 	MaxCooldown    = Duration(24 * time.Hour)
+	// MaxClipSpan bounds events.clips.pre and post: the frames wait in memory.
+	MaxClipSpan = Duration(60 * time.Second)
 )
 
 func defaultTracks() Tracks {
@@ -115,7 +140,9 @@ func defaultTracks() Tracks {
 
 func defaultEvents() Events {
 	return Events{Enabled: true, Tracks: EventsFake, Cooldown: DefaultCooldown,
-		Snapshots: Snapshots{Enabled: true, MaxCount: DefaultSnapshotCount, MaxAge: DefaultSnapshotAge}}
+		Snapshots: Snapshots{Enabled: true, MaxCount: DefaultSnapshotCount, MaxAge: DefaultSnapshotAge},
+		Clips: Clips{Enabled: true, Tracks: EventsFake, Pre: DefaultClipPre, Post: DefaultClipPost, Boxes: true,
+			MaxWidth: DefaultClipWidth, MaxAge: DefaultClipAge, MaxBytes: DefaultClipBytes}}
 }
 
 func (t *Tracks) check(k checker) {
@@ -147,5 +174,22 @@ func (e *Events) check(k checker) {
 	}
 	if e.Snapshots.Publish && !e.Snapshots.Enabled {
 		k.fail("events.snapshots.publish", "needs events.snapshots.enabled: true")
+	}
+	c := e.Clips
+	k.oneOf("events.clips.tracks", c.Tracks, []string{EventsFake, EventsAll})
+	for key, d := range map[string]Duration{"events.clips.pre": c.Pre, "events.clips.post": c.Post} {
+		if d < 0 || d > MaxClipSpan {
+			k.fail(key, "must be from 0s to %s, got %s", MaxClipSpan, d)
+		}
+	}
+	if c.Pre+c.Post <= 0 {
+		k.fail("events.clips.post", "events.clips.pre and post are both 0s: a clip would have no frame")
+	}
+	k.inRange("events.clips.max_width", c.MaxWidth, 64, 7680)
+	if c.MaxAge < 0 {
+		k.fail("events.clips.max_age", "must not be negative, got %s", c.MaxAge)
+	}
+	if c.MaxBytes < 1<<20 {
+		k.fail("events.clips.max_bytes", "must be at least 1048576 (1 MiB), got %d", c.MaxBytes)
 	}
 }

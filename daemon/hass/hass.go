@@ -449,7 +449,8 @@ const trackEnded = "ended"
 // event_type, and the rest as attributes.
 const trackTemplate = "{{ {'event_type': '" + trackEnded + "' if value_json.type == '" + contract.EventEnd +
 	"' else value_json.after.state, 'state': value_json.after.state, 'score': value_json.after.score, " +
-	"'track': value_json.after.track, 'id': value_json.id, 'snapshot': value_json.after.snapshot | default('')} | tojson }}"
+	"'track': value_json.after.track, 'id': value_json.id, 'snapshot': value_json.after.snapshot | default(''), " +
+	"'clip': value_json.after.clip | default('')} | tojson }}"
 
 // faceConfig: the retained raw JPEG of the last event's best face.
 func faceConfig(o Options, camera string) config {

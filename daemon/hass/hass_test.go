@@ -510,10 +510,10 @@ func TestTemplatesRender(t *testing.T) {
 		{outbox, stats, "3"},
 		{head, stats, "8b0e55d2c913"},
 		// The event entity's JSON: event_type one of event_types, the rest attributes.
-		{track, event("new", "fake"), `{"event_type":"fake","state":"fake","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg"}`},
-		{track, event("update", "real"), `{"event_type":"real","state":"real","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg"}`},
-		{track, event("end", "fake"), `{"event_type":"ended","state":"fake","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg"}`},
-		{track, `{"type":"new","id":"x","after":{"track":1,"state":"uncertain","score":0.5}}`, `{"event_type":"uncertain","state":"uncertain","score":0.5,"track":1,"id":"x","snapshot":""}`},
+		{track, event("new", "fake"), `{"event_type":"fake","state":"fake","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg","clip":""}`},
+		{track, event("update", "real"), `{"event_type":"real","state":"real","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg","clip":""}`},
+		{track, event("end", "fake"), `{"event_type":"ended","state":"fake","score":0.91,"track":7,"id":"r1-cam-1-7","snapshot":"r1-7.jpg","clip":""}`},
+		{track, `{"type":"new","id":"x","after":{"track":1,"state":"uncertain","score":0.5}}`, `{"event_type":"uncertain","state":"uncertain","score":0.5,"track":1,"id":"x","snapshot":"","clip":""}`},
 	} {
 		// HA renders in a sandbox; value is the payload, value_json its JSON.
 		const script = `import sys, json

@@ -132,6 +132,8 @@ type Pipeline struct {
 	inModel atomic.Int64
 	// pubFail limits the publish error lines (see publish).
 	pubFail *ratelog.Limiter
+	// clipFail rate-limits failures to keep frames for clips.
+	clipFail *ratelog.Limiter
 	// tracking is each camera's, in cams' order.
 	tracking []*tracking
 }
@@ -151,7 +153,7 @@ func New(opts Options, clf Classifier, pub Publisher, cams []Camera) (*Pipeline,
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log, pubFail: ratelog.New(time.Minute)}
+	p := &Pipeline{opts: opts, clf: clf, pub: pub, cams: cams, log: log, pubFail: ratelog.New(time.Minute), clipFail: ratelog.New(time.Minute)}
 	for _, c := range cams {
 		t, err := p.newTracking(c.Source.Name())
 		if err != nil {
@@ -358,6 +360,11 @@ func (p *Pipeline) runCamera(ctx context.Context, cs *camState, sample int, jobs
 			cs.free <- j
 			continue
 		}
+		if c := p.opts.Events.Clips; c != nil {
+			if err := c.Encode(cs.name, f.Index, f.Time, f.Mat); err != nil {
+				p.clipFail.Log(log, slog.LevelWarn, time.Now(), "frame not kept for clips", "frame", f.Index, "err", err)
+			}
+		}
 		cs.Source.Release(f)
 		jobs <- j
 	}
@@ -555,6 +562,9 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 		v.Label = contract.Label(v.PFake, v.Threshold)
 	}
 	p.track(j, v)
+	if c := p.opts.Events.Clips; c != nil {
+		c.Frame(j.cam.name, j.frame, v.Faces)
+	}
 	// Before publishing, so that a label command for this frame finds its crops.
 	if p.opts.Collector != nil {
 		for i := range j.n {

@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 
+	"gocv.io/x/gocv"
+
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/track"
 )
@@ -23,6 +25,20 @@ type EventOptions struct {
 	Snapshots Snapshotter
 	// Sink, when set, is handed every event published (the webhook).
 	Sink EventSink
+	// Clips, when set, keeps each camera's recent frames and records clips
+	// of events (daemon/clip).
+	Clips Clipper
+}
+
+// Clipper records clips around events (clip.Recorder): Encode keeps an
+// analysed frame (camera goroutine, before the frame is released), Frame
+// adds its verdict's faces once published (inference goroutine), and Clip
+// names the clip of an event's track, starting one when the event calls
+// for it.
+type Clipper interface {
+	Encode(camera string, index int64, ts time.Time, m gocv.Mat) error
+	Frame(camera string, index int64, faces []contract.FaceResult)
+	Clip(ev contract.Event) string
 }
 
 // EventSink takes each published event; it must return quickly (webhook.Sender
@@ -187,6 +203,9 @@ func (p *Pipeline) publishEvents(cs *camState, ts time.Time) {
 				before.Snapshot = b.path
 			}
 			ev.Before = &before
+		}
+		if c := p.opts.Events.Clips; c != nil {
+			ev.After.Clip = c.Clip(ev)
 		}
 		if e.Type == track.EventEnd {
 			delete(t.best, e.After.ID)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -47,6 +48,8 @@ type Event struct {
 	Frames  int       `json:"frames"`
 	// Snapshot is the JPEG's path as the event gives it.
 	Snapshot string `json:"snapshot,omitempty"`
+	// Clip is the clip's path as the event gives it.
+	Clip string `json:"clip,omitempty"`
 	// Past: an event of an earlier run, known by its snapshot file only.
 	Past bool `json:"past,omitempty"`
 }
@@ -77,6 +80,9 @@ func (l *EventLog) Add(payload []byte) error {
 	e.Peak = max(e.Peak, a.Score)
 	if a.Snapshot != "" {
 		e.Snapshot = a.Snapshot
+	}
+	if a.Clip != "" {
+		e.Clip = a.Clip
 	}
 	return nil
 }
@@ -134,10 +140,12 @@ func (l *EventLog) Cameras() []string {
 	return out
 }
 
-// eventView is an event with its snapshot's URL.
+// eventView is an event with its snapshot's and its clip's URLs; the clip's
+// only once its file is written (it ends events.clips.post after the event).
 type eventView struct {
 	Event
-	Image string
+	Image, Video string
+	Recording    bool // the clip is named but not written yet
 }
 
 // formTime is how the page's datetime-local inputs write times (local time).
@@ -169,28 +177,39 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 	evs := s.parts.Events.List(f)
 	views := make([]eventView, len(evs))
 	for i, e := range evs {
-		views[i] = eventView{Event: e, Image: s.snapshotURL(e.Snapshot)}
+		views[i] = eventView{Event: e, Image: s.fileURL(s.parts.SnapshotDir, e.Snapshot, "/files/snapshots/", ".jpg")}
+		if e.Clip != "" {
+			if _, err := os.Stat(e.Clip); err == nil {
+				views[i].Video = s.fileURL(s.parts.ClipDir, e.Clip, "/files/clips/", ".mp4")
+			} else {
+				views[i].Recording = true
+			}
+		}
 	}
 	s.render(w, r, http.StatusOK, "events", map[string]any{"Events": views, "Filter": f, "Cameras": s.parts.Events.Cameras()})
 }
 
-// snapshotURL is where the page serves a snapshot, or "" for one outside
-// the snapshot folder (never served).
-func (s *Server) snapshotURL(path string) string {
-	if path == "" || s.parts.SnapshotDir == "" {
+// fileURL is where the page serves the file at path under dir (a snapshot
+// or a clip), or "" for one outside dir (never served).
+func (s *Server) fileURL(dir, path, prefix, ext string) string {
+	if path == "" || dir == "" {
 		return ""
 	}
-	rel, err := filepath.Rel(s.parts.SnapshotDir, path)
+	rel, err := filepath.Rel(dir, path)
 	if err != nil {
 		return ""
 	}
 	rel = filepath.ToSlash(rel)
-	if _, ok := cleanRel(rel, ".jpg"); !ok {
+	if _, ok := cleanRel(rel, ext); !ok {
 		return ""
 	}
-	return "/files/snapshots/" + rel
+	return prefix + rel
 }
 
 func (s *Server) snapshotFile(w http.ResponseWriter, r *http.Request) {
 	serveFile(w, r, s.parts.SnapshotDir, r.PathValue("path"), ".jpg")
+}
+
+func (s *Server) clipFile(w http.ResponseWriter, r *http.Request) {
+	serveFile(w, r, s.parts.ClipDir, r.PathValue("path"), ".mp4")
 }

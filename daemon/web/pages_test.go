@@ -341,3 +341,45 @@ func TestEventsPast(t *testing.T) {
 		t.Fatal(b)
 	}
 }
+
+// TestEventClips: an event's clip plays on the events page once its file is
+// written (a video with a download link), says it is recording before, is
+// served from the clip folder only, and a clip outside it is never shown.
+func TestEventClips(t *testing.T) {
+	testenv.Long(t)
+	clips := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(clips, "door"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	written := filepath.Join(clips, "door", "run1-5.mp4")
+	if err := os.WriteFile(written, []byte("fake mp4"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := NewEventLog(10)
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.Local)
+	withClip := func(id, camera, clip string) []byte {
+		return fmt.Appendf(nil, `{"type":"new","id":%q,"device":"edge-01","camera":%q,"ts":%q,"before":null,"after":{"track":5,"state":"fake","score":0.9,"frames":12,"clip":%q}}`,
+			id, camera, t0.Format(time.RFC3339Nano), clip)
+	}
+	for _, m := range [][]byte{
+		withClip("run1-door-5", "door", written),
+		withClip("run1-yard-6", "yard", filepath.Join(clips, "yard", "run1-6.mp4")), // not written yet
+		withClip("run1-gate-7", "gate", "/etc/passwd"),
+	} {
+		if err := log.Add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := mustNew(t, Options{}, Parts{Events: log, ClipDir: clips})
+	c := newClient(t, s)
+	resp, body := c.get("/events")
+	if resp.StatusCode != 200 || !strings.Contains(body, `<video src="/files/clips/door/run1-5.mp4"`) ||
+		!strings.Contains(body, "download the clip") || !strings.Contains(body, "recording the clip") || strings.Contains(body, "/etc/passwd") {
+		t.Fatalf("events page %d:\n%s", resp.StatusCode, body)
+	}
+	for path, want := range map[string]int{"/files/clips/door/run1-5.mp4": 200, "/files/clips/door/run1-6.mp4": 404, "/files/clips/door/x.jpg": 404} {
+		if resp, body := c.get(path); resp.StatusCode != want || want == 200 && body != "fake mp4" {
+			t.Errorf("%s: %d %q, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+}

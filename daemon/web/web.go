@@ -43,6 +43,8 @@ type Parts struct {
 	Events *EventLog
 	// SnapshotDir is events.snapshots.dir: snapshots are served from it only.
 	SnapshotDir string
+	// ClipDir is events.clips.dir: clips are served from it only.
+	ClipDir string
 	Crops       Crops
 	Trainer     Trainer
 	// Teacher, with Trainer, gives the Train page "teach this camera".
@@ -114,6 +116,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /live/{file}", s.liveFrame)
 	m.HandleFunc("GET /events", s.eventsPage)
 	m.HandleFunc("GET /files/snapshots/{path...}", s.snapshotFile)
+	m.HandleFunc("GET /files/clips/{path...}", s.clipFile)
 	m.HandleFunc("GET /files/crops/{path...}", s.cropFile)
 	m.HandleFunc("GET /review", s.reviewPage)
 	m.HandleFunc("GET /api/crops", s.cropsJSON)

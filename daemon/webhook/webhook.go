@@ -91,6 +91,9 @@ func (s *Sender) Event(ev contract.Event) {
 		if ev.After.Snapshot != "" {
 			n.SnapshotURL = s.opts.PageURL + "files/snapshots/" + url.PathEscape(ev.Camera) + "/" + url.PathEscape(filepath.Base(ev.After.Snapshot))
 		}
+		if ev.After.Clip != "" {
+			n.ClipURL = s.opts.PageURL + "files/clips/" + url.PathEscape(ev.Camera) + "/" + url.PathEscape(filepath.Base(ev.After.Clip))
+		}
 	}
 	b, err := json.Marshal(n)
 	if err == nil {

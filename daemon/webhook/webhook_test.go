@@ -81,7 +81,8 @@ func run(t *testing.T, s *Sender) (stop func()) {
 
 func event(track int64, state string, before string) contract.Event {
 	ev := contract.Event{Type: contract.EventUpdate, ID: fmt.Sprintf("r1-cam1-%d", track), Device: "edge-01", Camera: "cam1",
-		After: contract.TrackInfo{Track: track, State: state, Snapshot: fmt.Sprintf("/var/lib/deepfaked/snapshots/cam1/r1-%d.jpg", track)}}
+		After: contract.TrackInfo{Track: track, State: state, Snapshot: fmt.Sprintf("/var/lib/deepfaked/snapshots/cam1/r1-%d.jpg", track),
+			Clip: fmt.Sprintf("/var/lib/deepfaked/clips/cam1/r1-%d.mp4", track)}}
 	if before != "" {
 		ev.Before = &contract.TrackInfo{Track: track, State: before}
 	}
@@ -123,7 +124,8 @@ func TestOutage(t *testing.T) {
 	if tracks(got) != "1 3 5" {
 		t.Errorf("received tracks %q, want \"1 3 5\" in order, once each", tracks(got))
 	}
-	if n := got[0]; n.PageURL != "http://edge-01.lan:9465/events" || n.SnapshotURL != "http://edge-01.lan:9465/files/snapshots/cam1/r1-1.jpg" || n.Event.ID != "r1-cam1-1" {
+	if n := got[0]; n.PageURL != "http://edge-01.lan:9465/events" || n.SnapshotURL != "http://edge-01.lan:9465/files/snapshots/cam1/r1-1.jpg" ||
+		n.ClipURL != "http://edge-01.lan:9465/files/clips/cam1/r1-1.mp4" || n.Event.ID != "r1-cam1-1" {
 		t.Errorf("notification %+v", n)
 	}
 	if st := s.Stats(); st.Sent != 3 || st.Pending != 0 || st.Dropped != 0 || st.Failing {
