@@ -127,7 +127,7 @@ func TestClipRules(t *testing.T) {
 	if path == "" {
 		t.Fatal("a track new and fake got no clip")
 	}
-	r.Close() // post is an hour away: written with what it has
+	r.Close()                                            // post is an hour away: written with what it has
 	if frames, _, _, _ := probe(t, path); frames != 12 { // 0..8 from the ring (within the second before), 9..11 after
 		t.Errorf("closed early: %d frames, want 12", frames)
 	}

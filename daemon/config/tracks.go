@@ -56,14 +56,14 @@ type Clips struct {
 	Enabled bool `yaml:"enabled"`
 	// Tracks is fake (a clip when a track turns fake) or all (when any track
 	// appears).
-	Tracks    string   `yaml:"tracks"`
-	Pre       Duration `yaml:"pre"`
-	Post      Duration `yaml:"post"`
-	Boxes     bool     `yaml:"boxes"`     // draw the faces' boxes and scores
-	MaxWidth  int      `yaml:"max_width"` // frames wider are scaled down (memory, disk)
-	Dir       string   `yaml:"dir"`       // default <state_dir>/clips
-	MaxAge    Duration `yaml:"max_age"`   // 0: no age bound
-	MaxBytes  int64    `yaml:"max_bytes"` // all clips together
+	Tracks   string   `yaml:"tracks"`
+	Pre      Duration `yaml:"pre"`
+	Post     Duration `yaml:"post"`
+	Boxes    bool     `yaml:"boxes"`     // draw the faces' boxes and scores
+	MaxWidth int      `yaml:"max_width"` // frames wider are scaled down (memory, disk)
+	Dir      string   `yaml:"dir"`       // default <state_dir>/clips
+	MaxAge   Duration `yaml:"max_age"`   // 0: no age bound
+	MaxBytes int64    `yaml:"max_bytes"` // all clips together
 }
 
 // Snapshots are JPEGs of the best face crop of each event's track.

@@ -45,8 +45,8 @@ type Parts struct {
 	SnapshotDir string
 	// ClipDir is events.clips.dir: clips are served from it only.
 	ClipDir string
-	Crops       Crops
-	Trainer     Trainer
+	Crops   Crops
+	Trainer Trainer
 	// Teacher, with Trainer, gives the Train page "teach this camera".
 	Teacher Teacher
 	// Live is the cameras' latest frames; nil: no live view.
