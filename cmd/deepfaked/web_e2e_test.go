@@ -60,7 +60,7 @@ func TestWebE2E(t *testing.T) {
 		"mqtt:", "  broker: " + testenv.Mosquitto(t),
 		"model:", "  backbone: " + backbone, "  head: " + installed, "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: haar",
-		"events:", "  tracks: all",
+		"events:", "  tracks: all", "  clips:", "    tracks: all", "    pre: 2s", "    post: 2s",
 		"train:", "  dataset: " + data, "  gate_set: " + data, "  folds: 2", "  epochs: 3", "  gate_margin: 1", "  collect:", "    every_n: 2", "  teach:", "    faces: 20", "    every_n: 1",
 		"web:", "  enabled: true", "  listen: " + addr, "  password_file: " + pw,
 		"  tls:", "    cert: " + pki.ServerCert, "    key: " + pki.ServerKey,
@@ -179,7 +179,21 @@ func TestWebE2E(t *testing.T) {
 	})()`, 30*time.Second)
 	shot("live.png")
 
-	do("events", chromedp.Navigate(base+"/events"), chromedp.WaitVisible("li.event"))
+	// Events, with a clip that plays: the first is written post (2 s) after
+	// its track appeared; Chromium must decode its H.264.
+	for i := 0; ; i++ {
+		do("events", chromedp.Navigate(base+"/events"), chromedp.WaitVisible("li.event"))
+		if eval(`document.querySelector("video") ? "yes" : "no"`) == "yes" {
+			break
+		}
+		if i == 60 {
+			t.Fatalf("no clip on the events page within a minute\n%s", r.stderr)
+		}
+		time.Sleep(time.Second)
+	}
+	waitJS("the clip decoded", `(() => { const v = document.querySelector("video"); return !v.error && v.readyState >= 2 && v.duration > 0 && v.videoWidth > 0; })()`, 30*time.Second)
+	eval(`(() => { const v = document.querySelector("video"); v.closest("li").scrollIntoView(); v.currentTime = v.duration / 2; return ""; })()`)
+	waitJS("the clip seeked", `(() => { const v = document.querySelector("video"); return !v.seeking && v.readyState >= 2; })()`, 10*time.Second)
 	shot("events.png", true)
 
 	// Review: three crops with the keyboard, and an undo on the way.
