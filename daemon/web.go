@@ -29,6 +29,7 @@ import (
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/shipped"
 	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/teach"
@@ -218,6 +219,7 @@ func (s *webStatus) Status(now time.Time) web.Status {
 		Model:     h.Model,
 		Threshold: spec.DecisionThreshold(setup.Threshold(s.cfg), s.clf.Threshold()),
 		MQTT:      h.MQTT, Outbox: h.Outbox}
+	st.Release, st.Trust = trust(h.Model)
 	for _, c := range h.Cameras {
 		c.FPS = 0 // the page's own rate, over the last second (web's rates)
 		st.Cameras = append(st.Cameras, web.CameraStatus{CameraStats: c, Online: c.Online(), Last: s.tap.lastVerdict(c.Name)})
@@ -490,4 +492,21 @@ func (t *execTrainer) Rollback(context.Context) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("rolled back %s to the head the last install replaced; %d earlier install(s) left to undo", t.head, left), nil
+}
+
+// trust names the running model when the project shipped it, and says in a
+// plain sentence how far its verdicts can be trusted: its card's figures,
+// what they mean on a camera it never saw, and what to do about it.
+func trust(m contract.ModelIDs) (release, sentence string) {
+	r, err := shipped.Get()
+	if err != nil || !r.Runs(m.Backbone) {
+		return "", "This backbone is not one the project shipped: trust its verdicts as far as your own evaluation of it (deepfaked eval) says."
+	}
+	release = fmt.Sprintf("%s, released %s", r.Name, r.Released)
+	figures := fmt.Sprintf("%s was trained on DFDC face swaps: on faces it never saw it ranks fakes above reals with AUC %.2f (DFDC) and %.3f (StyleGAN2), and it gets %d of %d test videos right.",
+		r.Name, r.DFDCAUC, r.StyleGANAUC, r.VideosRight, r.Videos)
+	if m.Head != r.Head {
+		return release, figures + " The head was trained here: its training report says how it did on your faces. Treat one frame as a hint and a track that stays fake as the signal."
+	}
+	return release, figures + " On a camera it never saw it calls real people fake too often: treat one frame as a hint, a track that stays fake as the signal, and teach it this camera before you rely on it."
 }

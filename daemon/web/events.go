@@ -186,7 +186,8 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.render(w, r, http.StatusOK, "events", map[string]any{"Events": views, "Filter": f, "Cameras": s.parts.Events.Cameras()})
+	s.render(w, r, http.StatusOK, "events", map[string]any{"Events": views, "Filter": f, "Cameras": s.parts.Events.Cameras(),
+		"Trust": s.parts.Status.Status(time.Now()).Trust})
 }
 
 // fileURL is where the page serves the file at path under dir (a snapshot

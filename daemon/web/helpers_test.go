@@ -36,7 +36,8 @@ func (f *fakeStatus) Status(now time.Time) Status {
 		Model: contract.ModelIDs{Backbone: "3f2a9c01d4e7", Head: "8b0e55d2c913", Precision: "int8"},
 		Cameras: []CameraStatus{{CameraStats: contract.CameraStats{Name: "door", State: "delivering", Analysed: n}, Online: true,
 			Last: &LastVerdict{TS: now, Label: "fake", PFake: 0.91, Faces: 1}}},
-		MQTT: contract.MQTTStats{Connected: true}, Outbox: contract.OutboxStats{Messages: 3, Bytes: 1712}}
+		MQTT: contract.MQTTStats{Connected: true}, Outbox: contract.OutboxStats{Messages: 3, Bytes: 1712},
+		Release: "deepfaked-dfdc v1, released 2026-12-01", Trust: "Treat one frame as a hint."}
 }
 
 // fakeCrops holds crops as files in a folder, labels by removing them and

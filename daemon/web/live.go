@@ -22,12 +22,13 @@ type Live interface {
 
 func (s *Server) livePage(w http.ResponseWriter, r *http.Request) {
 	var cams []string
+	st := s.parts.Status.Status(time.Now())
 	if s.parts.Live != nil {
-		for _, c := range s.parts.Status.Status(time.Now()).Cameras {
+		for _, c := range st.Cameras {
 			cams = append(cams, c.Name)
 		}
 	}
-	s.render(w, r, http.StatusOK, "live", map[string]any{"Off": s.parts.Live == nil, "Cameras": cams})
+	s.render(w, r, http.StatusOK, "live", map[string]any{"Off": s.parts.Live == nil, "Cameras": cams, "Trust": st.Trust})
 }
 
 // liveFrame serves /live/<camera>.jpg.

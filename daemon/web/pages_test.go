@@ -383,3 +383,20 @@ func TestEventClips(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustSentence: the status, live and events pages say how far a
+// verdict can be trusted, with the way to do better, and the status page
+// names the release.
+func TestTrustSentence(t *testing.T) {
+	s := mustNew(t, Options{}, Parts{Events: NewEventLog(10), Live: nil})
+	c := newClient(t, s)
+	for _, path := range []string{"/", "/live", "/events"} {
+		resp, body := c.get(path)
+		if resp.StatusCode != 200 || !strings.Contains(body, "Treat one frame as a hint.") || !strings.Contains(body, `<a href="/train">Teach it this camera</a>`) {
+			t.Errorf("%s: %d, no trust sentence:\n%s", path, resp.StatusCode, body)
+		}
+	}
+	if _, body := c.get("/"); !strings.Contains(body, "deepfaked-dfdc v1, released 2026-12-01") {
+		t.Errorf("the status page does not name the release:\n%s", body)
+	}
+}

@@ -26,6 +26,10 @@ type Status struct {
 	MQTT      contract.MQTTStats   `json:"mqtt"`
 	Outbox    contract.OutboxStats `json:"outbox"`
 	Training  bool                 `json:"training"`
+	// Release names the model when it is a release the project shipped;
+	// Trust says, in a plain sentence, how far its verdicts can be trusted.
+	Release string `json:"release,omitempty"`
+	Trust   string `json:"trust"`
 }
 
 // CameraStatus is one camera as the stats topic reports it, whether it is
