@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,6 +89,10 @@ cameras:
 	csv, err := os.ReadFile(filepath.Join(state, "dataset", "labels.csv"))
 	if len(fakes) != faces || err != nil || !strings.Contains(string(csv), ",fake,") {
 		t.Fatalf("dataset after labelling: %v, labels.csv %q (%v)", fakes, csv, err)
+	}
+	// Labelled crops are grouped by their face's track (camera/run-track).
+	if !regexp.MustCompile(`,fake,cam1/[0-9A-Z-]+-[0-9]+\n`).Match(csv) {
+		t.Errorf("labels.csv does not group the crop by its track:\n%s", csv)
 	}
 	if crops, _ := filepath.Glob(filepath.Join(state, "collect", "cam1", "*.jpg")); len(crops) < 3 {
 		t.Errorf("only %d crops collected with every_n 1", len(crops))

@@ -26,8 +26,9 @@ func newLabelCmd() *cobra.Command {
 		Long: `Move the face crops the daemon collected from a camera's frame (every face of
 it), or one crop file, from train.collect.dir (<state_dir>/collect) into the data folder
 (train.dataset, <state_dir>/dataset by default) under real/ or fake/, and list them in its
-labels.csv, which 'deepfaked train --data' reads. Crops of one camera within
-10 minutes share an identity, so cross-validation keeps near-duplicates together.
+labels.csv, which 'deepfaked train --data' reads. The crops of one face track
+share an identity (camera/run-track; crops that name no track, those of one
+camera within 10 minutes), so cross-validation keeps near-duplicates together.
 When a frame number was collected more than once (the daemon restarted), the
 newest capture is labelled. --list shows the crops waiting for a label, newest
 first. Run it as the daemon's user (sudo -u deepfaked) or as root.`,

@@ -568,7 +568,7 @@ func (p *Pipeline) publish(j *job, head infer.HeadInfo) {
 	// Before publishing, so that a label command for this frame finds its crops.
 	if p.opts.Collector != nil {
 		for i := range j.n {
-			p.opts.Collector.Offer(collect.Face{Camera: j.cam.name, Frame: j.frame, Index: i, TS: j.ts,
+			p.opts.Collector.Offer(collect.Face{Camera: j.cam.name, Frame: j.frame, Index: i, TS: j.ts, Run: p.opts.Run, Track: v.Faces[i].Track,
 				Box: j.boxes[i], PFake: v.Faces[i].PFake, Threshold: v.Threshold,
 				Backbone: backbone, Head: v.Model.Head, Input: j.input[i*p.sample : (i+1)*p.sample]})
 		}

@@ -111,6 +111,10 @@ type Face struct {
 	Threshold float64
 	Backbone  string
 	Head      string
+	// Run and Track name the face's track (the verdict's run and the face's
+	// track), which groups its crops for training.
+	Run   string
+	Track int64
 	// The pixels, one of the two. Crop, when not empty, is a BGR 8-bit image
 	// of the face. Otherwise (Crop zero or empty) Input is the face's model input (3×S×S, NCHW RGB
 	// normalised with Options.Mean/Std), turned back into an S×S image: what
@@ -254,7 +258,8 @@ func (c *Collector) Offer(f Face) bool {
 	c.items <- item{dir: filepath.Join(c.opts.Dir, f.Camera), name: fileName(f.Frame, ts, f.Index), px: px,
 		meta: Meta{Camera: f.Camera, Frame: f.Frame, Face: f.Index, TS: ts.UTC(),
 			Box:   [4]int{f.Box.Min.X, f.Box.Min.Y, f.Box.Dx(), f.Box.Dy()},
-			PFake: f.PFake, Threshold: f.Threshold, Model: Model{Backbone: f.Backbone, Head: f.Head}, Reason: reason}}
+			PFake: f.PFake, Threshold: f.Threshold, Model: Model{Backbone: f.Backbone, Head: f.Head}, Reason: reason,
+			Run: f.Run, Track: f.Track}}
 	return true
 }
 

@@ -32,6 +32,11 @@ type Meta struct {
 	Threshold float64   `json:"threshold"`
 	Model     Model     `json:"model"`
 	Reason    string    `json:"reason"`
+	// Run and Track name the face's track (the daemon's run id and the
+	// track's number): its identity for k-fold. Empty and 0 for crops
+	// collected before tracks were recorded.
+	Run   string `json:"run,omitempty"`
+	Track int64  `json:"track,omitempty"`
 	// Label is set when the crop is moved into a data folder.
 	Label string `json:"label,omitempty"`
 }

@@ -20,16 +20,22 @@ import (
 // real/ and fake/ where training would take them for images.
 const MetaDir = "meta"
 
-// IdentityWindow groups labelled crops for k-fold: crops of one camera
-// captured in the same window are near-duplicates of one scene (one person
-// over consecutive frames), so training never splits them between training
-// and validation. Time, unlike frame numbers, does not depend on the camera's
+// IdentityWindow groups labelled crops that name no track for k-fold:
+// crops of one camera captured in the same window are near-duplicates of
+// one scene. Time, unlike frame numbers, does not depend on the camera's
 // frame rate or restart with the daemon.
 const IdentityWindow = 10 * time.Minute
 
-// Identity is the labels.csv identity of a crop: camera@window start (UTC).
-func Identity(camera string, ts time.Time) string {
-	return camera + "@" + ts.UTC().Truncate(IdentityWindow).Format("20060102T1504Z")
+// Identity is the labels.csv identity of a crop, which training never splits
+// between training and validation: its track (camera/run-track), whose
+// crops are near-duplicates of one face over consecutive frames, so that a
+// labelling session over many people gives many groups; a crop that names
+// no track falls back to its camera and 10-minute window (camera@start).
+func Identity(m Meta) string {
+	if m.Run != "" && m.Track > 0 {
+		return fmt.Sprintf("%s/%s-%d", m.Camera, m.Run, m.Track)
+	}
+	return m.Camera + "@" + m.TS.UTC().Truncate(IdentityWindow).Format("20060102T1504Z")
 }
 
 // Folders are where labelling takes crops from and puts them.
@@ -165,7 +171,7 @@ func move(datasetDir string, crops []Crop, label string) (src, dst []string, err
 			return undo(fmt.Errorf("label camera %s frame %d: %w", c.Meta.Camera, c.Meta.Frame, err))
 		}
 		written = append(written, p)
-		rows = append(rows, dataset.Sample{Path: rel, Label: label, Identity: Identity(m.Camera, m.TS)})
+		rows = append(rows, dataset.Sample{Path: rel, Label: label, Identity: Identity(m)})
 	}
 	if err := data.Add(rows); err != nil {
 		return undo(fmt.Errorf("label: %w", err))

@@ -88,7 +88,7 @@ func TestLabel(t *testing.T) {
 	}
 
 	rows := readCSV(t, filepath.Join(data, dataset.LabelsFile))
-	early := Identity("cam", time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	early := Identity(Meta{Camera: "cam", TS: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)})
 	wantRows := [][]string{{"path", "label", "identity"},
 		{"fake/cam-" + fileName(5, later, 0) + ".jpg", "fake", "cam@20261128T1300Z"},
 		{"real/old/x.jpg", "real", "real/old/x.jpg"},
@@ -234,5 +234,25 @@ func TestLabelAllOrNothing(t *testing.T) {
 	}
 	if got, err := folders.Label("cam", 5, dataset.Fake); err != nil || len(got) != 1 {
 		t.Fatalf("Label after the fault: %v, %v", got, err)
+	}
+}
+
+// TestIdentity: a crop that names its track is grouped by the track, so one
+// labelling session over many people gives many groups; one that does not
+// falls back to its camera's 10-minute window.
+func TestIdentity(t *testing.T) {
+	ts := time.Date(2026, 11, 28, 12, 7, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		m    Meta
+		want string
+	}{
+		{Meta{Camera: "door", TS: ts, Run: "r1", Track: 7}, "door/r1-7"},
+		{Meta{Camera: "door", TS: ts.Add(9 * time.Minute), Run: "r1", Track: 8}, "door/r1-8"},
+		{Meta{Camera: "door", TS: ts, Run: "r1"}, "door@20261128T1200Z"},
+		{Meta{Camera: "door", TS: ts}, "door@20261128T1200Z"},
+	} {
+		if got := Identity(tc.m); got != tc.want {
+			t.Errorf("Identity(%+v) = %q, want %q", tc.m, got, tc.want)
+		}
 	}
 }
