@@ -1,10 +1,14 @@
 package daemon
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/shipped"
 )
 
@@ -32,5 +36,47 @@ func TestTrust(t *testing.T) {
 		if tc.release && (!strings.Contains(rel, r.Name) || !strings.Contains(s, "0.79")) {
 			t.Errorf("%s: %q does not name %s and its AUC", tc.name, rel+" "+s, r.Name)
 		}
+	}
+}
+
+// TestLabelled: the Train page's summary of train.dataset, read as training
+// reads it: no folder yet, one labelling session, enough.
+func TestLabelled(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{Train: config.DefaultTrain()}
+	cfg.Train.Dataset = filepath.Join(dir, "none")
+	if l, err := labelled(cfg); err != nil || l.Short != "no labelled images yet" {
+		t.Fatalf("no folder: %+v, %v", l, err)
+	}
+	cfg.Train.Dataset = dir
+	write := func(rows []string) {
+		t.Helper()
+		for _, r := range rows[1:] {
+			p := filepath.Join(dir, strings.Split(r, ",")[0])
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "labels.csv"), []byte(strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := []string{"path,label,identity"}
+	for i := range 6 {
+		rows = append(rows, fmt.Sprintf("real/%d.jpg,real,cam/r1-%d", i, i%3), fmt.Sprintf("fake/%d.jpg,fake,cam/r1-9", i))
+	}
+	write(rows)
+	if l, err := labelled(cfg); err != nil || l.Real != 6 || l.Fake != 6 || l.Groups != 4 || !strings.Contains(l.Short, "2 groups of each") {
+		t.Fatalf("one session of fakes: %+v, %v", l, err)
+	}
+	for i := range 8 {
+		rows = append(rows, fmt.Sprintf("fake/x%d.jpg,fake,cam/r2-%d", i, i%4))
+	}
+	write(rows)
+	if l, err := labelled(cfg); err != nil || l.Groups != 8 || l.Short != "" {
+		t.Fatalf("enough: %+v, %v", l, err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/shipped"
+	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/teach"
@@ -54,6 +55,7 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 	if d.cfg.Train.Collect.Enabled() {
 		parts.Crops = webCrops{folders: setup.LabelFolders(d.cfg)}
 	}
+	parts.Labelled = func() (web.Labelled, error) { return labelled(d.cfg) }
 	if t, err := newExecTrainer(d.cfg, d.log); err != nil {
 		d.log.Warn("training from the page is off", "err", err)
 	} else {
@@ -509,4 +511,32 @@ func trust(m contract.ModelIDs) (release, sentence string) {
 		return release, figures + " The head was trained here: its training report says how it did on your faces. Treat one frame as a hint and a track that stays fake as the signal."
 	}
 	return release, figures + " On a camera it never saw it calls real people fake too often: treat one frame as a hint, a track that stays fake as the signal, and teach it this camera before you rely on it."
+}
+
+// labelled is what train.dataset holds for the page's training, and what
+// it lacks (train.Shortfall, with the gate's hold-out: the page installs).
+func labelled(cfg *config.Config) (web.Labelled, error) {
+	f, err := dataset.Load(cfg.Train.Dataset)
+	if f == nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return web.Labelled{Short: "no labelled images yet"}, nil
+		}
+		return web.Labelled{}, err
+	}
+	labels, groups := make([]int, len(f.Samples)), make([]string, len(f.Samples))
+	all := map[string]bool{}
+	var l web.Labelled
+	for i, s := range f.Samples {
+		labels[i], groups[i] = train.Real, s.Identity
+		if s.Label == dataset.Fake {
+			labels[i] = train.Fake
+			l.Fake++
+		} else {
+			l.Real++
+		}
+		all[s.Identity] = true
+	}
+	l.Groups = len(all)
+	l.Short = train.Shortfall(labels, groups, cfg.Train.Folds, cfg.Train.Holdout)
+	return l, nil
 }

@@ -28,6 +28,14 @@ type Trainer interface {
 	Discard(ctx context.Context, r *Report) error
 }
 
+// Labelled is what the data folder holds for a training: its images by
+// class, its groups (images training never splits: one face track), and
+// what it still lacks ("" when it can train).
+type Labelled struct {
+	Real, Fake, Groups int
+	Short              string
+}
+
 // TrainRequest says what a training learns from.
 type TrainRequest struct {
 	// Data is the data folder; "" is train.dataset.
@@ -315,6 +323,13 @@ func (s *Server) trainPage(w http.ResponseWriter, r *http.Request) {
 	st, _ := s.train.state()
 	teach := s.parts.Trainer != nil && s.parts.Teacher != nil
 	data := map[string]any{"State": st, "Off": s.parts.Trainer == nil, "Teach": teach}
+	if s.parts.Labelled != nil {
+		l, err := s.parts.Labelled()
+		if err != nil {
+			l.Short = err.Error()
+		}
+		data["Labelled"] = l
+	}
 	if teach {
 		data["Cameras"], data["Faces"] = s.cameras(), s.parts.Teacher.Faces()
 	}

@@ -313,3 +313,31 @@ func TestTeach(t *testing.T) {
 		t.Errorf("discarded %v, installed %v", tr.discarded, tr.installed)
 	}
 }
+
+// TestTrainPageSaysWhatIsLacking: before Start, the Train page says what
+// the data folder holds and what a training still lacks, and Start waits
+// until there is enough.
+func TestTrainPageSaysWhatIsLacking(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		l        Labelled
+		disabled bool
+		has      string
+	}{
+		{"short", Labelled{Real: 9, Fake: 2, Groups: 3, Short: "training needs at least 2 groups of each"}, true, "Not enough to train yet: training needs at least 2 groups of each"},
+		{"enough", Labelled{Real: 40, Fake: 40, Groups: 12}, false, "40 real and 40 fake images in 12 groups"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Options{}, Parts{Status: &fakeStatus{}, Trainer: newFakeTrainer(t, false), Log: quietLog(),
+				Labelled: func() (Labelled, error) { return tc.l, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, body := newClient(t, s).get("/train")
+			if !strings.Contains(body, tc.has) || strings.Contains(body, `<button id="start" disabled>`) != tc.disabled {
+				t.Errorf("train page:\n%s", body)
+			}
+		})
+	}
+}

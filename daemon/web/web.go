@@ -47,6 +47,9 @@ type Parts struct {
 	ClipDir string
 	Crops   Crops
 	Trainer Trainer
+	// Labelled, with Trainer, tells the Train page what the data folder
+	// holds and what a training still lacks, before Start.
+	Labelled func() (Labelled, error)
 	// Teacher, with Trainer, gives the Train page "teach this camera".
 	Teacher Teacher
 	// Live is the cameras' latest frames; nil: no live view.

@@ -259,7 +259,8 @@ func Run(ctx context.Context, data train.Dataset, opts Options) (*Report, error)
 	return r, nil
 }
 
-// describe fills the report's data section and refuses data of one class.
+// describe fills the report's data section and refuses data that cannot
+// train (train.Shortfall: one class, too few groups).
 func (r *Report) describe(data train.Dataset, opts Options) error {
 	s := opts.Source
 	r.Data = DataReport{Dir: s.Dir, Labels: "folders", Crop: s.Crop, SelfBlend: s.SelfBlend, Skipped: s.Skipped, NoFace: s.NoFace,
@@ -286,6 +287,13 @@ func (r *Report) describe(data train.Dataset, opts Options) error {
 	if r.Data.Real == 0 || r.Data.Fake == 0 {
 		return fmt.Errorf("data folder %s: after skipping unreadable files %d real and %d fake images are left: both classes are needed",
 			s.Dir, r.Data.Real, r.Data.Fake)
+	}
+	holdout := 0.0
+	if opts.Install || opts.Compare {
+		holdout = opts.Holdout
+	}
+	if short := train.Shortfall(train.Labels(data), train.Groups(data), opts.Train.Folds, holdout); short != "" {
+		return fmt.Errorf("data folder %s: %s", s.Dir, short)
 	}
 	if want := product(opts.Backbone.FeatureShape); want != data.Dim() {
 		return fmt.Errorf("train: the features have %d values but the backbone's shape %v holds %d", data.Dim(), opts.Backbone.FeatureShape, want)
