@@ -60,7 +60,7 @@ func TestWebE2E(t *testing.T) {
 		"mqtt:", "  broker: " + testenv.Mosquitto(t),
 		"model:", "  backbone: " + backbone, "  head: " + installed, "  runtime: " + testenv.ORTLibrary(t),
 		"faces:", "  detector: haar",
-		"events:", "  tracks: all", "  clips:", "    tracks: all", "    pre: 2s", "    post: 2s",
+		"events:", "  tracks: all", "  clips:", "    tracks: all", "    pre: 1s", "    post: 1s", "    max_width: 320",
 		"train:", "  dataset: " + data, "  gate_set: " + data, "  folds: 2", "  epochs: 3", "  gate_margin: 1", "  collect:", "    every_n: 2", "  teach:", "    faces: 20", "    every_n: 1",
 		"web:", "  enabled: true", "  listen: " + addr, "  password_file: " + pw,
 		"  tls:", "    cert: " + pki.ServerCert, "    key: " + pki.ServerKey,
@@ -179,7 +179,7 @@ func TestWebE2E(t *testing.T) {
 	})()`, 30*time.Second)
 	shot("live.png")
 
-	// Events, with a clip that plays: the first is written post (2 s) after
+	// Events, with a clip that plays: the first is written post (1 s) after
 	// its track appeared; Chromium must decode its H.264.
 	for i := 0; ; i++ {
 		do("events", chromedp.Navigate(base+"/events"), chromedp.WaitVisible("li.event"))
