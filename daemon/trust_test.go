@@ -80,3 +80,32 @@ func TestLabelled(t *testing.T) {
 		t.Fatalf("enough: %+v, %v", l, err)
 	}
 }
+
+// TestLatestTraining: the newest training folder with a report, whoever
+// ran it; one still running (no metrics.json yet) is passed over.
+func TestLatestTraining(t *testing.T) {
+	out := t.TempDir()
+	tr := &execTrainer{out: filepath.Join(out, "train")}
+	if r, err := tr.Latest(); r != nil || err != nil {
+		t.Fatalf("no trainings yet: %+v, %v", r, err)
+	}
+	for _, d := range []struct{ name, metrics string }{
+		{"20261207T100000Z", `{"data":{"real":10,"fake":11},"gate":{"held_out":4,"install":false,"reason":"older"}}`},
+		{"20261207T110000Z", `{"data":{"real":20,"fake":21},"gate":{"held_out":8,"install":true,"replaced":true,"reason":"newer"}}`},
+		{"20261207T120000Z", ""}, // running
+	} {
+		dir := filepath.Join(tr.out, d.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if d.metrics != "" {
+			if err := os.WriteFile(filepath.Join(dir, "metrics.json"), []byte(d.metrics), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r, err := tr.Latest()
+	if err != nil || r == nil || r.Real != 20 || r.Held != 8 || !r.Replaced || r.Reason != "newer" || r.Finished.IsZero() {
+		t.Fatalf("latest: %+v, %v", r, err)
+	}
+}

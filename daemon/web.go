@@ -430,9 +430,39 @@ func (t *execTrainer) Train(ctx context.Context, req web.TrainRequest, progress 
 	return readReport(out)
 }
 
-// readReport turns a training's metrics.json into the page's report.
+// Latest is the newest training's report under <state_dir>/train, where
+// the page's, a terminal's and the nightly timer's trainings all write
+// (their folders are named by UTC time); a teach session's is left out.
+func (t *execTrainer) Latest() (*web.Report, error) {
+	ents, err := os.ReadDir(t.out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := len(ents) - 1; i >= 0; i-- {
+		dir := filepath.Join(t.out, ents[i].Name())
+		if !ents[i].IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, workflow.MetricsFile)); err != nil {
+			continue // running, or failed
+		}
+		return readReport(dir)
+	}
+	return nil, nil
+}
+
+// readReport turns a training's metrics.json into the page's report; it
+// finished when metrics.json was written.
 func readReport(out string) (*web.Report, error) {
-	b, err := os.ReadFile(filepath.Join(out, workflow.MetricsFile))
+	path := filepath.Join(out, workflow.MetricsFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("training report: %w", err)
+	}
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("training report: %w", err)
 	}
@@ -441,7 +471,7 @@ func readReport(out string) (*web.Report, error) {
 		return nil, fmt.Errorf("training report %s: %w", filepath.Join(out, workflow.MetricsFile), err)
 	}
 	rep := &web.Report{Dir: out, Head: r.Final.Head, Real: r.Data.Real, Fake: r.Data.Fake,
-		Threshold: r.Final.Threshold, Seconds: r.Timings["total"], Finished: time.Now()}
+		Threshold: r.Final.Threshold, Seconds: r.Timings["total"], Finished: st.ModTime()}
 	rep.OutOfFold = r.Final.OutOfFold // the exported head's: the mix's when it is one
 	if g := r.Gate; g != nil {
 		rep.Held, rep.Candidate, rep.Installed = g.Held, g.Candidate, g.Installed

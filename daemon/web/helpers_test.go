@@ -113,6 +113,7 @@ type fakeTrainer struct {
 	installed []string
 	rollbacks int
 	discarded []string
+	latest    *Report // what Latest says: a training that ran elsewhere
 }
 
 func newFakeTrainer(t *testing.T, replaced bool) *fakeTrainer {
@@ -188,6 +189,12 @@ func (f *fakeTrainer) Install(_ context.Context, head string) (string, error) {
 	defer f.mu.Unlock()
 	f.installed = append(f.installed, head)
 	return "installed " + head, nil
+}
+
+func (f *fakeTrainer) Latest() (*Report, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.latest, nil
 }
 
 func (f *fakeTrainer) Rollback(context.Context) (string, error) {

@@ -26,6 +26,10 @@ type Trainer interface {
 	Rollback(ctx context.Context) (string, error)
 	// Discard removes the files of a training whose head was not installed.
 	Discard(ctx context.Context, r *Report) error
+	// Latest is the report of the newest training, wherever it ran (the
+	// page, a terminal's `deepfaked train`, the nightly timer); nil when
+	// there was none.
+	Latest() (*Report, error)
 }
 
 // Labelled is what the data folder holds for a training: its images by
@@ -120,6 +124,7 @@ type training struct {
 	progress Progress
 	report   *Report
 	err      string
+	errAt    time.Time          // when err was set
 	note     string             // what the last install or rollback did
 	changed  chan struct{}      // closed at every change, then replaced
 	cancel   context.CancelFunc // stops the running job
@@ -141,6 +146,27 @@ func (t *training) state() (TrainState, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return TrainState{Running: t.busy, Progress: t.progress, Report: t.report, Error: t.err, Note: t.note}, t.changed
+}
+
+// current is the state with the newest training's report, when one ran
+// elsewhere (a terminal, the nightly timer) after what the page knows: it
+// replaces the page's report, and an earlier error of the page's.
+func (s *Server) current() (TrainState, <-chan struct{}) {
+	st, changed := s.train.state()
+	if st.Running || s.parts.Trainer == nil {
+		return st, changed
+	}
+	latest, err := s.parts.Trainer.Latest()
+	if err != nil || latest == nil || st.Report != nil && latest.Dir == st.Report.Dir {
+		return st, changed
+	}
+	s.train.mu.Lock()
+	errAt := s.train.errAt
+	s.train.mu.Unlock()
+	if (st.Report == nil || latest.Finished.After(st.Report.Finished)) && (st.Error == "" || latest.Finished.After(errAt)) {
+		st.Report, st.Error = latest, ""
+	}
+	return st, changed
 }
 
 func (t *training) running() bool {
@@ -233,7 +259,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, what string, j
 		s.train.update(func() {
 			s.train.busy, s.train.cancel = false, nil
 			if err != nil {
-				s.train.err = err.Error()
+				s.train.err, s.train.errAt = err.Error(), time.Now()
 				if errors.Is(err, context.Canceled) && s.ctx.Err() == nil {
 					s.train.err = what + " cancelled"
 				}
@@ -274,7 +300,7 @@ func (s *Server) cancelTraining(w http.ResponseWriter, r *http.Request) {
 // notInstalled is the last training's report when its head is not
 // installed and nothing runs; otherwise it answers the request (409) and is nil.
 func (s *Server) notInstalled(w http.ResponseWriter, action, installed string) *Report {
-	st, _ := s.train.state()
+	st, _ := s.current()
 	switch {
 	case st.Running:
 		jsonError(w, http.StatusConflict, "a training is running")
@@ -320,7 +346,7 @@ func (s *Server) reload(reason string) {
 }
 
 func (s *Server) trainPage(w http.ResponseWriter, r *http.Request) {
-	st, _ := s.train.state()
+	st, _ := s.current()
 	teach := s.parts.Trainer != nil && s.parts.Teacher != nil
 	data := map[string]any{"State": st, "Off": s.parts.Trainer == nil, "Teach": teach}
 	if s.parts.Labelled != nil {
@@ -337,7 +363,7 @@ func (s *Server) trainPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) trainJSON(w http.ResponseWriter, _ *http.Request) {
-	st, _ := s.train.state()
+	st, _ := s.current()
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -348,7 +374,7 @@ func (s *Server) trainStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for {
-		st, changed := s.train.state()
+		st, changed := s.current()
 		if err := send("train", st); err != nil {
 			return
 		}
@@ -363,7 +389,7 @@ func (s *Server) trainStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) trainPicture(w http.ResponseWriter, r *http.Request) {
-	st, _ := s.train.state()
+	st, _ := s.current()
 	name := r.PathValue("picture")
 	if st.Report == nil || (name != pictures[0] && name != pictures[1]) {
 		http.NotFound(w, r)

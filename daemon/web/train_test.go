@@ -341,3 +341,39 @@ func TestTrainPageSaysWhatIsLacking(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainPageShowsTrainingsElsewhere: a training run at a terminal (or
+// by the nightly timer) after the page's shows on the page with its gate
+// decision, and replaces an earlier failure's message; an older one does
+// not replace the page's own.
+func TestTrainPageShowsTrainingsElsewhere(t *testing.T) {
+	tr := newFakeTrainer(t, false)
+	s, err := New(Options{}, Parts{Status: &fakeStatus{}, Trainer: tr, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.train.update(func() { s.train.err, s.train.errAt = "deepfaked train: k-fold: 2 groups cannot fill 5 folds", time.Now() })
+	c := newClient(t, s)
+	if _, body := c.get("/train"); !strings.Contains(body, "2 groups cannot fill") {
+		t.Fatalf("the page's own failure is not shown:\n%s", body)
+	}
+	tr.mu.Lock()
+	tr.latest = &Report{Dir: tr.dir, Real: 40, Fake: 41, Held: 16, Reason: "candidate AUC 0.81 < installed AUC 0.90 - margin 0.02",
+		Finished: time.Now().Add(time.Second)}
+	tr.mu.Unlock()
+	_, body := c.get("/train")
+	if strings.Contains(body, "2 groups cannot fill") || !strings.Contains(body, "40 real and 41 fake images") ||
+		!strings.Contains(body, "kept the installed head: candidate AUC 0.81 &lt; installed AUC 0.90") {
+		t.Errorf("the terminal's later training is not shown with its gate decision:\n%s", body)
+	}
+	if resp, _ := c.get("/train/roc.png"); resp.StatusCode != http.StatusOK {
+		t.Errorf("its ROC: %s", resp.Status)
+	}
+	tr.mu.Lock()
+	tr.latest.Finished = time.Now().Add(-time.Hour) // older than the page's failure
+	tr.mu.Unlock()
+	if _, body := c.get("/train"); !strings.Contains(body, "2 groups cannot fill") {
+		t.Errorf("an older training hid the page's later failure:\n%s", body)
+	}
+}
