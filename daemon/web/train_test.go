@@ -353,7 +353,9 @@ func TestTrainPageShowsTrainingsElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.train.update(func() { s.train.err, s.train.errAt = "deepfaked train: k-fold: 2 groups cannot fill 5 folds", time.Now() })
+	s.train.update(func() {
+		s.train.err, s.train.errAt = "deepfaked train: k-fold: 2 groups cannot fill 5 folds", time.Now()
+	})
 	c := newClient(t, s)
 	if _, body := c.get("/train"); !strings.Contains(body, "2 groups cannot fill") {
 		t.Fatalf("the page's own failure is not shown:\n%s", body)
