@@ -53,7 +53,7 @@ func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.H
 		parts.ClipDir = d.cfg.Events.Clips.Dir
 	}
 	if d.cfg.Train.Collect.Enabled() {
-		parts.Crops = webCrops{folders: setup.LabelFolders(d.cfg)}
+		parts.Crops = webCrops{folders: setup.LabelFolders(d.cfg), collector: d.collector}
 	}
 	parts.Labelled = func() (web.Labelled, error) { return labelled(d.cfg) }
 	if t, err := newExecTrainer(d.cfg, d.log); err != nil {
@@ -232,7 +232,24 @@ func (s *webStatus) Status(now time.Time) web.Status {
 // webCrops are the collected crops for the review queue. Labelling goes
 // through collect.Folders.LabelPath, as `deepfaked label --path` does; the
 // running collector finds a labelled crop gone and only corrects its count.
-type webCrops struct{ folders collect.Folders }
+type webCrops struct {
+	folders   collect.Folders
+	collector *collect.Collector // nil when this daemon does not collect (another one does)
+}
+
+// reviewHold is how long crops shown for review are kept from rotation.
+const reviewHold = 30 * time.Minute
+
+func (c webCrops) Hold(ids []string) {
+	if c.collector == nil {
+		return
+	}
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = filepath.Join(c.folders.Collect, filepath.FromSlash(id))
+	}
+	c.collector.Hold(paths, time.Now().Add(reviewHold))
+}
 
 func (c webCrops) List() ([]web.Crop, error) {
 	crops, err := collect.List(c.folders.Collect)

@@ -49,6 +49,7 @@ type fakeCrops struct {
 	crops      map[string]Crop
 	real, fake int
 	labelled   []string
+	held       []string // what the page last asked to hold
 }
 
 func newFakeCrops(t *testing.T, crops ...Crop) *fakeCrops {
@@ -102,6 +103,12 @@ func (f *fakeCrops) Counts() (int, int, error) {
 }
 
 func (f *fakeCrops) Dir() string { return f.dir }
+
+func (f *fakeCrops) Hold(ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = append(f.held[:0], ids...)
+}
 
 // fakeTrainer trains until release is closed, telling one progress step.
 type fakeTrainer struct {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,13 @@ func TestReview(t *testing.T) {
 	}
 	if resp, b := c.get("/files/crops/door/000000000011-1-00.jpg"); resp.StatusCode != 200 || b != string(jpegBytes) {
 		t.Fatalf("crop image: %d", resp.StatusCode)
+	}
+	crops.mu.Lock()
+	held := slices.Clone(crops.held)
+	crops.mu.Unlock()
+	slices.Sort(held)
+	if want := []string{"door/000000000010-1-00.jpg", "door/000000000011-1-00.jpg", "yard/000000000012-1-00.jpg"}; !slices.Equal(held, want) {
+		t.Errorf("held %v, want the crops the page shows: %v", held, want)
 	}
 	for _, tc := range []struct {
 		name, body string

@@ -25,6 +25,10 @@ type Crops interface {
 	Counts() (real, fake int, err error)
 	// Dir is the collect folder, which crop images are served from.
 	Dir() string
+	// Hold keeps the crops ids (as List gives them) from rotation for a
+	// while: the review page holds those it shows, so that none is gone
+	// when its labeller gets to it.
+	Hold(ids []string)
 }
 
 // ErrUnknownCrop: no crop waits under that id (never collected, labelled
@@ -94,6 +98,11 @@ func (s *Server) review() (reviewData, error) {
 	}
 	d := reviewData{Waiting: len(crops)}
 	d.Crops = queue(crops)[:min(len(crops), reviewPage)]
+	ids := make([]string, len(d.Crops))
+	for i, c := range d.Crops {
+		ids[i] = c.ID
+	}
+	s.parts.Crops.Hold(ids)
 	if d.Real, d.Fake, err = s.parts.Crops.Counts(); err != nil {
 		return d, err
 	}

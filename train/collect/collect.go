@@ -144,6 +144,9 @@ type Collector struct {
 	mu     sync.Mutex // guards the fields below and sends on items
 	closed bool
 	seen   map[string]uint64 // faces offered per camera
+	// held are crops someone is reviewing (Hold): rotation passes over
+	// them until the time given.
+	held map[string]time.Time
 
 	// Queue slots hold copies of offered pixels until the writer has encoded
 	// them; a crop without a free slot is dropped.
@@ -450,13 +453,49 @@ func (c *Collector) save(it item) {
 	c.evict()
 }
 
-// evict removes the oldest crops while a cap is exceeded. Crops labelled by
-// another process are already gone: removing them only corrects the count.
+// Hold keeps the crops at paths (JPEG files of the collect folder) out of
+// rotation until until: the review page holds the crops it shows, so that
+// none is gone when its labeller gets to it. A crop labelled meanwhile
+// leaves the folder as usual.
+func (c *Collector) Hold(paths []string, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held == nil {
+		c.held = map[string]time.Time{}
+	}
+	now := time.Now()
+	for p, t := range c.held {
+		if now.After(t) {
+			delete(c.held, p)
+		}
+	}
+	for _, p := range paths {
+		c.held[p] = until
+	}
+}
+
+// isHeld reports whether a crop is held now.
+func (c *Collector) isHeld(jpeg string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.held[jpeg]
+	return ok && now.Before(t)
+}
+
+// evict removes the oldest crops that are not held while a cap is
+// exceeded. Crops labelled by another process are already gone: removing
+// them only corrects the count.
 func (c *Collector) evict() {
+	now := time.Now()
+	kept := c.index[:0]
 	n := 0
 	for n < len(c.index) && (c.files > c.opts.MaxFiles || (c.opts.MaxBytes > 0 && c.bytes > c.opts.MaxBytes)) {
 		e := c.index[n]
 		n++
+		if c.isHeld(e.jpeg, now) {
+			kept = append(kept, e)
+			continue
+		}
 		c.files--
 		c.bytes -= e.bytes
 		err := os.Remove(e.jpeg)
@@ -470,7 +509,8 @@ func (c *Collector) evict() {
 			c.log.Warn("collect: rotation", "file", e.jpeg, "err", err)
 		}
 	}
-	c.index = slices.Delete(c.index, 0, n)
+	// The held ones stay in order ahead of the rest.
+	c.index = append(kept, c.index[n:]...)
 }
 
 // scan indexes the crops already in the folder, oldest first, and removes

@@ -22,6 +22,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/infer/spec"
+	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -495,4 +496,37 @@ func waitForLockWaiter(t *testing.T, f *os.File) {
 		time.Sleep(time.Millisecond) // polls the kernel's state, no guess at timing
 	}
 	t.Fatalf("nothing waited for the lock on %s within 10s", f.Name())
+}
+
+// TestHoldKeepsReviewedCrops: a crop held for review (the page holds those
+// it shows) stays through rotation, which removes the next oldest instead;
+// once the hold has passed it goes like the others.
+func TestHoldKeepsReviewedCrops(t *testing.T) {
+	capturetest.CheckMats(t)
+	dir := t.TempDir()
+	c := newCollector(t, Options{Dir: dir, EveryN: 1, MaxFiles: 3})
+	o := newOfferer(t, c)
+	for i := range 3 {
+		o.offer("a", int64(i), 0, 0.1)
+	}
+	if !poll.Until(10*time.Second, func() bool { return c.Stats().Saved == 3 }) {
+		t.Fatalf("stats %+v", c.Stats())
+	}
+	oldest := must(filepath.Glob(filepath.Join(dir, "a", "000000000000-*.jpg")))
+	c.Hold(oldest, time.Now().Add(time.Hour))
+	for i := 3; i < 5; i++ {
+		o.offer("a", int64(i), 0, 0.1)
+	}
+	if !poll.Until(10*time.Second, func() bool { return c.Stats().Saved == 5 }) {
+		t.Fatalf("stats %+v", c.Stats())
+	}
+	if got, want := names(t, dir), []string{"a/0", "a/3", "a/4"}; !slices.Equal(got, want) {
+		t.Errorf("with frame 0 held, rotation kept %v, want %v", got, want)
+	}
+	c.Hold(oldest, time.Now().Add(-time.Second)) // the hold has passed
+	o.offer("a", 5, 0, 0.1)
+	c.Close()
+	if got, want := names(t, dir), []string{"a/3", "a/4", "a/5"}; !slices.Equal(got, want) {
+		t.Errorf("after the hold, rotation kept %v, want %v", got, want)
+	}
 }
