@@ -34,7 +34,7 @@ type liveView struct{ cams map[string]*liveCam }
 func newLiveView(names []string) *liveView {
 	v := &liveView{cams: map[string]*liveCam{}}
 	for _, n := range names {
-		c := &liveCam{frame: gocv.NewMat()}
+		c := &liveCam{frame: gocv.NewMat(), changed: make(chan struct{})}
 		c.want.Store(-1)
 		v.cams[n] = c
 	}
@@ -43,9 +43,10 @@ func newLiveView(names []string) *liveView {
 
 // liveCam is one camera's latest copied frame and that frame's verdict.
 type liveCam struct {
-	watchUntil atomic.Int64 // unix ns: copy frames until then
-	want       atomic.Int64 // the copied frame's index while its verdict has not come; -1 none
-	nextCopy   int64        // unix ns; the camera's reader goroutine's alone
+	watchUntil  atomic.Int64 // unix ns: copy frames until then
+	streamUntil atomic.Int64 // unix ns: copy every frame, not every liveEvery, until then (a stream watches)
+	want        atomic.Int64 // the copied frame's index while its verdict has not come; -1 none
+	nextCopy    int64        // unix ns; the camera's reader goroutine's alone
 
 	mu      sync.Mutex // guards the fields below
 	frame   gocv.Mat
@@ -55,6 +56,8 @@ type liveCam struct {
 	jpegAt  int64
 	jpegV   bool
 	closed  bool
+	copied  time.Time     // when frame was copied
+	changed chan struct{} // closed and replaced when a frame is copied or its verdict comes
 }
 
 // offer copies f when the camera is watched and the last copy is old
@@ -62,7 +65,15 @@ type liveCam struct {
 // page (TryLock: a copy is skipped while a JPEG is being drawn).
 func (c *liveCam) offer(f *capture.Frame) {
 	now := time.Now().UnixNano()
-	if now > c.watchUntil.Load() || now < c.nextCopy || !c.mu.TryLock() {
+	streaming := now <= c.streamUntil.Load()
+	if now > c.watchUntil.Load() || now < c.nextCopy && !streaming || !c.mu.TryLock() {
+		return
+	}
+	// A stream sends frames with their verdicts: while the copy's verdict
+	// has not come (inference runs a frame or two behind the reader), the
+	// newer frame is not copied over it, unless that verdict is late.
+	if streaming && c.want.Load() >= 0 && now-c.copied.UnixNano() < int64(liveVerdictWait) {
+		c.mu.Unlock()
 		return
 	}
 	defer c.mu.Unlock()
@@ -71,8 +82,9 @@ func (c *liveCam) offer(f *capture.Frame) {
 	}
 	c.nextCopy = now + int64(liveEvery)
 	f.Mat.CopyTo(&c.frame)
-	c.index, c.verdict = f.Index, c.verdict[:0]
+	c.index, c.verdict, c.copied = f.Index, c.verdict[:0], time.Unix(0, now)
 	c.want.Store(f.Index)
+	c.notify()
 }
 
 // verdictOf keeps payload when it is the verdict of the copied frame. It
@@ -87,6 +99,62 @@ func (c *liveCam) verdictOf(payload []byte) {
 	if c.index == want {
 		c.verdict = append(c.verdict[:0], payload...)
 		c.want.Store(-1)
+		c.notify()
+	}
+}
+
+// notify wakes the streams waiting for the next frame; c.mu is held.
+func (c *liveCam) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// liveVerdictWait is how long a stream waits for a copied frame's verdict
+// before it sends the frame without its boxes (a frame without faces has a
+// verdict too, so this is for a slow model run).
+const liveVerdictWait = 300 * time.Millisecond
+
+// liveStreamWait is how long Next waits for a frame before it returns none,
+// so the stream's handler checks on its client.
+const liveStreamWait = 2 * time.Second
+
+// Next is web.Live's: the next frame after index after, with its verdict
+// (or without, past liveVerdictWait), while copying every analysed frame.
+func (v *liveView) Next(ctx context.Context, camera string, after int64) ([]byte, int64, bool) {
+	c, ok := v.cams[camera]
+	if !ok {
+		return nil, 0, false
+	}
+	deadline := time.Now().Add(liveStreamWait)
+	for {
+		now := time.Now()
+		c.streamUntil.Store(now.Add(liveWatch).UnixNano())
+		c.watchUntil.Store(now.Add(liveWatch).UnixNano())
+		c.mu.Lock()
+		fresh := !c.closed && !c.frame.Empty() && c.index > after
+		ready := fresh && (len(c.verdict) > 0 || now.Sub(c.copied) >= liveVerdictWait)
+		wait := c.changed
+		wake := deadline.Sub(now)
+		if fresh && !ready {
+			wake = min(wake, liveVerdictWait-now.Sub(c.copied))
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		switch {
+		case ready:
+			return v.Frame(camera)
+		case closed || !now.Before(deadline):
+			return nil, 0, false
+		}
+		t := time.NewTimer(wake)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, false
+		case <-wait:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
@@ -182,6 +250,7 @@ func (v *liveView) close() {
 		c.mu.Lock()
 		c.closed = true
 		c.frame.Close()
+		c.notify()
 		c.mu.Unlock()
 	}
 }

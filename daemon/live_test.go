@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/daemon/web"
+	"github.com/deepfaked/deepfaked/internal/poll"
 )
 
 func TestVerdictFrame(t *testing.T) {
@@ -141,4 +143,49 @@ func TestPastEvents(t *testing.T) {
 		t.Fatalf("%v, want %s", ids, want)
 	}
 	pastEvents(l, filepath.Join(dir, "none"), slog.New(slog.DiscardHandler)) // no folder yet: nothing
+}
+
+// TestLiveNext: a stream gets every analysed frame (no liveEvery throttle
+// while it waits), each once its verdict has come, or without the verdict
+// past liveVerdictWait; it returns when its context ends.
+func TestLiveNext(t *testing.T) {
+	capturetest.CheckMats(t)
+	v := newLiveView([]string{"cam"})
+	defer v.close()
+	c := v.cams["cam"]
+	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(0, 0, 0, 0), 100, 120, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	type got struct {
+		index int64
+		ok    bool
+	}
+	next := func(ctx context.Context, after int64) <-chan got {
+		ch := make(chan got, 1)
+		go func() { _, i, ok := v.Next(ctx, "cam", after); ch <- got{i, ok} }()
+		return ch
+	}
+	ctx := context.Background()
+	first := next(ctx, -1)
+	if !poll.Until(5*time.Second, func() bool { return c.streamUntil.Load() > time.Now().UnixNano() }) {
+		t.Fatal("Next did not ask for every frame")
+	}
+	c.offer(&capture.Frame{Mat: img, Index: 7})
+	c.verdictOf(verdictJSON(7))
+	if g := <-first; !g.ok || g.index != 7 {
+		t.Fatalf("first frame %+v, want 7", g)
+	}
+	second := next(ctx, 7)
+	c.offer(&capture.Frame{Mat: img, Index: 8}) // within liveEvery of 7: copied, a stream watches
+	start := time.Now()
+	if g := <-second; !g.ok || g.index != 8 {
+		t.Fatalf("second frame %+v, want 8", g)
+	} else if d := time.Since(start); d < liveVerdictWait/2 {
+		t.Errorf("frame 8 sent after %v without its verdict; want it to wait for it about %v", d, liveVerdictWait)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	third := next(cctx, 8)
+	cancel()
+	if g := <-third; g.ok {
+		t.Fatalf("after cancel: %+v", g)
+	}
 }

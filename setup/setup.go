@@ -396,7 +396,7 @@ func SnapshotOptions(cfg *config.Config, meta spec.Metadata, published func(came
 func ClipOptions(cfg *config.Config, run string, log *slog.Logger) clip.Options {
 	c := cfg.Events.Clips
 	return clip.Options{Dir: c.Dir, Run: run, Pre: time.Duration(c.Pre), Post: time.Duration(c.Post),
-		All: c.Tracks == config.EventsAll, Boxes: c.Boxes, MaxWidth: c.MaxWidth, MaxAge: time.Duration(c.MaxAge),
+		All: c.Tracks == config.EventsAll, Boxes: c.Boxes, MaxWidth: c.MaxWidth, FPS: c.FPS, MaxAge: time.Duration(c.MaxAge),
 		MaxBytes: c.MaxBytes, Log: log}
 }
 

@@ -622,6 +622,8 @@ func rows(t *testing.T, dir string) []row {
 		{"events.clips.post", "0s", nil, time.Duration(0), clipOpt("Post (written at once)", func(o clip.Options) any { return o.Post })},
 		{"events.clips.boxes", false, nil, false, clipOpt("Boxes", func(o clip.Options) any { return o.Boxes })},
 		{"events.clips.max_width", 320, nil, 320, clipOpt("MaxWidth", func(o clip.Options) any { return o.MaxWidth })},
+		{"events.clips.fps", 0, nil, 0.0, clipOpt("FPS (every frame)", func(o clip.Options) any { return o.FPS })},
+		{"events.clips.fps", 5, nil, 5.0, clipOpt("FPS", func(o clip.Options) any { return o.FPS })},
 		{"events.clips.dir", "clips", nil, "/etc/deepfaked/clips", clipOpt("Dir", func(o clip.Options) any { return o.Dir })},
 		{"events.clips.max_age", "0s", nil, time.Duration(0), clipOpt("MaxAge", func(o clip.Options) any { return o.MaxAge })},
 		{"events.clips.max_bytes", 1 << 20, nil, int64(1 << 20), clipOpt("MaxBytes", func(o clip.Options) any { return o.MaxBytes })},

@@ -194,3 +194,45 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportMetric(float64(len(c.ring[len(c.ring)-1].jpeg)), "jpeg-bytes")
 	b.ReportMetric(float64(len(c.ring)), "ring-frames")
 }
+
+// TestClipSharingAndRate: a second track turning fake while a clip is still
+// taking frames shares that clip (one clip for a busy scene), which runs
+// Post past the later moment; with FPS the frames kept are at most that
+// many a second.
+func TestClipSharingAndRate(t *testing.T) {
+	capturetest.CheckMats(t)
+	r := newRecorder(t, Options{Pre: time.Second, Post: time.Second, FPS: 5})
+	m := gocv.NewMatWithSize(360, 640, gocv.MatTypeCV8UC3)
+	defer m.Close()
+	var first, second string
+	for i := range 50 { // 10 frames a second, 5 kept
+		ts := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		if err := r.Encode("cam1", int64(i), ts, m); err != nil {
+			t.Fatal(err)
+		}
+		r.Frame("cam1", int64(i), nil)
+		switch i {
+		case 20:
+			ev := fakeTrack(contract.EventNew, 1, "")
+			ev.TS = ts
+			first = r.Clip(ev)
+		case 25:
+			ev := fakeTrack(contract.EventNew, 2, "")
+			ev.TS = ts
+			second = r.Clip(ev)
+		}
+	}
+	if first == "" || second != first {
+		t.Fatalf("clips %q and %q; want the second track to share the first's", first, second)
+	}
+	if !poll.Until(20*time.Second, func() bool { _, err := os.Stat(first); return err == nil }) {
+		t.Fatal("no clip written")
+	}
+	r.Close()
+	// Kept frames: even ones (5 a second); from 10 (a second before 20) to
+	// 34 (a second after 25): 13 frames, at 5 a second.
+	frames, _, _, fps := probe(t, first)
+	if frames != 13 || fps < 4.5 || fps > 5.5 {
+		t.Errorf("shared clip: %d frames at %.1f fps; want 13 at 5", frames, fps)
+	}
+}

@@ -61,6 +61,7 @@ type Clips struct {
 	Post     Duration `yaml:"post"`
 	Boxes    bool     `yaml:"boxes"`     // draw the faces' boxes and scores
 	MaxWidth int      `yaml:"max_width"` // frames wider are scaled down (memory, disk)
+	FPS      float64  `yaml:"fps"`       // frames kept a second; 0: every analysed frame
 	Dir      string   `yaml:"dir"`       // default <state_dir>/clips
 	MaxAge   Duration `yaml:"max_age"`   // 0: no age bound
 	MaxBytes int64    `yaml:"max_bytes"` // all clips together
@@ -117,6 +118,7 @@ const (
 	DefaultClipPre        = Duration(5 * time.Second)
 	DefaultClipPost       = Duration(5 * time.Second)
 	DefaultClipWidth      = 640
+	DefaultClipFPS        = 10
 	DefaultClipAge        = Duration(7 * 24 * time.Hour)
 	DefaultClipBytes      = 1 << 30
 	DefaultDiscovery      = "homeassistant"
@@ -142,7 +144,7 @@ func defaultEvents() Events {
 	return Events{Enabled: true, Tracks: EventsFake, Cooldown: DefaultCooldown,
 		Snapshots: Snapshots{Enabled: true, MaxCount: DefaultSnapshotCount, MaxAge: DefaultSnapshotAge},
 		Clips: Clips{Enabled: true, Tracks: EventsFake, Pre: DefaultClipPre, Post: DefaultClipPost, Boxes: true,
-			MaxWidth: DefaultClipWidth, MaxAge: DefaultClipAge, MaxBytes: DefaultClipBytes}}
+			MaxWidth: DefaultClipWidth, FPS: DefaultClipFPS, MaxAge: DefaultClipAge, MaxBytes: DefaultClipBytes}}
 }
 
 func (t *Tracks) check(k checker) {
@@ -186,6 +188,7 @@ func (e *Events) check(k checker) {
 		k.fail("events.clips.post", "events.clips.pre and post are both 0s: a clip would have no frame")
 	}
 	k.inRange("events.clips.max_width", c.MaxWidth, 64, 7680)
+	k.between("events.clips.fps", c.FPS, 0, 60)
 	if c.MaxAge < 0 {
 		k.fail("events.clips.max_age", "must not be negative, got %s", c.MaxAge)
 	}

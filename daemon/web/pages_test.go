@@ -2,13 +2,19 @@ package web
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +287,41 @@ func (f *fakeLive) Frame(camera string) ([]byte, int64, bool) {
 		return nil, 0, false
 	}
 	return jpegBytes, 41, true
+}
+
+// Next streams door's frames 42, 43, ...: one each call.
+func (f *fakeLive) Next(ctx context.Context, camera string, after int64) ([]byte, int64, bool) {
+	if camera != "door" || ctx.Err() != nil {
+		return nil, 0, false
+	}
+	return jpegBytes, max(after+1, 42), true
+}
+
+// TestLiveStream: /live/<camera>.mjpg is an MJPEG stream an <img> plays:
+// frames in order, each a JPEG part with its index.
+func TestLiveStream(t *testing.T) {
+	c := newClient(t, mustNew(t, Options{}, Parts{Live: &fakeLive{}}))
+	req, _ := http.NewRequest(http.MethodGet, c.srv.URL+"/live/door.mjpg", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/x-mixed-replace" {
+		t.Fatalf("Content-Type %q: %v", resp.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(resp.Body, params["boundary"])
+	for want := int64(42); want < 45; want++ {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p)
+		if p.Header.Get("Content-Type") != "image/jpeg" || p.Header.Get("X-Frame-Index") != strconv.FormatInt(want, 10) || !bytes.Equal(b, jpegBytes) {
+			t.Fatalf("part %d: %v, %d bytes", want, p.Header, len(b))
+		}
+	}
 }
 
 func TestLive(t *testing.T) {

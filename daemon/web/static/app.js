@@ -215,22 +215,24 @@ function trainPage() {
   });
 }
 
-// The live view asks for each camera's latest frame once a second, and
-// only while the page is visible: the daemon copies frames only while asked.
-const liveEvery = 1000;
-
+// The live view plays each camera as a stream of its analysed frames
+// (MJPEG), while the page is visible: the daemon copies frames only while a
+// stream or a request asks, so a hidden page stops its streams.
 function livePage() {
   const imgs = document.querySelectorAll("img.live");
-  const tick = () => {
-    if (document.hidden) return;
+  const play = () => {
     for (const img of imgs) {
-      const next = new Image();
-      next.onload = () => { img.src = next.src; img.closest("figure").querySelector(".wait").hidden = true; };
-      next.src = "/live/" + encodeURIComponent(img.dataset.camera) + ".jpg?t=" + Date.now();
+      if (document.hidden) {
+        img.removeAttribute("src"); // ends the stream
+        continue;
+      }
+      if (img.getAttribute("src")) continue;
+      img.onload = () => { img.closest("figure").querySelector(".wait").hidden = true; };
+      img.src = "/live/" + encodeURIComponent(img.dataset.camera) + ".mjpg";
     }
   };
-  tick();
-  setInterval(tick, liveEvery);
+  play();
+  document.addEventListener("visibilitychange", play);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
