@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
@@ -22,14 +21,7 @@ func TestClips(t *testing.T) {
 	testenv.Long(t)
 	capturetest.CheckMats(t)
 	path := observedConfig(t, "cam1 "+shortClip(t)+" false")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, []byte("events:\n  tracks: all\n  clips:\n    tracks: all\n    pre: 1s\n    post: 1s\n")...)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, path, "events:\n  tracks: all\n  clips:\n    tracks: all\n    pre: 1s\n    post: 1s\n")
 	d, err := daemon.New(context.Background(), load(t, path), nil)
 	if err != nil {
 		t.Fatal(err)

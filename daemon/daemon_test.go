@@ -49,6 +49,18 @@ func writeConfig(t *testing.T, listen, source string, loop bool, model ...string
 	return p
 }
 
+// appendConfig adds sections to the config file at path.
+func appendConfig(t *testing.T, path, yaml string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(b, yaml...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func load(t *testing.T, path string) *config.Config {
 	t.Helper()
 	cfg, err := config.Load(path)

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"image"
-	"image/color"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/annotate"
 )
 
 // The live view's throttle: a camera's frame is copied at most every
@@ -203,14 +201,6 @@ func (v *liveView) Frame(camera string) ([]byte, int64, bool) {
 	return b, c.index, true
 }
 
-// Colours of the boxes (BGR is gocv's business): fake red, real green,
-// uncertain grey; the words beside them say the same.
-var (
-	fakeColour = color.RGBA{R: 230, G: 40, B: 40}
-	realColour = color.RGBA{R: 40, G: 200, B: 70}
-	noneColour = color.RGBA{R: 200, G: 200, B: 200}
-)
-
 // drawFaces draws a verdict's faces (box, track, label, p_fake) on a copy
 // of frame and encodes it as JPEG.
 func drawFaces(frame gocv.Mat, verdict []byte) ([]byte, error) {
@@ -221,19 +211,7 @@ func drawFaces(frame gocv.Mat, verdict []byte) ([]byte, error) {
 		if err := json.Unmarshal(verdict, &v); err != nil {
 			return nil, err
 		}
-		for _, f := range v.Faces {
-			c := noneColour
-			switch f.Label {
-			case contract.LabelFake:
-				c = fakeColour
-			case contract.LabelReal:
-				c = realColour
-			}
-			r := image.Rect(f.Box[0], f.Box[1], f.Box[0]+f.Box[2], f.Box[1]+f.Box[3])
-			gocv.Rectangle(&img, r, c, 2)
-			at := image.Pt(r.Min.X, max(r.Min.Y-6, 14))
-			gocv.PutText(&img, fmt.Sprintf("track %d %s %.2f", f.Track, f.Label, f.PFake), at, gocv.FontHersheySimplex, 0.6, c, 2)
-		}
+		annotate.Faces(&img, v.Faces, 1)
 	}
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, liveQuality})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -38,14 +37,7 @@ func TestWebhook(t *testing.T) {
 	}))
 	defer srv.Close()
 	path := observedConfig(t, "cam1 "+shortClip(t)+" false")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, []byte("events:\n  tracks: all\nwebhook:\n  url: "+srv.URL+"\n  events: all\n")...)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, path, "events:\n  tracks: all\nwebhook:\n  url: "+srv.URL+"\n  events: all\n")
 	d, err := daemon.New(context.Background(), load(t, path), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -16,20 +16,20 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/contract"
+	"github.com/deepfaked/deepfaked/daemon/annotate"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 	"github.com/deepfaked/deepfaked/internal/ratelog"
+	"github.com/deepfaked/deepfaked/internal/retain"
 )
 
 // Options configure a Recorder. Every field is taken as given.
@@ -43,10 +43,10 @@ type Options struct {
 	// FPS bounds the frames kept a second (0: every analysed frame): a
 	// camera analysed at 25 frames/s costs a clip 2.5 times the encoding
 	// of one kept at 10, for little a viewer sees.
-	FPS float64
-	MaxAge    time.Duration // 0: no age bound
-	MaxBytes  int64
-	Log       *slog.Logger // nil discards
+	FPS      float64
+	MaxAge   time.Duration // 0: no age bound
+	MaxBytes int64
+	Log      *slog.Logger // nil discards
 }
 
 // jpegQuality of the waiting frames: the clip is encoded again from them.
@@ -73,7 +73,7 @@ type camera struct {
 	free    []*frame // frames out of the ring, for reuse: no allocation per frame
 	open    []*job   // clips still taking frames
 	started map[int64]string
-	pending *frame // encoded on the camera goroutine, awaiting its verdict
+	pending *frame    // encoded on the camera goroutine, awaiting its verdict
 	lastAt  time.Time // the last frame kept, for FPS
 }
 
@@ -334,12 +334,6 @@ func (r *Recorder) write() {
 	}
 }
 
-// Colours of the boxes, as on the page: fake red, real green.
-var (
-	fakeColour = color.RGBA{R: 230, G: 40, B: 40}
-	realColour = color.RGBA{R: 40, G: 200, B: 70}
-)
-
 // writeClip decodes j's frames, draws their faces and writes them as an
 // H.264 MP4 at their own pace, to a temporary file renamed over path.
 func (r *Recorder) writeClip(j *job) error {
@@ -389,7 +383,7 @@ func (r *Recorder) writeFrame(w *gocv.VideoWriter, f *frame, size image.Point) e
 		gocv.Resize(img, &img, size, 0, 0, gocv.InterpolationArea)
 	}
 	if r.opts.Boxes {
-		draw(&img, f)
+		annotate.Faces(&img, f.faces, f.scale)
 	}
 	if err := w.Write(img); err != nil {
 		return fmt.Errorf("write frame %d: %w", f.index, err)
@@ -410,68 +404,12 @@ func fps(frames []frame) float64 {
 	return min(max(float64(len(frames)-1)/span, 1), 60)
 }
 
-func draw(img *gocv.Mat, f *frame) {
-	for _, fc := range f.faces {
-		c := realColour
-		if fc.Label == contract.LabelFake {
-			c = fakeColour
-		}
-		b := fc.Box
-		rect := image.Rect(int(float64(b[0])*f.scale), int(float64(b[1])*f.scale),
-			int(float64(b[0]+b[2])*f.scale), int(float64(b[1]+b[3])*f.scale))
-		gocv.Rectangle(img, rect, c, 2)
-		at := image.Pt(rect.Min.X, max(rect.Min.Y-6, 14))
-		gocv.PutText(img, fmt.Sprintf("%s %.2f", fc.Label, fc.PFake), at, gocv.FontHersheySimplex, 0.5, c, 1)
-	}
-}
-
 // prune removes what an interrupted write left, clips older than MaxAge and
-// the oldest beyond MaxBytes in all.
+// the oldest beyond MaxBytes in all. The writer goroutine calls it after a
+// write (and New before it starts): no write is under way.
 func (r *Recorder) prune(now time.Time) error {
-	type file struct {
-		path string
-		mod  time.Time
-		size int64
-	}
-	var files []file
-	cams, err := os.ReadDir(r.opts.Dir)
-	if err != nil {
+	if err := retain.Prune(r.opts.Dir, ".mp4", now, retain.Bounds{MaxBytes: r.opts.MaxBytes, MaxAge: r.opts.MaxAge}); err != nil {
 		return fmt.Errorf("clip: %w", err)
 	}
-	for _, cam := range cams {
-		if !cam.IsDir() {
-			continue
-		}
-		dir := filepath.Join(r.opts.Dir, cam.Name())
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("clip: %w", err)
-		}
-		for _, e := range entries {
-			p := filepath.Join(dir, e.Name())
-			st, err := e.Info()
-			if err != nil || !strings.HasSuffix(e.Name(), ".mp4") {
-				continue
-			}
-			if strings.HasPrefix(e.Name(), ".") { // a write a crash cut short, unless it is being written
-				if now.Sub(st.ModTime()) > time.Hour {
-					os.Remove(p)
-				}
-				continue
-			}
-			files = append(files, file{p, st.ModTime(), st.Size()})
-		}
-	}
-	slices.SortFunc(files, func(a, b file) int { return b.mod.Compare(a.mod) }) // newest first
-	var total int64
-	var errs []error
-	for _, f := range files {
-		total += f.size
-		if total > r.opts.MaxBytes || r.opts.MaxAge > 0 && now.Sub(f.mod) > r.opts.MaxAge {
-			if err := os.Remove(f.path); err != nil && !os.IsNotExist(err) {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }

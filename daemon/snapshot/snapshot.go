@@ -11,10 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 	"github.com/deepfaked/deepfaked/internal/ratelog"
+	"github.com/deepfaked/deepfaked/internal/retain"
 )
 
 // Options configure a Store. Mean, Std and ColorOrder undo the model input's
@@ -163,49 +162,8 @@ func (s *Store) save(j job, img *gocv.Mat) error {
 // prune removes temporary files an interrupted write left, snapshots older
 // than MaxAge and the oldest beyond MaxCount.
 func (s *Store) prune(now time.Time) error {
-	type file struct {
-		path string
-		mod  time.Time
-	}
-	var files []file
-	cams, err := os.ReadDir(s.opts.Dir)
-	if err != nil {
+	if err := retain.Prune(s.opts.Dir, ".jpg", now, retain.Bounds{MaxCount: s.opts.MaxCount, MaxAge: s.opts.MaxAge}); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
-	}
-	for _, cam := range cams {
-		if !cam.IsDir() {
-			continue
-		}
-		dir := filepath.Join(s.opts.Dir, cam.Name())
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		for _, e := range entries {
-			p := filepath.Join(dir, e.Name())
-			if atomicfile.IsTemp(e.Name()) {
-				os.Remove(p)
-				continue
-			}
-			if !strings.HasSuffix(e.Name(), ".jpg") {
-				continue
-			}
-			if st, err := e.Info(); err == nil {
-				files = append(files, file{p, st.ModTime()})
-			}
-		}
-	}
-	slices.SortFunc(files, func(a, b file) int { return b.mod.Compare(a.mod) }) // newest first
-	var errs []error
-	for i, f := range files {
-		if i >= s.opts.MaxCount || (s.opts.MaxAge > 0 && now.Sub(f.mod) > s.opts.MaxAge) {
-			if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("snapshot: prune %s: %w", s.opts.Dir, err)
 	}
 	return nil
 }
