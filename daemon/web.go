@@ -44,7 +44,7 @@ import (
 // page shares their server.
 func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.Handler) error {
 	parts := web.Parts{Status: &webStatus{cfg: d.cfg, mon: d.mon, clf: d.clf, tap: tap},
-		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log, Live: d.live}
+		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log, Live: d.live, ModelCard: shipped.Card()}
 	if d.cfg.Events.Enabled && d.cfg.Events.Snapshots.Enabled {
 		parts.SnapshotDir = d.cfg.Events.Snapshots.Dir
 		pastEvents(tap.events, parts.SnapshotDir, d.log)

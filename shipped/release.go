@@ -35,6 +35,9 @@ type Release struct {
 	VideosRight, Videos  int
 }
 
+// Card is the shipped model's card (Markdown), for the page to serve.
+func Card() string { return card }
+
 // idLen is how many hex digits of a file's sha256 make its id.
 const idLen = 12
 

@@ -437,15 +437,22 @@ func TestEventClips(t *testing.T) {
 // verdict can be trusted, with the way to do better, and the status page
 // names the release.
 func TestTrustSentence(t *testing.T) {
-	s := mustNew(t, Options{}, Parts{Events: NewEventLog(10), Live: nil})
+	s := mustNew(t, Options{}, Parts{Events: NewEventLog(10), Live: nil, ModelCard: "# Model card: deepfaked-dfdc v1\n"})
 	c := newClient(t, s)
 	for _, path := range []string{"/", "/live", "/events"} {
 		resp, body := c.get(path)
-		if resp.StatusCode != 200 || !strings.Contains(body, "Treat one frame as a hint.") || !strings.Contains(body, `<a href="/train">Teach it this camera</a>`) {
+		if resp.StatusCode != 200 || !strings.Contains(body, "Treat one frame as a hint.") || !strings.Contains(body, `<a href="/train">teach it this camera</a>`) ||
+			!strings.Contains(body, `<a href="/model-card">The model card</a>`) {
 			t.Errorf("%s: %d, no trust sentence:\n%s", path, resp.StatusCode, body)
 		}
 	}
 	if _, body := c.get("/"); !strings.Contains(body, "deepfaked-dfdc v1, released 2026-12-01") {
 		t.Errorf("the status page does not name the release:\n%s", body)
+	}
+	if resp, body := c.get("/model-card"); resp.StatusCode != 200 || body != "# Model card: deepfaked-dfdc v1\n" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("/model-card: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := newClient(t, mustNew(t, Options{}, Parts{})).get("/model-card"); resp.StatusCode != 404 {
+		t.Errorf("/model-card without a card: %d", resp.StatusCode)
 	}
 }

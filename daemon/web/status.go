@@ -1,6 +1,7 @@
 package web
 
 import (
+	"io"
 	"math"
 	"net/http"
 	"sync"
@@ -119,4 +120,15 @@ func (s *Server) statusStream(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		}
 	}
+}
+
+// modelCard serves the shipped model's card as it is written (Markdown
+// reads as plain text).
+func (s *Server) modelCard(w http.ResponseWriter, r *http.Request) {
+	if s.parts.ModelCard == "" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, s.parts.ModelCard)
 }

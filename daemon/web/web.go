@@ -45,6 +45,9 @@ type Parts struct {
 	SnapshotDir string
 	// ClipDir is events.clips.dir: clips are served from it only.
 	ClipDir string
+	// ModelCard is the shipped model's card (Markdown), served at
+	// /model-card; "" for none.
+	ModelCard string
 	Crops   Crops
 	Trainer Trainer
 	// Labelled, with Trainer, tells the Train page what the data folder
@@ -113,6 +116,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.logout)
 	m.HandleFunc("GET /{$}", s.statusPage)
+	m.HandleFunc("GET /model-card", s.modelCard)
 	m.HandleFunc("GET /api/status", s.statusJSON)
 	m.HandleFunc("GET /api/status/stream", s.statusStream)
 	m.HandleFunc("GET /live", s.livePage)
