@@ -177,7 +177,8 @@ func TestWebPage(t *testing.T) {
 		t.Fatalf("the crop is still in the collect folder: %v", err)
 	}
 	f, err := dataset.Load(filepath.Join(state, "dataset"))
-	if f == nil || len(f.Samples) != 1 || f.Samples[0].Label != "fake" || !strings.HasPrefix(f.Samples[0].Identity, "cam1@") ||
+	if f == nil || len(f.Samples) != 1 || f.Samples[0].Label != "fake" || !strings.HasPrefix(f.Samples[0].Identity, "cam1/") || // grouped by its track
+
 		f.Samples[0].Path != "fake/cam1-"+strings.TrimPrefix(id, "cam1/") {
 		t.Fatalf("data folder after labelling %s: %+v (%v)", id, f, err)
 	}

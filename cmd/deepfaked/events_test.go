@@ -308,16 +308,17 @@ func checkDiscovery(t *testing.T, ms []message) {
 	for _, m := range ms {
 		published[m.topic] = true
 	}
-	n := 0
+	configs := map[string]bool{} // a reconnection announces them again
 	for _, m := range ms {
-		if !strings.HasPrefix(m.topic, "homeassistant/") {
+		if !strings.HasPrefix(m.topic, "homeassistant/") || len(m.payload) == 0 { // an empty config removes
 			continue
 		}
-		n++
+		configs[m.topic] = true
 		var c struct {
 			Name         string `json:"name"`
 			UniqueID     string `json:"unique_id"`
 			StateTopic   string `json:"state_topic"`
+			ImageTopic   string `json:"image_topic"`
 			Availability []struct {
 				Topic string `json:"topic"`
 			} `json:"availability"`
@@ -328,10 +329,11 @@ func checkDiscovery(t *testing.T, ms []message) {
 		if err := json.Unmarshal(m.payload, &c); err != nil {
 			t.Fatalf("%s: %v: %s", m.topic, err, m.payload)
 		}
-		if c.Name == "" || c.UniqueID == "" || len(c.Device.Identifiers) == 0 || len(c.Availability) == 0 {
+		// The daemon's Running reads its status directly: no availability.
+		if c.Name == "" || c.UniqueID == "" || len(c.Device.Identifiers) == 0 || len(c.Availability) == 0 && !strings.HasSuffix(m.topic, "/running/config") {
 			t.Errorf("%s: missing keys: %s", m.topic, m.payload)
 		}
-		for _, topic := range append([]string{c.StateTopic}, func() (a []string) {
+		for _, topic := range append([]string{c.StateTopic + c.ImageTopic}, func() (a []string) {
 			for _, x := range c.Availability {
 				a = append(a, x.Topic)
 			}
@@ -342,8 +344,8 @@ func checkDiscovery(t *testing.T, ms []message) {
 			}
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d discovery configs, want 3 (deepfake, score, fps) for the one camera", n)
+	if n := len(configs); n != 8 {
+		t.Errorf("%d discovery configs, want 8: the camera's deepfake, score, fps, track events and face image, the daemon's running, outbox and head", n)
 	}
 }
 
