@@ -48,8 +48,8 @@ type Parts struct {
 	// ModelCard is the shipped model's card (Markdown), served at
 	// /model-card; "" for none.
 	ModelCard string
-	Crops   Crops
-	Trainer Trainer
+	Crops     Crops
+	Trainer   Trainer
 	// Labelled, with Trainer, tells the Train page what the data folder
 	// holds and what a training still lacks, before Start.
 	Labelled func() (Labelled, error)
