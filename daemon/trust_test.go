@@ -29,7 +29,7 @@ func TestTrust(t *testing.T) {
 		{"own head", contract.ModelIDs{Backbone: r.Backbones[0], Head: "0123456789ab"}, true, "The head was trained here", "teach it this camera"},
 		{"own backbone", contract.ModelIDs{Backbone: "0123456789ab", Head: r.Head}, false, "not one the project shipped", "DFDC"},
 	} {
-		rel, s := trust(tc.ids)
+		rel, s := trust(&r, tc.ids)
 		if (rel != "") != tc.release || !strings.Contains(s, tc.has) || strings.Contains(s, tc.hasn) {
 			t.Errorf("%s: %q, %q", tc.name, rel, s)
 		}

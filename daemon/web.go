@@ -43,7 +43,11 @@ import (
 // process, and the head reload. open are the metrics' handlers when the
 // page shares their server.
 func (d *Daemon) startWeb(o web.Options, tap *publishTap, open map[string]http.Handler) error {
-	parts := web.Parts{Status: &webStatus{cfg: d.cfg, mon: d.mon, clf: d.clf, tap: tap},
+	status := &webStatus{cfg: d.cfg, mon: d.mon, clf: d.clf, tap: tap}
+	if r, err := shipped.Get(); err == nil { // read once: the status is asked for every second
+		status.shipped = &r
+	}
+	parts := web.Parts{Status: status,
 		Events: tap.events, Reload: d.reloader.Reload, Open: open, Log: d.log, Live: d.live, ModelCard: shipped.Card()}
 	if d.cfg.Events.Enabled && d.cfg.Events.Snapshots.Enabled {
 		parts.SnapshotDir = d.cfg.Events.Snapshots.Dir
@@ -209,10 +213,11 @@ func (t *publishTap) lastVerdict(camera string) *web.LastVerdict {
 // webStatus is the status page's source: the health snapshot (the stats
 // topic's), the models' threshold and the last verdicts.
 type webStatus struct {
-	cfg *config.Config
-	mon *health.Monitor
-	clf interface{ Threshold() spec.Threshold }
-	tap *publishTap
+	shipped *shipped.Release // nil when its files cannot be read
+	cfg     *config.Config
+	mon     *health.Monitor
+	clf     interface{ Threshold() spec.Threshold }
+	tap     *publishTap
 }
 
 func (s *webStatus) Status(now time.Time) web.Status {
@@ -221,7 +226,7 @@ func (s *webStatus) Status(now time.Time) web.Status {
 		Model:     h.Model,
 		Threshold: spec.DecisionThreshold(setup.Threshold(s.cfg), s.clf.Threshold()),
 		MQTT:      h.MQTT, Outbox: h.Outbox}
-	st.Release, st.Trust = trust(h.Model)
+	st.Release, st.Trust = trust(s.shipped, h.Model)
 	for _, c := range h.Cameras {
 		c.FPS = 0 // the page's own rate, over the last second (web's rates)
 		st.Cameras = append(st.Cameras, web.CameraStatus{CameraStats: c, Online: c.Online(), Last: s.tap.lastVerdict(c.Name)})
@@ -546,9 +551,8 @@ func (t *execTrainer) Rollback(context.Context) (string, error) {
 // trust names the running model when the project shipped it, and says in a
 // plain sentence how far its verdicts can be trusted: its card's figures,
 // what they mean on a camera it never saw, and what to do about it.
-func trust(m contract.ModelIDs) (release, sentence string) {
-	r, err := shipped.Get()
-	if err != nil || !r.Runs(m.Backbone) {
+func trust(r *shipped.Release, m contract.ModelIDs) (release, sentence string) {
+	if r == nil || !r.Runs(m.Backbone) {
 		return "", "This backbone is not one the project shipped: trust its verdicts as far as your own evaluation of it (deepfaked eval) says."
 	}
 	release = fmt.Sprintf("%s, released %s", r.Name, r.Released)
