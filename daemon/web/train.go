@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -113,6 +114,15 @@ func FalseAlarms(m train.Metrics) float64 {
 	}
 	return float64(m.Confusion[0][1]) / float64(real)
 }
+
+// PictureURL is where the page shows one of the training's pictures. The
+// URL names the training, so a browser never shows the previous training's
+// picture from its cache.
+func (r *Report) PictureURL(name string) string {
+	return "/train/" + name + "?at=" + r.pictureKey()
+}
+
+func (r *Report) pictureKey() string { return strconv.FormatInt(r.Finished.UnixMilli(), 10) }
 
 // Pictures a training writes into Report.Dir.
 var pictures = []string{"confusion.png", "roc.png"}
@@ -391,7 +401,8 @@ func (s *Server) trainStream(w http.ResponseWriter, r *http.Request) {
 func (s *Server) trainPicture(w http.ResponseWriter, r *http.Request) {
 	st, _ := s.current()
 	name := r.PathValue("picture")
-	if st.Report == nil || (name != pictures[0] && name != pictures[1]) {
+	at := r.URL.Query().Get("at")
+	if st.Report == nil || (name != pictures[0] && name != pictures[1]) || (at != "" && at != st.Report.pictureKey()) {
 		http.NotFound(w, r)
 		return
 	}

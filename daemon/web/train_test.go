@@ -105,10 +105,18 @@ func TestTrain(t *testing.T) {
 			t.Errorf("no %q in the report\n%s", want, page)
 		}
 	}
-	for _, p := range []string{"/train/confusion.png", "/train/roc.png"} {
+	for _, p := range []string{st.Report.PictureURL("confusion.png"), st.Report.PictureURL("roc.png"), "/train/roc.png"} {
+		if !strings.HasSuffix(p, "/train/roc.png") && !strings.Contains(page, `src="`+p+`"`) {
+			t.Errorf("the page does not show %s", p)
+		}
 		if resp, b := c.get(p); resp.StatusCode != 200 || b != string(pngBytes) {
 			t.Errorf("%s: %d", p, resp.StatusCode)
 		}
+	}
+	// An earlier training's picture URL (a cached page) is not answered
+	// with this training's picture.
+	if resp, _ := c.get("/train/roc.png?at=1"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an earlier training's ROC: %s", resp.Status)
 	}
 	for _, p := range []string{"/train/head.onnx", "/train/metrics.json", "/train/..%2fx.png"} {
 		if resp, _ := c.get(p); resp.StatusCode == 200 {
