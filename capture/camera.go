@@ -246,6 +246,9 @@ func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 		if vc != nil {
 			vc.Close()
 		}
+		if masked := c.src.Mask(err.Error()); masked != err.Error() {
+			err = errors.New(masked)
+		}
 		return nil, fmt.Errorf("camera %q: open %s %s: %w", c.opts.Name, c.src.Kind, c.src, err)
 	}
 	if c.src.Kind == source.Device {

@@ -65,6 +65,15 @@ func (s Source) String() string {
 	return s.Target
 }
 
+// Mask replaces the source's target in msg (an error from OpenCV repeats
+// what it opened) with String's form, so a URL's password never reaches a log.
+func (s Source) Mask(msg string) string {
+	if shown := s.String(); s.Target != "" && shown != s.Target {
+		return strings.ReplaceAll(msg, s.Target, shown)
+	}
+	return msg
+}
+
 const gstPrefix = "gst:"
 
 // maxDeviceIndex bounds bare device indexes; V4L2 numbers are small and a huge

@@ -68,6 +68,14 @@ func TestSourceStringMasksPassword(t *testing.T) {
 	if strings.Contains(s.String(), "hunter2") || !strings.Contains(s.Target, "hunter2") {
 		t.Fatalf("String %q should mask the password that Target %q keeps", s.String(), s.Target)
 	}
+	msg := "Error opening file: rtsp://admin:hunter2@10.0.0.2/stream with api backend: 1900"
+	if got, want := s.Mask(msg), "Error opening file: rtsp://admin:xxxxx@10.0.0.2/stream with api backend: 1900"; got != want {
+		t.Fatalf("Mask: %q, want %q", got, want)
+	}
+	file, _ := Parse("clip.mp4")
+	if got := file.Mask("cannot open clip.mp4"); got != "cannot open clip.mp4" {
+		t.Fatalf("Mask of a file: %q", got)
+	}
 }
 
 func FuzzParse(f *testing.F) {
