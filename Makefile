@@ -189,12 +189,15 @@ install: build models
 	install -m 0644 $(EXAMPLE_CONFIGS) $(DESTDIR)$(PREFIX)/share/doc/deepfaked/examples/
 	install -D -m 0644 docs/deepfaked.1 $(DESTDIR)$(PREFIX)/share/man/man1/deepfaked.1
 	install -m 0644 $(MODELS) $(DESTDIR)$(PREFIX)/share/deepfaked/models/
-	if [ "$(SEED)" = 1 ]; then \
-		install -d $(DESTDIR)/var/lib/deepfaked/models && \
-		for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m || exit 1; done; \
-	fi
 	# Into a staging tree (DESTDIR) no user is made: the package's postinst makes it.
 	[ -n "$(DESTDIR)" ] || sh scripts/adduser.sh
+	if [ "$(SEED)" = 1 ]; then \
+		install -d -m 0750 $(DESTDIR)/var/lib/deepfaked $(DESTDIR)/var/lib/deepfaked/models && \
+		for m in $(MODELS); do [ -e $(DESTDIR)/var/lib/deepfaked/$$m ] || install -m 0644 $$m $(DESTDIR)/var/lib/deepfaked/$$m || exit 1; done; \
+	fi
+	# The state is the service user's, as systemd's StateDirectory= and the
+	# package's postinst make it, so that its commands can run before the service.
+	[ -n "$(DESTDIR)" ] || [ ! -d /var/lib/deepfaked ] || chown -R deepfaked:deepfaked /var/lib/deepfaked
 
 # Head-training quality and speed against the reference recipe (needs ../shared).
 bench-quality: deps build

@@ -8,7 +8,8 @@
 # playing Megamind.avi), "mosquitto beside it" is Debian's mosquitto started
 # here, Home Assistant is a client logging in as the user `homeassistant`, and
 # systemctl (no systemd in a chroot) is `deepfaked run` in the background.
-# The commands the README gives without sudo run as a plain user.
+# `sudo -u deepfaked` is runuser; the commands the README gives without sudo
+# run as a plain user.
 set -eu
 cd "$(dirname "$0")/.."
 say() { echo "walkthrough: $*"; }
@@ -25,6 +26,7 @@ cleanup() {
 trap cleanup EXIT
 getent passwd alice >/dev/null || useradd --create-home alice
 as_user() { runuser -u alice -- "$@"; }
+as_service() { runuser -u deepfaked -- "$@"; }
 # wait_for FILE PATTERN SECONDS: until PATTERN is in FILE.
 wait_for() {
 	i=0
@@ -64,33 +66,33 @@ cameras:
     source: rtsp://viewer:s3cret@127.0.0.1:8554/stream1
     fps: 5                   # frames analysed per second
 EOF
-chmod 0644 "$W/my.yaml"
+cp "$W/my.yaml" /etc/deepfaked/deepfaked.yaml
+cfg=/etc/deepfaked/deepfaked.yaml
 
-say "deepfaked doctor --config my.yaml"
-as_user deepfaked doctor --config "$W/my.yaml" >"$W/doctor.log" 2>&1 || { cat "$W/doctor.log"; fail "doctor"; }
-grep -q hallway "$W/doctor.log" || { cat "$W/doctor.log"; fail "doctor says nothing of the camera"; }
-say "deepfaked check-config --config my.yaml"
-as_user deepfaked check-config --config "$W/my.yaml" >"$W/check.log" 2>&1 || { cat "$W/check.log"; fail "check-config"; }
-say "sudo deepfaked run --config my.yaml --watch"
-deepfaked run --config "$W/my.yaml" --watch >"$W/run.log" 2>&1 &
+say "sudo -u deepfaked deepfaked doctor --config \$cfg"
+as_service deepfaked doctor --config $cfg >"$W/doctor.log" 2>&1 || { cat "$W/doctor.log"; fail "doctor"; }
+grep -q '^ok *camera hallway' "$W/doctor.log" || { cat "$W/doctor.log"; fail "doctor says nothing of the camera"; }
+say "sudo -u deepfaked deepfaked check-config --config \$cfg"
+as_service deepfaked check-config --config $cfg >"$W/check.log" 2>&1 || { cat "$W/check.log"; fail "check-config"; }
+say "sudo -u deepfaked deepfaked run --config \$cfg --watch"
+as_service deepfaked run --config $cfg --watch >"$W/run.log" 2>&1 &
 run=$!
 pids="$pids $run"
 wait_for "$W/run.log" "deepfaked/hallway-pi/hallway/verdict" 90
 kill -INT $run
 wait $run || fail "run --watch did not stop cleanly on Ctrl-C: $(tail -5 "$W/run.log")"
-! grep -q s3cret "$W/doctor.log" "$W/check.log" "$W/run.log" || fail "the camera's password is in the output"
 
-say "sudo cp my.yaml /etc/deepfaked/deepfaked.yaml; the service (systemctl enable --now deepfaked)"
-cp "$W/my.yaml" /etc/deepfaked/deepfaked.yaml
-runuser -u deepfaked -- deepfaked run --config /etc/deepfaked/deepfaked.yaml >"$W/service.log" 2>&1 &
-pids="$pids $!"
+say "the service (systemctl enable --now deepfaked: here deepfaked run as its user)"
+as_service deepfaked run --config $cfg >"$W/service.log" 2>&1 &
 service=$!
-say "deepfaked watch --config /etc/deepfaked/deepfaked.yaml"
-as_user timeout 120 deepfaked watch --config /etc/deepfaked/deepfaked.yaml >"$W/watch.log" 2>&1 &
+pids="$pids $service"
+say "deepfaked watch --config \$cfg, as a plain user"
+as_user timeout 120 deepfaked watch --config $cfg >"$W/watch.log" 2>&1 &
 watch=$!
 wait_for "$W/watch.log" "deepfaked/hallway-pi/hallway/verdict" 90
 kill $watch $service
 wait $service || true
+! grep -q s3cret "$W"/*.log || fail "the camera's password is in the output: $(grep -l s3cret "$W"/*.log)"
 
 say "== Connect Home Assistant: the embedded broker opened with users"
 kill $mosquitto # port 1883 for the embedded broker, as the README's config has it
@@ -110,9 +112,9 @@ mqtt:
 web:
   enabled: true        # http://127.0.0.1:9465/ on the device itself
 EOF
-cp "$W/ha.yaml" /etc/deepfaked/deepfaked.yaml
-runuser -u deepfaked -- deepfaked check-config --config /etc/deepfaked/deepfaked.yaml >"$W/check-ha.log" 2>&1 || { cat "$W/check-ha.log"; fail "check-config of the Home Assistant config"; }
-runuser -u deepfaked -- deepfaked run --config /etc/deepfaked/deepfaked.yaml >"$W/service-ha.log" 2>&1 &
+cp "$W/ha.yaml" $cfg
+as_service deepfaked check-config --config $cfg >"$W/check-ha.log" 2>&1 || { cat "$W/check-ha.log"; fail "check-config of the Home Assistant config"; }
+as_service deepfaked run --config $cfg >"$W/service-ha.log" 2>&1 &
 pids="$pids $!"
 service=$!
 say "Home Assistant's MQTT integration: the device's address, port 1883, user homeassistant"
