@@ -8,7 +8,8 @@
 # playing Megamind.avi), "mosquitto beside it" is Debian's mosquitto started
 # here, Home Assistant is a client logging in as the user `homeassistant`, and
 # systemctl (no systemd in a chroot) is `deepfaked run` in the background.
-# `sudo -u deepfaked` is runuser; the commands the README gives without sudo
+# `sudo -u deepfaked` is setpriv (it execs the command, so a signal reaches
+# the daemon itself, as Ctrl-C does in a terminal); the commands the README gives without sudo
 # run as a plain user.
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,8 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 getent passwd alice >/dev/null || useradd --create-home alice
-as_user() { runuser -u alice -- "$@"; }
-as_service() { runuser -u deepfaked -- "$@"; }
+as_service="setpriv --reuid=deepfaked --regid=deepfaked --init-groups"
+as_user="setpriv --reuid=alice --regid=alice --init-groups"
 # wait_for FILE PATTERN SECONDS: until PATTERN is in FILE.
 wait_for() {
 	i=0
@@ -70,12 +71,12 @@ cp "$W/my.yaml" /etc/deepfaked/deepfaked.yaml
 cfg=/etc/deepfaked/deepfaked.yaml
 
 say "sudo -u deepfaked deepfaked doctor --config \$cfg"
-as_service deepfaked doctor --config $cfg >"$W/doctor.log" 2>&1 || { cat "$W/doctor.log"; fail "doctor"; }
+$as_service deepfaked doctor --config $cfg >"$W/doctor.log" 2>&1 || { cat "$W/doctor.log"; fail "doctor"; }
 grep -q '^ok *camera hallway' "$W/doctor.log" || { cat "$W/doctor.log"; fail "doctor says nothing of the camera"; }
 say "sudo -u deepfaked deepfaked check-config --config \$cfg"
-as_service deepfaked check-config --config $cfg >"$W/check.log" 2>&1 || { cat "$W/check.log"; fail "check-config"; }
+$as_service deepfaked check-config --config $cfg >"$W/check.log" 2>&1 || { cat "$W/check.log"; fail "check-config"; }
 say "sudo -u deepfaked deepfaked run --config \$cfg --watch"
-as_service deepfaked run --config $cfg --watch >"$W/run.log" 2>&1 &
+$as_service deepfaked run --config $cfg --watch >"$W/run.log" 2>&1 &
 run=$!
 pids="$pids $run"
 wait_for "$W/run.log" "deepfaked/hallway-pi/hallway/verdict" 90
@@ -83,11 +84,11 @@ kill -INT $run
 wait $run || fail "run --watch did not stop cleanly on Ctrl-C: $(tail -5 "$W/run.log")"
 
 say "the service (systemctl enable --now deepfaked: here deepfaked run as its user)"
-as_service deepfaked run --config $cfg >"$W/service.log" 2>&1 &
+$as_service deepfaked run --config $cfg >"$W/service.log" 2>&1 &
 service=$!
 pids="$pids $service"
 say "deepfaked watch --config \$cfg, as a plain user"
-as_user timeout 120 deepfaked watch --config $cfg >"$W/watch.log" 2>&1 &
+$as_user timeout 120 deepfaked watch --config $cfg >"$W/watch.log" 2>&1 &
 watch=$!
 wait_for "$W/watch.log" "deepfaked/hallway-pi/hallway/verdict" 90
 kill $watch $service
@@ -113,8 +114,8 @@ web:
   enabled: true        # http://127.0.0.1:9465/ on the device itself
 EOF
 cp "$W/ha.yaml" $cfg
-as_service deepfaked check-config --config $cfg >"$W/check-ha.log" 2>&1 || { cat "$W/check-ha.log"; fail "check-config of the Home Assistant config"; }
-as_service deepfaked run --config $cfg >"$W/service-ha.log" 2>&1 &
+$as_service deepfaked check-config --config $cfg >"$W/check-ha.log" 2>&1 || { cat "$W/check-ha.log"; fail "check-config of the Home Assistant config"; }
+$as_service deepfaked run --config $cfg >"$W/service-ha.log" 2>&1 &
 pids="$pids $!"
 service=$!
 say "Home Assistant's MQTT integration: the device's address, port 1883, user homeassistant"
