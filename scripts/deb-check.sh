@@ -36,7 +36,8 @@ deb=$1
 
 cleanup() {
 	for m in "$R/var/cache/apt/archives" "$R/proc" "$R/dev"; do
-		! mountpoint -q "$m" || umount "$m"
+		# A process of the root that is still exiting holds it busy a moment.
+		! mountpoint -q "$m" || umount "$m" || { sleep 2 && umount "$m"; } || umount --lazy "$m"
 	done
 }
 trap cleanup EXIT
