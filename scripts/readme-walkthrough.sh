@@ -110,6 +110,9 @@ mqtt:
     users_file: /etc/deepfaked/mqtt-users   # "homeassistant:<a long password>", mode 0600
   homeassistant:
     enabled: true
+events:
+  snapshots:
+    publish: true   # the last face's picture, as an image entity
 web:
   enabled: true        # http://127.0.0.1:9465/ on the device itself
 EOF
