@@ -13,12 +13,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"gocv.io/x/gocv"
 
+	"github.com/deepfaked/deepfaked/capture/gst"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/daemon/livestat"
 )
@@ -35,8 +37,21 @@ type Options struct {
 	FPS float64
 	// Loop rewinds a file at its end instead of returning io.EOF.
 	Loop bool
-	// Width and Height request a device resolution (0: the device default).
+	// Width and Height request a device resolution (0: the device default);
+	// through GStreamer they scale every source's frames in the pipeline.
 	Width, Height int
+	// Decoder decodes the source: gst.FFmpeg (also ""), gst.Auto,
+	// gst.Software or a hardware decoder's element (see package gst).
+	Decoder string
+	// DecoderThreads bounds GStreamer's software decoder's threads; 0 is
+	// one per core.
+	DecoderThreads int
+	// IOTimeout bounds an RTSP camera's reads through GStreamer (FFmpeg's
+	// come from SetFFmpegEnv).
+	IOTimeout time.Duration
+	// Registry is GStreamer's registry, asked for hardware decoders and
+	// plugins; needed unless Decoder is gst.FFmpeg.
+	Registry gst.Probe
 }
 
 // Frame is one captured image. Give it back with Camera.Release.
@@ -76,6 +91,10 @@ func (b *backoff) next() time.Duration {
 // because the lock it mirrors is.
 var ffmpegOpens sync.Mutex
 
+// ErrMissingPlugin is a camera's GStreamer pipeline needing an element that
+// GStreamer does not have: retrying does not help, installing its package does.
+var ErrMissingPlugin = errors.New("GStreamer lacks")
+
 // poolCap bounds the idle frames kept for reuse; more are made when the
 // consumer holds many, and the extras are closed on Release.
 const poolCap = 4
@@ -108,6 +127,9 @@ type Camera struct {
 	want     float64            // stream index of the next frame to analyse (sampling)
 	step     float64            // frames between samples
 	loopBase int64              // stream index of the file's first frame in this loop
+
+	// plan is how the source is decoded, once decided (its codec probed).
+	plan atomic.Pointer[gst.Plan]
 
 	// Live mode.
 	slot    *Frame        // the latest frame, guarded by mu
@@ -220,24 +242,29 @@ func (c *Camera) Name() string { return c.opts.Name }
 func (c *Camera) Source() source.Source { return c.src }
 
 func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
-	var (
-		vc  *gocv.VideoCapture
-		err error
-	)
+	plan, err := c.decoding()
+	if err != nil {
+		return nil, fmt.Errorf("camera %q: %w", c.opts.Name, err)
+	}
+	if plan.Pipeline != "" && c.src.Kind != source.GStreamer {
+		missing, err := plan.Missing(c.opts.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("camera %q: decoder %s: %w", c.opts.Name, plan.Decoder, err)
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("camera %q: decoder %s: %w: %s", c.opts.Name, plan.Decoder, ErrMissingPlugin, strings.Join(missing, ", "))
+		}
+	}
+	var vc *gocv.VideoCapture
 	switch {
+	case plan.Pipeline != "":
+		vc, err = gocv.VideoCaptureFileWithAPI(plan.Pipeline, gocv.VideoCaptureGstreamer)
 	case c.src.Kind == source.Device && c.src.Target == "":
 		vc, err = gocv.VideoCaptureDeviceWithAPI(c.src.Index, gocv.VideoCaptureV4L2)
 	case c.src.Kind == source.Device:
 		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureV4L2)
-	case c.src.Kind == source.GStreamer:
-		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureGstreamer)
 	default:
-		c.queued.Store(true)
-		ffmpegOpens.Lock()
-		c.queued.Store(false)
-		c.progressed() // the attempt starts now
-		vc, err = gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureFFmpeg)
-		ffmpegOpens.Unlock()
+		vc, err = c.openFFmpeg()
 	}
 	if err == nil && !vc.IsOpened() {
 		err = errors.New("not opened")
@@ -251,7 +278,7 @@ func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 		}
 		return nil, fmt.Errorf("camera %q: open %s %s: %w", c.opts.Name, c.src.Kind, c.src, err)
 	}
-	if c.src.Kind == source.Device {
+	if c.src.Kind == source.Device && plan.Pipeline == "" {
 		if c.opts.Width > 0 {
 			vc.Set(gocv.VideoCaptureFrameWidth, float64(c.opts.Width))
 		}
@@ -260,6 +287,96 @@ func (c *Camera) openCapture() (*gocv.VideoCapture, error) {
 		}
 	}
 	return vc, nil
+}
+
+// openFFmpeg opens the source with OpenCV's FFmpeg back-end, in turn with
+// the other cameras (ffmpegOpens).
+func (c *Camera) openFFmpeg() (*gocv.VideoCapture, error) {
+	c.queued.Store(true)
+	ffmpegOpens.Lock()
+	defer ffmpegOpens.Unlock()
+	c.queued.Store(false)
+	c.progressed() // the attempt starts now
+	return gocv.VideoCaptureFileWithAPI(c.src.Target, gocv.VideoCaptureFFmpeg)
+}
+
+// decoding decides how the source is decoded, once: a GStreamer decoder is
+// chosen by the source's codec, which FFmpeg reports (the source is opened
+// once more for it), and auto looks for the board's hardware decoders.
+func (c *Camera) decoding() (gst.Plan, error) {
+	if p := c.plan.Load(); p != nil {
+		return *p, nil
+	}
+	o := gst.Options{Decoder: c.opts.Decoder, Threads: c.opts.DecoderThreads, Width: c.opts.Width, Height: c.opts.Height, IOTimeout: c.opts.IOTimeout}
+	var codec gst.Codec
+	if c.needsCodec() {
+		fourcc, err := c.fourcc()
+		if err != nil {
+			return gst.Plan{}, err
+		}
+		codec = gst.CodecOf(fourcc)
+	}
+	plan, err := gst.Choose(c.src, codec, o, c.opts.Registry)
+	if err != nil {
+		return gst.Plan{}, err
+	}
+	c.plan.Store(&plan)
+	if c.log != nil && plan.Pipeline != "" && c.src.Kind != source.GStreamer {
+		c.log.Info("camera decodes through GStreamer", "decoder", plan.Decoder, "hardware", plan.Hardware, "codec", codec,
+			"pipeline", c.src.Mask(plan.Pipeline))
+	}
+	return plan, nil
+}
+
+// needsCodec says whether choosing the decoder needs the source's codec:
+// for GStreamer's decoders of files and streams, and for auto where the
+// board has a hardware decoder.
+func (c *Camera) needsCodec() bool {
+	if c.src.Kind == source.Device || c.src.Kind == source.GStreamer {
+		return false
+	}
+	switch c.opts.Decoder {
+	case gst.FFmpeg, "":
+		return false
+	case gst.Auto:
+		for _, h := range gst.Hardwares() {
+			if ok, err := c.opts.Registry.Has(h.Element); err == nil && ok {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// fourcc opens the source with FFmpeg to read its codec.
+func (c *Camera) fourcc() (string, error) {
+	vc, err := c.openFFmpeg()
+	if err == nil && !vc.IsOpened() {
+		err = errors.New("not opened")
+	}
+	if vc != nil {
+		defer vc.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("open %s %s for its codec: %s", c.src.Kind, c.src, c.src.Mask(err.Error()))
+	}
+	v := uint32(vc.Get(gocv.VideoCaptureFOURCC))
+	return string([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}), nil
+}
+
+// Decoder says how the camera decodes once it has opened: "ffmpeg", a
+// GStreamer decoder element with the board's name for a hardware one, or
+// "pipeline" for a gst: source; "" before it has opened.
+func (c *Camera) Decoder() string {
+	p := c.plan.Load()
+	switch {
+	case p == nil:
+		return ""
+	case p.Hardware != "":
+		return p.Decoder + " (" + p.Hardware + ")"
+	}
+	return p.Decoder
 }
 
 // Next returns the next frame to analyse. Files end with io.EOF (unless
@@ -494,30 +611,31 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // Probe opens opts.Source once, without retrying, and reads a frame from a
 // file: what check-config asks of each camera. Its error is for a warning:
 // run retries the camera (unplugged, down, a file empty or being replaced)
-// while the others run.
-func Probe(opts Options) error {
+// while the others run, but for ErrMissingPlugin. It returns how the camera
+// decodes (Camera.Decoder).
+func Probe(opts Options) (string, error) {
 	src, err := source.Parse(opts.Source)
 	if err != nil {
-		return fmt.Errorf("camera %q: %w", opts.Name, err)
+		return "", fmt.Errorf("camera %q: %w", opts.Name, err)
 	}
 	if src.Kind == source.File {
 		if fi, err := os.Stat(src.Target); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-			return fmt.Errorf("camera %q: file %s is empty (still being written?)", opts.Name, src.Target)
+			return "", fmt.Errorf("camera %q: file %s is empty (still being written?)", opts.Name, src.Target)
 		}
 	}
 	c := &Camera{opts: opts, src: src}
 	vc, err := c.openCapture()
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer vc.Close()
 	if src.Live() {
-		return nil
+		return c.Decoder(), nil
 	}
 	m := gocv.NewMat()
 	defer m.Close()
 	if !vc.Read(&m) || m.Empty() {
-		return fmt.Errorf("camera %q: file %s has no readable frames", opts.Name, src.Target)
+		return "", fmt.Errorf("camera %q: file %s has no readable frames", opts.Name, src.Target)
 	}
-	return nil
+	return c.Decoder(), nil
 }

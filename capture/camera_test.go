@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture/capturetest"
+	"github.com/deepfaked/deepfaked/capture/gst"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
@@ -33,6 +35,19 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// onDecoders runs a test once with OpenCV's FFmpeg and once with GStreamer's
+// software decoder (one thread), decode setting the options for each.
+func onDecoders(t *testing.T, test func(t *testing.T, decode func(Options) Options)) {
+	for _, d := range []string{gst.FFmpeg, gst.Software} {
+		t.Run(d, func(t *testing.T) {
+			test(t, func(o Options) Options {
+				o.Decoder, o.DecoderThreads, o.Registry = d, 1, Registry{}
+				return o
+			})
+		})
+	}
 }
 
 // writeClip writes an n-frame MJPG clip at fps into a temp dir.
@@ -92,123 +107,129 @@ func seq(from, to int64) []int64 {
 }
 
 func TestFileFrames(t *testing.T) {
-	capturetest.CheckMats(t)
-	clip := writeClip(t, 30, 25)
-	tests := []struct {
-		name string
-		fps  float64
-		want []int64
-	}{
-		{"every frame", 0, seq(0, 30)},
-		{"fps above the file's", 100, seq(0, 30)},
-		{"5 of 25 fps", 5, []int64{0, 5, 10, 15, 20, 25}},
-		{"10 of 25 fps", 10, sampled(30, 25, 10)},
-		{"7 of 25 fps", 7, sampled(30, 25, 7)},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := Open(context.Background(), Options{Name: "f", Source: clip, FPS: tc.fps}, testLogger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			got := readAll(t, c, 1000)
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("indexes %v, want %v", got, tc.want)
-			}
-			// A finished file keeps saying io.EOF.
-			if _, err := c.Next(context.Background()); !errors.Is(err, io.EOF) {
-				t.Fatalf("Next after the end: %v, want io.EOF", err)
-			}
-		})
-	}
-}
-
-func TestSharedVideos(t *testing.T) {
-	testenv.Long(t)
-	capturetest.CheckMats(t)
-	dir := testenv.Shared(t)
-	for _, name := range []string{"real/ffpp_004.mp4", "real/hamilton_clip.mp4"} {
-		t.Run(name, func(t *testing.T) {
-			p := filepath.Join(dir, "data", "videos", name)
-			vc, err := gocv.VideoCaptureFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n, src := int(vc.Get(gocv.VideoCaptureFrameCount)), vc.Get(gocv.VideoCaptureFPS)
-			vc.Close()
-			for _, fps := range []float64{0, 5} {
-				c, err := Open(context.Background(), Options{Name: "shared", Source: p, FPS: fps}, testLogger(t))
+	onDecoders(t, func(t *testing.T, decode func(Options) Options) {
+		capturetest.CheckMats(t)
+		clip := writeClip(t, 30, 25)
+		tests := []struct {
+			name string
+			fps  float64
+			want []int64
+		}{
+			{"every frame", 0, seq(0, 30)},
+			{"fps above the file's", 100, seq(0, 30)},
+			{"5 of 25 fps", 5, []int64{0, 5, 10, 15, 20, 25}},
+			{"10 of 25 fps", 10, sampled(30, 25, 10)},
+			{"7 of 25 fps", 7, sampled(30, 25, 7)},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				c, err := Open(context.Background(), decode(Options{Name: "f", Source: clip, FPS: tc.fps}), testLogger(t))
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := readAll(t, c, 100000)
-				c.Close()
-				want := seq(0, int64(n))
-				if fps > 0 {
-					want = sampled(n, src, fps)
+				defer c.Close()
+				got := readAll(t, c, 1000)
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Fatalf("indexes %v, want %v", got, tc.want)
 				}
-				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Fatalf("fps %v: %d indexes %v, want %d %v", fps, len(got), got, len(want), want)
+				// A finished file keeps saying io.EOF.
+				if _, err := c.Next(context.Background()); !errors.Is(err, io.EOF) {
+					t.Fatalf("Next after the end: %v, want io.EOF", err)
 				}
-			}
-		})
-	}
+			})
+		}
+	})
+}
+
+func TestSharedVideos(t *testing.T) {
+	onDecoders(t, func(t *testing.T, decode func(Options) Options) {
+		testenv.Long(t)
+		capturetest.CheckMats(t)
+		dir := testenv.Shared(t)
+		for _, name := range []string{"real/ffpp_004.mp4", "real/hamilton_clip.mp4"} {
+			t.Run(name, func(t *testing.T) {
+				p := filepath.Join(dir, "data", "videos", name)
+				vc, err := gocv.VideoCaptureFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, src := int(vc.Get(gocv.VideoCaptureFrameCount)), vc.Get(gocv.VideoCaptureFPS)
+				vc.Close()
+				for _, fps := range []float64{0, 5} {
+					c, err := Open(context.Background(), decode(Options{Name: "shared", Source: p, FPS: fps}), testLogger(t))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := readAll(t, c, 100000)
+					c.Close()
+					want := seq(0, int64(n))
+					if fps > 0 {
+						want = sampled(n, src, fps)
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("fps %v: %d indexes %v, want %d %v", fps, len(got), got, len(want), want)
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestFileLoop(t *testing.T) {
-	capturetest.CheckMats(t)
-	clip := writeClip(t, 12, 25)
-	for _, tc := range []struct {
-		fps  float64
-		want []int64
-	}{
-		{0, seq(0, 40)},
-		// 25/10 = 2.5 frames per sample, continuing across the loop boundary.
-		{10, sampled(1000, 25, 10)[:15]},
-	} {
-		t.Run(fmt.Sprint(tc.fps), func(t *testing.T) {
-			c, err := Open(context.Background(), Options{Name: "loop", Source: clip, FPS: tc.fps, Loop: true}, testLogger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			var first, again *Frame
-			var got []int64
-			for len(got) < len(tc.want) {
-				f, err := c.Next(context.Background())
+	onDecoders(t, func(t *testing.T, decode func(Options) Options) {
+		capturetest.CheckMats(t)
+		clip := writeClip(t, 12, 25)
+		for _, tc := range []struct {
+			fps  float64
+			want []int64
+		}{
+			{0, seq(0, 40)},
+			// 25/10 = 2.5 frames per sample, continuing across the loop boundary.
+			{10, sampled(1000, 25, 10)[:15]},
+		} {
+			t.Run(fmt.Sprint(tc.fps), func(t *testing.T) {
+				c, err := Open(context.Background(), decode(Options{Name: "loop", Source: clip, FPS: tc.fps, Loop: true}), testLogger(t))
 				if err != nil {
-					t.Fatalf("Next: %v", err)
+					t.Fatal(err)
 				}
-				got = append(got, f.Index)
-				switch {
-				case f.Index == 0:
-					first = f
-				case f.Index == 24 && tc.fps == 0:
-					again = f // frame 0 of the third pass
-				default:
-					c.Release(f)
+				defer c.Close()
+				var first, again *Frame
+				var got []int64
+				for len(got) < len(tc.want) {
+					f, err := c.Next(context.Background())
+					if err != nil {
+						t.Fatalf("Next: %v", err)
+					}
+					got = append(got, f.Index)
+					switch {
+					case f.Index == 0:
+						first = f
+					case f.Index == 24 && tc.fps == 0:
+						again = f // frame 0 of the third pass
+					default:
+						c.Release(f)
+					}
 				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("indexes %v, want %v", got, tc.want)
-			}
-			if tc.fps == 0 {
-				diff := gocv.Norm(first.Mat, gocv.NormInf) // sanity: a real image
-				if diff == 0 {
-					t.Fatal("first frame is black")
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Fatalf("indexes %v, want %v", got, tc.want)
 				}
-				d := gocv.NewMat()
-				gocv.AbsDiff(first.Mat, again.Mat, &d)
-				if m := gocv.Norm(d, gocv.NormInf); m != 0 {
-					t.Errorf("frame 24 differs from frame 0 after rewinding (max diff %v)", m)
+				if tc.fps == 0 {
+					diff := gocv.Norm(first.Mat, gocv.NormInf) // sanity: a real image
+					if diff == 0 {
+						t.Fatal("first frame is black")
+					}
+					d := gocv.NewMat()
+					gocv.AbsDiff(first.Mat, again.Mat, &d)
+					if m := gocv.Norm(d, gocv.NormInf); m != 0 {
+						t.Errorf("frame 24 differs from frame 0 after rewinding (max diff %v)", m)
+					}
+					d.Close()
+					c.Release(again)
 				}
-				d.Close()
-				c.Release(again)
-			}
-			c.Release(first)
-		})
-	}
+				c.Release(first)
+			})
+		}
+	})
 }
 
 func TestPoolReusesMats(t *testing.T) {
@@ -326,90 +347,94 @@ func TestOpenErrors(t *testing.T) {
 
 // TestFileAppears: a file that is not there at start is read once it appears.
 func TestFileAppears(t *testing.T) {
-	testenv.Long(t)
-	capturetest.CheckMats(t)
-	clip := writeClip(t, 6, 25)
-	later := filepath.Join(t.TempDir(), "later.avi")
-	c, err := Open(context.Background(), Options{Name: "late", Source: later}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	time.AfterFunc(700*time.Millisecond, func() {
-		data, _ := os.ReadFile(clip)
-		os.WriteFile(later+".tmp", data, 0o600)
-		os.Rename(later+".tmp", later)
+	onDecoders(t, func(t *testing.T, decode func(Options) Options) {
+		testenv.Long(t)
+		capturetest.CheckMats(t)
+		clip := writeClip(t, 6, 25)
+		later := filepath.Join(t.TempDir(), "later.avi")
+		c, err := Open(context.Background(), decode(Options{Name: "late", Source: later}), testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		time.AfterFunc(700*time.Millisecond, func() {
+			data, _ := os.ReadFile(clip)
+			os.WriteFile(later+".tmp", data, 0o600)
+			os.Rename(later+".tmp", later)
+		})
+		if got := readAll(t, c, 100); fmt.Sprint(got) != fmt.Sprint(seq(0, 6)) {
+			t.Fatalf("frames %v, want 0..5", got)
+		}
 	})
-	if got := readAll(t, c, 100); fmt.Sprint(got) != fmt.Sprint(seq(0, 6)) {
-		t.Fatalf("frames %v, want 0..5", got)
-	}
 }
 
 func TestFileVanishes(t *testing.T) {
-	testenv.Long(t)
-	capturetest.CheckMats(t)
-	t.Run("deleted while looping, then back", func(t *testing.T) {
-		clip := writeClip(t, 8, 25)
-		data, err := os.ReadFile(clip)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := Open(context.Background(), Options{Name: "gone", Source: clip, Loop: true}, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := os.Remove(clip); err != nil {
-			t.Fatal(err)
-		}
-		// The open file still reads to its end; then the rewind waits for it.
-		for i := range 8 {
-			f, err := c.Next(context.Background())
+	onDecoders(t, func(t *testing.T, decode func(Options) Options) {
+		testenv.Long(t)
+		capturetest.CheckMats(t)
+		t.Run("deleted while looping, then back", func(t *testing.T) {
+			clip := writeClip(t, 8, 25)
+			data, err := os.ReadFile(clip)
 			if err != nil {
-				t.Fatalf("frame %d: %v", i, err)
+				t.Fatal(err)
+			}
+			c, err := Open(context.Background(), decode(Options{Name: "gone", Source: clip, Loop: true}), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := os.Remove(clip); err != nil {
+				t.Fatal(err)
+			}
+			// The open file still reads to its end; then the rewind waits for it.
+			for i := range 8 {
+				f, err := c.Next(context.Background())
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				c.Release(f)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if f, err := c.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Next while the file is gone: frame %v, err %v; want a wait", f, err)
+			}
+			cancel()
+			if err := os.WriteFile(clip, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			f, err := c.Next(ctx)
+			if err != nil {
+				t.Fatalf("Next after the file came back: %v", err)
+			}
+			if f.Index != 8 {
+				t.Errorf("index %d after the file came back, want 8 (indexes go on across loops)", f.Index)
 			}
 			c.Release(f)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if f, err := c.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Next while the file is gone: frame %v, err %v; want a wait", f, err)
-		}
-		cancel()
-		if err := os.WriteFile(clip, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		f, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("Next after the file came back: %v", err)
-		}
-		if f.Index != 8 {
-			t.Errorf("index %d after the file came back, want 8 (indexes go on across loops)", f.Index)
-		}
-		c.Release(f)
-	})
-	t.Run("truncated", func(t *testing.T) {
-		clip := writeClip(t, 30, 25)
-		fi, err := os.Stat(clip)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(clip, fi.Size()/2); err != nil {
-			t.Fatal(err)
-		}
-		c, err := Open(context.Background(), Options{Name: "cut", Source: clip}, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		got := readAll(t, c, 1000)
-		if len(got) == 0 || len(got) >= 30 {
-			t.Fatalf("read %d frames of a half-truncated 30-frame clip", len(got))
-		}
-		if fmt.Sprint(got) != fmt.Sprint(seq(0, int64(len(got)))) {
-			t.Fatalf("indexes %v not continuous", got)
-		}
+		})
+		t.Run("truncated", func(t *testing.T) {
+			clip := writeClip(t, 30, 25)
+			fi, err := os.Stat(clip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(clip, fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Open(context.Background(), decode(Options{Name: "cut", Source: clip}), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			got := readAll(t, c, 1000)
+			if len(got) == 0 || len(got) >= 30 {
+				t.Fatalf("read %d frames of a half-truncated 30-frame clip", len(got))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(seq(0, int64(len(got)))) {
+				t.Fatalf("indexes %v not continuous", got)
+			}
+		})
 	})
 }
 
@@ -546,5 +571,41 @@ func TestStatus(t *testing.T) {
 	c.Release(f)
 	if s := c.Status(); s.Retrying || time.Since(s.Progress) > time.Second {
 		t.Errorf("after a frame: %+v", s)
+	}
+}
+
+// lacking is GStreamer's registry without some elements: a board where a
+// plugin package is not installed.
+type lacking []string
+
+func (l lacking) Has(e string) (bool, error) {
+	if slices.Contains(l, e) {
+		return false, nil
+	}
+	return Registry{}.Has(e)
+}
+
+// TestMissingPlugin: a decoder whose GStreamer plugin is missing is an
+// error naming the element and its package, before anything is opened;
+// with it present the same camera opens and says how it decodes.
+func TestMissingPlugin(t *testing.T) {
+	capturetest.CheckMats(t)
+	clip := capturetest.Clip(t)
+	opts := Options{Name: "door", Source: clip, Decoder: gst.Software, DecoderThreads: 1, Registry: lacking{"avdec_h264", "jpegdec", "avdec_mpeg4"}}
+	_, err := Probe(opts)
+	if !errors.Is(err, ErrMissingPlugin) || !strings.Contains(err.Error(), `camera "door"`) || !strings.Contains(err.Error(), "(gstreamer1.0-") {
+		t.Fatalf("Probe without the decoder's plugin: %v", err)
+	}
+	opts.Registry = Registry{}
+	dec, err := Probe(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec != "avdec_h264" && dec != "jpegdec" {
+		t.Errorf("decoder %q", dec)
+	}
+	opts.Decoder = gst.FFmpeg
+	if dec, err := Probe(opts); err != nil || dec != gst.FFmpeg {
+		t.Errorf("with ffmpeg: %q, %v", dec, err)
 	}
 }

@@ -180,33 +180,35 @@ func TestRTSPWithPassword(t *testing.T) {
 	if err := SetFFmpegEnv(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		password string
-		frames   bool
-	}{{"s3cret-pw", true}, {"wrong-pw", false}} {
-		var log testenv.SyncBuffer
-		logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		c, err := Open(context.Background(), Options{Name: "door", Source: "rtsp://viewer:" + tc.password + "@" + addr}, logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tc.frames {
-			for i := 0; i < 3; i++ {
-				f := next(t, c)
-				if f.Mat.Empty() || f.Mat.Channels() != 3 {
-					t.Fatalf("frame %d: %dx%dx%d", i, f.Mat.Cols(), f.Mat.Rows(), f.Mat.Channels())
-				}
-				c.Release(f)
+	onDecoders(t, func(t *testing.T, decode func(Options) Options) {
+		for _, tc := range []struct {
+			password string
+			frames   bool
+		}{{"s3cret-pw", true}, {"wrong-pw", false}} {
+			var log testenv.SyncBuffer
+			logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, err := Open(context.Background(), decode(Options{Name: "door", Source: "rtsp://viewer:" + tc.password + "@" + addr}), logger)
+			if err != nil {
+				t.Fatal(err)
 			}
-		} else if !poll.Until(15*time.Second, func() bool { return c.Status().Retrying }) {
-			t.Errorf("wrong password: not retrying within 15 s")
+			if tc.frames {
+				for i := 0; i < 3; i++ {
+					f := next(t, c)
+					if f.Mat.Empty() || f.Mat.Channels() != 3 {
+						t.Fatalf("frame %d: %dx%dx%d", i, f.Mat.Cols(), f.Mat.Rows(), f.Mat.Channels())
+					}
+					c.Release(f)
+				}
+			} else if !poll.Until(15*time.Second, func() bool { return c.Status().Retrying }) {
+				t.Errorf("wrong password: not retrying within 15 s")
+			}
+			c.Close()
+			if strings.Contains(log.String(), tc.password) {
+				t.Errorf("the password is in the log:\n%s", log.String())
+			}
+			if !tc.frames && !strings.Contains(log.String(), "door") {
+				t.Errorf("the log does not name the camera:\n%s", log.String())
+			}
 		}
-		c.Close()
-		if strings.Contains(log.String(), tc.password) {
-			t.Errorf("the password is in the log:\n%s", log.String())
-		}
-		if !tc.frames && !strings.Contains(log.String(), "door") {
-			t.Errorf("the log does not name the camera:\n%s", log.String())
-		}
-	}
+	})
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -32,15 +33,19 @@ func CheckLoads(cfg *config.Config, log *slog.Logger) (warnings []string, err er
 }
 
 // CheckCameras opens each camera once (ProbeCameras). A camera that gives
-// no frame is a warning, never an error, because run does not stop for it:
-// it retries that camera (a device unplugged, a stream down, a file empty
-// or being replaced) while the others run.
+// no frame is a warning, because run does not stop for it: it retries that
+// camera (a device unplugged, a stream down, a file empty or being
+// replaced) while the others run. A decoder whose GStreamer plugin is not
+// installed is an error: no retry brings it.
 func CheckCameras(cfg *config.Config) (warnings []string, err error) {
 	probes, err := ProbeCameras(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range probes {
+		if errors.Is(p.Err, capture.ErrMissingPlugin) {
+			return nil, fmt.Errorf("%s: cameras[%d] (%s): %w", cfg.Path, p.Index, p.Name, p.Err)
+		}
 		if p.Err != nil {
 			warnings = append(warnings, fmt.Sprintf("cameras[%d] (%s) gives no frames now; run retries it: %v", p.Index, p.Name, p.Err))
 		}
@@ -73,7 +78,9 @@ type CameraProbe struct {
 	Name  string
 	Shown string // the source as logs show it: a URL's password masked
 	Live  bool
-	Err   error // nil: it opened and gave a frame
+	// Decoder is how it decodes (capture.Camera.Decoder), once it opened.
+	Decoder string
+	Err     error // nil: it opened and gave a frame
 }
 
 // ProbeCameras opens each configured camera once (capture.Probe), with the
@@ -88,7 +95,7 @@ func ProbeCameras(cfg *config.Config) ([]CameraProbe, error) {
 		if src, err := source.Parse(c.Source); err == nil {
 			p.Shown, p.Live = src.String(), src.Live()
 		}
-		p.Err = capture.Probe(setup.CameraOptions(c))
+		p.Decoder, p.Err = capture.Probe(setup.CameraOptions(cfg.Capture, c))
 		probes = append(probes, p)
 	}
 	return probes, nil

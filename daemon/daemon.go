@@ -461,7 +461,7 @@ func (d *Daemon) openCameras(ctx context.Context) error {
 			det.Close()
 			return fmt.Errorf("camera %s: %w", c.Name, err)
 		}
-		src, err := capture.Open(ctx, setup.CameraOptions(c), d.log) // it adds camera= and source=
+		src, err := capture.Open(ctx, setup.CameraOptions(d.cfg.Capture, c), d.log) // it adds camera= and source=
 		if err != nil {
 			det.Close()
 			pre.Close()

@@ -131,9 +131,11 @@ func PreprocessParams(cfg *config.Config, meta spec.Metadata) preprocess.Params 
 	return preprocess.Params{Size: meta.InputSize, Mean: meta.Mean, Std: meta.Std, ColorOrder: meta.ColorOrder, Margin: cfg.Faces.Margin}
 }
 
-// CameraOptions are one camera's capture options.
-func CameraOptions(c config.Camera) capture.Options {
-	return capture.Options{Name: c.Name, Source: c.Source, FPS: c.FPS, Loop: c.Loop, Width: c.Width, Height: c.Height}
+// CameraOptions are one camera's capture options, with what capture says
+// for every camera.
+func CameraOptions(cp config.Capture, c config.Camera) capture.Options {
+	return capture.Options{Name: c.Name, Source: c.Source, FPS: c.FPS, Loop: c.Loop, Width: c.Width, Height: c.Height,
+		Decoder: c.Decoder, DecoderThreads: cp.DecoderThreads, IOTimeout: time.Duration(cp.IOTimeout), Registry: capture.Registry{}}
 }
 
 // connectTimeout bounds each connection attempt and how long the daemon's

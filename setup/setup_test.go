@@ -160,7 +160,7 @@ func preprocessOpt(field string, f func(preprocess.Params) any) probe {
 }
 
 func cameraOpt(field string, f func(capture.Options) any) probe {
-	return probe{"setup.CameraOptions: capture.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.CameraOptions(c.Cameras[0])) }}
+	return probe{"setup.CameraOptions: capture.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.CameraOptions(c.Capture, c.Cameras[0])) }}
 }
 
 func pipelineOpt(field string, f func(pipeline.Options) any) probe {
@@ -456,6 +456,11 @@ func rows(t *testing.T, dir string) []row {
 		{"capture", map[string]any{"io_timeout": "3s"}, nil, 3 * time.Second, ioTimeout},
 		{"capture.io_timeout", "0s", nil, time.Duration(0), ioTimeout},
 		{"capture.io_timeout", "30s", nil, 30 * time.Second, ioTimeout},
+		{"capture.io_timeout", "20s", nil, 20 * time.Second, cameraOpt("IOTimeout", func(o capture.Options) any { return o.IOTimeout })},
+		{"capture.decoder", "auto", nil, "auto", cameraOpt("Decoder", func(o capture.Options) any { return o.Decoder })},
+		{"capture.decoder", "gstreamer", nil, "gstreamer", cameraOpt("Decoder", func(o capture.Options) any { return o.Decoder })},
+		{"capture.decoder_threads", 1, nil, 1, cameraOpt("DecoderThreads", func(o capture.Options) any { return o.DecoderThreads })},
+		{"capture.decoder_threads", 0, nil, 0, cameraOpt("DecoderThreads", func(o capture.Options) any { return o.DecoderThreads })},
 		{"watchdog", map[string]any{"stall": "20s"}, nil, 20 * time.Second, watchdogStall},
 		{"watchdog.stall", "15s", nil, 15 * time.Second, watchdogStall},
 		{"model", map[string]any{"backbone": "b.onnx", "head": "h.onnx", "threads": 2}, nil, 2, engineOpt("Threads", func(o engine.Options) any { return o.Threads })},
@@ -529,6 +534,8 @@ func rows(t *testing.T, dir string) []row {
 		{"cameras[0].width", 0, nil, 0, cameraOpt("Width", func(o capture.Options) any { return o.Width })},
 		{"cameras[0].height", 480, map[string]any{"cameras[0].width": 640}, 480, cameraOpt("Height", func(o capture.Options) any { return o.Height })},
 		{"cameras[0].height", 0, nil, 0, cameraOpt("Height", func(o capture.Options) any { return o.Height })},
+		{"cameras[0].decoder", "ffmpeg", map[string]any{"capture.decoder": "gstreamer"}, "ffmpeg", cameraOpt("Decoder", func(o capture.Options) any { return o.Decoder })},
+		{"cameras[0].decoder", "nvv4l2decoder", nil, "nvv4l2decoder", cameraOpt("Decoder", func(o capture.Options) any { return o.Decoder })},
 		{"train", map[string]any{"epochs": 3}, nil, 3, trainOpt("Epochs", func(c train.Config) any { return c.Epochs })},
 		{"train.lr", 0.5, nil, 0.5, trainOpt("LR", func(c train.Config) any { return c.LR })},
 		{"train.batch_size", 2, nil, 2, trainOpt("BatchSize", func(c train.Config) any { return c.BatchSize })},

@@ -262,7 +262,7 @@ func Source(ctx context.Context, cfg *config.Config, source, detector string, lo
 		}
 		defer det.Close()
 	}
-	cam, err := capture.Open(ctx, setup.CameraOptions(config.Camera{Name: "bench", Source: source}), log)
+	cam, err := capture.Open(ctx, setup.CameraOptions(cfg.Capture, config.Camera{Name: "bench", Source: source}), log)
 	if err != nil {
 		return 0, err
 	}

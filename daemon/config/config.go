@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/deepfaked/deepfaked/capture/gst"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/infer/provider"
 )
@@ -191,6 +192,8 @@ type Camera struct {
 	Loop   bool    `yaml:"loop"`
 	Width  int     `yaml:"width"`
 	Height int     `yaml:"height"`
+	// Decoder overrides capture.decoder for this camera.
+	Decoder string `yaml:"decoder"`
 }
 
 // Embedded is who may use the embedded broker, and how much they may send.
@@ -229,6 +232,12 @@ type Capture struct {
 	// (FFmpeg's rw_timeout): a stream that stops answering fails after it
 	// and is reconnected. 0 leaves OpenCV's own limit, 30 s.
 	IOTimeout Duration `yaml:"io_timeout"`
+	// Decoder is how cameras are decoded (package capture/gst): auto, ffmpeg,
+	// gstreamer or a hardware decoder's GStreamer element.
+	Decoder string `yaml:"decoder"`
+	// DecoderThreads bounds GStreamer's software decoders' threads; 0 is
+	// one per core.
+	DecoderThreads int `yaml:"decoder_threads"`
 }
 
 // Watchdog is the daemon's side of systemd's WatchdogSec=: it pings only
@@ -304,6 +313,12 @@ const (
 	// DefaultIOTimeout is capture.io_timeout: a stalled stream is noticed in
 	// seconds, and a camera on a slow link still connects.
 	DefaultIOTimeout = Duration(10 * time.Second)
+	// DefaultDecoder is capture.decoder: a board's hardware decoder where
+	// GStreamer has one, else FFmpeg.
+	DefaultDecoder = gst.Auto
+	// DefaultDecoderThreads is capture.decoder_threads: one thread per
+	// camera; a core each would hold a decoder context per thread.
+	DefaultDecoderThreads = 1
 	// DefaultStall is watchdog.stall: well past capture.io_timeout, a model
 	// run on the slowest board, and a first TensorRT engine build (which
 	// happens before the watchdog starts).
@@ -340,7 +355,7 @@ func defaults() Config {
 		Train:    DefaultTrain(),
 		Tracks:   defaultTracks(),
 		Events:   defaultEvents(),
-		Capture:  Capture{IOTimeout: DefaultIOTimeout},
+		Capture:  Capture{IOTimeout: DefaultIOTimeout, Decoder: DefaultDecoder, DecoderThreads: DefaultDecoderThreads},
 		Watchdog: Watchdog{Stall: DefaultStall},
 		Web:      defaultWeb(),
 		Webhook:  defaultWebhook(),
@@ -384,6 +399,11 @@ func (c *Config) derive(written func(key string) bool) {
 	}
 	if c.Model.TensorRT.CacheDir == "" {
 		c.Model.TensorRT.CacheDir = filepath.Join(c.StateDir, "trt-cache")
+	}
+	for i := range c.Cameras {
+		if c.Cameras[i].Decoder == "" {
+			c.Cameras[i].Decoder = c.Capture.Decoder
+		}
 	}
 	if c.MQTT.Broker == EmbeddedBroker && c.MQTT.Listen == "" {
 		c.MQTT.Listen = DefaultListen

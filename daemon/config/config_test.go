@@ -64,7 +64,9 @@ func TestMinimalDefaults(t *testing.T) {
 		{"faces.min_size", c.Faces.MinSize, 40},
 		{"faces.score", c.Faces.Score, 0.6},
 		{"faces.max_faces", c.Faces.MaxFaces, 8},
-		{"cameras", c.Cameras, []config.Camera{{Name: "cam1", Source: "/path/to/video.mp4"}}},
+		{"cameras", c.Cameras, []config.Camera{{Name: "cam1", Source: "/path/to/video.mp4", Decoder: "auto"}}},
+		{"capture.decoder", c.Capture.Decoder, "auto"},
+		{"capture.decoder_threads", c.Capture.DecoderThreads, 1},
 		{"Path", c.Path, ""},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
@@ -106,6 +108,9 @@ func TestExplicitValues(t *testing.T) {
 		{"cameras[0].source", 0, func(c *config.Config) any { return c.Cameras[0].Source }, "0"},
 		{"cameras[0].loop", true, func(c *config.Config) any { return c.Cameras[0].Loop }, true},
 		{"cameras[0].fps", 2.5, func(c *config.Config) any { return c.Cameras[0].FPS }, 2.5},
+		{"capture.decoder", "gstreamer", func(c *config.Config) any { return c.Cameras[0].Decoder }, "gstreamer"}, // a camera inherits it
+		{"cameras[0].decoder", "ffmpeg", func(c *config.Config) any { return c.Cameras[0].Decoder }, "ffmpeg"},
+		{"cameras[0].decoder", "", func(c *config.Config) any { return c.Cameras[0].Decoder }, "auto"},
 	} {
 		t.Run(tc.path+"="+yamlText(t, tc.value), func(t *testing.T) {
 			c, err := config.Parse(mutate(t, tc.path, tc.value), "/etc/deepfaked")
@@ -134,6 +139,10 @@ func TestInvalid(t *testing.T) {
 		{"mqtt.embedded.max_packet_size", 100, `mqtt.embedded.max_packet_size: must be 1024..268435456, got 100`},
 		{"model.head_sha256", "ABC", `model.head_sha256: "ABC" is not a sha256`},
 		{"capture.io_timeout", "-1s", `capture.io_timeout: must be from 0s to 5m0s, got -1s`},
+		{"capture.decoder", "omx", `capture.decoder: "omx": want one of auto, ffmpeg, gstreamer, nvv4l2decoder, v4l2h264dec, v4l2slh265dec`},
+		{"cameras[0].decoder", "nvdec", `cameras[0].decoder: "nvdec": want one of auto, ffmpeg, gstreamer, nvv4l2decoder`},
+		{"capture.decoder_threads", -1, `capture.decoder_threads: must be`},
+		{"capture.decoder_threads", 65, `capture.decoder_threads: must be`},
 		{"capture.io_timeout", "6m", `capture.io_timeout: must be from 0s to 5m0s, got 6m0s`},
 		{"watchdog.stall", "0s", `watchdog.stall: must be from 1s to 1h0m0s, got 0s`},
 		{"watchdog.stall", "2h", `watchdog.stall: must be from 1s to 1h0m0s, got 2h0m0s`},
@@ -252,7 +261,7 @@ func TestInvalid(t *testing.T) {
 		{"cameras[0].width", 640, `cameras[0]: set both width and height, or neither`},
 		{"cameras[0].height", -480, `cameras[0].height: must be 0..16384, got -480`},
 		{"cameras[0].width", 100000, `cameras[0].width: must be 0..16384, got 100000`},
-		{"cameras[0].url", "x", `unknown key "cameras[0].url" (allowed: name, source, fps, loop, width, height)`},
+		{"cameras[0].url", "x", `unknown key "cameras[0].url" (allowed: name, source, fps, loop, width, height, decoder)`},
 	} {
 		t.Run(tc.path+"="+yamlText(t, tc.value), func(t *testing.T) {
 			data := mutate(t, tc.path, tc.value)

@@ -127,7 +127,7 @@ func TestDocsDefaults(t *testing.T) {
 				}
 				return
 			}
-			text = strings.NewReplacer("<device_id>", left.DeviceID, "<state_dir>", left.StateDir).Replace(text)
+			text = strings.NewReplacer("<device_id>", left.DeviceID, "<state_dir>", left.StateDir, "<capture.decoder>", left.Capture.Decoder).Replace(text)
 			var val any
 			if err := yaml.Unmarshal([]byte(text), &val); err != nil {
 				t.Fatalf("docs line %d: default %s is not a YAML value: %v", k.Line, k.Default, err)

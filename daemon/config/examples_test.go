@@ -57,7 +57,7 @@ func TestDemoConfig(t *testing.T) {
 	if c.Model.Backbone != backbone || c.Model.Head != head {
 		t.Errorf("models = %s, %s; want %s, %s", c.Model.Backbone, c.Model.Head, backbone, head)
 	}
-	want := []config.Camera{{Name: "megamind", Source: video}}
+	want := []config.Camera{{Name: "megamind", Source: video, Decoder: config.DefaultDecoder}}
 	if !reflect.DeepEqual(c.Cameras, want) {
 		t.Errorf("cameras = %+v, want %+v", c.Cameras, want)
 	}

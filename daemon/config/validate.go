@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deepfaked/deepfaked/capture/gst"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon/mqttc/brokerurl"
@@ -90,6 +91,10 @@ const (
 	MinStatsInterval = Duration(time.Second)
 	MaxStatsInterval = Duration(24 * time.Hour)
 )
+
+// MaxDecoderThreads bounds capture.decoder_threads: more than a board has
+// cores only costs memory.
+const MaxDecoderThreads = 64
 
 // Bounds of capture.io_timeout and watchdog.stall.
 const (
@@ -205,6 +210,10 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	c.Tracks.check(k)
 	c.Events.check(k)
 	c.Faces.check(k)
+	if !gst.Valid(c.Capture.Decoder) {
+		k.fail("capture.decoder", "%q: want one of %s", c.Capture.Decoder, strings.Join(gst.Names(), ", "))
+	}
+	k.inRange("capture.decoder_threads", c.Capture.DecoderThreads, 0, MaxDecoderThreads)
 	if d := c.Capture.IOTimeout; d < 0 || d > MaxIOTimeout {
 		k.fail("capture.io_timeout", "must be from 0s to %s, got %s", MaxIOTimeout, d)
 	}
@@ -227,6 +236,9 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	names := map[string]int{}
 	for i, cam := range c.Cameras {
 		cam.check(k, fmt.Sprintf("cameras[%d]", i), names, i)
+		if cam.Decoder != c.Capture.Decoder && !gst.Valid(cam.Decoder) { // an inherited one is reported once, as capture.decoder
+			k.fail(fmt.Sprintf("cameras[%d].decoder", i), "%q: want one of %s", cam.Decoder, strings.Join(gst.Names(), ", "))
+		}
 	}
 }
 

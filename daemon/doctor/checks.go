@@ -15,6 +15,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
 
+	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon"
@@ -236,7 +237,10 @@ func checkCameras(cfg *config.Config) []Result {
 		name := "camera " + p.Name
 		switch {
 		case p.Err == nil:
-			out = append(out, okResult(name, "%s opens", p.Shown))
+			out = append(out, okResult(name, "%s opens, decoded by %s", p.Shown, p.Decoder))
+		case errors.Is(p.Err, capture.ErrMissingPlugin):
+			out = append(out, errResult(name, oneLine(p.Err.Error()),
+				"install the package named (apt install ...), or set cameras[].decoder: ffmpeg"))
 		case p.Live:
 			out = append(out, warnResult(name, p.Shown+" gives no frames now: "+oneLine(p.Err.Error()),
 				"plug it in or check the URL; run retries it meanwhile"))
