@@ -232,7 +232,7 @@ func (c *Camera) gotFrame() {
 // Status is safe to call from any goroutine.
 func (c *Camera) Status() livestat.Status {
 	return livestat.Status{Retrying: c.retrying.Load(), Queued: c.queued.Load(), Progress: time.Unix(0, c.progress.Load()),
-		Delivering: c.delivering.Load(), Frames: c.frames.Load(), Dropped: c.dropped.Load()}
+		Delivering: c.delivering.Load(), Frames: c.frames.Load(), Dropped: c.dropped.Load(), Decoder: c.Decoder()}
 }
 
 // Name is the camera's configured name.
@@ -307,7 +307,8 @@ func (c *Camera) decoding() (gst.Plan, error) {
 	if p := c.plan.Load(); p != nil {
 		return *p, nil
 	}
-	o := gst.Options{Decoder: c.opts.Decoder, Threads: c.opts.DecoderThreads, Width: c.opts.Width, Height: c.opts.Height, IOTimeout: c.opts.IOTimeout}
+	o := gst.Options{Decoder: c.opts.Decoder, Threads: c.opts.DecoderThreads, Width: c.opts.Width, Height: c.opts.Height,
+		IOTimeout: c.opts.IOTimeout, FPS: c.opts.FPS}
 	var codec gst.Codec
 	if c.needsCodec() {
 		fourcc, err := c.fourcc()

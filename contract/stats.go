@@ -29,6 +29,9 @@ type CameraStats struct {
 	Skipped     int64      `json:"frames_dropped_error"`
 	Faces       int64      `json:"faces"`
 	LastVerdict *time.Time `json:"last_verdict,omitempty"`
+	// Decoder is how the camera decodes (capture.decoder's choice), once
+	// it has opened.
+	Decoder string `json:"decoder,omitempty"`
 	// Verdicts counts the frame verdicts by label (VerdictLabels), Events
 	// the track events by type and the track's state after each
 	// (EventTypes, TrackStates); once the pipeline runs, every key is there,

@@ -6,6 +6,7 @@ package gst
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -140,6 +141,9 @@ type Options struct {
 	Width, Height int
 	// IOTimeout bounds an RTSP camera's reads; 0 leaves GStreamer's.
 	IOTimeout time.Duration
+	// FPS is the most frames a second a live source hands on; the others
+	// are dropped after decoding, before conversion. 0 hands on every one.
+	FPS float64
 }
 
 // Plan is how a camera is decoded.
@@ -271,6 +275,12 @@ func build(src source.Source, c Codec, dec string, hw Hardware, o Options) (Plan
 	convert := softwareConvert
 	if hw.Convert != nil {
 		convert = hw.Convert
+	}
+	if src.Kind != source.File && o.FPS > 0 {
+		// Every frame is decoded, but only those analysed are converted to
+		// BGR and copied out: OpenCV's FFmpeg converts each.
+		fmt.Fprintf(&b, " ! videorate drop-only=true max-rate=%d", int(math.Ceil(o.FPS)))
+		elements = append(elements, "videorate")
 	}
 	b.WriteString(" ! ")
 	b.WriteString(convert(o.Width, o.Height))

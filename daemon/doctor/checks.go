@@ -16,6 +16,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/deepfaked/deepfaked/capture"
+	"github.com/deepfaked/deepfaked/capture/gst"
 	"github.com/deepfaked/deepfaked/capture/source"
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon"
@@ -167,6 +168,36 @@ func openCVResult(version string, backends []sysinfo.VideoBackend, cfg *config.C
 			"install Debian's libopencv-videoio406 (built with FFmpeg, GStreamer and V4L2)")
 	}
 	return okResult("opencv", "%s", detail)
+}
+
+// checkDecoders says which decoders GStreamer offers here (capture.decoder):
+// the board's hardware decoders that auto would take, and the software path
+// with the packages it needs when they are missing.
+func checkDecoders(probe gst.Probe) Result {
+	var hw, missing []string
+	for _, h := range gst.Hardwares() {
+		if ok, err := probe.Has(h.Element); err != nil {
+			return warnResult("decoders", "GStreamer does not start: "+err.Error(), "install gstreamer1.0-plugins-base, or set capture.decoder: ffmpeg")
+		} else if ok {
+			hw = append(hw, fmt.Sprintf("%s (%s)", h.Element, h.Board))
+		}
+	}
+	for _, e := range []struct{ element, pkg string }{
+		{"parsebin", "gstreamer1.0-plugins-base"}, {"avdec_h264", "gstreamer1.0-libav"}, {"rtspsrc", "gstreamer1.0-plugins-good"}, {"v4l2src", "gstreamer1.0-plugins-good"},
+	} {
+		if ok, _ := probe.Has(e.element); !ok {
+			missing = append(missing, fmt.Sprintf("%s (%s)", e.element, e.pkg))
+		}
+	}
+	detail := "hardware: none, auto decodes with FFmpeg"
+	if len(hw) > 0 {
+		detail = "hardware: " + strings.Join(hw, ", ") + ", which auto takes for their codecs"
+	}
+	if len(missing) > 0 {
+		return warnResult("decoders", detail+"; GStreamer's software path (capture.decoder: gstreamer) lacks "+strings.Join(missing, ", "),
+			"apt install the packages named")
+	}
+	return okResult("decoders", "%s; GStreamer's software decoders (capture.decoder: gstreamer) are here", detail)
 }
 
 // checkVideoDevices lists /dev/video* with VIDIOC_QUERYCAP and, for a

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/daemon/config"
 	"github.com/deepfaked/deepfaked/infer/engine"
 	"github.com/deepfaked/deepfaked/internal/sysinfo"
@@ -126,6 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, cfgErr error, timing time.Dura
 	checks = append(checks, rt)
 	checks = append(checks, checkGPU(sysinfo.ReadGPU("/"), have, providers))
 	checks = append(checks, checkOpenCV(cfg))
+	checks = append(checks, checkDecoders(capture.Registry{}))
 	checks = append(checks, checkVideoDevices("/")...)
 
 	if cfg == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,6 +168,37 @@ func TestDoctorStateDir(t *testing.T) {
 			}
 			if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 				t.Errorf("checkStateDir left files or folders behind: %v", ents)
+			}
+		})
+	}
+}
+
+// registry is a board's GStreamer: the elements it has.
+type registry []string
+
+func (r registry) Has(e string) (bool, error) { return slices.Contains(r, e), nil }
+
+func TestDoctorDecoders(t *testing.T) {
+	software := registry{"parsebin", "avdec_h264", "rtspsrc", "v4l2src"}
+	for _, tc := range []struct {
+		name   string
+		probe  registry
+		status string
+		want   []string
+	}{
+		{"x86 with make deps", software, StatusOK, []string{"hardware: none, auto decodes with FFmpeg", "software decoders (capture.decoder: gstreamer) are here"}},
+		{"Jetson", append(registry{"nvv4l2decoder"}, software...), StatusOK, []string{"hardware: nvv4l2decoder (Jetson (NVDEC)), which auto takes"}},
+		{"Pi 4 without gst-libav", registry{"v4l2h264dec", "parsebin", "rtspsrc", "v4l2src"}, StatusWarning, []string{"v4l2h264dec (Raspberry Pi 4 (V4L2 M2M))", "lacks avdec_h264 (gstreamer1.0-libav)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := checkDecoders(tc.probe)
+			if r.Status != tc.status {
+				t.Errorf("status %s, want %s: %+v", r.Status, tc.status, r)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.Detail, w) {
+					t.Errorf("%q lacks %q", r.Detail, w)
+				}
 			}
 		})
 	}

@@ -86,7 +86,7 @@ func (m *Monitor) Snapshot(now time.Time) contract.Stats {
 	s.Cameras = make([]contract.CameraStats, len(m.src.Cameras))
 	for i, c := range m.src.Cameras {
 		st := c.Status()
-		cs := contract.CameraStats{Name: c.Name(), Captured: st.Frames, Stale: st.Dropped}
+		cs := contract.CameraStats{Name: c.Name(), Captured: st.Frames, Stale: st.Dropped, Decoder: st.Decoder}
 		var ended bool
 		if i < len(counts) {
 			n := counts[i]

@@ -54,7 +54,7 @@ var t0 = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 // outbox with a little in it.
 func sources() (Sources, []*camera, *pipe, *box, *models) {
 	cams := []*camera{
-		{"door", livestat.Status{Delivering: true, Frames: 100, Dropped: 7}},
+		{"door", livestat.Status{Delivering: true, Frames: 100, Dropped: 7, Decoder: "avdec_h264"}},
 		{"yard", livestat.Status{Retrying: true, Frames: 5}},
 		{"hall", livestat.Status{}},
 		{"file", livestat.Status{Delivering: true, Frames: 40}},
@@ -97,6 +97,9 @@ func TestSnapshot(t *testing.T) {
 			c.Faces != w.faces || (c.LastVerdict != nil) != w.last || c.Online() != (w.state == contract.CameraDelivering) {
 			t.Errorf("camera %d: %+v, want %+v", i, c, w)
 		}
+	}
+	if s.Cameras[0].Decoder != "avdec_h264" || s.Cameras[1].Decoder != "" {
+		t.Errorf("decoders %q, %q", s.Cameras[0].Decoder, s.Cameras[1].Decoder)
 	}
 	if s.Cameras[0].Skipped != 2 || s.MQTT != (contract.MQTTStats{Connected: true, Reconnects: 2, Replayed: 41}) ||
 		s.Outbox != (contract.OutboxStats{Messages: 3, Bytes: 1712, DroppedFull: 1}) {

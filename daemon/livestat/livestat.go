@@ -24,6 +24,9 @@ type Status struct {
 	// source's were replaced by a newer one before Next took them (the
 	// consumer was slower than the source), for metrics.
 	Frames, Dropped int64
+	// Decoder is how it decodes once it has opened ("ffmpeg", a GStreamer
+	// decoder element and, for a hardware one, the board); "" before.
+	Decoder string
 }
 
 // CameraCount is one camera's frames published so far, the faces in them,

@@ -34,7 +34,7 @@ func (f *fakeStatus) Status(now time.Time) Status {
 	n := int64(now.Sub(f.start).Seconds() * 5)
 	return Status{Time: now, Device: "edge-01", Uptime: 12, Threshold: 0.5,
 		Model: contract.ModelIDs{Backbone: "3f2a9c01d4e7", Head: "8b0e55d2c913", Precision: "int8"},
-		Cameras: []CameraStatus{{CameraStats: contract.CameraStats{Name: "door", State: "delivering", Analysed: n}, Online: true,
+		Cameras: []CameraStatus{{CameraStats: contract.CameraStats{Name: "door", State: "delivering", Analysed: n, Decoder: "v4l2h264dec (Raspberry Pi 4 (V4L2 M2M))"}, Online: true,
 			Last: &LastVerdict{TS: now, Label: "fake", PFake: 0.91, Faces: 1}}},
 		MQTT: contract.MQTTStats{Connected: true}, Outbox: contract.OutboxStats{Messages: 3, Bytes: 1712},
 		Release: "deepfaked-dfdc v1, released 2026-12-01", Trust: "Treat one frame as a hint."}

@@ -29,7 +29,7 @@ func TestStatus(t *testing.T) {
 	s := mustNew(t, Options{}, Parts{})
 	c := newClient(t, s)
 	resp, body := c.get("/")
-	for _, want := range []string{"edge-01", "3f2a9c01d4e7", "8b0e55d2c913", "int8", `data-camera="door"`, "online", "fake", "0.91", "0.50"} {
+	for _, want := range []string{"edge-01", "3f2a9c01d4e7", "8b0e55d2c913", "int8", `data-camera="door"`, "online", "fake", "0.91", "0.50", "v4l2h264dec (Raspberry Pi 4 (V4L2 M2M))"} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("%d: no %q in\n%s", resp.StatusCode, want, body)
 		}

@@ -62,6 +62,7 @@ function statusPage() {
       avail.append(" " + c.state);
       cell(tr, c.fps.toFixed(1)).className = "fps";
       cell(tr, c.frames_analysed).className = "analysed";
+      cell(tr, c.decoder || "–").className = "decoder";
       const v = c.last_verdict;
       cell(tr, v ? badge(v.label) : "–");
       cell(tr, v ? v.p_fake.toFixed(2) : "–");
