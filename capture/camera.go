@@ -161,6 +161,12 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 	if err != nil {
 		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
 	}
+	if err := gst.Check(src, opts.Decoder); err != nil {
+		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
+	}
+	if opts.Registry == nil && opts.Decoder != gst.FFmpeg && opts.Decoder != "" {
+		return nil, fmt.Errorf("camera %q: decoder %s needs GStreamer's registry (Options.Registry)", opts.Name, opts.Decoder)
+	}
 	c := &Camera{opts: opts, src: src, log: log.With("camera", opts.Name, "source", src.String())}
 	c.progressed()
 	if !src.Live() {
@@ -333,13 +339,16 @@ func (c *Camera) decoding() (gst.Plan, error) {
 // for GStreamer's decoders of files and streams, and for auto where the
 // board has a hardware decoder.
 func (c *Camera) needsCodec() bool {
-	if c.src.Kind == source.Device || c.src.Kind == source.GStreamer {
-		return false
+	if c.src.Kind == source.Device || c.src.Kind == source.GStreamer || gst.Check(c.src, c.opts.Decoder) != nil {
+		return false // Choose says why, if it is a mistake
 	}
 	switch c.opts.Decoder {
 	case gst.FFmpeg, "":
 		return false
 	case gst.Auto:
+		if !gst.HardwareFor(c.src) {
+			return false
+		}
 		for _, h := range gst.Hardwares() {
 			if ok, err := c.opts.Registry.Has(h.Element); err == nil && ok {
 				return true

@@ -112,12 +112,7 @@ func Valid(s string) bool {
 	case Auto, FFmpeg, Software:
 		return true
 	}
-	for _, h := range Hardwares() {
-		if h.Element == s {
-			return true
-		}
-	}
-	return false
+	return hardwareNamed(s).Element != ""
 }
 
 // Names lists the decoder settings, for messages.
@@ -176,12 +171,14 @@ func Choose(src source.Source, c Codec, o Options, probe Probe) (Plan, error) {
 	if src.Kind == source.GStreamer {
 		return Plan{Decoder: "pipeline", Pipeline: src.Target}, nil
 	}
-	handled := src.Kind == source.File || src.Kind == source.Device || strings.HasPrefix(strings.ToLower(src.Target), "rtsp")
+	if err := Check(src, o.Decoder); err != nil {
+		return Plan{}, err
+	}
 	switch o.Decoder {
 	case FFmpeg, "":
 		return ffmpeg, nil
 	case Auto:
-		if !handled || src.Kind == source.Device {
+		if !HardwareFor(src) {
 			return ffmpeg, nil
 		}
 		for _, h := range Hardwares() {
@@ -195,9 +192,6 @@ func Choose(src source.Source, c Codec, o Options, probe Probe) (Plan, error) {
 		}
 		return ffmpeg, nil
 	}
-	if !handled {
-		return Plan{}, fmt.Errorf("decoder %s: GStreamer decodes files, RTSP cameras and V4L2 devices here, not %s; use decoder ffmpeg", o.Decoder, src)
-	}
 	if o.Decoder == Software {
 		if src.Kind == source.Device {
 			return build(src, c, "decodebin", Hardware{}, o)
@@ -205,16 +199,48 @@ func Choose(src source.Source, c Codec, o Options, probe Probe) (Plan, error) {
 		dec, _ := softwareDecoder(c)
 		return build(src, c, dec, Hardware{}, o)
 	}
-	for _, h := range Hardwares() {
-		if h.Element != o.Decoder {
-			continue
-		}
-		if !supports(h, c) {
-			return Plan{}, fmt.Errorf("decoder %s (%s) decodes %s, and %s is %s", h.Element, h.Board, codecList(h.Codecs), src, codecName(c))
-		}
-		return build(src, c, h.Element, h, o)
+	h := hardwareNamed(o.Decoder) // Check knows every name
+	if !supports(h, c) {
+		return Plan{}, fmt.Errorf("decoder %s (%s) decodes %s, and %s is %s", h.Element, h.Board, codecList(h.Codecs), src, codecName(c))
 	}
-	return Plan{}, fmt.Errorf("decoder %q: want one of %s", o.Decoder, strings.Join(Names(), ", "))
+	return build(src, c, h.Element, h, o)
+}
+
+func hardwareNamed(element string) Hardware {
+	for _, h := range Hardwares() {
+		if h.Element == element {
+			return h
+		}
+	}
+	return Hardware{}
+}
+
+// Check says whether decoder can decode src: GStreamer's software decoders
+// take files, RTSP cameras and V4L2 devices, a hardware decoder files and
+// RTSP cameras; HTTP streams are FFmpeg's. auto and ffmpeg take any source,
+// and a gst: source is its own pipeline whatever the setting.
+func Check(src source.Source, decoder string) error {
+	switch {
+	case decoder == Auto || decoder == FFmpeg || decoder == "" || src.Kind == source.GStreamer:
+		return nil
+	case !Valid(decoder):
+		return fmt.Errorf("decoder %q: want one of %s", decoder, strings.Join(Names(), ", "))
+	case decoder == Software && src.Kind == source.Device:
+		return nil
+	case !HardwareFor(src):
+		what := "files, RTSP cameras and V4L2 devices"
+		if decoder != Software {
+			what = "files and RTSP cameras"
+		}
+		return fmt.Errorf("decoder %s decodes %s, not %s: use auto or ffmpeg for it", decoder, what, src)
+	}
+	return nil
+}
+
+// HardwareFor says whether src is a file or an RTSP camera, the sources a
+// hardware decoder (and auto's search for one) takes.
+func HardwareFor(src source.Source) bool {
+	return src.Kind == source.File || (src.Kind == source.Stream && strings.HasPrefix(strings.ToLower(src.Target), "rtsp"))
 }
 
 func supports(h Hardware, c Codec) bool {

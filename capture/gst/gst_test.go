@@ -69,7 +69,8 @@ func TestChoose(t *testing.T) {
 		{name: "explicit hardware", src: rtsp, codec: H264, opts: Options{Decoder: "nvv4l2decoder"}, probe: none, decoder: "nvv4l2decoder", contains: []string{"! nvv4l2decoder ! nvvidconv !"}},
 		{name: "explicit hardware, wrong codec", src: rtsp, codec: H265, opts: Options{Decoder: "v4l2h264dec"}, probe: pi4, wantErr: "decoder v4l2h264dec (Raspberry Pi 4 (V4L2 M2M)) decodes h264, and rtsp://viewer:xxxxx@10.0.0.2/stream1 is h265"},
 		{name: "explicit hardware, unknown codec", src: rtsp, opts: Options{Decoder: "nvv4l2decoder"}, probe: jetson, wantErr: "is of an unknown codec"},
-		{name: "gstreamer over HTTP", src: "http://cam/video.mjpg", codec: MJPEG, opts: Options{Decoder: Software}, probe: none, wantErr: "not http://cam/video.mjpg; use decoder ffmpeg"},
+		{name: "gstreamer over HTTP", src: "http://cam/video.mjpg", codec: MJPEG, opts: Options{Decoder: Software}, probe: none, wantErr: "decoder gstreamer decodes files, RTSP cameras and V4L2 devices, not http://cam/video.mjpg: use auto or ffmpeg for it"},
+		{name: "hardware on a USB camera", src: "/dev/video0", codec: MJPEG, opts: Options{Decoder: "v4l2h264dec"}, probe: pi4, wantErr: "decoder v4l2h264dec decodes files and RTSP cameras, not /dev/video0"},
 		{name: "unknown decoder", src: rtsp, codec: H264, opts: Options{Decoder: "omxh264dec"}, probe: none, wantErr: `decoder "omxh264dec": want one of auto, ffmpeg, gstreamer, nvv4l2decoder`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,6 +142,8 @@ func TestInvalid(t *testing.T) {
 		{"capture.decoder", "omx", `capture.decoder: "omx": want one of auto, ffmpeg, gstreamer, nvv4l2decoder, v4l2h264dec, v4l2slh265dec`},
 		{"cameras[0].decoder", "nvdec", `cameras[0].decoder: "nvdec": want one of auto, ffmpeg, gstreamer, nvv4l2decoder`},
 		{"capture.decoder_threads", -1, `capture.decoder_threads: must be`},
+		{"cameras[0]", map[string]any{"name": "door", "source": "http://cam/video.mjpg", "decoder": "gstreamer"},
+			`cameras[0].decoder: decoder gstreamer decodes files, RTSP cameras and V4L2 devices, not http://cam/video.mjpg: use auto or ffmpeg for it`},
 		{"capture.decoder_threads", 65, `capture.decoder_threads: must be`},
 		{"capture.io_timeout", "6m", `capture.io_timeout: must be from 0s to 5m0s, got 6m0s`},
 		{"watchdog.stall", "0s", `watchdog.stall: must be from 1s to 1h0m0s, got 0s`},

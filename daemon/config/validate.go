@@ -238,6 +238,10 @@ func (c *Config) check(p *problems, lines map[string]int) {
 		cam.check(k, fmt.Sprintf("cameras[%d]", i), names, i)
 		if cam.Decoder != c.Capture.Decoder && !gst.Valid(cam.Decoder) { // an inherited one is reported once, as capture.decoder
 			k.fail(fmt.Sprintf("cameras[%d].decoder", i), "%q: want one of %s", cam.Decoder, strings.Join(gst.Names(), ", "))
+		} else if src, err := source.Parse(cam.Source); err == nil && gst.Valid(cam.Decoder) {
+			if err := gst.Check(src, cam.Decoder); err != nil {
+				k.fail(fmt.Sprintf("cameras[%d].decoder", i), "%v", err)
+			}
 		}
 	}
 }
