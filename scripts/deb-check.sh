@@ -34,13 +34,24 @@ set -- dist/deepfaked_*_amd64.deb
 deb=$1
 [ -f "$video" ] || fail "$video missing: make deps installs opencv-doc"
 
+# mounted_in_root: the mount points under $R, deepest first.
+mounted_in_root() { awk -v r="$R/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r; }
+# cleanup unmounts everything under $R, each mount whatever became of the
+# others: a process of the root that is still exiting holds one busy a moment.
 cleanup() {
-	for m in "$R/var/cache/apt/archives" "$R/proc" "$R/dev"; do
-		# A process of the root that is still exiting holds it busy a moment.
-		! mountpoint -q "$m" || umount "$m" || { sleep 2 && umount "$m"; } || umount --lazy "$m"
+	for m in $(mounted_in_root); do
+		umount "$m" 2>/dev/null || { sleep 2 && umount "$m" 2>/dev/null; } || umount --lazy "$m" || true
 	done
 }
 trap cleanup EXIT
+# remove_root deletes $R only once nothing is mounted in it: rm -rf through
+# the /dev bind mount of an earlier run that failed to unmount deletes the
+# host's device nodes. --one-file-system guards what the check misses.
+remove_root() {
+	cleanup
+	[ -z "$(mounted_in_root)" ] || fail "still mounted in $R, not removing it: $(mounted_in_root | tr '\n' ' ')"
+	rm -rf --one-file-system "$R"
+}
 mounts() {
 	mount -t proc proc "$R/proc"
 	mount --bind /dev "$R/dev"
@@ -54,7 +65,7 @@ in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=
 if [ ! -s "$cache" ]; then
 	sh scripts/apt-install.sh deb-check debootstrap
 	say "building the Debian 12 root ($cache; a few minutes, once)"
-	rm -rf "$R"
+	remove_root
 	mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 	log=build/debroot-debootstrap.log
 	debootstrap --variant=minbase bookworm "$R" ${mirror:+"$mirror"} >"$log" 2>&1 || fail "debootstrap: see $log"
@@ -74,7 +85,7 @@ if [ ! -s "$cache" ]; then
 	tar -C "$R" --numeric-owner -I 'zstd -T0 -3' -cf "$cache.tmp" .
 	mv "$cache.tmp" "$cache"
 fi
-rm -rf "$R"
+remove_root
 mkdir -p "$R"
 tar -C "$R" --numeric-owner -I zstd -xf "$cache"
 mounts
