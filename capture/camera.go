@@ -161,11 +161,8 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 	if err != nil {
 		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
 	}
-	if err := gst.Check(src, opts.Decoder); err != nil {
-		return nil, fmt.Errorf("camera %q: %w", opts.Name, err)
-	}
-	if opts.Registry == nil && opts.Decoder != gst.FFmpeg && opts.Decoder != "" {
-		return nil, fmt.Errorf("camera %q: decoder %s needs GStreamer's registry (Options.Registry)", opts.Name, opts.Decoder)
+	if err := checkDecoder(opts, src); err != nil {
+		return nil, err
 	}
 	c := &Camera{opts: opts, src: src, log: log.With("camera", opts.Name, "source", src.String())}
 	c.progressed()
@@ -181,6 +178,18 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (*Camera, error) 
 	c.stop, c.ready, c.done = stop, make(chan struct{}, 1), make(chan struct{})
 	go c.grab(gctx)
 	return c, nil
+}
+
+// checkDecoder refuses a decoder that cannot take the source, or that needs
+// GStreamer's registry without one.
+func checkDecoder(opts Options, src source.Source) error {
+	if err := gst.Check(src, opts.Decoder); err != nil {
+		return fmt.Errorf("camera %q: %w", opts.Name, err)
+	}
+	if opts.Registry == nil && opts.Decoder != gst.FFmpeg && opts.Decoder != "" {
+		return fmt.Errorf("camera %q: decoder %s needs GStreamer's registry (Options.Registry)", opts.Name, opts.Decoder)
+	}
+	return nil
 }
 
 // adopt makes vc the file's capture and sets the sampling step from its frame rate.
@@ -632,6 +641,9 @@ func Probe(opts Options) (string, error) {
 		if fi, err := os.Stat(src.Target); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
 			return "", fmt.Errorf("camera %q: file %s is empty (still being written?)", opts.Name, src.Target)
 		}
+	}
+	if err := checkDecoder(opts, src); err != nil {
+		return "", err
 	}
 	c := &Camera{opts: opts, src: src}
 	vc, err := c.openCapture()

@@ -132,14 +132,14 @@ def run_one(args, spec, clip_url, workdir):
     cams = "".join(
         f"  - name: cam{i}\n    source: {clip_url}\n    fps: {args.fps}\n{scale}" for i in range(args.cameras)
     )
-    size = f"  decoder_threads: {args.threads}\n"
+    threads = f"  decoder_threads: {args.threads}\n"
     with open(cfg, "w") as f:
         f.write(
             f"device_id: bench\nstate_dir: {state}\n"
             f"mqtt:\n  broker: embedded\n  listen: 127.0.0.1:{free_port()}\n"
             f"model:\n  backbone: {args.backbone}\n  head: {args.head}\n"
             f"faces:\n  detector: {args.detector}\n" + (f"  model: {args.face_model}\n" if args.face_model else "") +
-            f"capture:\n  decoder: {decoder}\n{size}"
+            f"capture:\n  decoder: {decoder}\n{threads}"
             f"metrics:\n  listen: 127.0.0.1:{metrics}\n"
             f"cameras:\n{cams}"
         )
