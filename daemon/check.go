@@ -103,8 +103,9 @@ func ProbeCameras(cfg *config.Config) ([]CameraProbe, error) {
 
 // CheckComponents loads the engine, the classifier (a trial face through
 // backbone and head, refusing non-finite outputs), the face detector, the
-// broker options (password file, TLS material) and the page's password file
-// and certificate, as New does, and releases them. It opens no camera.
+// head installs' signing key, the broker options (password file, TLS
+// material) and the page's password file and certificate, as New does, and
+// releases them. It opens no camera.
 func CheckComponents(cfg *config.Config, log *slog.Logger) error {
 	eng, err := setup.Engine(cfg, log)
 	if err != nil {
@@ -121,6 +122,9 @@ func CheckComponents(cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("%s: faces: %w", cfg.Path, err)
 	}
 	det.Close()
+	if _, err := setup.Signing(cfg); err != nil { // train.signing_key, as installs read it
+		return fmt.Errorf("%s: %w", cfg.Path, err)
+	}
 	if _, err := setup.MQTTOptions(cfg); err != nil {
 		return fmt.Errorf("%s: %w", cfg.Path, err)
 	}

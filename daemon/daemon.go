@@ -124,7 +124,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (d *Daemon, 
 	log.Info("models loaded", "backbone", cfg.Model.Backbone, "backbone_id", d.clf.BackboneID(),
 		"head", cfg.Model.Head, "head_id", d.clf.HeadID(), "input_size", d.clf.InputSize(),
 		"threshold", spec.DecisionThreshold(setup.Threshold(cfg), d.clf.Threshold()))
-	d.reloader = &headReloader{eng: d.eng, clf: d.clf, path: cfg.Model.Head, pin: cfg.Model.HeadSHA256, log: log}
+	signing, err := setup.Signing(cfg) // Classifier checked both files against its keys
+	if err != nil {
+		return d, err
+	}
+	if len(signing.Keys) > 0 {
+		log.Info("models signed by a trusted key", "trusted_keys", signing.Keys.IDs())
+	}
+	d.reloader = &headReloader{eng: d.eng, clf: d.clf, path: cfg.Model.Head, pin: cfg.Model.HeadSHA256, keys: signing.Keys, log: log}
 
 	if d.mqtt, err = setup.MQTTOptions(cfg); err != nil {
 		return d, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/modelsig"
 	"github.com/deepfaked/deepfaked/infer/spec"
 )
 
@@ -24,7 +25,8 @@ type headReloader struct {
 	eng  *engine.Engine
 	clf  *infer.Classifier
 	path string
-	pin  string // model.head_sha256; "" pins nothing
+	pin  string        // model.head_sha256; "" pins nothing
+	keys modelsig.Keys // model.trusted_keys; none checks no signature
 	log  *slog.Logger
 }
 
@@ -39,6 +41,9 @@ func (r *headReloader) Reload(reason string) (string, error) {
 	}
 	if err := spec.CheckPin(r.path, r.pin); err != nil {
 		return refuse(fmt.Errorf("model.head_sha256: %w", err))
+	}
+	if _, err := modelsig.CheckFile(r.path, r.keys, modelsig.Head); err != nil {
+		return refuse(fmt.Errorf("model.trusted_keys: %w", err))
 	}
 	h, err := infer.LoadHead(r.eng, r.path, r.clf.FeatureSize())
 	if err != nil {

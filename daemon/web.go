@@ -359,6 +359,7 @@ type execTrainer struct {
 	teach                        string // the taught cameras' sessions
 	// gateSet is train.gate_set: without it the page installs nothing.
 	gateSet string
+	signing install.Signing
 	log     *slog.Logger
 }
 
@@ -377,7 +378,11 @@ func newExecTrainer(cfg *config.Config, log *slog.Logger) (*execTrainer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("this program's path: %w", err)
 	}
-	return &execTrainer{exe: exe, config: cfg.Path, data: cfg.Train.Dataset, head: cfg.Model.Head,
+	signing, err := setup.Signing(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &execTrainer{exe: exe, config: cfg.Path, data: cfg.Train.Dataset, head: cfg.Model.Head, signing: signing,
 		out: filepath.Join(cfg.StateDir, "train"), teach: setup.TeachDir(cfg), gateSet: setup.GateSet(cfg), log: log}, nil
 }
 
@@ -531,14 +536,14 @@ func (t *execTrainer) Install(_ context.Context, head string) (string, error) {
 	if t.gateSet == "" {
 		return "", errNoGateSet
 	}
-	if err := install.Install(head, t.head); err != nil {
+	if err := install.Install(head, t.head, t.signing); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("installed %s over %s (rollback puts the replaced head back)", head, t.head), nil
 }
 
 func (t *execTrainer) Rollback(context.Context) (string, error) {
-	if err := install.Rollback(t.head); err != nil {
+	if err := install.Rollback(t.head, t.signing); err != nil {
 		return "", err
 	}
 	left, err := install.Kept(t.head)

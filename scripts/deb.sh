@@ -41,9 +41,9 @@ for m in $(go version -m "$bin" | awk '$1 == "dep" { print $2 }'); do
 		fail "$bin links $m, which $pkg/copyright does not name: add it with its licence"
 done
 
-# The man page names every command the CLI registers.
+# The man page names every command (and subcommand) the CLI registers.
 for c in $(ls cmd/deepfaked/*.go | grep -v _test.go | xargs sed -n 's/^[[:space:]]*Use:[[:space:]]*"\([a-z-]*\).*/\1/p' | grep -vx deepfaked); do
-	grep -q "^\.B deepfaked $(echo "$c" | sed 's/-/\\\\-/g')\b" docs/deepfaked.1 || fail "docs/deepfaked.1 does not describe the command $c"
+	grep -q "^\.B deepfaked \([a-z]* \)\?$(echo "$c" | sed 's/-/\\\\-/g')\b" docs/deepfaked.1 || fail "docs/deepfaked.1 does not describe the command $c"
 done
 
 base=$(sed -n '1s/^deepfaked (\([^)]*\)).*/\1/p' "$pkg/changelog")

@@ -5,7 +5,7 @@ set -eu
 
 ORT_DIR=${ORT_DIR:-third_party/onnxruntime}
 
-pkgs="libopencv-dev opencv-data opencv-doc gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-plugins-ugly gir1.2-gst-rtsp-server-1.0 python3-gi systemd procps mosquitto mosquitto-clients python3-torch python3-torchvision python3-onnx python3-opencv python3-av python3-matplotlib python3-paho-mqtt pkg-config gcc g++ ca-certificates time jq chromium"
+pkgs="libopencv-dev opencv-data opencv-doc gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav gstreamer1.0-plugins-ugly gir1.2-gst-rtsp-server-1.0 python3-gi systemd procps mosquitto mosquitto-clients minisign python3-torch python3-torchvision python3-onnx python3-opencv python3-av python3-matplotlib python3-paho-mqtt pkg-config gcc g++ ca-certificates time jq chromium"
 # npm may already come with a Node.js from elsewhere (nodesource), which conflicts with Debian's npm.
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 sh "$(dirname "$0")/apt-install.sh" deps $pkgs

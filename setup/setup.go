@@ -14,7 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+
+	"aead.dev/minisign"
 
 	"github.com/deepfaked/deepfaked/capture"
 	"github.com/deepfaked/deepfaked/capture/face"
@@ -33,11 +36,13 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/webhook"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/modelsig"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/buildinfo"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/features"
+	"github.com/deepfaked/deepfaked/train/install"
 	"github.com/deepfaked/deepfaked/train/teach"
 	"github.com/deepfaked/deepfaked/train/workflow"
 )
@@ -102,12 +107,57 @@ func Classifier(cfg *config.Config, eng *engine.Engine) (*infer.Classifier, erro
 	if err := spec.CheckPin(cfg.Model.Head, cfg.Model.HeadSHA256); err != nil {
 		return nil, fmt.Errorf("model.head_sha256: %w", err)
 	}
+	keys, err := TrustedKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := modelsig.CheckFile(cfg.Model.Backbone, keys, modelsig.Backbone); err != nil {
+		return nil, fmt.Errorf("model.backbone: %w", err)
+	}
+	if _, err := modelsig.CheckFile(cfg.Model.Head, keys, modelsig.Head); err != nil {
+		return nil, fmt.Errorf("model.head: %w", err)
+	}
 	// model.tta's values are infer's names (config checks them too).
 	if t := cfg.Model.TTA; t != "" && !slices.Contains(infer.TTAs(), t) {
 		return nil, fmt.Errorf("model.tta %q: want one of %v", t, infer.TTAs())
 	}
 	return infer.LoadClassifier(eng, cfg.Model.Backbone, cfg.Model.Head,
 		infer.ClassifierOptions{TTA: cfg.Model.TTA, MaxBatch: EngineOptions(cfg, nil).MaxBatch})
+}
+
+// TrustedKeys are the keys whose signatures make a model loadable
+// (model.trusted_keys); none trusts any model, signed or not.
+func TrustedKeys(cfg *config.Config) (modelsig.Keys, error) {
+	keys, err := modelsig.ParseKeys(cfg.Model.TrustedKeys)
+	if err != nil {
+		return nil, fmt.Errorf("model.trusted_keys: %w", err)
+	}
+	return keys, nil
+}
+
+// Signing is what installing a head does about signatures: it signs with
+// train.signing_key, naming the device in the signature, and refuses a head
+// no key in model.trusted_keys signed. A signing key that the trusted keys
+// leave out is an error here: every head it signed would be refused.
+func Signing(cfg *config.Config) (install.Signing, error) {
+	keys, err := TrustedKeys(cfg)
+	if err != nil {
+		return install.Signing{}, err
+	}
+	s := install.Signing{Keys: keys, Release: "trained on device " + cfg.DeviceID}
+	if cfg.Train.SigningKey == "" {
+		return s, nil
+	}
+	k, err := modelsig.LoadPrivateKey(cfg.Train.SigningKey, "")
+	if err != nil {
+		return s, fmt.Errorf("train.signing_key: %w (the device's key is read unattended, so it must not be encrypted)", err)
+	}
+	if id := k.ID(); len(keys) > 0 && !slices.ContainsFunc(keys, func(p minisign.PublicKey) bool { return p.ID() == id }) {
+		return s, fmt.Errorf("train.signing_key: key %s is not one of model.trusted_keys (%s): the heads it signs would be refused",
+			modelsig.KeyID(id), strings.Join(keys.IDs(), ", "))
+	}
+	s.Key = &k
+	return s, nil
 }
 
 // DetectorOptions are the face detector's options (the faces: section).
@@ -451,12 +501,17 @@ func LabelFolders(cfg *config.Config) collect.Folders {
 }
 
 // WorkflowOptions are `deepfaked train`'s options from the train: section and
-// model.head, the head the install gate compares with and replaces; the
-// caller adds the data's and the command line's.
-func WorkflowOptions(cfg *config.Config) workflow.Options {
+// model.head, the head the install gate compares with and replaces, and how
+// the install signs it (Signing); the caller adds the data's and the
+// command line's.
+func WorkflowOptions(cfg *config.Config) (workflow.Options, error) {
 	t := cfg.Train
+	signing, err := Signing(cfg)
+	if err != nil {
+		return workflow.Options{}, err
+	}
 	return workflow.Options{Train: trainConfig(t), Holdout: t.Holdout, GateMargin: t.GateMargin, Head: cfg.Model.Head,
-		Mix: t.Mixes()}
+		Mix: t.Mixes(), Signing: signing}, nil
 }
 
 // SelfBlend is `deepfaked train`'s self-blending (train.self_blend, seeded

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -35,6 +36,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/webhook"
 	"github.com/deepfaked/deepfaked/infer"
 	"github.com/deepfaked/deepfaked/infer/engine"
+	"github.com/deepfaked/deepfaked/infer/modelsig"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/configdoc"
 	"github.com/deepfaked/deepfaked/internal/testenv"
@@ -194,13 +196,22 @@ func collectOpt(field string, f func(collect.Options) any) probe {
 }
 
 func trainOpt(field string, f func(train.Config) any) probe {
-	return probe{"setup.WorkflowOptions: workflow.Options.Train." + field, func(_ *testing.T, c *config.Config) any {
-		return f(setup.WorkflowOptions(c).Train)
+	return probe{"setup.WorkflowOptions: workflow.Options.Train." + field, func(t *testing.T, c *config.Config) any {
+		return f(workflowOptions(t, c).Train)
 	}}
 }
 
 func workflowOpt(field string, f func(workflow.Options) any) probe {
-	return probe{"setup.WorkflowOptions: workflow.Options." + field, func(_ *testing.T, c *config.Config) any { return f(setup.WorkflowOptions(c)) }}
+	return probe{"setup.WorkflowOptions: workflow.Options." + field, func(t *testing.T, c *config.Config) any { return f(workflowOptions(t, c)) }}
+}
+
+func workflowOptions(t *testing.T, c *config.Config) workflow.Options {
+	t.Helper()
+	o, err := setup.WorkflowOptions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 func labelFolder(field string, f func(collect.Folders) any) probe {
@@ -357,6 +368,33 @@ func rows(t *testing.T, dir string) []row {
 	}
 	withHead := map[string]any{"model.runtime": runtime, "model.head": head}
 	withBackbone := map[string]any{"model.runtime": runtime, "model.backbone": backbone}
+	// A signing key pair and the test models signed with it.
+	pubText, keyText, err := modelsig.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, signingKey := filepath.Join(dir, "fleet.pub"), filepath.Join(dir, "device.key")
+	signedBackbone, signedHead := filepath.Join(dir, "signed", "backbone.onnx"), filepath.Join(dir, "signed", "head.onnx")
+	if err := errors.Join(os.WriteFile(pub, pubText, 0o644), os.WriteFile(signingKey, keyText, 0o600), os.MkdirAll(filepath.Dir(signedHead), 0o755)); err != nil {
+		t.Fatal(err)
+	}
+	sk, err := modelsig.LoadPrivateKey(signingKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct{ from, to, role string }{{backbone, signedBackbone, modelsig.Backbone}, {head, signedHead, modelsig.Head}} {
+		b, err := os.ReadFile(m.from)
+		if err == nil {
+			b, err = modelsig.Sign(b, sk, m.role, "")
+		}
+		if err == nil {
+			err = os.WriteFile(m.to, b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyID := modelsig.KeyID(sk.ID())
 	watchHead := shownBy("cmd/deepfaked TestHotReload and TestSIGHUPWatchHeadOff", func(c *config.Config) any { return c.Model.WatchHead })
 	return []row{
 		{"device_id", "pi_7", nil, "pi_7", pipelineOpt("Device", func(o pipeline.Options) any { return o.Device })},
@@ -469,6 +507,9 @@ func rows(t *testing.T, dir string) []row {
 		{"model.backbone_sha256", testenv.FileSHA256(t, backbone), map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": head}, fileID(t, backbone), classifier("BackboneID (pinned)", func(c *infer.Classifier) any { return c.BackboneID() })},
 		{"model.head_sha256", testenv.FileSHA256(t, ownHead), map[string]any{"model.runtime": runtime, "model.backbone": backbone, "model.head": ownHead}, fileID(t, ownHead), classifier("HeadID (pinned)", func(c *infer.Classifier) any { return c.HeadID() })},
 		{"model.head", "/opt/h.onnx", nil, "/opt/h.onnx", workflowOpt("Head (the install gate's)", func(o workflow.Options) any { return o.Head })},
+		{"model.trusted_keys", []any{pub}, map[string]any{"model.runtime": runtime, "model.backbone": signedBackbone, "model.head": signedHead}, fileID(t, signedHead), classifier("HeadID (signed by a trusted key)", func(c *infer.Classifier) any { return c.HeadID() })},
+		{"model.trusted_keys", []any{pub}, nil, []string{keyID}, workflowOpt("Signing.Keys (the install's)", func(o workflow.Options) any { return o.Signing.Keys.IDs() })},
+		{"train.signing_key", signingKey, map[string]any{"model.trusted_keys": []any{pub}}, keyID, workflowOpt("Signing.Key", func(o workflow.Options) any { return modelsig.KeyID(o.Signing.Key.ID()) })},
 		{"model.runtime", "lib/libonnxruntime.so", nil, "/etc/deepfaked/lib/libonnxruntime.so", engineOpt("Library", func(o engine.Options) any { return o.Library })},
 		{"model.runtime", "libonnxruntime.so.1", nil, "libonnxruntime.so.1", engineOpt("Library", func(o engine.Options) any { return o.Library })},
 		{"model.runtime", "", nil, "", engineOpt("Library (engine searches)", func(o engine.Options) any { return o.Library })},

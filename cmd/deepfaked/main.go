@@ -50,6 +50,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newVersionCmd(), newWatchCmd(), newBenchCmd(), newTrainCmd(), newEvalCmd(), newRollbackCmd(), newLabelCmd(), newQuantizeCmd(), newDoctorCmd())
+	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newVersionCmd(), newWatchCmd(), newBenchCmd(), newTrainCmd(), newEvalCmd(), newRollbackCmd(), newReleaseCmd(), newLabelCmd(), newQuantizeCmd(), newDoctorCmd())
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deepfaked/deepfaked/daemon/config"
+	"github.com/deepfaked/deepfaked/setup"
 	"github.com/deepfaked/deepfaked/train/install"
 )
 
@@ -25,7 +26,11 @@ from is not kept. With nothing left to undo it says so and exits 1.`,
 			if err != nil {
 				return err
 			}
-			if err := install.Rollback(cfg.Model.Head); err != nil {
+			signing, err := setup.Signing(cfg)
+			if err != nil {
+				return err
+			}
+			if err := install.Rollback(cfg.Model.Head, signing); err != nil {
 				return err
 			}
 			left, err := install.Kept(cfg.Model.Head)

@@ -102,7 +102,10 @@ Hyperparameters come from the config's train: section; flags override it.`,
 			if !slices.Contains(config.ClassWeights(), tc.ClassWeights) {
 				return fmt.Errorf("--class-weights %q: want one of %v", tc.ClassWeights, config.ClassWeights())
 			}
-			opts := setup.WorkflowOptions(cfg)
+			opts, err := setup.WorkflowOptions(cfg)
+			if err != nil {
+				return err
+			}
 			if err := opts.Train.Validate(); err != nil {
 				return err
 			}

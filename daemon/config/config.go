@@ -115,6 +115,10 @@ type Model struct {
 	// sha256 differs is refused at start and on reload.
 	BackboneSHA256 string `yaml:"backbone_sha256"`
 	HeadSHA256     string `yaml:"head_sha256"`
+	// TrustedKeys are minisign public keys (the key's line or a .pub file):
+	// when any is listed, only a backbone and a head signed by one of them
+	// are loaded, installed or rolled back to (package modelsig).
+	TrustedKeys []string `yaml:"trusted_keys,omitempty"`
 	// Runtime is libonnxruntime.so: a path, a bare file name for the dynamic
 	// linker to find, or empty to search the usual places.
 	Runtime   string   `yaml:"runtime"`

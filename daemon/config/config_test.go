@@ -223,7 +223,7 @@ func TestInvalid(t *testing.T) {
 		{"model.threshold", math.NaN(), `model.threshold: must be between 0 and 1, got NaN`},
 		{"model.threshold", "half", `model.threshold: expected a number, got "half"`},
 		{"faces.max_faces", 65, `faces.max_faces: must be between 1 and 64, got 65`},
-		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, backbone_sha256, head_sha256, runtime, providers, threads, threshold, watch_head, batch_wait, tta, tensorrt, cuda)`},
+		{"model.gpu", true, `unknown key "model.gpu" (allowed: backbone, head, backbone_sha256, head_sha256, trusted_keys, runtime, providers, threads, threshold, watch_head, batch_wait, tta, tensorrt, cuda)`},
 		{"model.tensorrt.fp32", true, `unknown key "model.tensorrt.fp32" (allowed: fp16, int8, cache_dir, engine_cache, timing_cache, max_workspace_size, builder_optimization_level, ep_context)`},
 		{"model.tensorrt.fp16", "yes please", `model.tensorrt.fp16: expected true or false, got "yes please"`},
 		{"model.tensorrt.max_workspace_size", 0, `model.tensorrt.max_workspace_size: must be 1048576 (1 MiB) to 68719476736 (64 GiB) bytes, got 0`},

@@ -40,6 +40,10 @@ type Train struct {
 	// (like the training data's --crop), or "none" (face crops, as the
 	// daemon saves them) or "face" (frames to crop), as --crop spells them.
 	GateSetCrop string `yaml:"gate_set_crop"`
+	// SigningKey is a minisign private key (not encrypted) with which
+	// `train --install` and the page sign the heads they install; with
+	// model.trusted_keys, its public key must be one of them.
+	SigningKey string `yaml:"signing_key"`
 	// Collect saves face crops from the cameras for labelling.
 	Collect Collect `yaml:"collect"`
 	// Teach is the page's "teach this camera".

@@ -15,8 +15,39 @@ import (
 	"strings"
 	"syscall"
 
+	"aead.dev/minisign"
+
+	"github.com/deepfaked/deepfaked/infer/modelsig"
 	"github.com/deepfaked/deepfaked/internal/atomicfile"
 )
+
+// Signing is what an install does about signatures (model.trusted_keys,
+// train.signing_key). With Key, the head is signed with it as it is
+// installed (the candidate file is left as it is); with Keys, only a head
+// signed by one of them is installed or rolled back to, as the daemon only
+// loads such a head. The zero value installs any head, unsigned.
+type Signing struct {
+	Keys modelsig.Keys
+	Key  *minisign.PrivateKey
+	// Release names what Key signs, in the signature's trusted comment.
+	Release string
+}
+
+// prepare signs data (from the file path) when s says so and checks it
+// against s.Keys.
+func (s Signing) prepare(path string, data []byte) ([]byte, error) {
+	if s.Key != nil {
+		signed, err := modelsig.Sign(data, *s.Key, modelsig.Head, s.Release)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s: %w", path, err)
+		}
+		data = signed
+	}
+	if _, err := modelsig.CheckBytes(path, data, s.Keys, modelsig.Head); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
 
 // History is how many replaced heads Install keeps for Rollback.
 const History = 10
@@ -62,12 +93,16 @@ func Kept(head string) (int, error) {
 // first): the candidate is first written whole beside head (pendingPath),
 // then the current head is added to the history, then the candidate is
 // renamed over head; a pending candidate found later is finished the same way.
-func Install(candidate, head string) error {
+// s signs the head and refuses one no trusted key signed.
+func Install(candidate, head string, s Signing) error {
 	if err := Recover(head); err != nil {
 		return err
 	}
 	data, err := os.ReadFile(candidate)
 	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if data, err = s.prepare(candidate, data); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
 	if err := atomicfile.Write(pendingPath(head), data, 0o644); err != nil {
@@ -189,8 +224,9 @@ var ErrNothingToUndo = errors.New("nothing to undo")
 // Rollback undoes the newest install: the head it replaced is written over
 // head (atomically) and leaves the history, so a second Rollback goes one
 // install further back; with none left it says there is nothing to undo.
-// The head rolled back from is not kept.
-func Rollback(head string) error {
+// The head rolled back from is not kept. With s.Keys, a kept head no
+// trusted key signed is not put back (a key the device no longer trusts).
+func Rollback(head string, s Signing) error {
 	if err := Recover(head); err != nil {
 		return err
 	}
@@ -204,6 +240,9 @@ func Rollback(head string) error {
 	top := historyPath(head, ns[len(ns)-1])
 	older, err := os.ReadFile(top)
 	if err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	if _, err := modelsig.CheckBytes(top, older, s.Keys, modelsig.Head); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
 	if err := atomicfile.Write(head, older, 0o644); err != nil {

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"crypto/rand"
 	"errors"
 	"maps"
 	"os"
@@ -8,6 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/deepfaked/deepfaked/infer/modelsig"
+	"github.com/deepfaked/deepfaked/internal/testenv"
 )
 
 // files is the folder's files (temporary ones included) and their contents.
@@ -48,11 +54,11 @@ func TestInstallRollback(t *testing.T) {
 		if err := os.WriteFile(c, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := Install(c, head); err != nil {
+		if err := Install(c, head, Signing{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := Rollback(head); !errors.Is(err, ErrNothingToUndo) {
+	if err := Rollback(head, Signing{}); !errors.Is(err, ErrNothingToUndo) {
 		t.Errorf("rollback with nothing installed: %v", err)
 	}
 	install("A") // over nothing: nothing kept
@@ -66,19 +72,19 @@ func TestInstallRollback(t *testing.T) {
 	if n, err := Kept(head); n != 2 || err != nil {
 		t.Errorf("Kept = %d, %v", n, err)
 	}
-	if err := Rollback(head); err != nil {
+	if err := Rollback(head, Signing{}); err != nil {
 		t.Fatal(err)
 	}
 	wantFiles(t, dir, map[string]string{"head.onnx": "B", "head.onnx.prev.1": "A"})
-	if err := Rollback(head); err != nil { // one step further back, not back to C
+	if err := Rollback(head, Signing{}); err != nil { // one step further back, not back to C
 		t.Fatal(err)
 	}
 	wantFiles(t, dir, map[string]string{"head.onnx": "A"})
-	if err := Rollback(head); !errors.Is(err, ErrNothingToUndo) || !strings.Contains(err.Error(), head) {
+	if err := Rollback(head, Signing{}); !errors.Is(err, ErrNothingToUndo) || !strings.Contains(err.Error(), head) {
 		t.Errorf("a third rollback: %v", err)
 	}
 	wantFiles(t, dir, map[string]string{"head.onnx": "A"})
-	if err := Install(filepath.Join(cands, "missing.onnx"), head); err == nil {
+	if err := Install(filepath.Join(cands, "missing.onnx"), head, Signing{}); err == nil {
 		t.Error("installing a missing candidate succeeded")
 	}
 	for i := range History + 3 {
@@ -146,4 +152,66 @@ func TestLock(t *testing.T) {
 		t.Fatalf("after unlock: %v", err)
 	}
 	again()
+}
+
+// TestInstallSigning: with a signing key the installed head is the
+// candidate signed (the candidate file is left as it is); with trusted keys
+// an unsigned head, or one signed by another key, is neither installed nor
+// rolled back to, and the head stays as it was.
+func TestInstallSigning(t *testing.T) {
+	keyPair := func() (modelsig.Keys, *minisign.PrivateKey) {
+		pk, sk, err := minisign.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return modelsig.Keys{pk}, &sk
+	}
+	device, deviceKey := keyPair()
+	_, otherKey := keyPair()
+	_, model := testenv.Models(t)
+	data, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	head := filepath.Join(dir, "head.onnx")
+	cand := filepath.Join(t.TempDir(), "candidate.onnx")
+	if err := os.WriteFile(cand, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(cand, head, Signing{Keys: device}); !errors.Is(err, modelsig.ErrUnsigned) {
+		t.Fatalf("unsigned head installed where keys are trusted: %v", err)
+	}
+	if _, err := os.Stat(head); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused install left a head: %v", err)
+	}
+	if err := Install(cand, head, Signing{Keys: device, Key: otherKey}); err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("head signed by an untrusted key: %v", err)
+	}
+	if err := Install(cand, head, Signing{Keys: device, Key: deviceKey, Release: "trained on device d1"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := modelsig.CheckFile(head, device, modelsig.Head)
+	if err != nil || s.Release != "trained on device d1" {
+		t.Fatalf("installed head: %+v %v", s, err)
+	}
+	if b, _ := os.ReadFile(cand); string(b) != string(data) {
+		t.Fatal("the candidate file was changed")
+	}
+	// A second install keeps the signed head; rolling back to it passes,
+	// rolling back to a head kept from before (unsigned) does not.
+	if err := Install(cand, head, Signing{Keys: device, Key: deviceKey}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rollback(head, Signing{Keys: device}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(historyPath(head, 1), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := files(t, dir)
+	if err := Rollback(head, Signing{Keys: device}); !errors.Is(err, modelsig.ErrUnsigned) {
+		t.Fatalf("rolled back to an unsigned head: %v", err)
+	}
+	wantFiles(t, dir, before)
 }

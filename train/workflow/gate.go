@@ -20,7 +20,7 @@ func runGate(ctx context.Context, held train.Dataset, candidate string, opts Opt
 	if !g.Install || !opts.Install {
 		return g, nil
 	}
-	if err := install.Install(candidate, opts.Head); err != nil {
+	if err := install.Install(candidate, opts.Head, opts.Signing); err != nil {
 		return nil, err
 	}
 	g.Replaced = true

@@ -22,6 +22,7 @@ import (
 	"github.com/deepfaked/deepfaked/dataset"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/gate"
+	"github.com/deepfaked/deepfaked/train/install"
 )
 
 // Files Run writes in Options.Out.
@@ -65,6 +66,9 @@ type Options struct {
 	Mix bool
 	// OpenHead opens an exported head for the gate and the mix (infer.LoadHead).
 	OpenHead gate.Opener
+	// Signing signs the head installed and refuses one no trusted key
+	// signed (model.trusted_keys, train.signing_key).
+	Signing install.Signing
 	// Began is when the command began, for the report's total time; the
 	// features' extraction time is Source.Seconds.
 	Began time.Time

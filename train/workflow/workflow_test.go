@@ -226,7 +226,7 @@ func TestRun(t *testing.T) {
 				t.Error("a refused candidate touched the installed head")
 			}
 			if tc.replaced && before != nil {
-				if err := install.Rollback(opts.Head); err != nil {
+				if err := install.Rollback(opts.Head, opts.Signing); err != nil {
 					t.Fatal(err)
 				}
 				if back, _ := os.ReadFile(opts.Head); !bytes.Equal(back, before) {
