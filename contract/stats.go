@@ -84,7 +84,13 @@ type OutboxStats struct {
 type Stats struct {
 	// Schema is SchemaVersion: what a subscriber reads here and on the
 	// verdict and event topics.
-	Schema  int           `json:"schema"`
+	Schema int `json:"schema"`
+	// Version is the daemon's software version; Release names the model
+	// release the backbone belongs to (its signature's, with
+	// model.trusted_keys, or the shipped model's card), "" when unknown: what
+	// a fleet's centre reads to see which device runs what.
+	Version string        `json:"version"`
+	Release string        `json:"release,omitempty"`
 	Time    time.Time     `json:"ts"`
 	Uptime  float64       `json:"uptime_s"`
 	Model   ModelIDs      `json:"model"`

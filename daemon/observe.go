@@ -8,6 +8,7 @@ import (
 	"github.com/deepfaked/deepfaked/daemon/health"
 	"github.com/deepfaked/deepfaked/daemon/metrics"
 	"github.com/deepfaked/deepfaked/daemon/web"
+	"github.com/deepfaked/deepfaked/internal/buildinfo"
 	"github.com/deepfaked/deepfaked/setup"
 )
 
@@ -21,7 +22,8 @@ func (d *Daemon) observe(start time.Time, webOpts web.Options, tap *publishTap) 
 		cams[i] = c.src
 	}
 	src := health.Sources{Cameras: cams, Pipeline: d.pipe, Publisher: d.pub, Outbox: d.box,
-		Models: d.clf, Stall: setup.WatchdogStall(d.cfg), Start: start}
+		Models: d.clf, Stall: setup.WatchdogStall(d.cfg), Start: start,
+		Version: buildinfo.Version(), Release: setup.ModelRelease(d.cfg, d.clf.BackboneID())}
 	if d.broker != nil { // a nil *Broker in the interface would not be nil
 		src.Broker = d.broker
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/deepfaked/deepfaked/capture/capturetest"
 	"github.com/deepfaked/deepfaked/contract"
 	"github.com/deepfaked/deepfaked/daemon"
+	"github.com/deepfaked/deepfaked/internal/buildinfo"
 	"github.com/deepfaked/deepfaked/internal/poll"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
@@ -292,6 +293,7 @@ func TestMetricsScrape(t *testing.T) {
 	s := stats[len(stats)-1]
 	if len(s.Cameras) != 1 || s.Cameras[0].Name != "cam1" || s.Cameras[0].State != contract.CameraDelivering ||
 		s.Cameras[0].FPS <= 0 || s.Cameras[0].LastVerdict == nil || s.Model.Head != model["head"] || s.Uptime <= 0 || !s.MQTT.Connected ||
+		s.Version != buildinfo.Version() ||
 		s.Broker == nil || s.Broker.MaxClients != 64 || s.Broker.Clients < 1 {
 		t.Errorf("stats %+v", s)
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/deepfaked/deepfaked/infer/modelsig"
 	"github.com/deepfaked/deepfaked/infer/spec"
 	"github.com/deepfaked/deepfaked/internal/buildinfo"
+	"github.com/deepfaked/deepfaked/shipped"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/features"
@@ -158,6 +159,21 @@ func Signing(cfg *config.Config) (install.Signing, error) {
 	}
 	s.Key = &k
 	return s, nil
+}
+
+// ModelRelease names the release the running backbone (backboneID, its id
+// in verdicts) belongs to: with model.trusted_keys the one its signature
+// names, else the shipped model's when it is that one; "" when neither says.
+func ModelRelease(cfg *config.Config, backboneID string) string {
+	if keys, err := TrustedKeys(cfg); err == nil && len(keys) > 0 {
+		if s, err := modelsig.CheckFile(cfg.Model.Backbone, keys, modelsig.Backbone); err == nil && s.Release != "" {
+			return s.Release
+		}
+	}
+	if r, err := shipped.Get(); err == nil && r.Runs(backboneID) {
+		return r.Name
+	}
+	return ""
 }
 
 // DetectorOptions are the face detector's options (the faces: section).

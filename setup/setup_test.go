@@ -41,6 +41,7 @@ import (
 	"github.com/deepfaked/deepfaked/internal/configdoc"
 	"github.com/deepfaked/deepfaked/internal/testenv"
 	"github.com/deepfaked/deepfaked/setup"
+	"github.com/deepfaked/deepfaked/shipped"
 	"github.com/deepfaked/deepfaked/train"
 	"github.com/deepfaked/deepfaked/train/collect"
 	"github.com/deepfaked/deepfaked/train/features"
@@ -802,5 +803,53 @@ func TestPreprocessFollowsTheBackbone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestModelRelease: the stats' release is the backbone signature's with
+// trusted keys, the shipped card's for the shipped backbone, else none.
+func TestModelRelease(t *testing.T) {
+	backbone, _ := testenv.Models(t)
+	dir := t.TempDir()
+	pubText, keyText, err := modelsig.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, keyPath, signed := filepath.Join(dir, "k.pub"), filepath.Join(dir, "k.key"), filepath.Join(dir, "backbone.onnx")
+	if err := errors.Join(os.WriteFile(pub, pubText, 0o644), os.WriteFile(keyPath, keyText, 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	key, err := modelsig.LoadPrivateKey(keyPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(backbone)
+	if err == nil {
+		b, err = modelsig.Sign(b, key, modelsig.Backbone, "fleet r7")
+	}
+	if err == nil {
+		err = os.WriteFile(signed, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := shipped.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, backbone, id string
+		keys               []string
+		want               string
+	}{
+		{"signed, keys trusted", signed, "x", []string{pub}, "fleet r7"},
+		{"signed, no keys", signed, "x", nil, ""},
+		{"the shipped backbone", backbone, r.Backbones[0], nil, r.Name},
+		{"another backbone", backbone, "0123456789ab", nil, ""},
+	} {
+		cfg := &config.Config{Model: config.Model{Backbone: tc.backbone, TrustedKeys: tc.keys}}
+		if got := setup.ModelRelease(cfg, tc.id); got != tc.want {
+			t.Errorf("%s: release %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

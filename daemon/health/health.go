@@ -69,6 +69,8 @@ type Sources struct {
 	// has not returned for longer is stuck (pipeline.Stuck).
 	Stall time.Duration
 	Start time.Time // the daemon's start, for the uptime
+	// Version and Release go into the stats as they are (contract.Stats).
+	Version, Release string
 }
 
 // Monitor reads Sources; safe for concurrent use.
@@ -80,7 +82,7 @@ func New(src Sources) *Monitor { return &Monitor{src: src} }
 // Snapshot reads every source now. Before the pipeline runs, cameras have
 // no analysed counts and none has ended.
 func (m *Monitor) Snapshot(now time.Time) contract.Stats {
-	s := contract.Stats{Schema: contract.SchemaVersion, Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
+	s := contract.Stats{Schema: contract.SchemaVersion, Version: m.src.Version, Release: m.src.Release, Time: now, Uptime: now.Sub(m.src.Start).Seconds(),
 		Model: contract.ModelIDs{Backbone: m.src.Models.BackboneID(), Head: m.src.Models.HeadID(), Precision: m.src.Models.Precision()}}
 	counts := m.src.Pipeline.Analysed()
 	s.Cameras = make([]contract.CameraStats, len(m.src.Cameras))

@@ -68,7 +68,7 @@ func sources() (Sources, []*camera, *pipe, *box, *models) {
 	b := &box{outbox.Stats{Pending: 3, Bytes: 1712, DroppedFull: 1}}
 	m := &models{"3f2a9c01d4e7", "8b0e55d2c913", "int8"}
 	src := Sources{Pipeline: p, Publisher: &pub{mqttc.Stats{Connected: true, Reconnects: 2, Replayed: 41}}, Outbox: b, Models: m,
-		Stall: time.Minute, Start: t0.Add(-time.Hour)}
+		Stall: time.Minute, Start: t0.Add(-time.Hour), Version: "1.4.0", Release: "deepfaked-dfdc v2"}
 	for _, c := range cams {
 		src.Cameras = append(src.Cameras, c)
 	}
@@ -78,7 +78,8 @@ func sources() (Sources, []*camera, *pipe, *box, *models) {
 func TestSnapshot(t *testing.T) {
 	src, _, _, _, _ := sources()
 	s := New(src).Snapshot(t0)
-	if s.Schema != contract.SchemaVersion || s.Uptime != 3600 || s.Model != (contract.ModelIDs{Backbone: "3f2a9c01d4e7", Head: "8b0e55d2c913", Precision: "int8"}) {
+	if s.Schema != contract.SchemaVersion || s.Version != "1.4.0" || s.Release != "deepfaked-dfdc v2" || s.Uptime != 3600 ||
+		s.Model != (contract.ModelIDs{Backbone: "3f2a9c01d4e7", Head: "8b0e55d2c913", Precision: "int8"}) {
 		t.Errorf("snapshot %+v", s)
 	}
 	want := []struct {
