@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,29 @@ def run_one(args, spec, clip_url, workdir):
     }
 
 
+def report(r, d, args):
+    print(f"{d:>18}: CPU {r['cpu_percent']:5.1f} %  analysed {r['analysed_fps']:.1f} fps (of {args.cameras * args.fps:g}), "
+          f"captured {r['captured_fps']:.1f} fps, dropped {r['dropped_fps']:.1f} fps  RSS {r['rss_mib']:6.1f} MiB "
+          f"(peak {r['peak_rss_mib']:.1f}, Go heap in use {r['go_heap_inuse_mib']:.1f})  threads {r['threads']}", flush=True)
+    for k, v in r["breakdown_mib"].items():
+        print(f"{'':>20}{v:7.1f} MiB  {k}")
+    if args.libs:
+        print(f"{'':>20}{r['libraries']} libraries mapped; the largest:")
+        for k, v in r["top_libraries_mib"].items():
+            print(f"{'':>24}{v:7.1f} MiB  {k}")
+
+
+def medians(results, decoders, rounds):
+    print(f"median of {rounds} rounds (each round's figure in brackets):")
+    for d in decoders:
+        runs = [r for r in results if r["decoder"] == d]
+        cpu = [r["cpu_percent"] for r in runs]
+        rss = [r["rss_mib"] for r in runs]
+        fps = [r["analysed_fps"] for r in runs]
+        print(f"{d:>18}: CPU {statistics.median(cpu):5.1f} % ({' '.join(f'{x:.0f}' for x in cpu)})  "
+              f"analysed {statistics.median(fps):.1f} fps  RSS {statistics.median(rss):6.1f} MiB ({' '.join(f'{x:.0f}' for x in rss)})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--decoder", action="append", help="capture.decoder values to compare, each with :WxH to scale the frames to that size and +NAME=VALUE for an environment variable (default ffmpeg, gstreamer, gstreamer:640x360)")
@@ -228,6 +252,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="capture.decoder_threads")
     ap.add_argument("--detector", default="haar")
     ap.add_argument("--face-model", help="faces.model, for --detector yunet")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of all the variants, interleaved; the medians are printed at the end")
     ap.add_argument("--warmup", type=float, default=20)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--clip", default=os.path.join(ROOT, "..", "shared", "data", "videos", "real", "ffpp_004.mp4"))
@@ -255,20 +280,17 @@ def main():
                 sys.exit("rtsp_server.py did not start")
             url = f"rtsp://bench:bench@127.0.0.1:{port}/stream1"
             results = []
-            for d in decoders:
-                r = run_one(args, d, url, work)
-                results.append(r)
-                print(f"{d:>18}: CPU {r['cpu_percent']:5.1f} %  analysed {r['analysed_fps']:.1f} fps (of {args.cameras * args.fps:g}), "
-                      f"captured {r['captured_fps']:.1f} fps, dropped {r['dropped_fps']:.1f} fps  RSS {r['rss_mib']:6.1f} MiB (peak {r['peak_rss_mib']:.1f}, Go heap in use {r['go_heap_inuse_mib']:.1f})  threads {r['threads']}", flush=True)
-                for k, v in r["breakdown_mib"].items():
-                    print(f"{'':>20}{v:7.1f} MiB  {k}")
-                if args.libs:
-                    print(f"{'':>20}{r['libraries']} libraries mapped; the largest:")
-                    for k, v in r["top_libraries_mib"].items():
-                        print(f"{'':>24}{v:7.1f} MiB  {k}")
+            for rnd in range(args.repeat):  # rounds interleave the variants, so drift hits each alike
+                for d in decoders:
+                    r = run_one(args, d, url, work)
+                    r["round"] = rnd + 1
+                    results.append(r)
+                    report(r, d, args)
         finally:
             server.kill()
-    out = {"cameras": args.cameras, "fps": args.fps, "detector": args.detector, "threads": args.threads,
+    if args.repeat > 1:
+        medians(results, decoders, args.repeat)
+    out = {"cameras": args.cameras, "fps": args.fps, "detector": args.detector, "threads": args.threads, "rounds": args.repeat,
            "clip": os.path.basename(args.clip), "bitrate_kbps": args.bitrate, "results": results}
     if args.json:
         with open(args.json, "w") as f:
