@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/deepfaked/deepfaked/internal/testenv"
 )
@@ -154,14 +152,7 @@ func TestSignedModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitLog(t, "does not match the file")
-	n := len(sub.snapshot())
-	sub.waitFor(t, "10 more verdicts", 60*time.Second, func(m []message) bool { r.alive(t); return len(m) >= n+10 })
-	for _, x := range sub.snapshot()[n:] {
-		var v verdictHead
-		if err := json.Unmarshal(x.payload, &v); err != nil || v.Model.Head != signedID {
-			t.Fatalf("verdict from head %s (%v), want the signed %s", v.Model.Head, err, signedID)
-		}
-	}
+	keepsServing(t, r, sub, signedID)
 	r.stop(t)
 
 	// A head kept by an install before the device stopped trusting its key.

@@ -430,13 +430,20 @@ func TestReloadPinnedHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitLog(t, "model.head_sha256")
+	keepsServing(t, r, sub, origID)
+	r.stop(t)
+}
+
+// keepsServing waits for 10 more verdicts and checks that head (its id)
+// made every one: a refused head changed nothing.
+func keepsServing(t *testing.T, r *runningDaemon, sub *subscriber, head string) {
+	t.Helper()
 	n := len(sub.snapshot())
 	sub.waitFor(t, "10 more verdicts", 60*time.Second, func(m []message) bool { r.alive(t); return len(m) >= n+10 })
 	for _, x := range sub.snapshot()[n:] {
 		var v verdictHead
-		if err := json.Unmarshal(x.payload, &v); err != nil || v.Model.Head != origID {
-			t.Fatalf("verdict from head %s (%v), want the pinned %s", v.Model.Head, err, origID)
+		if err := json.Unmarshal(x.payload, &v); err != nil || v.Model.Head != head {
+			t.Fatalf("verdict from head %s (%v), want %s", v.Model.Head, err, head)
 		}
 	}
-	r.stop(t)
 }
