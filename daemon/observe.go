@@ -33,7 +33,7 @@ func (d *Daemon) observe(start time.Time, webOpts web.Options, tap *publishTap) 
 	d.mon = health.New(src)
 	var open map[string]http.Handler
 	if addr := setup.MetricsListen(d.cfg); addr != "" {
-		m := metrics.New(d.mon)
+		m := metrics.New(d.mon, setup.MetricsLabels(d.cfg))
 		d.pipe.Observe(m)
 		h := m.Handler(d.mon)
 		if setup.WebShared(d.cfg) {

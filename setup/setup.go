@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -287,6 +288,13 @@ func StatsInterval(cfg *config.Config) time.Duration { return time.Duration(cfg.
 // MetricsListen is where /metrics, /healthz and /readyz are served
 // (metrics.listen); "" serves nothing.
 func MetricsListen(cfg *config.Config) string { return cfg.Metrics.Listen }
+
+// MetricsLabels go on every metric: device (device_id) and metrics.labels.
+func MetricsLabels(cfg *config.Config) map[string]string {
+	labels := map[string]string{config.MetricsDeviceLabel: cfg.DeviceID}
+	maps.Copy(labels, cfg.Metrics.Labels)
+	return labels
+}
 
 // EmbeddedBroker starts the broker inside the daemon on mqtt.listen when
 // mqtt.broker is embedded; it returns nil when the broker is elsewhere.

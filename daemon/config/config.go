@@ -255,7 +255,18 @@ type Watchdog struct {
 // (host:port); empty, the default, serves nothing.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+	// Labels go on every metric, beside MetricsDeviceLabel (the device's
+	// id): a site, a building, a customer.
+	Labels map[string]string `yaml:"labels,omitempty"`
 }
+
+// MetricsDeviceLabel is the label every metric carries with device_id.
+const MetricsDeviceLabel = "device"
+
+// metricLabels are the labels the daemon's metrics already have, which
+// metrics.labels may not take (daemon/metrics), and Prometheus's own.
+var metricLabels = []string{MetricsDeviceLabel, "camera", "reason", "label", "type", "state", "stage", "backbone", "head",
+	"precision", "release", "version", "goversion", "le", "quantile", "job", "instance"}
 
 // Duration is a time.Duration written in YAML as a Go duration string ("30s", "1m30s").
 type Duration time.Duration

@@ -2,12 +2,15 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deepfaked/deepfaked/capture/gst"
 	"github.com/deepfaked/deepfaked/capture/source"
@@ -17,6 +20,7 @@ import (
 )
 
 var (
+	promLabel = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	logLevels = []string{"debug", "info", "warn", "error"}
 	detectors = []string{"haar", "yunet", "ultraface", "none"}
 )
@@ -226,6 +230,17 @@ func (c *Config) check(p *problems, lines map[string]int) {
 	if l := c.Metrics.Listen; l != "" {
 		if err := checkListen(l); err != nil {
 			k.fail("metrics.listen", "%q: %v", l, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Metrics.Labels)) {
+		key, v := "metrics.labels."+name, c.Metrics.Labels[name]
+		switch {
+		case !promLabel.MatchString(name) || strings.HasPrefix(name, "__"):
+			k.fail(key, "%q is not a Prometheus label name (letters, digits and _, not first a digit, not starting __)", name)
+		case slices.Contains(metricLabels, name):
+			k.fail(key, "%q is a label the metrics already have (%s)", name, strings.Join(metricLabels, ", "))
+		case v == "" || len(v) > 128 || !utf8.ValidString(v):
+			k.fail(key, "%q: want 1 to 128 bytes of UTF-8", v)
 		}
 	}
 	c.Web.check(k)

@@ -44,9 +44,12 @@ type Metrics struct {
 }
 
 // New registers the daemon's metrics, read from s when scraped, with Go's
-// and the process's own.
-func New(s Snapshotter) *Metrics {
+// and the process's own; every one carries labels (the device's id and
+// metrics.labels), so that a fleet's series stay apart however they are
+// gathered: federation, remote-write, one Prometheus scraping many devices.
+func New(s Snapshotter, labels map[string]string) *Metrics {
 	reg := prometheus.NewRegistry()
+	wrapped := prometheus.WrapRegistererWith(labels, reg)
 	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "deepfaked_stage_seconds",
 		Help: "Time each published frame spent in each pipeline stage (backbone and head: once per model run).",
@@ -58,7 +61,7 @@ func New(s Snapshotter) *Metrics {
 		Help:    "Faces per model run (faces of frames from all cameras share runs up to faces.max_faces).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 8),
 	})
-	reg.MustRegister(stages, batch, &snapshotCollector{s: s},
+	wrapped.MustRegister(stages, batch, &snapshotCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{reg: reg, batch: batch}
 	for i, n := range stageNames {
@@ -109,7 +112,7 @@ var (
 	webhookPending  = desc("deepfaked_webhook_pending", "Webhook notifications stored and not yet taken by the receiver.")
 	webhookSent     = desc("deepfaked_webhook_sent_total", "Webhook notifications the receiver took (2xx).")
 	webhookDropped  = desc("deepfaked_webhook_dropped_total", "Webhook notifications refused by the receiver for good (4xx) or dropped by webhook.max_bytes, max_age or a full disk.")
-	modelInfo       = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts); the head label changes on a reload.", "backbone", "head", "precision")
+	modelInfo       = desc("deepfaked_model_info", "The models in use (sha256 prefixes, as in verdicts; the release the backbone belongs to, empty if unknown); the head label changes on a reload.", "backbone", "head", "precision", "release")
 	uptime          = desc("deepfaked_uptime_seconds", "Seconds since the daemon started.")
 	buildInfo       = desc("deepfaked_build_info", "1; the daemon's version and the Go release that built it.", "version", "goversion")
 )
@@ -172,7 +175,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(webhookSent, float64(w.Sent))
 		counter(webhookDropped, float64(w.Dropped))
 	}
-	gauge(modelInfo, 1, s.Model.Backbone, s.Model.Head, s.Model.Precision)
+	gauge(modelInfo, 1, s.Model.Backbone, s.Model.Head, s.Model.Precision, s.Release)
 	gauge(uptime, s.Uptime)
 	gauge(buildInfo, 1, buildinfo.Version(), buildinfo.GoVersion())
 }
