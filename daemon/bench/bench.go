@@ -169,7 +169,7 @@ func Pipeline(ctx context.Context, base *config.Config, source, detector string,
 	cfg.Web.Enabled = false // the pipeline is measured, not the page (which the demo's config turns on)
 	cfg.Cameras = nil
 	for i := range cameras {
-		cfg.Cameras = append(cfg.Cameras, config.Camera{Name: fmt.Sprintf("bench%d", i+1), Source: source})
+		cfg.Cameras = append(cfg.Cameras, cfg.Capture.Camera(fmt.Sprintf("bench%d", i+1), source, 0))
 	}
 	res := PipelineResult{Detector: kind, Cameras: cameras, DecodeFPS: decodeFPS}
 	// An outbox of its own: not the installed daemon's (which holds it), nor
@@ -262,7 +262,7 @@ func Source(ctx context.Context, cfg *config.Config, source, detector string, lo
 		}
 		defer det.Close()
 	}
-	cam, err := capture.Open(ctx, setup.CameraOptions(cfg.Capture, config.Camera{Name: "bench", Source: source}), log)
+	cam, err := capture.Open(ctx, setup.CameraOptions(cfg.Capture, cfg.Capture.Camera("bench", source, 0)), log)
 	if err != nil {
 		return 0, err
 	}

@@ -244,6 +244,13 @@ type Capture struct {
 	DecoderThreads int `yaml:"decoder_threads"`
 }
 
+// Camera is a camera the config does not list (bench's, eval --videos'),
+// decoded as capture.decoder says, as a listed camera without a decoder of
+// its own is.
+func (c Capture) Camera(name, source string, fps float64) Camera {
+	return Camera{Name: name, Source: source, FPS: fps, Decoder: c.Decoder}
+}
+
 // Watchdog is the daemon's side of systemd's WatchdogSec=: it pings only
 // while nothing (a camera read or open, a face detection, a model run) has
 // been stuck for longer than Stall.

@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (*Report, error) {
 		for _, j := range batch {
 			// A file that does not open is retried forever by a camera, as a
 			// recording still being written should be; here it is an error.
-			if _, err := capture.Probe(setup.CameraOptions(cfg.Capture, config.Camera{Name: j.rel, Source: j.path, FPS: o.FPS})); err != nil {
+			if _, err := capture.Probe(setup.CameraOptions(cfg.Capture, cfg.Capture.Camera(j.rel, j.path, o.FPS))); err != nil {
 				o.Warn("%s: unreadable, left out: %v", j.path, err)
 				failed = append(failed, Failure{Path: j.rel, Error: err.Error()})
 				report(1, 0)
@@ -430,7 +430,7 @@ func runVideos(ctx context.Context, cfg *config.Config, eng *engine.Engine, clf 
 			return fmt.Errorf("%s: %w", v.path, err)
 		}
 		closers = append(closers, func() { pre.Close() })
-		src, err := capture.Open(ctx, setup.CameraOptions(cfg.Capture, config.Camera{Name: v.rel, Source: v.path, FPS: fps}), log)
+		src, err := capture.Open(ctx, setup.CameraOptions(cfg.Capture, cfg.Capture.Camera(v.rel, v.path, fps)), log)
 		if err != nil {
 			return fmt.Errorf("%s: %w", v.path, err)
 		}
