@@ -4,7 +4,7 @@
 //
 // Keys and signatures are minisign's (aead.dev/minisign): ed25519, the key
 // pair made by `deepfaked release keygen` or by minisign itself (`minisign -G`),
-// a key named by its 16-hex-digit id. The signature travels inside the model
+// a key named by its id in hex. The signature travels inside the model
 // file, as the last entry of the ONNX model's metadata_props, so a model and
 // its signature are one file: an install renames one file into place, and a
 // power cut leaves the old signed model or the new one, never a model beside
@@ -55,8 +55,9 @@ var ErrUnsigned = errors.New("unsigned")
 // trusts every model file, signed or not: signatures are then not checked.
 type Keys []minisign.PublicKey
 
-// KeyID is how minisign names a key: its id in upper-case hex.
-func KeyID(id uint64) string { return fmt.Sprintf("%016X", id) }
+// KeyID is how minisign names a key: its id in upper-case hex, without
+// leading zeros, as minisign's .pub files and messages write it.
+func KeyID(id uint64) string { return strings.ToUpper(strconv.FormatUint(id, 16)) }
 
 // ParseKeys reads each entry as a minisign public key: the key itself (the
 // base64 line that starts "RW") or the path of a minisign .pub file.
@@ -72,13 +73,16 @@ func ParseKeys(entries []string) (Keys, error) {
 	return keys, nil
 }
 
+// parseKey reads e as a key's line, else as the path of a .pub file (a
+// key's base64 may hold a "/", so the form alone cannot tell them apart).
 func parseKey(e string) (minisign.PublicKey, error) {
 	var k minisign.PublicKey
-	if strings.HasPrefix(e, "RW") && !strings.ContainsAny(e, "/.") {
-		if err := k.UnmarshalText([]byte(e)); err != nil {
-			return k, fmt.Errorf("not a minisign public key: %w", err)
-		}
+	lineErr := k.UnmarshalText([]byte(e))
+	if lineErr == nil {
 		return k, nil
+	}
+	if _, err := os.Stat(e); err != nil && strings.HasPrefix(e, "RW") {
+		return k, fmt.Errorf("not a minisign public key: %w", lineErr)
 	}
 	k, err := minisign.PublicKeyFromFile(e)
 	if err != nil {

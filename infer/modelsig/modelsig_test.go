@@ -219,10 +219,17 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := strings.Split(strings.TrimSpace(string(pubText)), "\n")[1]
+	comment, line, _ := strings.Cut(strings.TrimSpace(string(pubText)), "\n")
 	keys, err := ParseKeys([]string{line})
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("key line: %v", err)
+	}
+	// Ids are written as minisign writes them, leading zeros left out.
+	if id := KeyID(keys[0].ID()); !strings.HasSuffix(comment, " "+id) {
+		t.Errorf("KeyID %s, the .pub file says %q", id, comment)
+	}
+	if id := KeyID(0x0DBBF579F3E69EA3); id != "DBBF579F3E69EA3" {
+		t.Errorf("KeyID with a leading zero: %s", id)
 	}
 	for _, bad := range []string{"RWnot-a-key", "/nonexistent/key.pub", ""} {
 		if _, err := ParseKeys([]string{line, bad}); err == nil || !strings.Contains(err.Error(), "trusted key 2") {
