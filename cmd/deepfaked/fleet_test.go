@@ -38,39 +38,39 @@ keepalive_interval 5
 `, site, addr)
 }
 
+// keysOn decodes the payloads of msgs on topics ending in suffix as T and
+// counts how many times each key(T) arrived.
+func keysOn[T any](t *testing.T, msgs []message, suffix string, key func(T) string) map[string]int {
+	t.Helper()
+	keys := map[string]int{}
+	for _, m := range msgs {
+		if !strings.HasSuffix(m.topic, suffix) {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(m.payload, &v); err != nil {
+			t.Fatalf("payload on %s: %v", m.topic, err)
+		}
+		keys[key(v)]++
+	}
+	return keys
+}
+
 // verdictKeys are the verdicts in msgs as "device camera run seq", with how
 // many times each arrived.
 func verdictKeys(t *testing.T, msgs []message) map[string]int {
 	t.Helper()
-	keys := map[string]int{}
-	for _, m := range msgs {
-		if !strings.HasSuffix(m.topic, "/verdict") {
-			continue
-		}
-		var v contract.Verdict
-		if err := json.Unmarshal(m.payload, &v); err != nil {
-			t.Fatalf("verdict on %s: %v", m.topic, err)
-		}
-		keys[fmt.Sprintf("%s %s %s %d", v.Device, v.Camera, v.Run, v.Seq)]++
-	}
-	return keys
+	return keysOn(t, msgs, "/verdict", func(v contract.Verdict) string {
+		return fmt.Sprintf("%s %s %s %d", v.Device, v.Camera, v.Run, v.Seq)
+	})
 }
 
 // eventKeys are the events in msgs as "device id type last_frame", with counts.
 func eventKeys(t *testing.T, msgs []message) map[string]int {
 	t.Helper()
-	keys := map[string]int{}
-	for _, m := range msgs {
-		if !strings.HasSuffix(m.topic, "/events") {
-			continue
-		}
-		var e contract.Event
-		if err := json.Unmarshal(m.payload, &e); err != nil {
-			t.Fatalf("event on %s: %v", m.topic, err)
-		}
-		keys[fmt.Sprintf("%s %s %s %d", e.Device, e.ID, e.Type, e.After.LastFrame)]++
-	}
-	return keys
+	return keysOn(t, msgs, "/events", func(e contract.Event) string {
+		return fmt.Sprintf("%s %s %s %d", e.Device, e.ID, e.Type, e.After.LastFrame)
+	})
 }
 
 // TestBridgedFleet: sites, each a daemon publishing to its own mosquitto
